@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Internal PCI sysfs helpers shared by pci.c, sriov.c and vfio.c. addr is
+ * always a canonical address here. */
+#pragma once
+
+#include <dirent.h>
+#include <stddef.h>
+
+#include "iovm/host.h"
+
+static inline void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+int pci_dev_dir(const iovm_host *h, const char *addr, char *buf, size_t n);
+int pci_dev_attr(const iovm_host *h, const char *addr, const char *attr, char *buf, size_t n);
+/* "" when unbound. */
+int pci_read_driver(const iovm_host *h, const char *addr, char *buf, size_t n);
+/* group number, or negative errno (-ENOENT: no IOMMU group). */
+int pci_read_group(const iovm_host *h, const char *addr);
+int pci_first_netdev(const iovm_host *h, const char *addr, char *buf, size_t n);

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* PCI addresses and per-device sysfs facts. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "iovm/pci.h"
+#include "pci-internal.h"
+#include "sysfs.h"
+#include "util.h"
+
+static int hexfield(const char *s, size_t len, unsigned long max, unsigned long *ret)
+{
+	unsigned long v = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return -EINVAL;
+		v = v * 16 + (unsigned long)(isdigit((unsigned char)s[i]) ? s[i] - '0'
+						    : tolower((unsigned char)s[i]) - 'a' + 10);
+	}
+	if (v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int parse_addr(const char *s, char out[IOVM_PCI_ADDR_MAX])
+{
+	unsigned long dom = 0, bus, slot, fn;
+	const char *c1, *c2, *dot;
+
+	c1 = strchr(s, ':');
+	if (!c1)
+		return -EINVAL;
+	c2 = strchr(c1 + 1, ':');
+	if (c2) {
+		if (c1 - s != 4 || hexfield(s, 4, 0xffff, &dom) < 0)
+			return -EINVAL;
+		s = c1 + 1;
+		c1 = c2;
+	}
+	dot = strchr(c1 + 1, '.');
+	if (!dot || c1 - s != 2 || dot - c1 - 1 != 2 || strlen(dot + 1) != 1)
+		return -EINVAL;
+	if (hexfield(s, 2, 0xff, &bus) < 0 || hexfield(c1 + 1, 2, 0x1f, &slot) < 0 ||
+	    hexfield(dot + 1, 1, 7, &fn) < 0)
+		return -EINVAL;
+	snprintf(out, IOVM_PCI_ADDR_MAX, "%04lx:%02lx:%02lx.%lx", dom, bus, slot, fn);
+	return 0;
+}
+
+bool iovm_pci_addr_valid(const char *s)
+{
+	char buf[IOVM_PCI_ADDR_MAX];
+
+	return s && parse_addr(s, buf) == 0;
+}
+
+int iovm_pci_addr_normalize(const char *s, char *ret, size_t n, iovm_error *err)
+{
+	char buf[IOVM_PCI_ADDR_MAX];
+
+	if (!s || !ret || n < IOVM_PCI_ADDR_MAX)
+		return iovm_error_set(err, -EINVAL, "pci address: invalid argument");
+	if (strlen(s) > 32 || parse_addr(s, buf) < 0)
+		return iovm_error_set(err, -EINVAL,
+				      "pci address '%.32s': malformed (expected DDDD:BB:SS.F)", s);
+	memcpy(ret, buf, sizeof(buf));
+	return 0;
+}
+
+int pci_dev_dir(const iovm_host *h, const char *addr, char *buf, size_t n)
+{
+	return sysfs_path(h, buf, n, "bus/pci/devices/%s", addr);
+}
+
+int pci_dev_attr(const iovm_host *h, const char *addr, const char *attr, char *buf, size_t n)
+{
+	return sysfs_path(h, buf, n, "bus/pci/devices/%s/%s", addr, attr);
+}
+
+int pci_read_driver(const iovm_host *h, const char *addr, char *buf, size_t n)
+{
+	char p[PATH_MAX];
+	int r;
+
+	r = pci_dev_attr(h, addr, "driver", p, sizeof(p));
+	if (r < 0)
+		return r;
+	r = sysfs_read_link_base(p, buf, n);
+	if (r == -ENOENT) {
+		buf[0] = '\0';
+		return 0;
+	}
+	return r;
+}
+
+int pci_read_group(const iovm_host *h, const char *addr)
+{
+	char p[PATH_MAX], name[32];
+	unsigned long g;
+	char *end;
+	int r;
+
+	r = pci_dev_attr(h, addr, "iommu_group", p, sizeof(p));
+	if (r < 0)
+		return r;
+	r = sysfs_read_link_base(p, name, sizeof(name));
+	if (r < 0)
+		return r;
+	errno = 0;
+	g = strtoul(name, &end, 10);
+	if (errno || end == name || *end || g > INT_MAX)
+		return -EINVAL;
+	return (int)g;
+}
+
+int pci_first_netdev(const iovm_host *h, const char *addr, char *buf, size_t n)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	char p[PATH_MAX];
+	struct dirent *de;
+	int r;
+
+	buf[0] = '\0';
+	r = pci_dev_attr(h, addr, "net", p, sizeof(p));
+	if (r < 0)
+		return r;
+	d = opendir(p);
+	if (!d)
+		return errno == ENOENT ? 0 : negative_errno();
+	/* A NIC function has one netdev; take the first by name so the result
+	 * does not depend on readdir order. */
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= n)
+			continue;
+		if (!buf[0] || strcmp(de->d_name, buf) < 0)
+			strcpy(buf, de->d_name);
+	}
+	return 0;
+}
+
+int iovm_pci_dev_get(iovm_host *h, const char *addr, iovm_pci_dev *ret, iovm_error *err)
+{
+	iovm_pci_dev d = { .numa_node = -1, .iommu_group = -1 };
+	char p[PATH_MAX];
+	unsigned long v;
+	long node;
+	int r;
+
+	if (!h || !ret)
+		return iovm_error_set(err, -EINVAL, "pci device: invalid argument");
+	r = iovm_pci_addr_normalize(addr, d.addr, sizeof(d.addr), err);
+	if (r < 0)
+		return r;
+	r = pci_dev_dir(h, d.addr, p, sizeof(p));
+	if (r < 0 || !sysfs_exists(p))
+		return iovm_error_set(err, -ENODEV, "pci device %s: no such device", d.addr);
+	if (pci_dev_attr(h, d.addr, "vendor", p, sizeof(p)) < 0 ||
+	    sysfs_read_ulong(p, 16, &v) < 0 || v > 0xffff)
+		return iovm_error_set(err, -EIO, "pci device %s: unreadable vendor id", d.addr);
+	d.vendor = (uint16_t)v;
+	if (pci_dev_attr(h, d.addr, "device", p, sizeof(p)) < 0 ||
+	    sysfs_read_ulong(p, 16, &v) < 0 || v > 0xffff)
+		return iovm_error_set(err, -EIO, "pci device %s: unreadable device id", d.addr);
+	d.device = (uint16_t)v;
+	r = pci_read_driver(h, d.addr, d.driver, sizeof(d.driver));
+	if (r < 0)
+		return iovm_error_set(err, r, "pci device %s: unreadable driver link: %s",
+				      d.addr, strerror(-r));
+	if (pci_dev_attr(h, d.addr, "driver_override", p, sizeof(p)) == 0 &&
+	    sysfs_read_str(p, d.driver_override, sizeof(d.driver_override)) >= 0 &&
+	    strcmp(d.driver_override, "(null)") == 0)
+		d.driver_override[0] = '\0';
+	if (pci_dev_attr(h, d.addr, "numa_node", p, sizeof(p)) == 0 &&
+	    sysfs_read_long(p, &node) == 0 && node >= 0 && node < INT_MAX)
+		d.numa_node = (int)node;
+	r = pci_read_group(h, d.addr);
+	d.iommu_group = r >= 0 ? r : -1;
+	pci_first_netdev(h, d.addr, d.netdev, sizeof(d.netdev));
+	*ret = d;
+	return 0;
+}
+
+int iovm_pci_addr_from_netdev(iovm_host *h, const char *ifname, char *ret, size_t n,
+			      iovm_error *err)
+{
+	char p[PATH_MAX], base[64];
+	int r;
+
+	if (!h || !ret || n < IOVM_PCI_ADDR_MAX)
+		return iovm_error_set(err, -EINVAL, "netdev: invalid argument");
+	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE || strchr(ifname, '/') ||
+	    strcmp(ifname, ".") == 0 || strcmp(ifname, "..") == 0)
+		return iovm_error_set(err, -EINVAL, "netdev '%.32s': invalid name",
+				      ifname ? ifname : "");
+	r = sysfs_path(h, p, sizeof(p), "class/net/%s/device", ifname);
+	if (r < 0)
+		return iovm_error_set(err, r, "netdev %s: path too long", ifname);
+	r = sysfs_read_link_base(p, base, sizeof(base));
+	if (r == -ENOENT)
+		return iovm_error_set(err, -ENODEV, "netdev %s: no such network device, "
+				      "or not backed by a PCI device", ifname);
+	if (r < 0)
+		return iovm_error_set(err, r, "netdev %s: unreadable device link: %s",
+				      ifname, strerror(-r));
+	if (!iovm_pci_addr_valid(base))
+		return iovm_error_set(err, -ENODEV, "netdev %s: device %s is not a PCI device",
+				      ifname, base);
+	return iovm_pci_addr_normalize(base, ret, n, err);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Internal: the iovm_host context and sysfs/procfs access relative to its
+ * roots. Plain reads here are for attributes that never take a device lock
+ * (vendor, device, links); anything that can block goes through
+ * host_write()/host_read_blocking(), which use the deadline workers. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iovm/host.h"
+
+struct iovm_host {
+	char *sysfs_root;
+	char *proc_root;
+	uint64_t timeout_usec[_IOVM_TIMEOUT_MAX];
+};
+
+/* root + "/" + formatted tail into buf; -ENAMETOOLONG if it does not fit. */
+int sysfs_path(const iovm_host *h, char *buf, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int proc_path(const iovm_host *h, char *buf, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Read a small attribute, trailing newline stripped. */
+int sysfs_read_str(const char *path, char *buf, size_t n);
+int sysfs_read_ulong(const char *path, int base, unsigned long *ret);
+int sysfs_read_long(const char *path, long *ret);
+/* Last path component of a symlink's target ("driver" -> "vfio-pci"). */
+int sysfs_read_link_base(const char *path, char *buf, size_t n);
+bool sysfs_exists(const char *path);
+
+/* Write through a deadline worker; -ETIMEDOUT when the kernel does not
+ * return in time. */
+int host_write(const iovm_host *h, iovm_timeout_kind kind, const char *path, const char *value);
+int host_read_blocking(const iovm_host *h, const char *path, char *buf, size_t n);

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Internal: VF users and binding helpers shared by vfio.c and sriov.c. */
+#pragma once
+
+#include <stddef.h>
+
+#include "iovm/error.h"
+#include "iovm/host.h"
+
+/* addr canonical. Same contract as iovm_vf_users(). */
+int vf_users(const iovm_host *h, const char *addr, char *desc, size_t n);
+
+/* Appends "; "-separated text to a bounded buffer, marking truncation. */
+void desc_append(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
