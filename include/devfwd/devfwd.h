@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * libdevfwd: forward device-file operations (open, release, read, write,
+ * ioctl, poll) from a guest frontend to a host backend. The bytes on the
+ * wire are described in devfwd/proto.h; this is the C API around them.
+ * Like libiovm, functions return a negative errno and never log.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "devfwd/proto.h"
+#include "iovm/error.h"
+
+/* ---- messages and codec (codec.c) ---- */
+
+/* A decoded message: header plus a malloc'ed payload of hdr.len bytes. */
+struct devfwd_msg {
+	struct devfwd_hdr hdr;
+	uint8_t *payload;
+};
+
+void devfwd_msg_done(struct devfwd_msg *m); /* frees the payload, keeps m */
+
+/* Checks magic, version, op, flags and length limits of a received header. */
+int devfwd_hdr_check(const struct devfwd_hdr *h);
+
+int devfwd_encode_hello(struct devfwd_msg *ret, uint32_t id, bool reply);
+int devfwd_encode_open(struct devfwd_msg *ret, uint32_t id, uint32_t flags, const char *path);
+int devfwd_encode_simple(struct devfwd_msg *ret, uint16_t op, uint32_t id, uint32_t fh);
+int devfwd_encode_rw(struct devfwd_msg *ret, uint16_t op, uint32_t id, uint32_t fh,
+		     uint64_t offset, uint32_t size, bool nonblock, const void *data);
+int devfwd_encode_poll(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint32_t events, bool notify);
+int devfwd_encode_cancel(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint32_t victim);
+/* in_data[i] holds seg[i].len bytes for every segment with DEVFWD_SEG_IN. */
+int devfwd_encode_ioctl(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint32_t cmd, uint64_t arg,
+			const struct devfwd_ioctl_seg *seg, uint32_t nseg, const void *const *in_data);
+/* A reply to req with result and optional data (copied). */
+int devfwd_encode_reply(struct devfwd_msg *ret, const struct devfwd_hdr *req, int32_t result,
+			const void *data, size_t len);
+int devfwd_encode_notify(struct devfwd_msg *ret, uint32_t fh, int32_t revents);
+
+/* Decoders validate every length and count against the payload and the
+ * protocol limits; the views point into m->payload. */
+int devfwd_decode_hello(const struct devfwd_msg *m, struct devfwd_hello *ret);
+int devfwd_decode_open(const struct devfwd_msg *m, uint32_t *ret_flags, char ret_path[DEVFWD_MAX_PATH + 1]);
+int devfwd_decode_rw(const struct devfwd_msg *m, struct devfwd_rw_req *ret, const uint8_t **ret_data);
+int devfwd_decode_poll(const struct devfwd_msg *m, struct devfwd_poll_req *ret);
+int devfwd_decode_cancel(const struct devfwd_msg *m, uint32_t *ret_victim);
+
+struct devfwd_ioctl_view {
+	uint32_t cmd;
+	uint64_t arg;
+	uint32_t nseg;
+	struct devfwd_ioctl_seg seg[DEVFWD_MAX_SEGS];
+	const uint8_t *in[DEVFWD_MAX_SEGS]; /* NULL for segments without SEG_IN */
+	size_t out_total;                   /* bytes of OUT data in the reply */
+};
+int devfwd_decode_ioctl(const struct devfwd_msg *m, struct devfwd_ioctl_view *ret);
+/* Checks a segment table on its own (also used by the frontend). */
+int devfwd_segs_check(const struct devfwd_ioctl_seg *seg, uint32_t nseg, size_t *ret_in, size_t *ret_out);
+
+/* ---- transports (transport.c) ---- */
+
+enum devfwd_peer_kind { DEVFWD_PEER_UNIX = 1, DEVFWD_PEER_VSOCK = 2 };
+
+/* Who is on the other end of an accepted stream: the policy key. */
+struct devfwd_peer {
+	enum devfwd_peer_kind kind;
+	uint32_t cid;   /* vsock */
+	uid_t uid;      /* UNIX (SO_PEERCRED) */
+	gid_t gid;
+	pid_t pid;
+};
+
+/* One address family. Message framing is common to all stream transports. */
+struct devfwd_transport_ops {
+	const char *scheme;
+	int (*connect)(const char *where, int *ret_fd, iovm_error *err);
+	int (*listen)(const char *where, int *ret_fd, iovm_error *err);
+	int (*peer)(int fd, const void *addr, struct devfwd_peer *ret);
+};
+
+extern const struct devfwd_transport_ops devfwd_transport_unix;
+extern const struct devfwd_transport_ops devfwd_transport_vsock;
+
+/* Addresses: "unix:/path/to/socket", "vsock:PORT" (listen on any CID),
+ * "vsock:CID:PORT" (connect). */
+int devfwd_listen(const char *addr, int *ret_fd, iovm_error *err);
+int devfwd_connect(const char *addr, int *ret_fd, iovm_error *err);
+int devfwd_accept(int lfd, int *ret_fd, struct devfwd_peer *ret_peer);
+/* A connected socketpair with a fake UNIX peer, for tests. */
+int devfwd_pair(int ret_fds[2]);
+
+/* Sends/receives one whole message. recv returns -EPROTO on a malformed
+ * header (the stream cannot be resynchronised) and -ECONNRESET on EOF. */
+int devfwd_send(int fd, const struct devfwd_msg *m);
+int devfwd_recv(int fd, struct devfwd_msg *ret);
+
+/* ---- policy (policy.c) ---- */
+
+struct devfwd_policy;
+struct devfwd_rules;
+
+int devfwd_policy_parse(const char *text, const char *origin, struct devfwd_policy **ret, iovm_error *err);
+int devfwd_policy_load(const char *path, struct devfwd_policy **ret, iovm_error *err);
+void devfwd_policy_free(struct devfwd_policy *p);
+/* The rules for a peer, or NULL when the policy has no section for it. */
+const struct devfwd_rules *devfwd_policy_match(const struct devfwd_policy *p, const struct devfwd_peer *peer);
+const char *devfwd_rules_name(const struct devfwd_rules *r);
+/* 0 when allowed, -EACCES otherwise. Only clean absolute paths can match. */
+int devfwd_rules_check_path(const struct devfwd_rules *r, const char *path);
+/* 0 when allowed, -ENOTTY otherwise. */
+int devfwd_rules_check_ioctl(const struct devfwd_rules *r, uint32_t cmd);
+/* 0 for a clean absolute path (no "..", ".", "//", trailing "/"), else -EINVAL. */
+int devfwd_path_check(const char *path);
+
+/* ---- ioctl argument layout (layout.c) ---- */
+
+/* Per open file state some layouts depend on (ALSA frame size). */
+struct devfwd_file_state {
+	uint32_t frame_bytes; /* 0 until SNDRV_PCM_IOCTL_HW_PARAMS succeeded */
+};
+
+/* Segment 0 of cmd from the per-class table or the _IOC encoding. Returns
+ * the number of segments known so far (0: scalar argument, 1: a buffer) and
+ * sets *ret_nested when more segments follow from the buffer's content. */
+int devfwd_layout_root(uint32_t cmd, struct devfwd_ioctl_seg *ret_seg, bool *ret_nested);
+/* Given segment 0's content, appends the nested segments to seg (which holds
+ * segment 0) and stores the pointer value found for each in ret_ptr[i].
+ * Returns the new number of segments. */
+int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const uint8_t *root, size_t root_len,
+			 struct devfwd_ioctl_seg *seg, uint64_t *ret_ptr);
+/* Zeroes the nested pointer fields of a described root buffer, so a guest
+ * pointer value never reaches the host kernel (backend side). */
+void devfwd_layout_scrub(uint32_t cmd, uint8_t *root, size_t root_len);
+/* Updates st after a successful ioctl whose segment 0 now holds out. */
+void devfwd_layout_update(uint32_t cmd, struct devfwd_file_state *st, const uint8_t *out, size_t len);
+/* Name of a described ioctl, NULL for the _IOC default. */
+const char *devfwd_layout_name(uint32_t cmd);
+
+/* ---- backend worker (worker.c) ---- */
+
+typedef void (*devfwd_log_fn)(void *userdata, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+struct devfwd_worker_cfg {
+	const struct devfwd_rules *rules; /* NULL: refuse every open */
+	devfwd_log_fn log;                /* may be NULL */
+	void *log_userdata;
+	const char *peer_name;            /* for log messages, e.g. "cid 3" */
+};
+
+/* Serves one stream until the peer disconnects (returns 0) or sends a
+ * malformed message (returns -EPROTO). Closes every file it opened. */
+int devfwd_worker_run(int fd, const struct devfwd_worker_cfg *cfg);
+
+/* ---- synchronous client (client.c), for tests, tools and benchmarks ---- */
+
+struct devfwd_client;
+
+int devfwd_client_new(int fd, struct devfwd_client **ret); /* takes fd; does HELLO */
+void devfwd_client_free(struct devfwd_client *c);
+int devfwd_client_open(struct devfwd_client *c, const char *path, uint32_t flags, uint32_t *ret_fh);
+int devfwd_client_release(struct devfwd_client *c, uint32_t fh);
+ssize_t devfwd_client_read(struct devfwd_client *c, uint32_t fh, void *buf, size_t len);
+ssize_t devfwd_client_write(struct devfwd_client *c, uint32_t fh, const void *buf, size_t len);
+/* Forwards ioctl(cmd, arg) laid out by devfwd_layout_*, as the frontend does. */
+int devfwd_client_ioctl(struct devfwd_client *c, uint32_t fh, uint32_t cmd, void *arg);
+int devfwd_client_poll(struct devfwd_client *c, uint32_t fh, uint32_t events, bool notify);
+/* Raw round trip: one HELLO request and its reply (transport latency). */
+int devfwd_client_ping(struct devfwd_client *c);
+int devfwd_client_fd(const struct devfwd_client *c);

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* devfwd-backend: the host side of device-file forwarding. It listens on
+ * UNIX and vsock sockets and forks one worker per accepted stream, so a
+ * malformed request or a crash ends that stream only. Each worker serves its
+ * guest under the rules the policy file gives that guest's identity (vsock
+ * CID or UNIX peer uid). */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "devfwd/devfwd.h"
+#include "lib/util.h"
+
+#define MAX_LISTEN 8
+
+static int verbosity = 5; /* syslog-like: 3 err, 4 warning, 6 info */
+
+static void logf_(void *userdata, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > verbosity)
+		return;
+	fprintf(stderr, "devfwd-backend[%d]: ", (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void peer_name(const struct devfwd_peer *p, char *buf, size_t len)
+{
+	if (p->kind == DEVFWD_PEER_VSOCK)
+		snprintf(buf, len, "vsock cid %u", p->cid);
+	else
+		snprintf(buf, len, "unix uid %u pid %d", (unsigned)p->uid, (int)p->pid);
+}
+
+static _Noreturn void serve(int fd, const struct devfwd_policy *policy, const struct devfwd_peer *p)
+{
+	char name[64];
+	struct devfwd_worker_cfg cfg = { .log = logf_ };
+	int r;
+
+	peer_name(p, name, sizeof(name));
+	cfg.peer_name = name;
+	cfg.rules = devfwd_policy_match(policy, p);
+	if (!cfg.rules)
+		logf_(NULL, 4, "%s: no [guest] section in the policy, every open will be refused", name);
+	r = devfwd_worker_run(fd, &cfg);
+	_exit(r < 0 ? 1 : 0);
+}
+
+static void reap(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+
+		if (pid <= 0)
+			return;
+		if (WIFSIGNALED(status))
+			logf_(NULL, 3, "worker %d killed by signal %d; other streams unaffected", (int)pid,
+			      WTERMSIG(status));
+		else if (WEXITSTATUS(status))
+			logf_(NULL, 4, "worker %d ended its stream with an error", (int)pid);
+		else
+			logf_(NULL, 6, "worker %d finished", (int)pid);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--ready-fd FD] [-v|-q]\n"
+	      "  ADDR is unix:/path/to/socket or vsock:PORT\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct devfwd_policy *policy = NULL;
+	const char *policy_path = NULL, *addrs[MAX_LISTEN];
+	struct pollfd pfd[MAX_LISTEN + 1];
+	size_t naddr = 0;
+	int ready_fd = -1, c, sfd;
+	iovm_error err = {};
+	sigset_t mask;
+
+	while ((c = getopt_long(argc, argv, "p:l:r:vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			policy_path = optarg;
+			break;
+		case 'l':
+			if (naddr >= MAX_LISTEN) {
+				fprintf(stderr, "devfwd-backend: at most %d --listen\n", MAX_LISTEN);
+				return 2;
+			}
+			addrs[naddr++] = optarg;
+			break;
+		case 'r':
+			ready_fd = atoi(optarg);
+			break;
+		case 'v':
+			verbosity = 7;
+			break;
+		case 'q':
+			verbosity = 3;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!policy_path || naddr == 0 || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (devfwd_policy_load(policy_path, &policy, &err) < 0) {
+		fprintf(stderr, "devfwd-backend: %s\n", err.msg);
+		return 1;
+	}
+	/* A guest that hangs up mid-reply must cost a worker EPIPE, not its life. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		fprintf(stderr, "devfwd-backend: signalfd: %m\n");
+		return 1;
+	}
+	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	for (size_t i = 0; i < naddr; i++) {
+		int fd;
+
+		if (devfwd_listen(addrs[i], &fd, &err) < 0) {
+			fprintf(stderr, "devfwd-backend: %s\n", err.msg);
+			return 1;
+		}
+		pfd[i + 1] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		logf_(NULL, 6, "listening on %s", addrs[i]);
+	}
+	if (ready_fd >= 0) {
+		(void)!write(ready_fd, "READY\n", 6);
+		close(ready_fd);
+	}
+	for (;;) {
+		if (poll(pfd, naddr + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "devfwd-backend: poll: %m\n");
+			return 1;
+		}
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+			reap();
+		}
+		for (size_t i = 1; i <= naddr; i++) {
+			struct devfwd_peer p;
+			char name[64];
+			pid_t pid;
+			int fd;
+
+			if (!pfd[i].revents)
+				continue;
+			if (devfwd_accept(pfd[i].fd, &fd, &p) < 0)
+				continue;
+			peer_name(&p, name, sizeof(name));
+			pid = fork();
+			if (pid < 0) {
+				logf_(NULL, 3, "%s: fork failed: %m; stream refused", name);
+				close(fd);
+				continue;
+			}
+			if (pid == 0) {
+				for (size_t j = 0; j <= naddr; j++)
+					close(pfd[j].fd);
+				sigprocmask(SIG_UNBLOCK, &mask, NULL);
+				serve(fd, policy, &p);
+			}
+			logf_(NULL, 6, "%s: stream served by worker %d", name, (int)pid);
+			close(fd);
+		}
+	}
+}
