@@ -72,7 +72,9 @@ static _Noreturn void worker(int out, const char *path, const char *value, size_
 	ssize_t k;
 	int fd;
 
-	fd = open(path, (value ? O_WRONLY : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+	/* O_TRUNC as a shell redirection does: a no-op on sysfs, and it lets
+	 * fixture trees of plain files behave like attributes. */
+	fd = open(path, (value ? O_WRONLY | O_TRUNC : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		r.result = -errno;
 	} else if (value) {

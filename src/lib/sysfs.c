@@ -37,18 +37,19 @@ int iovm_host_new(const char *sysfs_root, iovm_host **ret)
 	if (!h)
 		return -ENOMEM;
 	h->sysfs_root = strdup(sysfs_root);
-	if (strcmp(sysfs_root, "/sys") == 0)
-		h->proc_root = strdup("/proc");
-	else if (asprintf(&h->proc_root, "%s/../proc", sysfs_root) < 0)
-		h->proc_root = NULL;
-	if (!h->sysfs_root || !h->proc_root) {
-		free(h->sysfs_root);
-		free(h->proc_root);
+	if (!h->sysfs_root)
 		return -ENOMEM;
-	}
 	/* Strip trailing slashes so joined paths read cleanly in messages. */
 	while (len > 1 && h->sysfs_root[len - 1] == '/')
 		h->sysfs_root[--len] = '\0';
+	if (strcmp(h->sysfs_root, "/sys") == 0)
+		h->proc_root = strdup("/proc");
+	else if (asprintf(&h->proc_root, "%s/../proc", h->sysfs_root) < 0)
+		h->proc_root = NULL;
+	if (!h->proc_root) {
+		free(h->sysfs_root);
+		return -ENOMEM;
+	}
 	h->timeout_usec[IOVM_TIMEOUT_SYSFS] = DEFAULT_SYSFS_TIMEOUT_USEC;
 	h->timeout_usec[IOVM_TIMEOUT_NUMVFS] = DEFAULT_NUMVFS_TIMEOUT_USEC;
 	h->timeout_usec[IOVM_TIMEOUT_READ] = DEFAULT_READ_TIMEOUT_USEC;

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* VF binding and IOMMU groups on the fixture tree. For the successful binds a
+ * thread plays the kernel's drivers_probe (a FIFO in the fixture): it checks
+ * that the old driver got an unbind, then binds the device the way
+ * pci_device_probe() would: to driver_override if set, else to the host
+ * driver only when the PF's sriov_drivers_autoprobe is on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "iovm/sriov.h"
+#include "iovm/vfio.h"
+#include "fixtures/fixture.h"
+
+typedef struct ctx {
+	fixture fx;
+	iovm_host *h;
+	pthread_t kernel;
+	bool kernel_running;
+	int probes;
+	char unbound[64];     /* what the last unbind file held at probe time */
+} ctx;
+
+static int setup(void **state)
+{
+	ctx *c = calloc(1, sizeof(*c));
+
+	if (!c || fixture_make(&c->fx) < 0 || iovm_host_new(c->fx.sys, &c->h) < 0)
+		return -1;
+	*state = c;
+	return 0;
+}
+
+static void *fake_kernel(void *arg)
+{
+	ctx *c = arg;
+	char addr[64], rel[PATH_MAX], ov[64], ap[8], link[PATH_MAX];
+
+	for (;;) {
+		int fd = open(fx_path(&c->fx, "bus/pci/drivers_probe"), O_RDONLY);
+		ssize_t k;
+
+		if (fd < 0)
+			return NULL;
+		k = read(fd, addr, sizeof(addr) - 1);
+		close(fd);
+		if (k <= 0)
+			continue;
+		addr[k] = '\0';
+		if (strcmp(addr, "STOP") == 0)
+			return NULL;
+		c->probes++;
+		snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
+		/* The unbind file of the driver it had records the unbind. */
+		if (readlink(fx_path(&c->fx, rel), link, sizeof(link)) > 0) {
+			char urel[PATH_MAX];
+
+			snprintf(urel, sizeof(urel), "bus/pci/devices/%s/driver/unbind", addr);
+			fx_read(&c->fx, urel, c->unbound, sizeof(c->unbound));
+			if (strcmp(c->unbound, addr) != 0)
+				continue;   /* not unbound: the kernel would leave it */
+			unlink(fx_path(&c->fx, rel));
+		}
+		snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver_override", addr);
+		fx_read(&c->fx, rel, ov, sizeof(ov));
+		fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe", ap, sizeof(ap));
+		const char *drv = ov[0] ? ov : (strcmp(ap, "1") == 0 ? "igbvf" : NULL);
+		if (!drv)
+			continue;
+		snprintf(link, sizeof(link), "../../../../bus/pci/drivers/%s", drv);
+		snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
+		if (symlink(link, fx_path(&c->fx, rel)) < 0)
+			return NULL;
+	}
+}
+
+static int start_kernel(ctx *c)
+{
+	const char *p = fx_path(&c->fx, "bus/pci/drivers_probe");
+
+	if (unlink(p) < 0 || mkfifo(p, 0600) < 0)
+		return -1;
+	if (pthread_create(&c->kernel, NULL, fake_kernel, c) != 0)
+		return -1;
+	c->kernel_running = true;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	ctx *c = *state;
+
+	if (c->kernel_running) {
+		int fd = open(fx_path(&c->fx, "bus/pci/drivers_probe"), O_WRONLY);
+
+		if (fd >= 0) {
+			if (write(fd, "STOP", 4) != 4)
+				fprintf(stderr, "fake kernel: stop failed\n");
+			close(fd);
+		}
+		pthread_join(c->kernel, NULL);
+	}
+	iovm_host_free(c->h);
+	fixture_remove(&c->fx);
+	free(c);
+	return 0;
+}
+
+static void test_group_path(void **state)
+{
+	ctx *c = *state;
+	char p[32] = "keep";
+	iovm_error e = {};
+
+	assert_int_equal(iovm_vfio_group_path(c->h, "0000:01:10.0", p, sizeof(p), &e), 0);
+	assert_string_equal(p, "/dev/vfio/3");
+	assert_int_equal(iovm_vfio_group_path(c->h, "01:10.4", p, sizeof(p), &e), 0);
+	assert_string_equal(p, "/dev/vfio/7");
+	assert_int_equal(iovm_vfio_group_path(c->h, "0000:01:10.0", p, 5, &e), -ENOBUFS);
+	assert_string_equal(p, "/dev/vfio/7");
+	assert_int_equal(iovm_vfio_group_path(c->h, "0000:00:1f.0", p, sizeof(p), &e), -ENODEV);
+	assert_non_null(strstr(e.msg, "vf 0000:00:1f.0: no IOMMU group"));
+	assert_int_equal(iovm_vfio_group_path(c->h, "0000:0a:00.0", p, sizeof(p), &e), -ENODEV);
+	assert_int_equal(iovm_vfio_group_path(c->h, "junk", p, sizeof(p), &e), -EINVAL);
+	assert_int_equal(iovm_vfio_group_path(c->h, "0000:01:10.0", NULL, 0, &e), -EINVAL);
+}
+
+static void test_group_check(void **state)
+{
+	ctx *c = *state;
+	iovm_error e = {};
+
+	assert_int_equal(iovm_vfio_group_check(c->h, "0000:01:10.0", &e), 0);
+	/* The VF itself on igbvf makes its group not viable for VFIO. */
+	assert_int_equal(iovm_vfio_group_check(c->h, "0000:01:10.2", &e), -EBUSY);
+	assert_string_equal(e.msg, "vf 0000:01:10.2: IOMMU group 4 not viable "
+			    "(0000:01:10.2 bound to igbvf)");
+	assert_int_equal(iovm_vfio_group_check(c->h, "0000:01:10.4", &e), -EBUSY);
+	assert_string_equal(e.msg, "vf 0000:01:10.4: IOMMU group 7 not viable "
+			    "(0000:00:1f.2 bound to ahci)");
+	/* pcieport shares groups with VFIO users (driver_managed_dma). */
+	assert_int_equal(iovm_vfio_group_check(c->h, "0000:00:01.0", &e), 0);
+	assert_int_equal(iovm_vfio_group_check(c->h, "0000:00:1f.0", &e), -ENODEV);
+}
+
+static void test_bind_refusals(void **state)
+{
+	ctx *c = *state;
+	char buf[64];
+	iovm_error e = {};
+
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.0", NULL, &e), -EBUSY);
+	assert_string_equal(e.msg, "vf 0000:01:10.0: bind to host driver refused: device busy "
+			    "(vfio group 3 open by pid 4242 (qemu-system-x86))");
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), -EBUSY);
+	assert_string_equal(e.msg, "vf 0000:01:10.2: bind to vfio-pci refused: device busy "
+			    "(netdev eth2 is up)");
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", "vfio-pci", &e), -EBUSY);
+	assert_string_equal(e.msg, "bind to vfio-pci refused: vf 0000:01:10.4: IOMMU group 7 not "
+			    "viable (0000:00:1f.2 bound to ahci)");
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", "mlx5_core", &e), -ENOENT);
+	assert_string_equal(e.msg, "vf 0000:01:10.4: bind to mlx5_core failed: driver missing "
+			    "(modprobe mlx5_core)");
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", "../igb", &e), -EINVAL);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", "", &e), -EINVAL);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:1f.4", "vfio-pci", &e), -ENODEV);
+	assert_int_equal(iovm_vf_bind(c->h, "01:10", "vfio-pci", &e), -EINVAL);
+	assert_int_equal(iovm_vf_bind(NULL, "0000:01:10.4", "vfio-pci", &e), -EINVAL);
+	/* None of these touched the device. */
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:10.2/driver_override", buf,
+				    sizeof(buf)), "(null)");
+	/* Already where asked: a verified no-op. */
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.0", "vfio-pci", &e), 0);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", NULL, &e), 0);
+}
+
+static void test_bind_not_verified(void **state)
+{
+	ctx *c = *state;
+	iovm_error e = {};
+
+	/* drivers_probe is a plain file here: nothing binds, and that is caught. */
+	assert_int_equal(fx_write(&c->fx, "class/net/eth2/flags", "0x1002"), 0);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), -EIO);
+	assert_string_equal(e.msg, "vf 0000:01:10.2: bind to vfio-pci failed: device is bound "
+			    "to igbvf after probe (see the kernel log)");
+}
+
+static void test_bind_roundtrip(void **state)
+{
+	ctx *c = *state;
+	char buf[64];
+	iovm_error e = {};
+
+	assert_int_equal(start_kernel(c), 0);
+	assert_int_equal(fx_write(&c->fx, "class/net/eth2/flags", "0x1002"), 0);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), 0);
+	assert_string_equal(c->unbound, "0000:01:10.2");
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:10.2/driver_override", buf,
+				    sizeof(buf)), "vfio-pci");
+	assert_int_equal(iovm_vfio_group_check(c->h, "0000:01:10.2", &e), 0);
+
+	/* Back to the host driver with autoprobe off: the override is cleared
+	 * and autoprobe is on only around the probe. */
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", NULL, &e), 0);
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:10.2/driver_override", buf,
+				    sizeof(buf)), "");
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe", buf, sizeof(buf)), "0");
+	assert_int_equal(c->probes, 2);
+
+	/* An unbound VF binds without an unbind step. */
+	assert_int_equal(unlink(fx_path(&c->fx, "bus/pci/devices/0000:00:1f.2/driver")), 0);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", "vfio-pci", &e), 0);
+	assert_int_equal(c->probes, 3);
+}
+
+static void test_host_driver_missing(void **state)
+{
+	ctx *c = *state;
+	iovm_error e = {};
+
+	/* The fake kernel binds a host driver only with autoprobe on. With the
+	 * PF attribute unreadable (a directory) no toggle happens, nothing
+	 * binds, and that is reported as a missing driver, not as success. */
+	assert_int_equal(start_kernel(c), 0);
+	const char *ap = fx_path(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe");
+	assert_int_equal(unlink(ap), 0);
+	assert_int_equal(mkdir(ap, 0755), 0);
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", NULL, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "vf 0000:01:10.4: bind to host driver failed: driver missing"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_group_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_not_verified, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_driver_missing, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
