@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * NIC VF settings through the PF over rtnetlink (libnl-route-3): MAC, VLAN +
+ * QoS, max tx rate, spoof check, trust, link state; per-VF statistics; and
+ * saving a VF's settings before a change so they can be restored on release.
+ * The PF is named by PCI address or netdev name; its netdev must exist.
+ *
+ * Each field is set with its own RTM_SETLINK so a driver that lacks one
+ * (igb has no VF link-state control) fails that field alone, by name, and
+ * every set is read back: a value the driver accepted but did not apply
+ * (igb ignores a VF MAC while the PF is down) is an error, not a success.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iovm/error.h"
+#include "iovm/host.h"
+
+typedef struct iovm_vfnet iovm_vfnet;
+
+typedef enum iovm_vf_link_state {
+	IOVM_VF_LINK_AUTO = 0,      /* follow the PF link (IFLA_VF_LINK_STATE_AUTO) */
+	IOVM_VF_LINK_ENABLE = 1,
+	IOVM_VF_LINK_DISABLE = 2,
+} iovm_vf_link_state;
+
+/* Fields of iovm_vfnet_config, as a mask for set and for what get found. */
+#define IOVM_VFNET_MAC        (1u << 0)
+#define IOVM_VFNET_VLAN       (1u << 1)   /* vlan and qos together */
+#define IOVM_VFNET_RATE       (1u << 2)
+#define IOVM_VFNET_SPOOFCHK   (1u << 3)
+#define IOVM_VFNET_TRUST      (1u << 4)
+#define IOVM_VFNET_LINK_STATE (1u << 5)
+#define IOVM_VFNET_ALL        0x3fu
+
+typedef struct iovm_vfnet_config {
+	unsigned present;          /* IOVM_VFNET_* the driver reported (get) */
+	uint8_t mac[6];            /* all zero: no administrative MAC */
+	uint16_t vlan;             /* 0: no VLAN; 1..4094 */
+	uint8_t qos;               /* 802.1p priority 0..7 */
+	uint32_t max_tx_rate;      /* Mbit/s, 0: unlimited */
+	bool spoofchk;
+	bool trust;
+	iovm_vf_link_state link_state;
+} iovm_vfnet_config;
+
+typedef struct iovm_vfnet_stats {
+	uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes, broadcast, multicast;
+} iovm_vfnet_stats;
+
+/* One rtnetlink socket; replies are awaited at most the host's SYSFS timeout
+ * (SO_RCVTIMEO), so a stuck driver yields -ETIMEDOUT. */
+int iovm_vfnet_open(iovm_host *h, iovm_vfnet **ret, iovm_error *err);
+iovm_vfnet *iovm_vfnet_close(iovm_vfnet *nl);   /* NULL-safe, returns NULL */
+
+int iovm_vfnet_get(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_config *ret,
+		   iovm_error *err);
+/* Applies the fields in mask, in the order MAC, VLAN, rate, spoofchk, trust,
+ * link state, each verified by reading back. Stops at the first failure. */
+int iovm_vfnet_set(iovm_vfnet *nl, const char *pf, unsigned vf, const iovm_vfnet_config *cfg,
+		   unsigned mask, iovm_error *err);
+/* -EOPNOTSUPP when the kernel sends no IFLA_VF_STATS. Drivers without
+ * ndo_get_vf_stats (igb) report zeros. */
+int iovm_vfnet_get_stats(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_stats *ret,
+		     iovm_error *err);
+
+/* Save = get; restore = set every field the saved config has present. */
+int iovm_vfnet_save(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_config *ret,
+		    iovm_error *err);
+int iovm_vfnet_restore(iovm_vfnet *nl, const char *pf, unsigned vf,
+		       const iovm_vfnet_config *saved, iovm_error *err);
+
+/* A saved config as one line for the state store, and back:
+ * "mac=02:00:00:00:00:01 vlan=10 qos=3 rate=100 spoofchk=1 trust=0 link=auto"
+ * (only present fields). Parse returns -EINVAL naming the bad token. */
+int iovm_vfnet_config_format(const iovm_vfnet_config *cfg, char *ret, size_t n);
+int iovm_vfnet_config_parse(const char *s, iovm_vfnet_config *ret, iovm_error *err);
+/* "aa:bb:cc:dd:ee:ff" -> bytes; -EINVAL if malformed. */
+int iovm_mac_parse(const char *s, uint8_t ret[6]);
