@@ -92,8 +92,8 @@ uint64_t iovm_qmp_event_mark(const iovm_qmp *q);
 /* Returns true if the event is the one waited for. */
 typedef bool (*iovm_qmp_event_match)(const char *event, json_object *data, void *userdata);
 
-/* Waits until an event with sequence >= mark named event (and, if match is
- * not NULL, accepted by it) is received. *ret_data (if not NULL) gets a new
+/* Waits until an event with sequence >= mark named event (any name if NULL)
+ * and, if match is not NULL, accepted by it, is received. *ret_data (if not NULL) gets a new
  * reference to its data. -ETIMEDOUT when the deadline passes. */
 int iovm_qmp_wait_event(iovm_qmp *q, uint64_t mark, const char *event,
 			iovm_qmp_event_match match, void *userdata,

@@ -293,7 +293,7 @@ static void dispatch_event(iovm_qmp *q, const char *name, json_object *msg)
 	s->seq = q->event_seq++;
 	s->name = strdup(name);
 	s->data = data ? json_object_get(data) : NULL;
-	if (w && !w->done && s->seq >= w->mark && !strcmp(name, w->event) &&
+	if (w && !w->done && s->seq >= w->mark && (!w->event || !strcmp(name, w->event)) &&
 	    (!w->match || w->match(name, data, w->userdata))) {
 		w->done = true;
 		w->found = data ? json_object_get(data) : NULL;
@@ -765,14 +765,14 @@ int iovm_qmp_wait_event(iovm_qmp *q, uint64_t mark, const char *event,
 	uint64_t first;
 	int r = 0;
 
-	if (!q || !event)
+	if (!q || (!event && !match))
 		return iovm_error_set(err, -EINVAL, "qmp: invalid argument");
 	/* Events that arrived before the wait started are in the backlog. */
 	first = q->event_seq > IOVM_QMP_EVENT_BACKLOG ? q->event_seq - IOVM_QMP_EVENT_BACKLOG : 0;
 	for (uint64_t seq = mark > first ? mark : first; seq < q->event_seq && !w.done; seq++) {
 		struct event_slot *s = &q->backlog[seq % IOVM_QMP_EVENT_BACKLOG];
 
-		if (s->name && !strcmp(s->name, event) && (!match || match(s->name, s->data, userdata))) {
+		if (s->name && (!event || !strcmp(s->name, event)) && (!match || match(s->name, s->data, userdata))) {
 			w.done = true;
 			w.found = s->data ? json_object_get(s->data) : NULL;
 		}
@@ -783,7 +783,7 @@ int iovm_qmp_wait_event(iovm_qmp *q, uint64_t mark, const char *event,
 		saved = q->waiter;
 		q->waiter = &w;
 		q->dispatching++;
-		r = run_until(q, waiter_done, &w, deadline_from(timeout_ms), event, err);
+		r = run_until(q, waiter_done, &w, deadline_from(timeout_ms), event ? event : "event", err);
 		q->dispatching--;
 		q->waiter = saved;
 		if (q->free_requested && q->dispatching == 0) {
@@ -794,7 +794,8 @@ int iovm_qmp_wait_event(iovm_qmp *q, uint64_t mark, const char *event,
 		}
 	}
 	if (!w.done)
-		return r < 0 ? r : iovm_error_set(err, -ETIMEDOUT, "qemu %s: %s: timed out", q->name, event);
+		return r < 0 ? r : iovm_error_set(err, -ETIMEDOUT, "qemu %s: %s: timed out", q->name,
+						  event ? event : "event");
 	if (ret_data)
 		*ret_data = w.found;
 	else if (w.found)

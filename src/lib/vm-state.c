@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The pure half of VM attach/detach: reading query-pci replies, device ids,
+ * event matching, and the VF pool. Nothing here talks to QEMU or sysfs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iovm/vm.h"
+#include "lib/util.h"
+
+#define PERIPHERAL "/machine/peripheral/"
+
+int iovm_vm_device_id(const char *vf_addr, char *ret, size_t n)
+{
+	char id[IOVM_VM_ID_MAX];
+	size_t len;
+
+	if (!vf_addr || !*vf_addr || !ret)
+		return -EINVAL;
+	len = (size_t)snprintf(id, sizeof(id), "iovm-%s", vf_addr);
+	if (len >= sizeof(id) || len >= n)
+		return -ENAMETOOLONG;
+	for (char *c = id; *c; c++) {
+		if (*c == ':')
+			*c = '-';
+		else if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') &&
+			 !(*c >= '0' && *c <= '9') && *c != '-' && *c != '.' && *c != '_')
+			return -EINVAL;
+	}
+	memcpy(ret, id, len + 1);
+	return 0;
+}
+
+int iovm_vm_device_path(const char *devid, char *ret, size_t n)
+{
+	if (!devid || !*devid || !ret)
+		return -EINVAL;
+	if ((size_t)snprintf(ret, n, PERIPHERAL "%s", devid) >= n)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int jint(json_object *o, const char *key, int dflt)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return dflt;
+	return json_object_get_int(v);
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* PCI-to-PCI bridges with several slots hot-plug through SHPC or not at all:
+ * only single-slot PCIe ports take a VF. */
+static bool is_multi_slot_bridge(json_object *dev)
+{
+	json_object *id;
+	int vendor, device;
+
+	if (!json_object_object_get_ex(dev, "id", &id))
+		return false;
+	vendor = jint(id, "vendor", 0);
+	device = jint(id, "device", 0);
+	return vendor == 0x1b36 && (device == 0x0001 || device == 0x000e);
+}
+
+struct walk {
+	iovm_vm_port *ports;
+	size_t n, cap;
+	const char *find;          /* iovm_vm_pci_find: the qdev id looked for */
+	char *found_port;
+	size_t found_n;
+	bool found;
+};
+
+static int walk_devices(struct walk *w, json_object *devices, const char *parent_port)
+{
+	size_t len;
+
+	if (!json_object_is_type(devices, json_type_array))
+		return -EBADMSG;
+	len = json_object_array_length(devices);
+	for (size_t i = 0; i < len; i++) {
+		json_object *dev = json_object_array_get_idx(devices, i), *br, *bus, *children = NULL;
+		const char *qdev_id;
+		int r;
+
+		if (!json_object_is_type(dev, json_type_object))
+			return -EBADMSG;
+		qdev_id = jstr(dev, "qdev_id");
+		if (w->find && qdev_id && !strcmp(qdev_id, w->find) && !w->found) {
+			w->found = true;
+			snprintf(w->found_port, w->found_n, "%s", parent_port ? parent_port : "");
+		}
+		if (!json_object_object_get_ex(dev, "pci_bridge", &br))
+			continue;
+		json_object_object_get_ex(br, "devices", &children);
+		if (qdev_id && *qdev_id && !w->find && !is_multi_slot_bridge(dev)) {
+			iovm_vm_port *p;
+
+			if (w->n == w->cap) {
+				size_t ncap = w->cap ? w->cap * 2 : 8;
+				iovm_vm_port *np = realloc(w->ports, ncap * sizeof(*np));
+
+				if (!np)
+					return -ENOMEM;
+				w->ports = np;
+				w->cap = ncap;
+			}
+			p = &w->ports[w->n++];
+			memset(p, 0, sizeof(*p));
+			snprintf(p->id, sizeof(p->id), "%s", qdev_id);
+			p->bus = jint(dev, "bus", -1);
+			p->slot = jint(dev, "slot", -1);
+			p->function = jint(dev, "function", -1);
+			p->secondary = json_object_object_get_ex(br, "bus", &bus) ? jint(bus, "secondary", 0) : 0;
+			if (children && json_object_is_type(children, json_type_array)) {
+				p->n_devices = (unsigned)json_object_array_length(children);
+				if (p->n_devices > 0) {
+					const char *cid = jstr(json_object_array_get_idx(children, 0), "qdev_id");
+
+					snprintf(p->first_device, sizeof(p->first_device), "%s", cid ? cid : "");
+				}
+			}
+		}
+		if (children) {
+			r = walk_devices(w, children, qdev_id && *qdev_id ? qdev_id : parent_port);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int walk_reply(struct walk *w, json_object *query_pci)
+{
+	size_t len;
+
+	if (!json_object_is_type(query_pci, json_type_array))
+		return -EBADMSG;
+	len = json_object_array_length(query_pci);
+	for (size_t i = 0; i < len; i++) {
+		json_object *bus = json_object_array_get_idx(query_pci, i), *devices;
+		int r;
+
+		if (!json_object_object_get_ex(bus, "devices", &devices))
+			return -EBADMSG;
+		r = walk_devices(w, devices, NULL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int iovm_vm_ports_parse(json_object *query_pci, iovm_vm_port **ret, size_t *ret_n, iovm_error *err)
+{
+	struct walk w = {};
+	int r;
+
+	if (!ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "query-pci: invalid argument");
+	r = walk_reply(&w, query_pci);
+	if (r < 0) {
+		free(w.ports);
+		return iovm_error_set(err, r, "query-pci: %s", r == -ENOMEM ? "out of memory" :
+				      "reply does not have the shape of query-pci");
+	}
+	*ret = w.ports;
+	*ret_n = w.n;
+	return 0;
+}
+
+int iovm_vm_pci_find(json_object *query_pci, const char *devid, char *ret_port, size_t n)
+{
+	char port[IOVM_VM_ID_MAX];
+	struct walk w = { .find = devid, .found_port = port, .found_n = sizeof(port) };
+	int r;
+
+	if (!devid || !*devid)
+		return -EINVAL;
+	r = walk_reply(&w, query_pci);
+	if (r < 0)
+		return r;
+	if (!w.found)
+		return -ENOENT;
+	if (ret_port)
+		snprintf(ret_port, n, "%s", port);
+	return 0;
+}
+
+json_object *iovm_vm_device_add_args(const char *vf_addr, const char *devid, const char *port,
+				     const char *failover_pair_id)
+{
+	json_object *a;
+
+	if (!vf_addr || !*vf_addr || !devid || !*devid || !port || !*port ||
+	    (failover_pair_id && !*failover_pair_id))
+		return NULL;
+	a = json_object_new_object();
+	if (!a)
+		return NULL;
+	json_object_object_add(a, "driver", json_object_new_string("vfio-pci"));
+	json_object_object_add(a, "host", json_object_new_string(vf_addr));
+	json_object_object_add(a, "id", json_object_new_string(devid));
+	json_object_object_add(a, "bus", json_object_new_string(port));
+	if (failover_pair_id)
+		json_object_object_add(a, "failover_pair_id", json_object_new_string(failover_pair_id));
+	return a;
+}
+
+bool iovm_vm_is_device_deleted(const char *event, json_object *data, const char *devid)
+{
+	const char *path;
+
+	if (!event || strcmp(event, "DEVICE_DELETED") || !devid)
+		return false;
+	/* The path is always there; device is absent for devices without id. */
+	path = jstr(data, "path");
+	return path && !strncmp(path, PERIPHERAL, strlen(PERIPHERAL)) &&
+	       !strcmp(path + strlen(PERIPHERAL), devid);
+}
+
+/* ---- pool ---- */
+
+struct iovm_vf_pool {
+	iovm_vf_entry *e;
+	size_t n, cap;
+};
+
+static const char *const use_names[] = {
+	[IOVM_VF_FREE] = "free",
+	[IOVM_VF_ATTACHING] = "attaching",
+	[IOVM_VF_IN_USE] = "in-use",
+	[IOVM_VF_RELEASE_PENDING] = "release-pending",
+	[IOVM_VF_RECLAIM] = "reclaim",
+};
+
+const char *iovm_vf_use_to_string(iovm_vf_use u)
+{
+	return (unsigned)u < ELEMENTSOF(use_names) ? use_names[u] : "unknown";
+}
+
+static int use_from_string(const char *s)
+{
+	for (size_t i = 0; i < ELEMENTSOF(use_names); i++)
+		if (s && !strcmp(s, use_names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
+int iovm_vf_pool_new(iovm_vf_pool **ret)
+{
+	if (!ret)
+		return -EINVAL;
+	*ret = calloc(1, sizeof(**ret));
+	return *ret ? 0 : -ENOMEM;
+}
+
+iovm_vf_pool *iovm_vf_pool_free(iovm_vf_pool *p)
+{
+	if (p) {
+		free(p->e);
+		free(p);
+	}
+	return NULL;
+}
+
+iovm_vf_entry *iovm_vf_pool_get(iovm_vf_pool *p, const char *vf)
+{
+	for (size_t i = 0; p && vf && i < p->n; i++)
+		if (!strcmp(p->e[i].vf, vf))
+			return &p->e[i];
+	return NULL;
+}
+
+iovm_vf_entry *iovm_vf_pool_find_devid(iovm_vf_pool *p, const char *vm, const char *devid)
+{
+	for (size_t i = 0; p && vm && devid && i < p->n; i++)
+		if (!strcmp(p->e[i].vm, vm) && !strcmp(p->e[i].devid, devid))
+			return &p->e[i];
+	return NULL;
+}
+
+size_t iovm_vf_pool_size(const iovm_vf_pool *p)
+{
+	return p ? p->n : 0;
+}
+
+iovm_vf_entry *iovm_vf_pool_at(iovm_vf_pool *p, size_t i)
+{
+	return p && i < p->n ? &p->e[i] : NULL;
+}
+
+static iovm_vf_entry *pool_add(iovm_vf_pool *p)
+{
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 16;
+		iovm_vf_entry *ne = realloc(p->e, ncap * sizeof(*ne));
+
+		if (!ne)
+			return NULL;
+		p->e = ne;
+		p->cap = ncap;
+	}
+	memset(&p->e[p->n], 0, sizeof(p->e[0]));
+	return &p->e[p->n++];
+}
+
+int iovm_vf_pool_reserve(iovm_vf_pool *p, const char *vf, const char *vm, iovm_error *err)
+{
+	iovm_vf_entry *e;
+
+	if (!p || !vf || !*vf || !vm || !*vm || strlen(vf) >= IOVM_VM_ADDR_MAX ||
+	    strlen(vm) >= IOVM_VM_ID_MAX)
+		return iovm_error_set(err, -EINVAL, "vf pool: invalid argument");
+	e = iovm_vf_pool_get(p, vf);
+	if (e)
+		return iovm_error_set(err, -EBUSY, "vf %s: not free: %s by vm %s", vf,
+				      iovm_vf_use_to_string(e->use), e->vm);
+	e = pool_add(p);
+	if (!e)
+		return iovm_error_set(err, -ENOMEM, "vf %s: out of memory", vf);
+	snprintf(e->vf, sizeof(e->vf), "%s", vf);
+	snprintf(e->vm, sizeof(e->vm), "%s", vm);
+	e->use = IOVM_VF_ATTACHING;
+	return 0;
+}
+
+int iovm_vf_pool_set(iovm_vf_pool *p, const char *vf, iovm_vf_use use)
+{
+	iovm_vf_entry *e = iovm_vf_pool_get(p, vf);
+
+	if (!e)
+		return -ENOENT;
+	if ((unsigned)use >= ELEMENTSOF(use_names))
+		return -EINVAL;
+	if (use == IOVM_VF_FREE) {
+		size_t i = (size_t)(e - p->e);
+
+		memmove(&p->e[i], &p->e[i + 1], (p->n - i - 1) * sizeof(p->e[0]));
+		p->n--;
+		return 0;
+	}
+	e->use = use;
+	return 0;
+}
+
+static int copy_field(char *dst, size_t n, json_object *o, const char *key, bool required)
+{
+	const char *s = jstr(o, key);
+
+	if (!s)
+		return required ? -EBADMSG : 0;
+	if (strlen(s) >= n)
+		return -EBADMSG;
+	memcpy(dst, s, strlen(s) + 1);
+	return 0;
+}
+
+int iovm_vf_pool_load(iovm_vf_pool *p, const char *path, iovm_error *err)
+{
+	json_object *root, *vfs;
+	int r = 0;
+
+	if (!p || !path)
+		return iovm_error_set(err, -EINVAL, "vf pool: invalid argument");
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	root = json_object_from_file(path);
+	if (!root)
+		return iovm_error_set(err, -EBADMSG, "vf pool %s: cannot read: %s", path,
+				      json_util_get_last_err() ? json_util_get_last_err() : "bad JSON");
+	if (!json_object_object_get_ex(root, "vfs", &vfs) || !json_object_is_type(vfs, json_type_array)) {
+		json_object_put(root);
+		return iovm_error_set(err, -EBADMSG, "vf pool %s: no \"vfs\" array", path);
+	}
+	p->n = 0;
+	for (size_t i = 0; r == 0 && i < json_object_array_length(vfs); i++) {
+		json_object *o = json_object_array_get_idx(vfs, i);
+		iovm_vf_entry *e = pool_add(p);
+		int use;
+
+		if (!e) {
+			r = -ENOMEM;
+			break;
+		}
+		use = use_from_string(jstr(o, "use"));
+		r = use <= IOVM_VF_FREE ? -EBADMSG : 0;
+		if (!r)
+			r = copy_field(e->vf, sizeof(e->vf), o, "vf", true);
+		if (!r)
+			r = copy_field(e->vm, sizeof(e->vm), o, "vm", true);
+		if (!r)
+			r = copy_field(e->devid, sizeof(e->devid), o, "devid", false);
+		if (!r)
+			r = copy_field(e->port, sizeof(e->port), o, "port", false);
+		if (!r)
+			r = copy_field(e->orig_driver, sizeof(e->orig_driver), o, "orig_driver", false);
+		e->use = use > 0 ? (iovm_vf_use)use : IOVM_VF_IN_USE;
+	}
+	json_object_put(root);
+	if (r < 0) {
+		p->n = 0;
+		return iovm_error_set(err, r, "vf pool %s: bad entry", path);
+	}
+	return 0;
+}
+
+int iovm_vf_pool_save(const iovm_vf_pool *p, const char *path, iovm_error *err)
+{
+	json_object *root, *vfs;
+	char tmp[4096];
+	int r = 0;
+
+	if (!p || !path)
+		return iovm_error_set(err, -EINVAL, "vf pool: invalid argument");
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return iovm_error_set(err, -ENAMETOOLONG, "vf pool %s: path too long", path);
+	root = json_object_new_object();
+	vfs = json_object_new_array();
+	json_object_object_add(root, "vfs", vfs);
+	for (size_t i = 0; i < p->n; i++) {
+		const iovm_vf_entry *e = &p->e[i];
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "vf", json_object_new_string(e->vf));
+		json_object_object_add(o, "use", json_object_new_string(iovm_vf_use_to_string(e->use)));
+		json_object_object_add(o, "vm", json_object_new_string(e->vm));
+		json_object_object_add(o, "devid", json_object_new_string(e->devid));
+		json_object_object_add(o, "port", json_object_new_string(e->port));
+		json_object_object_add(o, "orig_driver", json_object_new_string(e->orig_driver));
+		json_object_array_add(vfs, o);
+	}
+	if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY) < 0)
+		r = iovm_error_set(err, -EIO, "vf pool %s: cannot write: %s", tmp, json_util_get_last_err());
+	else if (rename(tmp, path) < 0)
+		r = iovm_error_set(err, negative_errno(), "vf pool %s: rename failed: %m", path);
+	json_object_put(root);
+	return r;
+}
