@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* devfwd-frontend: the guest side. Each forwarded device becomes a real
+ * character device made with CUSE, named as on the host, whose file
+ * operations travel to devfwd-backend. Handlers never wait: they send a
+ * request and return; a receiver thread completes the FUSE request when the
+ * reply with the same id arrives, so many operations are in flight at once.
+ *
+ * ioctls are unrestricted: the layout code says which guest buffers an ioctl
+ * uses and CUSE's retry mechanism fetches them (twice for nested pointers).
+ * mmap cannot be forwarded through CUSE; the kernel answers ENODEV itself. */
+#define FUSE_USE_VERSION 31
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cuse_lowlevel.h>
+#include <fuse_lowlevel.h>
+
+#include "devfwd/devfwd.h"
+#include "lib/util.h"
+
+#define MAX_PENDING 1024
+#define MAX_FH 64
+#define MAX_DEVICES 16
+
+struct pending {
+	uint32_t id; /* 0: free */
+	uint16_t op;
+	fuse_req_t req;
+	struct fuse_file_info fi; /* open: echoed back in fuse_reply_open */
+	uint32_t cmd;             /* ioctl: for the per-file state update */
+	uint32_t fh;
+	uint32_t root_len;
+	bool root_out;
+};
+
+static struct {
+	const char *host_path;
+	int sock;
+	struct fuse_session *se;
+	pthread_mutex_t lock; /* pending, fh state, poll handles, and sends */
+	uint32_t next_id;
+	struct pending pending[MAX_PENDING];
+	struct devfwd_file_state st[MAX_FH + 1];
+	struct fuse_pollhandle *ph[MAX_FH + 1];
+	bool debug;
+} fe = { .sock = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+#define dbg(...)                                              \
+	do {                                                  \
+		if (fe.debug)                                 \
+			fprintf(stderr, "devfwd-frontend: " __VA_ARGS__); \
+	} while (0)
+
+/* Registers a pending request and sends m under the lock, so replies can
+ * never overtake their registration. Consumes m. */
+static int submit(struct devfwd_msg *m, const struct pending *p)
+{
+	int r = -EAGAIN;
+
+	pthread_mutex_lock(&fe.lock);
+	for (size_t i = 0; i < MAX_PENDING; i++) {
+		if (fe.pending[i].id)
+			continue;
+		fe.pending[i] = *p;
+		fe.pending[i].id = m->hdr.id;
+		fe.pending[i].op = m->hdr.op;
+		r = devfwd_send(fe.sock, m);
+		if (r < 0)
+			fe.pending[i].id = 0;
+		break;
+	}
+	pthread_mutex_unlock(&fe.lock);
+	devfwd_msg_done(m);
+	return r;
+}
+
+static uint32_t new_id(void)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&fe.lock);
+	if (++fe.next_id == 0)
+		fe.next_id = 1;
+	id = fe.next_id;
+	pthread_mutex_unlock(&fe.lock);
+	return id;
+}
+
+static void fail(fuse_req_t req, int r)
+{
+	fuse_reply_err(req, r < 0 ? -r : EIO);
+}
+
+/* FUSE interrupt (a signal hit the waiting guest process): ask the backend
+ * to give up the parked request; it answers that request with EINTR. */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	uint32_t victim = (uint32_t)(uintptr_t)data;
+	struct devfwd_msg m;
+
+	if (devfwd_encode_cancel(&m, new_id(), 0, victim) < 0)
+		return;
+	pthread_mutex_lock(&fe.lock);
+	(void)devfwd_send(fe.sock, &m);
+	pthread_mutex_unlock(&fe.lock);
+	devfwd_msg_done(&m);
+}
+
+static void send_or_fail(fuse_req_t req, struct devfwd_msg *m, const struct pending *p, bool interruptible)
+{
+	uint32_t id = m->hdr.id;
+	int r = submit(m, p);
+
+	if (r < 0) {
+		fail(req, r);
+		return;
+	}
+	if (interruptible)
+		fuse_req_interrupt_func(req, on_interrupt, (void *)(uintptr_t)id);
+}
+
+static void fe_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	uint32_t flags = 0;
+	struct devfwd_msg m;
+	int r;
+
+	switch (fi->flags & O_ACCMODE) {
+	case O_RDONLY:
+		flags = DEVFWD_OPEN_READ;
+		break;
+	case O_WRONLY:
+		flags = DEVFWD_OPEN_WRITE;
+		break;
+	default:
+		flags = DEVFWD_OPEN_READ | DEVFWD_OPEN_WRITE;
+	}
+	if (fi->flags & O_NONBLOCK)
+		flags |= DEVFWD_OPEN_NONBLOCK;
+	r = devfwd_encode_open(&m, new_id(), flags, fe.host_path);
+	if (r < 0)
+		return fail(req, r);
+	send_or_fail(req, &m, &(struct pending){ .req = req, .fi = *fi }, false);
+}
+
+static void fe_release(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct devfwd_msg m;
+	int r = devfwd_encode_simple(&m, DEVFWD_OP_RELEASE, new_id(), (uint32_t)fi->fh);
+
+	if (r < 0)
+		return fail(req, r);
+	send_or_fail(req, &m, &(struct pending){ .req = req, .fh = (uint32_t)fi->fh }, false);
+}
+
+static void fe_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct devfwd_msg m;
+	int r;
+
+	if (size > DEVFWD_MAX_IO)
+		size = DEVFWD_MAX_IO; /* a short read is always allowed */
+	r = devfwd_encode_rw(&m, DEVFWD_OP_READ, new_id(), (uint32_t)fi->fh, (uint64_t)off, (uint32_t)size,
+			     fi->flags & O_NONBLOCK, NULL);
+	if (r < 0)
+		return fail(req, r);
+	send_or_fail(req, &m, &(struct pending){ .req = req }, true);
+}
+
+static void fe_write(fuse_req_t req, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct devfwd_msg m;
+	int r;
+
+	if (size > DEVFWD_MAX_IO)
+		size = DEVFWD_MAX_IO;
+	r = devfwd_encode_rw(&m, DEVFWD_OP_WRITE, new_id(), (uint32_t)fi->fh, (uint64_t)off, (uint32_t)size,
+			     fi->flags & O_NONBLOCK, buf);
+	if (r < 0)
+		return fail(req, r);
+	send_or_fail(req, &m, &(struct pending){ .req = req }, true);
+}
+
+static void fe_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	uint32_t fh = (uint32_t)fi->fh;
+	struct devfwd_msg m;
+	int r;
+
+	if (fh == 0 || fh > MAX_FH) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		return fail(req, -EBADF);
+	}
+	if (ph) {
+		pthread_mutex_lock(&fe.lock);
+		if (fe.ph[fh])
+			fuse_pollhandle_destroy(fe.ph[fh]);
+		fe.ph[fh] = ph;
+		pthread_mutex_unlock(&fe.lock);
+	}
+	/* The kernel's poll interface does not tell which events the caller
+	 * waits for; ask for all, as CUSE drivers report all. */
+	r = devfwd_encode_poll(&m, new_id(), fh, POLLIN | POLLOUT | POLLPRI, ph != NULL);
+	if (r < 0)
+		return fail(req, r);
+	send_or_fail(req, &m, &(struct pending){ .req = req }, false);
+}
+
+/* Sets up the iovecs of every segment for fuse_reply_ioctl_retry. */
+static void seg_iovs(const struct devfwd_ioctl_seg *seg, const uint64_t *ptr, int n, struct iovec *in, size_t *nin,
+		     struct iovec *out, size_t *nout)
+{
+	*nin = *nout = 0;
+	for (int i = 0; i < n; i++) {
+		struct iovec v = { .iov_base = (void *)(uintptr_t)ptr[i], .iov_len = seg[i].len };
+
+		if (seg[i].dir & DEVFWD_SEG_IN)
+			in[(*nin)++] = v;
+		if (seg[i].dir & DEVFWD_SEG_OUT)
+			out[(*nout)++] = v;
+	}
+}
+
+static void fe_ioctl(fuse_req_t req, int cmd_, void *arg, struct fuse_file_info *fi, unsigned flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	uint32_t cmd = (uint32_t)cmd_, fh = (uint32_t)fi->fh;
+	struct devfwd_ioctl_seg seg[DEVFWD_MAX_SEGS] = {};
+	uint64_t ptr[DEVFWD_MAX_SEGS] = {};
+	const void *in_data[DEVFWD_MAX_SEGS] = {};
+	struct iovec in_iov[DEVFWD_MAX_SEGS], out_iov[DEVFWD_MAX_SEGS];
+	size_t nin, nout, need_in = 0, need_out = 0, off = 0;
+	struct devfwd_msg m;
+	bool nested;
+	int n, r;
+
+	if (flags & FUSE_IOCTL_COMPAT)
+		return fail(req, -ENOSYS); /* 32-bit guest processes: layouts differ */
+	if (fh == 0 || fh > MAX_FH)
+		return fail(req, -EBADF);
+	n = devfwd_layout_root(cmd, &seg[0], &nested);
+	if (n < 0)
+		return fail(req, n);
+	if (n == 0) {
+		r = devfwd_encode_ioctl(&m, new_id(), fh, cmd, (uint64_t)(uintptr_t)arg, NULL, 0, NULL);
+		if (r < 0)
+			return fail(req, r);
+		return send_or_fail(req, &m, &(struct pending){ .req = req, .cmd = cmd, .fh = fh }, true);
+	}
+	ptr[0] = (uint64_t)(uintptr_t)arg;
+	/* First round: fetch the root buffer, whose content may name more. */
+	if ((seg[0].dir & DEVFWD_SEG_IN) ? in_bufsz < seg[0].len : out_bufsz < seg[0].len) {
+		seg_iovs(seg, ptr, 1, in_iov, &nin, out_iov, &nout);
+		fuse_reply_ioctl_retry(req, in_iov, nin, out_iov, nout);
+		return;
+	}
+	if (nested && (seg[0].dir & DEVFWD_SEG_IN)) {
+		struct devfwd_file_state st;
+
+		pthread_mutex_lock(&fe.lock);
+		st = fe.st[fh];
+		pthread_mutex_unlock(&fe.lock);
+		n = devfwd_layout_nested(cmd, &st, in_buf, seg[0].len, seg, ptr);
+		if (n < 0)
+			return fail(req, n);
+	}
+	for (int i = 0; i < n; i++) {
+		if (seg[i].dir & DEVFWD_SEG_IN)
+			need_in += seg[i].len;
+		if (seg[i].dir & DEVFWD_SEG_OUT)
+			need_out += seg[i].len;
+	}
+	/* Second round (nested pointers): fetch every buffer. If the guest
+	 * changed the root meanwhile, the sizes differ and we ask again. */
+	if (in_bufsz != need_in || out_bufsz != need_out) {
+		seg_iovs(seg, ptr, n, in_iov, &nin, out_iov, &nout);
+		fuse_reply_ioctl_retry(req, in_iov, nin, out_iov, nout);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		if (seg[i].dir & DEVFWD_SEG_IN) {
+			in_data[i] = (const uint8_t *)in_buf + off;
+			off += seg[i].len;
+		}
+	r = devfwd_encode_ioctl(&m, new_id(), fh, cmd, 0, seg, (uint32_t)n, in_data);
+	if (r < 0)
+		return fail(req, r);
+	send_or_fail(req, &m,
+		     &(struct pending){ .req = req, .cmd = cmd, .fh = fh, .root_len = seg[0].len,
+					.root_out = seg[0].dir & DEVFWD_SEG_OUT },
+		     true);
+}
+
+static void ioctl_complete(const struct pending *p, const struct devfwd_msg *m)
+{
+	if (p->root_out && m->hdr.len >= p->root_len && p->fh && p->fh <= MAX_FH) {
+		pthread_mutex_lock(&fe.lock);
+		devfwd_layout_update(p->cmd, &fe.st[p->fh], m->payload, p->root_len);
+		pthread_mutex_unlock(&fe.lock);
+	}
+	fuse_reply_ioctl(p->req, m->hdr.result, m->hdr.len ? m->payload : NULL, m->hdr.len);
+}
+
+static void complete(const struct pending *p, const struct devfwd_msg *m)
+{
+	int32_t res = m->hdr.result;
+
+	if (res < 0 && !(p->op == DEVFWD_OP_POLL)) {
+		fuse_reply_err(p->req, -res);
+		return;
+	}
+	switch (p->op) {
+	case DEVFWD_OP_OPEN: {
+		struct fuse_file_info fi = p->fi;
+
+		if (res == 0 || res > MAX_FH) {
+			fuse_reply_err(p->req, EPROTO);
+			return;
+		}
+		pthread_mutex_lock(&fe.lock);
+		fe.st[res] = (struct devfwd_file_state){};
+		pthread_mutex_unlock(&fe.lock);
+		fi.fh = (uint64_t)res;
+		fi.nonseekable = 1;
+		if (fuse_reply_open(p->req, &fi) == -ENOENT) {
+			/* The opener was interrupted: nobody will ever release it. */
+			struct devfwd_msg rel;
+			if (devfwd_encode_simple(&rel, DEVFWD_OP_RELEASE, new_id(), (uint32_t)res) == 0)
+				(void)submit(&rel, &(struct pending){ .req = NULL });
+		}
+		return;
+	}
+	case DEVFWD_OP_RELEASE:
+		pthread_mutex_lock(&fe.lock);
+		if (p->fh && p->fh <= MAX_FH && fe.ph[p->fh]) {
+			fuse_pollhandle_destroy(fe.ph[p->fh]);
+			fe.ph[p->fh] = NULL;
+		}
+		pthread_mutex_unlock(&fe.lock);
+		if (p->req)
+			fuse_reply_err(p->req, 0);
+		return;
+	case DEVFWD_OP_READ:
+		if ((uint32_t)res != m->hdr.len)
+			fuse_reply_err(p->req, EPROTO);
+		else
+			fuse_reply_buf(p->req, (const char *)m->payload, m->hdr.len);
+		return;
+	case DEVFWD_OP_WRITE:
+		fuse_reply_write(p->req, (size_t)res);
+		return;
+	case DEVFWD_OP_POLL:
+		if (res < 0)
+			fuse_reply_err(p->req, -res);
+		else
+			fuse_reply_poll(p->req, (unsigned)res);
+		return;
+	case DEVFWD_OP_IOCTL:
+		ioctl_complete(p, m);
+		return;
+	default:
+		return;
+	}
+}
+
+static void notify(uint32_t fh)
+{
+	struct fuse_pollhandle *ph = NULL;
+
+	pthread_mutex_lock(&fe.lock);
+	if (fh && fh <= MAX_FH) {
+		ph = fe.ph[fh];
+		fe.ph[fh] = NULL;
+	}
+	pthread_mutex_unlock(&fe.lock);
+	if (ph) {
+		fuse_lowlevel_notify_poll(ph);
+		fuse_pollhandle_destroy(ph);
+	}
+}
+
+static void *receiver(void *arg)
+{
+	for (;;) {
+		struct devfwd_msg m;
+		struct pending p = {};
+		int r = devfwd_recv(fe.sock, &m);
+
+		if (r < 0) {
+			fprintf(stderr, "devfwd-frontend: %s: backend stream ended: %s\n", fe.host_path,
+				r == -ECONNRESET ? "backend hung up" : strerror(-r));
+			break;
+		}
+		if (m.hdr.op == DEVFWD_OP_POLL_NOTIFY) {
+			notify(m.hdr.fh);
+			devfwd_msg_done(&m);
+			continue;
+		}
+		pthread_mutex_lock(&fe.lock);
+		for (size_t i = 0; i < MAX_PENDING; i++)
+			if (fe.pending[i].id == m.hdr.id && (m.hdr.flags & DEVFWD_F_REPLY)) {
+				p = fe.pending[i];
+				fe.pending[i].id = 0;
+				break;
+			}
+		pthread_mutex_unlock(&fe.lock);
+		if (p.id)
+			complete(&p, &m);
+		else if (m.hdr.op != DEVFWD_OP_CANCEL && m.hdr.op != DEVFWD_OP_HELLO)
+			dbg("reply %u matches no request\n", m.hdr.id);
+		devfwd_msg_done(&m);
+	}
+	/* Without a backend the device is useless: fail what waits and leave,
+	 * which removes the CUSE device. */
+	pthread_mutex_lock(&fe.lock);
+	for (size_t i = 0; i < MAX_PENDING; i++)
+		if (fe.pending[i].id) {
+			if (fe.pending[i].req)
+				fuse_reply_err(fe.pending[i].req, EIO);
+			fe.pending[i].id = 0;
+		}
+	pthread_mutex_unlock(&fe.lock);
+	fuse_session_exit(fe.se);
+	kill(getpid(), SIGTERM); /* wake the FUSE loop out of its read */
+	return NULL;
+}
+
+static const struct cuse_lowlevel_ops ops = {
+	.open = fe_open,
+	.release = fe_release,
+	.read = fe_read,
+	.write = fe_write,
+	.ioctl = fe_ioctl,
+	.poll = fe_poll,
+};
+
+/* Serves one device in this process. */
+static int run_device(const char *addr, const char *host_path, const char *name, bool debug)
+{
+	char devname[300];
+	const char *dev_info[] = { devname };
+	struct cuse_info ci = { .dev_info_argc = 1, .dev_info_argv = dev_info, .flags = CUSE_UNRESTRICTED_IOCTL };
+	char *argv[] = { (char *)"devfwd-frontend", (char *)"-f", (char *)"-s", debug ? (char *)"-d" : NULL, NULL };
+	struct devfwd_client *hello = NULL;
+	iovm_error err = {};
+	pthread_t thr;
+	int mt, r, fd;
+
+	snprintf(devname, sizeof(devname), "DEVNAME=%s", name);
+	r = devfwd_connect(addr, &fd, &err);
+	if (r < 0) {
+		fprintf(stderr, "devfwd-frontend: %s: %s\n", host_path, err.msg);
+		return 1;
+	}
+	/* The handshake checks the version before the device appears. */
+	r = devfwd_client_new(fd, &hello);
+	if (r < 0) {
+		fprintf(stderr, "devfwd-frontend: %s: handshake with %s failed: %s\n", host_path, addr, strerror(-r));
+		return 1;
+	}
+	fe.sock = dup(devfwd_client_fd(hello));
+	devfwd_client_free(hello);
+	fe.host_path = host_path;
+	fe.debug = debug;
+	fe.next_id = 1000;
+	fe.se = cuse_lowlevel_setup(debug ? 4 : 3, argv, &ci, &ops, &mt, NULL);
+	if (!fe.se) {
+		fprintf(stderr, "devfwd-frontend: %s: CUSE setup for /dev/%s failed (is the cuse module loaded?)\n",
+			host_path, name);
+		return 1;
+	}
+	r = pthread_create(&thr, NULL, receiver, NULL);
+	if (r) {
+		fprintf(stderr, "devfwd-frontend: pthread_create: %s\n", strerror(r));
+		return 1;
+	}
+	r = fuse_session_loop(fe.se);
+	cuse_lowlevel_teardown(fe.se);
+	return r < 0 ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: devfwd-frontend --connect ADDR --device HOSTPATH[=NAME] [--device ...] [--debug]\n"
+	      "  ADDR is vsock:CID:PORT or unix:/path; NAME (default: HOSTPATH without /dev/)\n"
+	      "  is the guest's /dev name, e.g. --device /dev/input/event3=input/event0\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "connect", required_argument, NULL, 'c' },
+		{ "device", required_argument, NULL, 'D' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	char *host[MAX_DEVICES], *name[MAX_DEVICES];
+	const char *addr = NULL;
+	size_t n = 0;
+	bool debug = false;
+	pid_t pids[MAX_DEVICES];
+	int c, status = 0;
+
+	while ((c = getopt_long(argc, argv, "c:D:dh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			addr = optarg;
+			break;
+		case 'D': {
+			char *eq;
+
+			if (n >= MAX_DEVICES) {
+				fprintf(stderr, "devfwd-frontend: at most %d devices\n", MAX_DEVICES);
+				return 2;
+			}
+			host[n] = optarg;
+			eq = strchr(optarg, '=');
+			if (eq) {
+				*eq = 0;
+				name[n] = eq + 1;
+			} else {
+				name[n] = strncmp(optarg, "/dev/", 5) == 0 ? optarg + 5 : optarg;
+			}
+			if (devfwd_path_check(host[n]) < 0 || !*name[n] || name[n][0] == '/' || strstr(name[n], "..")) {
+				fprintf(stderr, "devfwd-frontend: --device %s: need a clean absolute host path and a "
+					"relative /dev name\n", optarg);
+				return 2;
+			}
+			n++;
+			break;
+		}
+		case 'd':
+			debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!addr || n == 0 || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (n == 1)
+		return run_device(addr, host[0], name[0], debug);
+	/* One process per device: each has its own stream, CUSE session and
+	 * worker on the host, so devices fail independently. */
+	for (size_t i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0) {
+			perror("devfwd-frontend: fork");
+			return 1;
+		}
+		if (pids[i] == 0)
+			_exit(run_device(addr, host[i], name[i], debug));
+	}
+	for (size_t i = 0; i < n; i++) {
+		int st;
+
+		if (waitpid(pids[i], &st, 0) > 0 && (!WIFEXITED(st) || WEXITSTATUS(st)))
+			status = 1;
+	}
+	return status;
+}
