@@ -80,6 +80,7 @@ typedef struct iovm_vf_entry {
 	char devid[IOVM_VM_ID_MAX];
 	char port[IOVM_VM_ID_MAX];
 	char orig_driver[64];     /* driver before attach, restored on release; "" = none */
+	char saved_net[160];      /* VF settings before attach (iovm_vfnet_config_format), "" = untouched */
 } iovm_vf_entry;
 
 typedef struct iovm_vf_pool iovm_vf_pool;
@@ -116,12 +117,17 @@ iovm_vm *iovm_vm_free(iovm_vm *vm);
 iovm_qmp *iovm_vm_get_qmp(iovm_vm *vm);
 const char *iovm_vm_name(const iovm_vm *vm);
 bool iovm_vm_is_alive(const iovm_vm *vm);     /* socket open and no SHUTDOWN seen */
+/* Events of the VM, passed on after iovm_vm's own handling (the QMP
+ * connection's handler belongs to iovm_vm). */
+void iovm_vm_set_event_handler(iovm_vm *vm, iovm_qmp_event_cb cb, void *userdata);
 
 typedef struct iovm_attach_opts {
 	const char *vf;                 /* required: VF PCI address */
 	const char *port;               /* NULL: pick a free hot-plug port */
 	const char *port_prefix;        /* with port NULL: only ports whose id starts so */
 	const char *failover_pair_id;   /* virtio-net standby id, or NULL */
+	const char *mac;                /* set the VF's MAC through the PF first, or NULL */
+	int vlan;                       /* 1..4094: set the VF's VLAN through the PF; 0: leave */
 	bool no_prepare;                /* VF already on vfio-pci: do not touch sysfs */
 	int timeout_ms;                 /* per QMP step; <= 0: 10 s */
 } iovm_attach_opts;
@@ -131,8 +137,8 @@ typedef struct iovm_attach_result {
 	char port[IOVM_VM_ID_MAX];
 } iovm_attach_result;
 
-/* Reserves the VF, binds it to vfio-pci and checks its IOMMU group, picks a
- * free port, device_add, and verifies with query-pci. On failure everything
+/* Reserves the VF, sets MAC/VLAN if asked (saving the old settings for the
+ * release), binds it to vfio-pci and checks its IOMMU group, picks a free port, device_add, and verifies with query-pci. On failure everything
  * done is undone and the VF is free again. */
 int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *ret,
 		   iovm_error *err);

@@ -409,6 +409,8 @@ int iovm_vf_pool_load(iovm_vf_pool *p, const char *path, iovm_error *err)
 			r = copy_field(e->port, sizeof(e->port), o, "port", false);
 		if (!r)
 			r = copy_field(e->orig_driver, sizeof(e->orig_driver), o, "orig_driver", false);
+		if (!r)
+			r = copy_field(e->saved_net, sizeof(e->saved_net), o, "saved_net", false);
 		e->use = use > 0 ? (iovm_vf_use)use : IOVM_VF_IN_USE;
 	}
 	json_object_put(root);
@@ -442,6 +444,7 @@ int iovm_vf_pool_save(const iovm_vf_pool *p, const char *path, iovm_error *err)
 		json_object_object_add(o, "devid", json_object_new_string(e->devid));
 		json_object_object_add(o, "port", json_object_new_string(e->port));
 		json_object_object_add(o, "orig_driver", json_object_new_string(e->orig_driver));
+		json_object_object_add(o, "saved_net", json_object_new_string(e->saved_net));
 		json_object_array_add(vfs, o);
 	}
 	if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY) < 0)

@@ -12,6 +12,7 @@
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
+#include "iovm/vfnet.h"
 #include "iovm/vm.h"
 #include "lib/util.h"
 
@@ -29,6 +30,8 @@ struct iovm_vm {
 	iovm_vf_pool *pool;
 	bool shutdown_seen;
 	bool gone;
+	iovm_qmp_event_cb event_cb;
+	void *event_userdata;
 };
 
 static int64_t now_ms(void)
@@ -53,10 +56,8 @@ static void on_event(iovm_qmp *q, const char *event, json_object *data, json_obj
 {
 	iovm_vm *vm = ud;
 
-	if (!strcmp(event, "SHUTDOWN")) {
+	if (!strcmp(event, "SHUTDOWN"))
 		vm->shutdown_seen = true;
-		return;
-	}
 	for (size_t i = 0; i < iovm_vf_pool_size(vm->pool); i++) {
 		iovm_vf_entry *e = iovm_vf_pool_at(vm->pool, i);
 
@@ -64,6 +65,16 @@ static void on_event(iovm_qmp *q, const char *event, json_object *data, json_obj
 		    (e->use == IOVM_VF_IN_USE || e->use == IOVM_VF_RELEASE_PENDING) &&
 		    iovm_vm_is_device_deleted(event, data, e->devid))
 			e->use = IOVM_VF_RECLAIM;
+	}
+	if (vm->event_cb)
+		vm->event_cb(q, event, data, ts, vm->event_userdata);
+}
+
+void iovm_vm_set_event_handler(iovm_vm *vm, iovm_qmp_event_cb cb, void *userdata)
+{
+	if (vm) {
+		vm->event_cb = cb;
+		vm->event_userdata = userdata;
 	}
 }
 
@@ -135,6 +146,66 @@ static int wait_let_go(iovm_vm *vm, const char *vf, int timeout_ms, iovm_error *
 	}
 }
 
+static int restore_net(iovm_vm *vm, const char *vf, const char *saved, iovm_error *err)
+{
+	iovm_vfnet_config cfg;
+	iovm_vfnet *nl = NULL;
+	iovm_vf info;
+	int r;
+
+	r = iovm_vf_get(vm->host, vf, &info, err);
+	if (r < 0)
+		return r;
+	r = iovm_vfnet_config_parse(saved, &cfg, err);
+	if (r >= 0)
+		r = iovm_vfnet_open(vm->host, &nl, err);
+	if (r >= 0)
+		r = iovm_vfnet_restore(nl, info.pf_addr, info.index, &cfg, err);
+	iovm_vfnet_close(nl);
+	if (r < 0)
+		return iovm_error_prefix(err, "vf %s: restoring its settings after vm %s", vf, vm->name);
+	return 0;
+}
+
+/* Sets MAC and VLAN through the PF before the guest's driver sees the VF
+ * (igb VFs read their MAC at probe), keeping the old settings in the pool. */
+static int configure_net(iovm_vm *vm, iovm_vf_entry *e, const iovm_vf *info, const iovm_attach_opts *o,
+			 iovm_error *err)
+{
+	iovm_vfnet_config saved, cfg = {};
+	iovm_vfnet *nl = NULL;
+	unsigned mask = 0;
+	int r;
+
+	if (o->mac) {
+		if (iovm_mac_parse(o->mac, cfg.mac) < 0)
+			return iovm_error_set(err, -EINVAL, "vf %s: bad MAC address \"%s\"", e->vf, o->mac);
+		mask |= IOVM_VFNET_MAC;
+	}
+	if (o->vlan) {
+		if (o->vlan < 1 || o->vlan > 4094)
+			return iovm_error_set(err, -EINVAL, "vf %s: VLAN %d out of range 1..4094", e->vf, o->vlan);
+		cfg.vlan = (uint16_t)o->vlan;
+		mask |= IOVM_VFNET_VLAN;
+	}
+	if (!mask)
+		return 0;
+	r = iovm_vfnet_open(vm->host, &nl, err);
+	if (r >= 0)
+		r = iovm_vfnet_save(nl, info->pf_addr, info->index, &saved, err);
+	if (r >= 0)
+		r = iovm_vfnet_config_format(&saved, e->saved_net, sizeof(e->saved_net));
+	if (r >= 0)
+		r = iovm_vfnet_set(nl, info->pf_addr, info->index, &cfg, mask, err);
+	if (r < 0 && e->saved_net[0]) {
+		/* A half-applied change is undone before the VF goes back. */
+		(void)iovm_vfnet_restore(nl, info->pf_addr, info->index, &saved, NULL);
+		e->saved_net[0] = '\0';
+	}
+	iovm_vfnet_close(nl);
+	return r < 0 ? r : 0;
+}
+
 /* Gives a VF that QEMU released back to the pool: its original driver again
  * (a VF that had none stays on vfio-pci, ready for the next VM), then free. */
 static int release_vf(iovm_vm *vm, const char *vf, int timeout_ms, iovm_error *err)
@@ -151,6 +222,14 @@ static int release_vf(iovm_vm *vm, const char *vf, int timeout_ms, iovm_error *e
 		e->use = IOVM_VF_RECLAIM;
 		return r;
 	}
+	if (vm->host && e->saved_net[0]) {
+		r = restore_net(vm, vf, e->saved_net, err);
+		if (r < 0) {
+			e->use = IOVM_VF_RECLAIM;
+			return r;
+		}
+		e->saved_net[0] = '\0';
+	}
 	if (vm->host && driver[0] && strcmp(driver, "vfio-pci")) {
 		r = iovm_vf_bind(vm->host, vf, driver, err);
 		if (r < 0) {
@@ -164,7 +243,7 @@ static int release_vf(iovm_vm *vm, const char *vf, int timeout_ms, iovm_error *e
 
 /* Binds the VF to vfio-pci and checks it can go into a VM; records the
  * driver it had so the release can restore it. */
-static int prepare_vf(iovm_vm *vm, iovm_vf_entry *e, iovm_error *err)
+static int prepare_vf(iovm_vm *vm, iovm_vf_entry *e, const iovm_attach_opts *o, iovm_error *err)
 {
 	char who[256] = "";
 	iovm_vf info;
@@ -182,6 +261,9 @@ static int prepare_vf(iovm_vm *vm, iovm_vf_entry *e, iovm_error *err)
 		return r;
 	if (r > 0)
 		return iovm_error_set(err, -EBUSY, "vf %s: in use: %s", e->vf, who);
+	r = configure_net(vm, e, &info, o, err);
+	if (r < 0)
+		return r;
 	if (strcmp(info.driver, "vfio-pci")) {
 		r = iovm_vf_bind(vm->host, e->vf, "vfio-pci", err);
 		if (r < 0)
@@ -192,6 +274,8 @@ static int prepare_vf(iovm_vm *vm, iovm_vf_entry *e, iovm_error *err)
 
 static void unprepare_vf(iovm_vm *vm, const iovm_vf_entry *e)
 {
+	if (vm->host && e->saved_net[0])
+		(void)restore_net(vm, e->vf, e->saved_net, NULL);
 	if (vm->host && e->orig_driver[0] && strcmp(e->orig_driver, "vfio-pci"))
 		(void)iovm_vf_bind(vm->host, e->vf, e->orig_driver, NULL);
 }
@@ -369,10 +453,16 @@ int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *r
 		return r;
 	e = iovm_vf_pool_get(vm->pool, vf);
 	snprintf(e->devid, sizeof(e->devid), "%s", devid);
-	r = o->no_prepare ? 0 : prepare_vf(vm, e, err);
-	if (r < 0) {
-		iovm_error_prefix(err, "vm %s: attach vf %s", vm->name, vf);
+	if ((!vm->host || o->no_prepare) && (o->mac || o->vlan)) {
+		r = iovm_error_set(err, -EINVAL, "vm %s: attach vf %s: MAC/VLAN need a host and preparation",
+				   vm->name, vf);
 		goto fail_unprepared;
+	}
+	r = o->no_prepare ? 0 : prepare_vf(vm, e, o, err);
+	if (r < 0) {
+		/* Undo what prepare_vf got done (settings, binding). */
+		iovm_error_prefix(err, "vm %s: attach vf %s", vm->name, vf);
+		goto fail;
 	}
 	r = pick_port(vm, o, timeout_ms, port, sizeof(port), err);
 	if (r < 0)
