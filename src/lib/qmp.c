@@ -384,9 +384,14 @@ static int dispatch_line(iovm_qmp *q, const char *line, size_t len, iovm_error *
 		return qmp_break(q, err, -ENOMEM, "out of memory");
 	msg = json_tokener_parse_ex(tok, line, (int)len);
 	end = json_tokener_get_parse_end(tok);
+	if (memchr(line, '\0', len)) {
+		json_tokener_free(tok);
+		return qmp_break(q, err, -EPROTO, "malformed message: NUL byte");
+	}
 	if (json_tokener_get_error(tok) != json_tokener_success) {
+		enum json_tokener_error je = json_tokener_get_error(tok);
 		int r = qmp_break(q, err, -EPROTO, "malformed message: %s",
-				  json_tokener_error_desc(json_tokener_get_error(tok)));
+				  je == json_tokener_continue ? "incomplete JSON" : json_tokener_error_desc(je));
 		json_tokener_free(tok);
 		return r;
 	}
