@@ -411,14 +411,19 @@ static int unplug(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *er
 	_cleanup_json_ json_object *args = json_object_new_object();
 	uint64_t mark = iovm_qmp_event_mark(vm->qmp);
 	int64_t start = now_ms(), left;
+	iovm_error e = {};
 	int r;
 
 	json_object_object_add(args, "id", json_object_new_string(devid));
-	r = iovm_qmp_execute(vm->qmp, "device_del", args, NULL, timeout_ms, err);
+	r = iovm_qmp_execute(vm->qmp, "device_del", args, NULL, timeout_ms, &e);
 	if (r == -ENODEV)
 		return 0;
+	/* A retry while the guest still has the first request: QEMU refuses a
+	 * second device_del (qdev-monitor.c); the first one's event counts. */
+	if (r == -EREMOTEIO && strstr(e.msg, "already in the process of unplug"))
+		r = 0;
 	if (r < 0)
-		return r;
+		return iovm_error_set(err, r, "%s", e.msg);
 	left = timeout_ms - (now_ms() - start);
 	r = iovm_qmp_wait_event(vm->qmp, mark, "DEVICE_DELETED", deleted_match, (void *)devid, NULL,
 				left > 0 ? (int)left : 0, err);

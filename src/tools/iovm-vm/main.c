@@ -138,6 +138,17 @@ out:
 	return r;
 }
 
+static bool reclaim_pending(iovm_vf_pool *p, const char *vm)
+{
+	for (size_t i = 0; i < iovm_vf_pool_size(p); i++) {
+		iovm_vf_entry *e = iovm_vf_pool_at(p, i);
+
+		if (e->use == IOVM_VF_RECLAIM && !strcmp(e->vm, vm))
+			return true;
+	}
+	return false;
+}
+
 static int cmd_watch(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_error *err)
 {
 	iovm_qmp *q = iovm_vm_get_qmp(vm);
@@ -149,7 +160,9 @@ static int cmd_watch(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_er
 	for (;;) {
 		struct pollfd pfd = { .fd = iovm_qmp_get_fd(q), .events = iovm_qmp_get_events(q) };
 
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		/* A VF whose DEVICE_DELETED came but that QEMU still held is
+		 * looked at again shortly (iovm_vm_process retries it). */
+		if (poll(&pfd, 1, reclaim_pending(p, o->vm) ? 100 : -1) < 0 && errno != EINTR)
 			return iovm_error_set(err, -errno, "poll: %m");
 		/* Under the lock: process() may free VFs whose late
 		 * DEVICE_DELETED arrived, and those go to the shared pool. */
