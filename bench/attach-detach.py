@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmark: VF attach+detach round trip through iovm vs raw QMP.
+
+Runs inside the lab (`lab/iovm-lab run -- bench/attach-detach.py`), with
+IOVM_BUILD set. One guest, one VF on vfio-pci. Rounds alternate between
+  raw:  a minimal QMP client: connect, qmp_capabilities, device_add vfio-pci,
+        (guest sees the VF, not timed), device_del, wait for DEVICE_DELETED;
+  iovm: `iovm-vm attach` and `iovm-vm detach` (each a whole process: connect,
+        VF checks in sysfs, query-pci to pick the port and to verify,
+        device_add / device_del + DEVICE_DELETED, release checks, pool file).
+The timed part of both is the attach command and the detach command until
+the VF is released; between them both wait (untimed) until the guest sees
+the VF, so each unplug meets a guest in the same state. Prints per-round
+times and the ratio iovm/raw of the medians (target <= 1.10).
+"""
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROUNDS = int(os.environ.get("IOVM_BENCH_ROUNDS", "3"))
+BUILD = os.environ.get("IOVM_BUILD")
+if not BUILD or not os.path.isdir("/sys/bus/pci/devices/0000:01:00.0"):
+    print("skip: needs the lab and IOVM_BUILD", file=sys.stderr)
+    sys.exit(77)
+VM = os.path.join(BUILD, "src/tools/iovm-vm/iovm-vm")
+SR = os.path.join(BUILD, "src/tools/iovm-sriov/iovm-sriov")
+GUEST = "lab/guest"
+NAME = "bench1"
+QMP = f"/run/iovm-lab/guests/{NAME}/qmp.sock"
+POOL = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-pool.json")
+
+
+def sh(*args, check=True):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise SystemExit(f"{' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def guest_vfs():
+    out = subprocess.run([GUEST, "exec", NAME, "--", "sh", "-c",
+                          "n=0; for d in /sys/bus/pci/devices/*; do "
+                          "[ \"$(cat $d/vendor):$(cat $d/device)\" = 0x8086:0x10ca ] && n=$((n+1)); "
+                          "done; echo $n"], capture_output=True, text=True).stdout.strip()
+    return int(out) if out.isdigit() else -1
+
+
+def wait_guest(n, timeout=180):
+    deadline = time.monotonic() + timeout
+    while guest_vfs() != n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"guest does not see {n} VF(s) after {timeout}s")
+        time.sleep(0.5)
+
+
+class Raw:
+    """The minimal client: no checks, no port search (the port is given)."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(QMP)
+        self.f = self.s.makefile("rwb")
+        self.f.readline()
+        self.n = 0
+        self.call("qmp_capabilities")
+
+    def call(self, cmd, args=None):
+        self.n += 1
+        msg = {"execute": cmd, "id": self.n}
+        if args:
+            msg["arguments"] = args
+        self.f.write(json.dumps(msg).encode() + b"\n")
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if r.get("id") == self.n:
+                if "error" in r:
+                    raise SystemExit(f"raw {cmd}: {r['error']}")
+                return r
+
+    def wait_deleted(self, path):
+        while True:
+            r = json.loads(self.f.readline())
+            if r.get("event") == "DEVICE_DELETED" and r["data"].get("path") == path:
+                return
+
+    def close(self):
+        self.s.close()
+
+
+def round_raw(vf, port):
+    devid = "raw-" + vf.replace(":", "-")
+    t0 = time.monotonic()
+    c = Raw()
+    c.call("device_add", {"driver": "vfio-pci", "host": vf, "id": devid, "bus": port})
+    c.close()
+    t_attach = time.monotonic() - t0
+    wait_guest(1)
+    t0 = time.monotonic()
+    c = Raw()
+    c.call("device_del", {"id": devid})
+    c.wait_deleted(f"/machine/peripheral/{devid}")
+    c.close()
+    t_detach = time.monotonic() - t0
+    return t_attach, t_detach
+
+
+def round_iovm(vf):
+    t0 = time.monotonic()
+    sh(VM, "--pool", POOL, "attach", "--qmp", QMP, "--vm", NAME, "--vf", vf, "--timeout-ms", "30000")
+    t_attach = time.monotonic() - t0
+    wait_guest(1)
+    t0 = time.monotonic()
+    sh(VM, "--pool", POOL, "detach", "--qmp", QMP, "--vm", NAME, "--vf", vf, "--timeout-ms", "60000")
+    t_detach = time.monotonic() - t0
+    return t_attach, t_detach
+
+
+def main():
+    sh("modprobe", "vfio-pci")
+    sh(SR, "set-vfs", "eth0", "1", "vfio")
+    pf = os.path.basename(os.readlink("/sys/class/net/eth0/device"))
+    vf = os.path.basename(os.readlink(f"/sys/bus/pci/devices/{pf}/virtfn0"))
+    sh(GUEST, "start", NAME)
+    try:
+        wait_guest(0, 60)
+        raw, iovm = [], []
+        for i in range(ROUNDS):
+            # Alternate so that drift in the emulated machine hits both.
+            for kind in (("raw", "iovm") if i % 2 == 0 else ("iovm", "raw")):
+                a, d = round_raw(vf, "hp1") if kind == "raw" else round_iovm(vf)
+                (raw if kind == "raw" else iovm).append(a + d)
+                print(f"round {i} {kind:4s}: attach {a:.3f}s detach {d:.3f}s total {a + d:.3f}s", flush=True)
+                wait_guest(0)
+        mr, mi = statistics.median(raw), statistics.median(iovm)
+        print(f"raw  median {mr:.3f}s  all {' '.join(f'{x:.3f}' for x in raw)}")
+        print(f"iovm median {mi:.3f}s  all {' '.join(f'{x:.3f}' for x in iovm)}")
+        print(f"ratio iovm/raw = {mi / mr:.3f} (target <= 1.10)")
+    finally:
+        subprocess.run([GUEST, "stop", NAME])
+
+
+if __name__ == "__main__":
+    main()
