@@ -1,0 +1,96 @@
+#!/bin/bash
+# Lab: NIC VF settings through the PF over rtnetlink (libiovm vfnet) on the
+# real igb driver: set MAC/VLAN+QoS/rate/spoofchk/trust, read them back with
+# libiovm AND with iproute2 (an independent reader), per-VF stats, the
+# unsupported field reported by name, and save -> change -> restore on release.
+set -uo pipefail
+T=${IOVM_BUILD:?}/src/tools/iovm-sriov/iovm-sriov
+[ -x "$T" ] || { echo "skip: $T not built" >&2; exit 77; }
+[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
+command -v ip >/dev/null || { echo "skip: no iproute2" >&2; exit 77; }
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+expect() {
+	local want=$1; shift
+	local out rc
+	out=$("$@" 2>&1); rc=$?
+	if [ "$rc" != "$want" ]; then fail "'$*' exited $rc, want $want: $out"; return 1; fi
+	echo "ok: '$*' -> $rc${out:+: $out}"
+}
+# iproute2's view of one VF: the "vf N ..." line of `ip link show PF`
+ipvf() { ip link show "$1" | sed -n "s/^ *vf $2 //p"; }
+
+modprobe vfio-pci && modprobe igbvf || { echo "skip: modules missing" >&2; exit 77; }
+ip link set eth0 up
+expect 0 "$T" set-vfs eth0 7 vfio || exit 1
+
+# --- original settings, saved before any change
+orig=$("$T" vf-save eth0 2) || fail "vf-save"
+echo "saved: $orig"
+[ "$orig" = "mac=00:00:00:00:00:00 vlan=0 qos=0 rate=0 spoofchk=1 trust=0 link=auto" ] \
+	|| fail "unexpected igb defaults: $orig"
+ip_orig=$(ipvf eth0 2)
+
+# --- set every field igb supports, read back both ways
+expect 0 "$T" vf-set eth0 2 mac=02:11:22:33:44:55 vlan=100 qos=3 rate=200 spoofchk=0 trust=1
+got=$("$T" vf-get eth0 2)
+[ "$got" = "mac=02:11:22:33:44:55 vlan=100 qos=3 rate=200 spoofchk=0 trust=1 link=auto" ] \
+	|| fail "read back: $got"
+line=$(ipvf eth0 2); echo "ip: $line"
+for want in "link/ether 02:11:22:33:44:55" "vlan 100" "qos 3" "max_tx_rate 200Mbps" \
+	    "spoof checking off" "trust on"; do
+	[[ "$line" == *"$want"* ]] || fail "iproute2 does not show '$want' for vf 2"
+done
+# Other VFs untouched.
+[[ "$(ipvf eth0 3)" == *"00:00:00:00:00:00"*"spoof checking on"* ]] || fail "vf 3 changed"
+
+# Each field alone, too.
+expect 0 "$T" vf-set eth0 2 vlan=0
+[[ "$(ipvf eth0 2)" != *"vlan "* ]] || fail "vlan 0 did not clear the VLAN"
+expect 0 "$T" vf-set eth0 2 rate=0
+[[ "$(ipvf eth0 2)" != *"max_tx_rate"* ]] || fail "rate 0 did not clear the limit"
+
+# --- what igb cannot do is refused by name, not silently ignored
+out=$("$T" vf-set eth0 2 link=disable 2>&1); rc=$?
+if [ $rc = 95 ]; then
+	[[ "$out" == *"vf 2: setting link state failed: not supported by the driver"* ]] || fail "message: $out"
+	echo "ok: link state unsupported on igb: $out"
+elif [ $rc = 0 ]; then
+	[[ "$("$T" vf-get eth0 2)" == *"link=disable"* ]] || fail "link state set but not read back"
+else
+	fail "link=disable exited $rc: $out"
+fi
+# Input errors never reach the kernel.
+expect 22 "$T" vf-set eth0 2 vlan=4095
+expect 22 "$T" vf-set eth0 2 mac=01:00:5e:00:00:01
+expect 19 "$T" vf-set eth0 7 trust=1     # no VF 7
+# A rate above the PF link speed (1000 Mbit/s) is the driver's EINVAL.
+expect 22 "$T" vf-set eth0 2 rate=5000
+
+# --- per-VF statistics (igb has no ndo_get_vf_stats: zeros, but present)
+expect 0 "$T" vf-stats eth0 2
+
+# --- restore on release: back to exactly the saved settings
+expect 0 "$T" vf-set eth0 2 mac=02:aa:bb:cc:dd:ee vlan=7 trust=1 spoofchk=0 rate=300
+expect 0 "$T" vf-restore eth0 2 "$orig"
+[ "$("$T" vf-get eth0 2)" = "$orig" ] || fail "restore: $("$T" vf-get eth0 2) != $orig"
+[ "$(ipvf eth0 2)" = "$ip_orig" ] || fail "iproute2 after restore: '$(ipvf eth0 2)' != '$ip_orig'"
+# Restoring what is already there is a no-op (link state is not touched).
+expect 0 "$T" vf-restore eth0 2 "$orig"
+
+# --- a MAC set through the PF survives a bind of the VF to its host driver
+# (the PF keeps it). Whether igbvf adopts it depends on the VF<->PF mailbox:
+# under QEMU's igb emulation igbvf logs "PF still in reset state" and picks
+# a random MAC (docs/sriov.md), so that part is reported, not asserted.
+expect 0 "$T" vf-set eth0 4 mac=02:00:00:00:04:04
+VF=$(basename "$(readlink /sys/class/net/eth0/device/virtfn4)")
+expect 0 "$T" bind "$VF" host
+[[ "$("$T" vf-get eth0 4)" == "mac=02:00:00:00:04:04 "* ]] || fail "PF lost vf 4's MAC across the bind"
+nd=$(ls "/sys/bus/pci/devices/$VF/net")
+echo "note: igbvf netdev $nd has MAC $(cat /sys/class/net/$nd/address) (PF-set 02:00:00:00:04:04)"
+dmesg | grep "igbvf $VF" | tail -3 | sed 's/^/note: /'
+
+expect 0 "$T" set-vfs eth0 0
+if [ "$fails" -gt 0 ]; then echo "$fails failure(s)" >&2; exit 1; fi
+echo "all passed"
