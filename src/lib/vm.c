@@ -399,9 +399,26 @@ static int verify_attached(iovm_vm *vm, const char *devid, const char *port, int
 	return 0;
 }
 
-static bool deleted_match(const char *event, json_object *data, void *ud)
+struct unplug_wait {
+	const char *devid;
+	bool guest_error;
+};
+
+/* DEVICE_DELETED for our device, or the guest reporting that it failed to
+ * unplug it (DEVICE_UNPLUG_GUEST_ERROR, same path): no point waiting on. */
+static bool unplug_match(const char *event, json_object *data, void *ud)
 {
-	return iovm_vm_is_device_deleted(event, data, ud);
+	struct unplug_wait *w = ud;
+	char path[IOVM_VM_ID_MAX + 32];
+	json_object *p;
+
+	if (iovm_vm_is_device_deleted(event, data, w->devid))
+		return true;
+	if (strcmp(event, "DEVICE_UNPLUG_GUEST_ERROR") || iovm_vm_device_path(w->devid, path, sizeof(path)) < 0 ||
+	    !json_object_object_get_ex(data, "path", &p) || strcmp(json_object_get_string(p), path))
+		return false;
+	w->guest_error = true;
+	return true;
 }
 
 /* device_del and wait for DEVICE_DELETED. -ENODEV from QEMU means the device
@@ -411,6 +428,7 @@ static int unplug(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *er
 	_cleanup_json_ json_object *args = json_object_new_object();
 	uint64_t mark = iovm_qmp_event_mark(vm->qmp);
 	int64_t start = now_ms(), left;
+	struct unplug_wait w = { .devid = devid };
 	iovm_error e = {};
 	int r;
 
@@ -425,8 +443,10 @@ static int unplug(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *er
 	if (r < 0)
 		return iovm_error_set(err, r, "%s", e.msg);
 	left = timeout_ms - (now_ms() - start);
-	r = iovm_qmp_wait_event(vm->qmp, mark, "DEVICE_DELETED", deleted_match, (void *)devid, NULL,
-				left > 0 ? (int)left : 0, err);
+	r = iovm_qmp_wait_event(vm->qmp, mark, NULL, unplug_match, &w, NULL, left > 0 ? (int)left : 0, err);
+	if (r == 0 && w.guest_error)
+		return iovm_error_set(err, -EIO, "vm %s: guest reported it failed to release device %s "
+				      "(DEVICE_UNPLUG_GUEST_ERROR); the VF stays reserved", vm->name, devid);
 	if (r == -ETIMEDOUT)
 		return iovm_error_set(err, -ETIMEDOUT,
 				      "vm %s: guest did not release device %s within %d ms "

@@ -29,8 +29,8 @@ iv() { "$VM" --pool "$POOL" "$@"; }
 qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
 # count of 82576 VFs (8086:10ca) the guest sees
 guest_vfs() {
-	$G exec "$1" -- sh -c 'n=0; for d in /sys/bus/pci/devices/*; do
-		[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10ca ] && n=$((n+1)); done; echo $n' 2>/dev/null | tr -d '\r\n '
+	$G exec "$1" -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device 2>/dev/null | wc -l' \
+		2>>"$TMPDIR/guest-exec.err" | tr -d '\r\n '
 }
 # wait_vfs GUEST N SECONDS: poll until the guest sees N VFs
 wait_vfs() {
@@ -38,12 +38,17 @@ wait_vfs() {
 	while :; do
 		n=$(guest_vfs "$1")
 		[ "$n" = "$2" ] && return 0
-		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2" >&2; return 1; }
+		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2;" \
+			"last exec errors: $(tail -3 "$TMPDIR/guest-exec.err" 2>/dev/null)" >&2; return 1; }
 		sleep 1
 	done
 }
 WATCH_PIDS=()
 cleanup() {
+	# Guest consoles for the post-mortem, in the run's log directory.
+	for g in g1 g2; do
+		cp "/run/iovm-lab/guests/$g/console.log" "/run/iovm-lab/share/20-$g-console.log" 2>/dev/null
+	done
 	for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	$G stop g1 >/dev/null 2>&1; $G stop g2 >/dev/null 2>&1
 }

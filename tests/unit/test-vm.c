@@ -378,6 +378,35 @@ static void run_until_gone(struct rig *r)
 	assert_false(iovm_vm_is_alive(r->vm));
 }
 
+static void test_detach_retry_and_guest_error(void **state)
+{
+	const struct step script[] = {
+		START,
+		{ EXPECT, "query-pci" }, { SEND, reply(fixture("query-pci-booted.json"), 1) },
+		{ EXPECT, "device_add" }, { SEND, "{\"return\": {}, \"id\": $2}\r\n" },
+		{ EXPECT, "query-pci" }, { SEND, reply(with_device("hp1", DEVID), 3) },
+		{ EXPECT, "device_del" },
+		{ SEND, "{\"return\": {}, \"id\": $4}\r\n{\"event\": \"DEVICE_UNPLUG_GUEST_ERROR\", \"data\": "
+			"{\"device\": \"" DEVID "\", \"path\": \"/machine/peripheral/" DEVID "\"}}\r\n" },
+		/* the retry meets the first request still pending in QEMU */
+		{ EXPECT, "device_del" },
+		{ SEND, "{\"id\": $5, \"error\": {\"class\": \"GenericError\", \"desc\": \"Device " DEVID
+			" is already in the process of unplug\"}}\r\n" DELETED_EVENT },
+		{ WAIT_HUP }, { END },
+	};
+	struct rig r;
+	iovm_error e = {};
+
+	rig_start(&r, script);
+	attach_ok(&r, "hp1");
+	assert_int_equal(iovm_vm_detach(r.vm, VF, 5000, &e), -EIO);
+	assert_non_null(strstr(e.msg, "DEVICE_UNPLUG_GUEST_ERROR"));
+	assert_int_equal(iovm_vf_pool_get(r.pool, VF)->use, IOVM_VF_RELEASE_PENDING);
+	assert_int_equal(iovm_vm_detach(r.vm, VF, 5000, &e), 0);
+	assert_null(iovm_vf_pool_get(r.pool, VF));
+	rig_stop(&r);
+}
+
 static void test_qemu_dies(void **state)
 {
 	const struct step script[] = {
@@ -504,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test_teardown(test_attach_detach, teardown_arena),
 		cmocka_unit_test_teardown(test_detach_timeout_keeps_vf, teardown_arena),
+		cmocka_unit_test_teardown(test_detach_retry_and_guest_error, teardown_arena),
 		cmocka_unit_test_teardown(test_qemu_dies, teardown_arena),
 		cmocka_unit_test_teardown(test_shutdown_event, teardown_arena),
 		cmocka_unit_test_teardown(test_attach_failures_roll_back, teardown_arena),
