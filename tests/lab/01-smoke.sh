@@ -1,0 +1,107 @@
+#!/bin/bash
+# Lab smoke test: the emulated host has working SR-IOV, VFIO, QMP hot-plug
+# and a cable between its NICs. Uses only the kernel's and QEMU's own
+# interfaces (sysfs, QMP, iproute2), so it checks the lab, not iovm.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+fail() { echo "01-smoke: FAIL: $*" >&2; exit 1; }
+step() { echo "01-smoke: $*" >&2; }
+
+mapfile -t PFS < <(for d in /sys/bus/pci/devices/*; do [ -e "$d/sriov_totalvfs" ] && basename "$d"; done)
+[ "${#PFS[@]}" -ge 2 ] || fail "expected 2 SR-IOV PFs, found ${#PFS[@]}"
+modprobe vfio-pci
+modprobe igbvf
+
+vf_of() { basename "$(readlink "/sys/bus/pci/devices/$1/virtfn$2")"; }
+bind() { # VF DRIVER
+	echo "$2" > "/sys/bus/pci/devices/$1/driver_override"
+	echo "$1" > /sys/bus/pci/drivers_probe
+	[ "$(basename "$(readlink "/sys/bus/pci/devices/$1/driver")")" = "$2" ] || fail "$1 did not bind to $2"
+}
+netdev_of() { ls "/sys/bus/pci/devices/$1/net/"; }
+
+for pf in "${PFS[@]:0:2}"; do
+	dev=/sys/bus/pci/devices/$pf
+	[ "$(cat "$dev/sriov_totalvfs")" = 7 ] || fail "$pf: sriov_totalvfs is $(cat "$dev/sriov_totalvfs"), want 7"
+	ip link set "$(netdev_of "$pf")" up
+	echo 0 > "$dev/sriov_drivers_autoprobe"
+	echo 0 > "$dev/sriov_numvfs"
+	echo 2 > "$dev/sriov_numvfs"
+	[ "$(cat "$dev/sriov_numvfs")" = 2 ] || fail "$pf: sriov_numvfs did not become 2"
+	[ -e "$dev/virtfn1" ] || fail "$pf: no virtfn1"
+done
+step "2 VFs on each of ${PFS[0]} and ${PFS[1]}"
+
+# Hot-plug a VF into a guest and take it back.
+VF=$(vf_of "${PFS[0]}" 0)
+bind "$VF" vfio-pci
+grp=$(basename "$(readlink "/sys/bus/pci/devices/$VF/iommu_group")")
+[ -c "/dev/vfio/$grp" ] || fail "no /dev/vfio/$grp for $VF"
+step "$VF bound to vfio-pci (IOMMU group $grp)"
+
+lab/guest start smoke
+trap 'lab/guest stop smoke || true' EXIT
+before=$(lab/guest exec smoke -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device | wc -l')
+[ "$before" = 0 ] || fail "guest already sees a VF before hot-plug"
+lab/guest qmp smoke device_add "{\"driver\":\"vfio-pci\",\"host\":\"$VF\",\"id\":\"vf0\",\"bus\":\"hp1\"}" \
+	--timeout 60 || fail "device_add of $VF failed"
+seen=
+for _ in $(seq 1 60); do
+	n=$(lab/guest exec smoke -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device 2>/dev/null | wc -l')
+	[ "$n" = 1 ] && { seen=1; break; }
+	sleep 1
+done
+[ -n "$seen" ] || fail "the guest never saw the hot-plugged VF"
+step "the guest sees the VF"
+lab/guest qmp smoke device_del '{"id":"vf0"}' --wait-event DEVICE_DELETED \
+	--match path=/machine/peripheral/vf0 --timeout 120 || fail "no DEVICE_DELETED for vf0"
+n=$(lab/guest exec smoke -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device 2>/dev/null | wc -l')
+[ "$n" = 0 ] || fail "the guest still sees the VF after DEVICE_DELETED"
+step "device_del answered with DEVICE_DELETED; the VF is gone from the guest"
+lab/guest stop smoke
+trap - EXIT
+
+# Traffic between a VF of NIC 1 and a VF of NIC 2, each in its own network
+# namespace so the kernel cannot short-cut the path.
+A=$(vf_of "${PFS[0]}" 1)
+B=$(vf_of "${PFS[1]}" 1)
+# The VF driver takes the MAC the PF holds for it; without one it makes up a
+# random MAC the PF does not filter for, and receives nothing.
+for i in 0 1; do
+	pfdev=$(netdev_of "${PFS[$i]}")
+	for _ in $(seq 1 100); do
+		[ "$(cat "/sys/class/net/$pfdev/carrier" 2>/dev/null)" = 1 ] && break
+		sleep 0.1
+	done
+	ip link set "$pfdev" vf 1 mac "02:00:00:00:0$i:01"
+done
+bind "$A" igbvf
+bind "$B" igbvf
+for ns in vfa vfb; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; done
+trap 'ip netns del vfa; ip netns del vfb' EXIT
+ip link set "$(netdev_of "$A")" netns vfa
+ip link set "$(netdev_of "$B")" netns vfb
+ip -n vfa addr add 192.0.2.1/24 dev "$(ip -n vfa -br link | awk '$1 != "lo" {print $1}')"
+ip -n vfb addr add 192.0.2.2/24 dev "$(ip -n vfb -br link | awk '$1 != "lo" {print $1}')"
+ip -n vfa link set lo up; ip -n vfb link set lo up
+ip -n vfa link set "$(ip -n vfa -br link | awk '$1 != "lo" {print $1}')" up
+ip -n vfb link set "$(ip -n vfb -br link | awk '$1 != "lo" {print $1}')" up
+up=
+for _ in $(seq 1 30); do
+	ip netns exec vfa ping -c1 -W1 192.0.2.2 > /dev/null 2>&1 && { up=1; break; }
+done
+[ -n "$up" ] || fail "no ping between $A and $B"
+ip netns exec vfb iperf3 -s -1 -D -B 192.0.2.2
+sleep_until_listening() {
+	for _ in $(seq 1 50); do
+		ip netns exec vfb ss -ltn | grep -q ':5201' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+sleep_until_listening || fail "iperf3 server did not start"
+out=$(ip netns exec vfa iperf3 -c 192.0.2.2 -t 3 -J) || fail "iperf3 failed"
+bps=$(python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' <<< "$out")
+[ "$bps" -gt 0 ] || fail "iperf3 moved no data"
+step "iperf3 $A -> $B: $((bps / 1000000)) Mbit/s"
+echo "01-smoke: PASS"
