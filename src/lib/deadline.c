@@ -65,12 +65,38 @@ static void abandon(pid_t pid)
 	pthread_mutex_unlock(&abandoned_lock);
 }
 
+/* A worker may outlive its caller by minutes (stuck in the kernel): it must
+ * hold none of the caller's descriptors, or a pipe or socket of the caller
+ * would stay open that long (a shell's $(...) would wait for it). Keep only
+ * the reply pipe, as fd 3, and /dev/null on 0-2. */
+static int worker_fds(int out)
+{
+	int null;
+
+	if (out != 3 && dup2(out, 3) < 0)
+		return -1;
+	null = open("/dev/null", O_RDWR | O_NOCTTY);
+	if (null >= 0) {
+		for (int i = 0; i < 3; i++)
+			if (null != i)
+				dup2(null, i);
+		if (null > 3)
+			close(null);
+	}
+	close_range(4, ~0u, 0);
+	return 3;
+}
+
 /* Runs in the child: async-signal-safe calls only. */
 static _Noreturn void worker(int out, const char *path, const char *value, size_t vlen)
 {
 	struct reply r = {};
 	ssize_t k;
 	int fd;
+
+	out = worker_fds(out);
+	if (out < 0)
+		_exit(1);
 
 	/* O_TRUNC as a shell redirection does: a no-op on sysfs, and it lets
 	 * fixture trees of plain files behave like attributes. */

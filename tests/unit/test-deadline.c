@@ -164,6 +164,29 @@ static void test_killed_worker_reports_echild(void **state)
 	iovm_sysop_free(op);
 }
 
+static void test_worker_holds_no_caller_fds(void **state)
+{
+	char p[256], b;
+	iovm_sysop *op = NULL;
+	struct pollfd pfd;
+	int pp[2];
+
+	snprintf(p, sizeof(p), "%s", path("fifo-fds"));
+	assert_int_equal(mkfifo(p, 0600), 0);
+	/* Not O_CLOEXEC on purpose: fork() alone would copy it to the worker. */
+	assert_int_equal(pipe(pp), 0);
+	assert_int_equal(iovm_sysop_write(p, "1", &op), 0);
+	close(pp[1]);
+	/* The worker is stuck; the pipe must still be at EOF, i.e. no other
+	 * process holds its write end. */
+	pfd = (struct pollfd){ .fd = pp[0], .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	assert_int_equal(read(pp[0], &b, 1), 0);
+	assert_int_equal(iovm_sysop_finish(op, NULL, 0), -EAGAIN);
+	close(pp[0]);
+	iovm_sysop_free(op);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_async_fd_readable_on_completion),
 		cmocka_unit_test(test_async_read),
 		cmocka_unit_test(test_killed_worker_reports_echild),
+		cmocka_unit_test(test_worker_holds_no_caller_fds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
