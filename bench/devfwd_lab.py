@@ -50,7 +50,7 @@ def wait_for(cond, what, timeout=30.0, interval=0.05):
 class Backend:
     def __init__(self, policy, listen, name="backend"):
         self.policy = os.path.join(TMP, f"devfwd-{name}.conf")
-        self.logpath = os.path.join(TMP, f"devfwd-{name}.log")
+        self.logpath = os.path.join(TMP, f"devfwd-backend-{name}.log")
         with open(self.policy, "w") as f:
             f.write(policy)
         rfd, wfd = os.pipe()
@@ -81,10 +81,12 @@ class Frontend:
     def __init__(self, addr, devices, name="frontend"):
         """devices: list of (host_path, guest_name) pairs; waits for every
         /dev/guest_name to appear."""
-        self.logpath = os.path.join(TMP, f"devfwd-{name}.log")
+        self.logpath = os.path.join(TMP, f"devfwd-frontend-{name}.log")
         args = [binary("devfwd-frontend"), "--connect", addr]
         for host, guest in devices:
             args += ["--device", f"{host}={guest}"]
+        if os.environ.get("IOVM_DEVFWD_DEBUG"):
+            args.append("--debug")
         self.log_file = open(self.logpath, "w")
         self.proc = subprocess.Popen(args, stderr=self.log_file)
         for _, guest in devices:

@@ -39,6 +39,8 @@ int devfwd_encode_cancel(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint3
 /* in_data[i] holds seg[i].len bytes for every segment with DEVFWD_SEG_IN. */
 int devfwd_encode_ioctl(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint32_t cmd, uint64_t arg,
 			const struct devfwd_ioctl_seg *seg, uint32_t nseg, const void *const *in_data);
+/* Sets the DEVFWD_IOCTL_* blocking mode of an encoded IOCTL request. */
+int devfwd_ioctl_set_mode(struct devfwd_msg *m, uint16_t mode);
 /* A reply to req with result and optional data (copied). */
 int devfwd_encode_reply(struct devfwd_msg *ret, const struct devfwd_hdr *req, int32_t result,
 			const void *data, size_t len);
@@ -56,6 +58,7 @@ struct devfwd_ioctl_view {
 	uint32_t cmd;
 	uint64_t arg;
 	uint32_t nseg;
+	uint16_t mode;                      /* DEVFWD_IOCTL_* */
 	struct devfwd_ioctl_seg seg[DEVFWD_MAX_SEGS];
 	const uint8_t *in[DEVFWD_MAX_SEGS]; /* NULL for segments without SEG_IN */
 	size_t out_total;                   /* bytes of OUT data in the reply */
@@ -131,7 +134,8 @@ struct devfwd_file_state {
  * sets *ret_nested when more segments follow from the buffer's content. */
 int devfwd_layout_root(uint32_t cmd, struct devfwd_ioctl_seg *ret_seg, bool *ret_nested);
 /* Given segment 0's content, appends the nested segments to seg (which holds
- * segment 0) and stores the pointer value found for each in ret_ptr[i].
+ * segment 0) and stores the pointer value found for each in ret_ptr[i]
+ * (i >= 1; ret_ptr[0] is left alone).
  * Returns the new number of segments. */
 int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const uint8_t *root, size_t root_len,
 			 struct devfwd_ioctl_seg *seg, uint64_t *ret_ptr);

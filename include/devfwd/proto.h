@@ -96,9 +96,20 @@ struct devfwd_ioctl_seg {
 	uint16_t reserved;
 };
 
+/*
+ * Blocking mode of one ioctl. CUSE does not tell the frontend when the guest
+ * flips O_NONBLOCK with fcntl(2) (ALSA opens non-blocking and then switches),
+ * so by default the backend uses the mode of the open; a frontend that learns
+ * better (after an EAGAIN) resends with an explicit mode.
+ */
+#define DEVFWD_IOCTL_AS_OPENED 0
+#define DEVFWD_IOCTL_BLOCK     1
+#define DEVFWD_IOCTL_NONBLOCK  2
+
 struct devfwd_ioctl_req {
 	uint32_t cmd;
-	uint32_t nseg;     /* 0..DEVFWD_MAX_SEGS */
+	uint16_t nseg;     /* 0..DEVFWD_MAX_SEGS */
+	uint16_t mode;     /* DEVFWD_IOCTL_* */
 	uint64_t arg;      /* scalar argument when nseg == 0 */
 	/* then nseg struct devfwd_ioctl_seg, then the data of every IN segment,
 	 * in segment order. The reply payload is the data of every OUT segment,

@@ -203,7 +203,7 @@ int devfwd_segs_check(const struct devfwd_ioctl_seg *seg, uint32_t nseg, size_t 
 int devfwd_encode_ioctl(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint32_t cmd, uint64_t arg,
 			const struct devfwd_ioctl_seg *seg, uint32_t nseg, const void *const *in_data)
 {
-	struct devfwd_ioctl_req req = { .cmd = cmd, .nseg = nseg, .arg = arg };
+	struct devfwd_ioctl_req req = { .cmd = cmd, .nseg = (uint16_t)nseg, .arg = arg };
 	size_t in, off;
 	int r;
 
@@ -233,6 +233,18 @@ int devfwd_encode_ioctl(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint32
 		memcpy(ret->payload + off, in_data[i], seg[i].len);
 		off += seg[i].len;
 	}
+	return 0;
+}
+
+int devfwd_ioctl_set_mode(struct devfwd_msg *m, uint16_t mode)
+{
+	struct devfwd_ioctl_req req;
+
+	if (!m || m->hdr.op != DEVFWD_OP_IOCTL || m->hdr.len < sizeof(req) || mode > DEVFWD_IOCTL_NONBLOCK)
+		return -EINVAL;
+	memcpy(&req, m->payload, sizeof(req));
+	req.mode = mode;
+	memcpy(m->payload, &req, sizeof(req));
 	return 0;
 }
 
@@ -368,7 +380,7 @@ int devfwd_decode_ioctl(const struct devfwd_msg *m, struct devfwd_ioctl_view *re
 	if (r < 0)
 		return r;
 	memcpy(&req, m->payload, sizeof(req));
-	if (req.nseg > DEVFWD_MAX_SEGS)
+	if (req.nseg > DEVFWD_MAX_SEGS || req.mode > DEVFWD_IOCTL_NONBLOCK)
 		return -EBADMSG;
 	off = sizeof(req);
 	if (m->hdr.len < off + req.nseg * sizeof(struct devfwd_ioctl_seg))
@@ -390,6 +402,7 @@ int devfwd_decode_ioctl(const struct devfwd_msg *m, struct devfwd_ioctl_view *re
 	v.cmd = req.cmd;
 	v.arg = req.arg;
 	v.nseg = req.nseg;
+	v.mode = req.mode;
 	v.out_total = out;
 	*ret = v;
 	return 0;

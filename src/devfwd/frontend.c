@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <cuse_lowlevel.h>
 #include <fuse_lowlevel.h>
 
@@ -40,16 +41,20 @@ struct pending {
 	uint32_t fh;
 	uint32_t root_len;
 	bool root_out;
+	pid_t pid;              /* ioctl: the caller, to learn its blocking mode */
+	struct devfwd_msg copy; /* ioctl: kept to resend in blocking mode */
 };
 
 static struct {
 	const char *host_path;
+	char dev_path[300]; /* our node, /dev/NAME */
 	int sock;
 	struct fuse_session *se;
 	pthread_mutex_t lock; /* pending, fh state, poll handles, and sends */
 	uint32_t next_id;
 	struct pending pending[MAX_PENDING];
 	struct devfwd_file_state st[MAX_FH + 1];
+	bool opened_nonblock[MAX_FH + 1];
 	struct fuse_pollhandle *ph[MAX_FH + 1];
 	bool debug;
 } fe = { .sock = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -118,7 +123,22 @@ static void on_interrupt(fuse_req_t req, void *data)
 static void send_or_fail(fuse_req_t req, struct devfwd_msg *m, const struct pending *p, bool interruptible)
 {
 	uint32_t id = m->hdr.id;
-	int r = submit(m, p);
+	struct pending q = *p;
+	int r;
+
+	/* An ioctl may have to be sent again in blocking mode (see ioctl_eagain). */
+	if (m->hdr.op == DEVFWD_OP_IOCTL && !q.copy.payload) {
+		q.copy.hdr = m->hdr;
+		q.copy.payload = malloc(m->hdr.len ? m->hdr.len : 1);
+		if (!q.copy.payload) {
+			devfwd_msg_done(m);
+			return fail(req, -ENOMEM);
+		}
+		memcpy(q.copy.payload, m->payload, m->hdr.len);
+	}
+	r = submit(m, &q);
+	if (r < 0)
+		devfwd_msg_done(&q.copy);
 
 	if (r < 0) {
 		fail(req, r);
@@ -255,7 +275,8 @@ static void fe_ioctl(fuse_req_t req, int cmd_, void *arg, struct fuse_file_info 
 		r = devfwd_encode_ioctl(&m, new_id(), fh, cmd, (uint64_t)(uintptr_t)arg, NULL, 0, NULL);
 		if (r < 0)
 			return fail(req, r);
-		return send_or_fail(req, &m, &(struct pending){ .req = req, .cmd = cmd, .fh = fh }, true);
+		return send_or_fail(req, &m, &(struct pending){ .req = req, .cmd = cmd, .fh = fh,
+								  .pid = fuse_req_ctx(req)->pid }, true);
 	}
 	ptr[0] = (uint64_t)(uintptr_t)arg;
 	/* First round: fetch the root buffer, whose content may name more. */
@@ -280,6 +301,8 @@ static void fe_ioctl(fuse_req_t req, int cmd_, void *arg, struct fuse_file_info 
 		if (seg[i].dir & DEVFWD_SEG_OUT)
 			need_out += seg[i].len;
 	}
+	dbg("ioctl 0x%08x: in %zu out %zu, %d buffers, first %u bytes, second %u bytes at 0x%llx\n", cmd, in_bufsz,
+	    out_bufsz, n, seg[0].len, n > 1 ? seg[1].len : 0, n > 1 ? (unsigned long long)ptr[1] : 0ULL);
 	/* Second round (nested pointers): fetch every buffer. If the guest
 	 * changed the root meanwhile, the sizes differ and we ask again. */
 	if (in_bufsz != need_in || out_bufsz != need_out) {
@@ -297,8 +320,75 @@ static void fe_ioctl(fuse_req_t req, int cmd_, void *arg, struct fuse_file_info 
 		return fail(req, r);
 	send_or_fail(req, &m,
 		     &(struct pending){ .req = req, .cmd = cmd, .fh = fh, .root_len = seg[0].len,
-					.root_out = seg[0].dir & DEVFWD_SEG_OUT },
+					.root_out = seg[0].dir & DEVFWD_SEG_OUT, .pid = fuse_req_ctx(req)->pid },
 		     true);
+}
+
+/* Whether process pid holds our device open in blocking mode now: CUSE is
+ * not told about fcntl(F_SETFL), but /proc/PID/fdinfo is. */
+static bool caller_blocks(pid_t pid)
+{
+	char dir[64];
+	DIR *d;
+	struct dirent *e;
+	bool blocks = false;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!blocks && (e = readdir(d))) {
+		char link[320], target[320], info[96], line[128];
+		ssize_t n;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (strcmp(target, fe.dev_path) != 0)
+			continue;
+		snprintf(info, sizeof(info), "/proc/%d/fdinfo/%s", (int)pid, e->d_name);
+		f = fopen(info, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned flags;
+
+			if (sscanf(line, "flags: %o", &flags) == 1 && !(flags & O_NONBLOCK))
+				blocks = true;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return blocks;
+}
+
+/* An ioctl of a file opened O_NONBLOCK said EAGAIN. If the guest has since
+ * switched the file to blocking mode, send it again to wait on the host. */
+static bool ioctl_eagain(struct pending *p)
+{
+	bool nb;
+
+	pthread_mutex_lock(&fe.lock);
+	nb = p->fh && p->fh <= MAX_FH && fe.opened_nonblock[p->fh];
+	pthread_mutex_unlock(&fe.lock);
+	if (!nb || !p->copy.payload || !caller_blocks(p->pid))
+		return false;
+	if (devfwd_ioctl_set_mode(&p->copy, DEVFWD_IOCTL_BLOCK) < 0)
+		return false;
+	p->copy.hdr.id = new_id();
+	dbg("ioctl 0x%08x: EAGAIN, but the caller blocks: waiting on the host\n", p->cmd);
+	struct pending q = *p;
+	uint32_t id = p->copy.hdr.id;
+	q.copy = (struct devfwd_msg){};
+	if (submit(&p->copy, &q) < 0)
+		return false;
+	fuse_req_interrupt_func(p->req, on_interrupt, (void *)(uintptr_t)id);
+	return true;
 }
 
 static void ioctl_complete(const struct pending *p, const struct devfwd_msg *m)
@@ -311,9 +401,15 @@ static void ioctl_complete(const struct pending *p, const struct devfwd_msg *m)
 	fuse_reply_ioctl(p->req, m->hdr.result, m->hdr.len ? m->payload : NULL, m->hdr.len);
 }
 
-static void complete(const struct pending *p, const struct devfwd_msg *m)
+static void complete(struct pending *p, const struct devfwd_msg *m)
 {
 	int32_t res = m->hdr.result;
+
+	if (p->op == DEVFWD_OP_IOCTL) {
+		if (res == -EAGAIN && ioctl_eagain(p))
+			return;
+		devfwd_msg_done(&p->copy);
+	}
 
 	if (res < 0 && !(p->op == DEVFWD_OP_POLL)) {
 		fuse_reply_err(p->req, -res);
@@ -329,6 +425,7 @@ static void complete(const struct pending *p, const struct devfwd_msg *m)
 		}
 		pthread_mutex_lock(&fe.lock);
 		fe.st[res] = (struct devfwd_file_state){};
+		fe.opened_nonblock[res] = p->fi.flags & O_NONBLOCK;
 		pthread_mutex_unlock(&fe.lock);
 		fi.fh = (uint64_t)res;
 		fi.nonseekable = 1;
@@ -427,6 +524,7 @@ static void *receiver(void *arg)
 		if (fe.pending[i].id) {
 			if (fe.pending[i].req)
 				fuse_reply_err(fe.pending[i].req, EIO);
+			devfwd_msg_done(&fe.pending[i].copy);
 			fe.pending[i].id = 0;
 		}
 	pthread_mutex_unlock(&fe.lock);
@@ -457,6 +555,7 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 	int mt, r, fd;
 
 	snprintf(devname, sizeof(devname), "DEVNAME=%s", name);
+	snprintf(fe.dev_path, sizeof(fe.dev_path), "/dev/%s", name);
 	r = devfwd_connect(addr, &fd, &err);
 	if (r < 0) {
 		fprintf(stderr, "devfwd-frontend: %s: %s\n", host_path, err.msg);

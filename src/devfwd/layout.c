@@ -144,7 +144,6 @@ int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const
 	if (len == 0 || ptr == 0)
 		return 1;
 	seg[1] = (struct devfwd_ioctl_seg){ .len = (uint32_t)len, .ptr_off = d->ptr_off, .dir = d->ndir, .parent = 0 };
-	ret_ptr[0] = 0;
 	ret_ptr[1] = ptr;
 	return 2;
 }

@@ -28,6 +28,7 @@
 #define LOG_ERR 3
 #define LOG_WARNING 4
 #define LOG_INFO 6
+#define LOG_DEBUG 7
 
 struct file {
 	int fd; /* -1: slot free */
@@ -353,6 +354,7 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 	uint8_t saved[DEVFWD_MAX_SEGS][8];
 	_cleanup_free_ uint8_t *out = NULL;
 	size_t off = 0;
+	bool block;
 	long rc;
 	int r = devfwd_decode_ioctl(m, &v);
 
@@ -389,25 +391,32 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 		memcpy(saved[i], v.in[v.seg[i].parent] ? v.in[v.seg[i].parent] + v.seg[i].ptr_off : slot, 8);
 		memcpy(slot, &buf[i], sizeof(buf[i]));
 	}
-	if (!f->nonblock)
+	block = v.mode == DEVFWD_IOCTL_BLOCK || (v.mode == DEVFWD_IOCTL_AS_OPENED && !f->nonblock);
+	if (block)
 		set_blocking(f->fd, true);
 	rc = ioctl(f->fd, (unsigned long)v.cmd, v.nseg ? (unsigned long)buf[0] : (unsigned long)v.arg);
 	r = rc < 0 ? negative_errno() : (int)rc;
-	if (!f->nonblock)
+	if (block)
 		set_blocking(f->fd, false);
 	for (uint32_t i = 1; i < v.nseg; i++)
 		memcpy(buf[v.seg[i].parent] + v.seg[i].ptr_off, saved[i], 8);
-	if (r == -EAGAIN && !f->nonblock) {
+	if (r == -EAGAIN && block) {
 		free_bufs(buf, v.nseg);
 		*ret_events = POLLIN | POLLOUT;
 		return 1;
 	}
 	if (r < 0) {
+		wlog(w, LOG_DEBUG, "%s: ioctl 0x%08x on %s: %u buffers, failed: %s", peer(w), v.cmd, f->path,
+		     v.nseg, strerror(-r));
 		free_bufs(buf, v.nseg);
 		return reply(w, &m->hdr, r, NULL, 0);
 	}
 	if (v.nseg)
 		devfwd_layout_update(v.cmd, &f->st, buf[0], v.seg[0].len);
+	wlog(w, LOG_DEBUG, "%s: ioctl 0x%08x%s%s on %s: %u buffers (%u bytes first), result %d, frame size %u",
+	     peer(w), v.cmd, devfwd_layout_name(v.cmd) ? " " : "",
+	     devfwd_layout_name(v.cmd) ? devfwd_layout_name(v.cmd) : "", f->path, v.nseg,
+	     v.nseg ? v.seg[0].len : 0, r, f->st.frame_bytes);
 	out = malloc(v.out_total ? v.out_total : 1);
 	if (!out) {
 		free_bufs(buf, v.nseg);

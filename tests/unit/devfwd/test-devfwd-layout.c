@@ -80,6 +80,7 @@ static void test_alsa_nested(void **state)
 	bool nested;
 
 	assert_int_equal(devfwd_layout_root(SNDRV_PCM_IOCTL_WRITEI_FRAMES, &seg[0], &nested), 1);
+	ptr[0] = 0xfeed;
 	/* Before HW_PARAMS the frame size is unknown: no nested segment. */
 	assert_int_equal(devfwd_layout_nested(SNDRV_PCM_IOCTL_WRITEI_FRAMES, &st, (uint8_t *)&x, sizeof(x), seg, ptr), 1);
 
@@ -98,6 +99,7 @@ static void test_alsa_nested(void **state)
 	assert_int_equal(seg[1].ptr_off, offsetof(struct snd_xferi, buf));
 	assert_int_equal(seg[1].dir, DEVFWD_SEG_IN);
 	assert_int_equal(ptr[1], (uint64_t)(uintptr_t)samples);
+	assert_int_equal(ptr[0], 0xfeed); /* the caller's root pointer is left alone */
 	assert_int_equal(devfwd_segs_check(seg, 2, NULL, NULL), 0);
 
 	/* READI moves samples out. */
