@@ -29,6 +29,10 @@ typedef struct iovm_pci_dev {
 	char netdev[IF_NAMESIZE];          /* first netdev under the device, "" if none */
 	int numa_node;                     /* -1 when unknown */
 	int iommu_group;                   /* -1 when the device has none */
+	/* driver_override could not be read before the deadline: its show()
+	 * takes the device lock, held while a driver change or the device's
+	 * removal waits (e.g. for a VMM); driver_override is then "". */
+	bool locked;
 } iovm_pci_dev;
 
 /* Reads the device at addr (any accepted form). -ENODEV if it does not exist. */

@@ -49,6 +49,7 @@ typedef struct iovm_vf {
 	int iommu_group;                   /* -1 without an IOMMU */
 	unsigned n_group_peers;            /* other members of the group (total) */
 	char group_peers[IOVM_GROUP_PEERS_MAX][IOVM_PCI_ADDR_MAX]; /* first ones, sorted */
+	bool locked;                       /* device lock held (driver change/removal pending) */
 } iovm_vf;
 
 typedef enum iovm_vf_driver_kind {

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "iovm/error.h"
 
 #include "iovm/host.h"
 
@@ -20,4 +23,9 @@ int pci_dev_attr(const iovm_host *h, const char *addr, const char *attr, char *b
 int pci_read_driver(const iovm_host *h, const char *addr, char *buf, size_t n);
 /* group number, or negative errno (-ENOENT: no IOMMU group). */
 int pci_read_group(const iovm_host *h, const char *addr);
+/* iovm_pci_dev_get() on a canonical address; driver_override (which needs
+ * a deadline worker) only when want_override. */
+struct iovm_pci_dev;
+int pci_dev_read(const iovm_host *h, const char *addr, bool want_override,
+		 struct iovm_pci_dev *ret, iovm_error *err);
 int pci_first_netdev(const iovm_host *h, const char *addr, char *buf, size_t n);

@@ -146,7 +146,8 @@ int pci_first_netdev(const iovm_host *h, const char *addr, char *buf, size_t n)
 	return 0;
 }
 
-int iovm_pci_dev_get(iovm_host *h, const char *addr, iovm_pci_dev *ret, iovm_error *err)
+int pci_dev_read(const iovm_host *h, const char *addr, bool want_override,
+		 iovm_pci_dev *ret, iovm_error *err)
 {
 	iovm_pci_dev d = { .numa_node = -1, .iommu_group = -1 };
 	char p[PATH_MAX];
@@ -154,11 +155,7 @@ int iovm_pci_dev_get(iovm_host *h, const char *addr, iovm_pci_dev *ret, iovm_err
 	long node;
 	int r;
 
-	if (!h || !ret)
-		return iovm_error_set(err, -EINVAL, "pci device: invalid argument");
-	r = iovm_pci_addr_normalize(addr, d.addr, sizeof(d.addr), err);
-	if (r < 0)
-		return r;
+	snprintf(d.addr, sizeof(d.addr), "%s", addr);
 	r = pci_dev_dir(h, d.addr, p, sizeof(p));
 	if (r < 0 || !sysfs_exists(p))
 		return iovm_error_set(err, -ENODEV, "pci device %s: no such device", d.addr);
@@ -174,10 +171,15 @@ int iovm_pci_dev_get(iovm_host *h, const char *addr, iovm_pci_dev *ret, iovm_err
 	if (r < 0)
 		return iovm_error_set(err, r, "pci device %s: unreadable driver link: %s",
 				      d.addr, strerror(-r));
-	if (pci_dev_attr(h, d.addr, "driver_override", p, sizeof(p)) == 0 &&
-	    sysfs_read_str(p, d.driver_override, sizeof(d.driver_override)) >= 0 &&
-	    strcmp(d.driver_override, "(null)") == 0)
-		d.driver_override[0] = '\0';
+	/* driver_override_show() takes the device lock: read it through a
+	 * deadline worker, and say so when the lock is held. */
+	if (want_override && pci_dev_attr(h, d.addr, "driver_override", p, sizeof(p)) == 0) {
+		r = host_read_blocking(h, p, d.driver_override, sizeof(d.driver_override));
+		if (r == -ETIMEDOUT)
+			d.locked = true;
+		if (r < 0 || strcmp(d.driver_override, "(null)") == 0)
+			d.driver_override[0] = '\0';
+	}
 	if (pci_dev_attr(h, d.addr, "numa_node", p, sizeof(p)) == 0 &&
 	    sysfs_read_long(p, &node) == 0 && node >= 0 && node < INT_MAX)
 		d.numa_node = (int)node;
@@ -186,6 +188,19 @@ int iovm_pci_dev_get(iovm_host *h, const char *addr, iovm_pci_dev *ret, iovm_err
 	pci_first_netdev(h, d.addr, d.netdev, sizeof(d.netdev));
 	*ret = d;
 	return 0;
+}
+
+int iovm_pci_dev_get(iovm_host *h, const char *addr, iovm_pci_dev *ret, iovm_error *err)
+{
+	char canon[IOVM_PCI_ADDR_MAX];
+	int r;
+
+	if (!h || !ret)
+		return iovm_error_set(err, -EINVAL, "pci device: invalid argument");
+	r = iovm_pci_addr_normalize(addr, canon, sizeof(canon), err);
+	if (r < 0)
+		return r;
+	return pci_dev_read(h, canon, true, ret, err);
 }
 
 int iovm_pci_addr_from_netdev(iovm_host *h, const char *ifname, char *ret, size_t n,

@@ -110,7 +110,9 @@ static int pf_fill(iovm_host *h, const char *addr, iovm_pf *ret, iovm_error *err
 	unsigned long flags;
 	int r;
 
-	r = iovm_pci_dev_get(h, addr, &dev, err);
+	/* A PF's driver_override is of no interest, and reading it would wait
+	 * for the device lock a pending resize holds. */
+	r = pci_dev_read(h, addr, false, &dev, err);
 	if (r < 0)
 		return r;
 	memcpy(pf.addr, dev.addr, sizeof(pf.addr));
@@ -236,10 +238,11 @@ static int vf_fill(iovm_host *h, const char *pf, const char *pf_netdev, unsigned
 	iovm_pci_dev dev;
 	int r;
 
-	r = iovm_pci_dev_get(h, addr, &dev, err);
+	r = pci_dev_read(h, addr, true, &dev, err);
 	if (r < 0)
 		return r;
 	memcpy(vf.addr, dev.addr, sizeof(vf.addr));
+	vf.locked = dev.locked;
 	snprintf(vf.pf_addr, sizeof(vf.pf_addr), "%s", pf);
 	snprintf(vf.pf_netdev, sizeof(vf.pf_netdev), "%s", pf_netdev);
 	vf.vendor = dev.vendor;

@@ -267,6 +267,36 @@ static void test_numvfs_locked(void **state)
 	assert_non_null(strstr(e.msg, "pf 0000:01:00.0: reading sriov_numvfs timed out"));
 }
 
+static void test_driver_override_locked(void **state)
+{
+	ctx *c = *state;
+	iovm_vf vf;
+	iovm_pf pf;
+	iovm_error e = {};
+
+	/* driver_override_show() takes the device lock: a FIFO nobody writes
+	 * stands in for a VF (and PF) whose lock a pending removal holds. */
+	static const char *const files[] = {
+		"bus/pci/devices/0000:01:10.0/driver_override",
+		"bus/pci/devices/0000:01:00.0/driver_override",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(unlink(fx_path(&c->fx, files[i])), 0);
+		assert_int_equal(mkfifo(fx_path(&c->fx, files[i]), 0600), 0);
+	}
+	assert_int_equal(iovm_host_set_timeout(c->h, IOVM_TIMEOUT_READ, 100000), 0);
+	assert_int_equal(iovm_vf_get(c->h, "0000:01:10.0", &vf, &e), 0);
+	assert_true(vf.locked);
+	assert_string_equal(vf.driver_override, "");
+	assert_string_equal(vf.driver, "vfio-pci");
+	assert_int_equal(iovm_vf_get(c->h, "0000:01:10.2", &vf, &e), 0);
+	assert_false(vf.locked);
+	/* The PF's own override is never read, so its inventory is complete. */
+	assert_int_equal(iovm_pf_get(c->h, "eth0", &pf, &e), 0);
+	assert_int_equal(pf.num_vfs, 3);
+	assert_false(pf.num_vfs_from_links);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +309,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_set_numvfs_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_numvfs_sequence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_numvfs_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_driver_override_locked, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,8 +48,8 @@ static void print_pf(const iovm_pf *p)
 
 static void print_vf(const iovm_vf *v)
 {
-	printf("vf=%s pf=%s index=%u driver=%s netdev=%s group=%d peers=%u",
-	       v->addr, v->pf_addr, v->index, v->driver[0] ? v->driver : "-",
+	printf("vf=%s pf=%s index=%u driver=%s%s netdev=%s group=%d peers=%u",
+	       v->addr, v->pf_addr, v->index, v->driver[0] ? v->driver : "-", v->locked ? "(locked)" : "",
 	       v->netdev[0] ? v->netdev : "-", v->iommu_group, v->n_group_peers);
 	for (unsigned i = 0; i < v->n_group_peers && i < IOVM_GROUP_PEERS_MAX; i++)
 		printf("%c%s", i ? ',' : ' ', v->group_peers[i]);
