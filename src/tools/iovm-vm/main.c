@@ -138,6 +138,15 @@ out:
 	return r;
 }
 
+static size_t vfs_of(iovm_vf_pool *p, const char *vm)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < iovm_vf_pool_size(p); i++)
+		n += !strcmp(iovm_vf_pool_at(p, i)->vm, vm);
+	return n;
+}
+
 static bool reclaim_pending(iovm_vf_pool *p, const char *vm)
 {
 	for (size_t i = 0; i < iovm_vf_pool_size(p); i++) {
@@ -152,6 +161,7 @@ static bool reclaim_pending(iovm_vf_pool *p, const char *vm)
 static int cmd_watch(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_error *err)
 {
 	iovm_qmp *q = iovm_vm_get_qmp(vm);
+	size_t held;
 	int lock, r;
 
 	iovm_vm_set_event_handler(vm, print_event, NULL);
@@ -172,8 +182,11 @@ static int cmd_watch(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_er
 			pool_unlock(lock);
 			return r;
 		}
+		held = vfs_of(p, o->vm);
 		r = iovm_vm_process(vm, err);
 		if (r < 0) {
+			/* process() already returned what QEMU let go of; wait for
+			 * the rest (QEMU may still be exiting). */
 			iovm_error e2 = {};
 			int n = iovm_vm_reclaim(vm, o->timeout_ms > 0 ? o->timeout_ms : 10000, &e2);
 
@@ -184,7 +197,7 @@ static int cmd_watch(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_er
 				*err = e2;
 				return n;
 			}
-			printf("reclaimed=%d\n", n);
+			printf("reclaimed=%zu\n", held - vfs_of(p, o->vm));
 			return 0;
 		}
 		pool_store(p, o->pool, NULL);
