@@ -193,7 +193,8 @@ int iovm_pf_list(iovm_host *h, iovm_pf **ret, size_t *ret_n, iovm_error *err)
 			return r;
 		n++;
 	}
-	qsort(list, n, sizeof(*list), cmp_pf);
+	if (n > 0)
+		qsort(list, n, sizeof(*list), cmp_pf);
 	*ret = TAKE_PTR(list);
 	*ret_n = n;
 	return 0;
@@ -330,7 +331,8 @@ int iovm_vf_list(iovm_host *h, const char *pf, iovm_vf **ret, size_t *ret_n, iov
 	}
 	if (r < 0)
 		return r;
-	qsort(list, n, sizeof(*list), cmp_vf);
+	if (n > 0) /* qsort on a NULL array is undefined even for 0 items */
+		qsort(list, n, sizeof(*list), cmp_vf);
 	*ret = TAKE_PTR(list);
 	*ret_n = n;
 	return 0;
@@ -394,7 +396,8 @@ static int pf_vf_users(iovm_host *h, const char *pf, char *desc, size_t n, iovm_
 	r = list_pf_vfs(h, pf, &vfs, &n_vfs, &cap, err);
 	if (r < 0)
 		return r;
-	qsort(vfs, n_vfs, sizeof(*vfs), cmp_vf);
+	if (n_vfs > 0)
+		qsort(vfs, n_vfs, sizeof(*vfs), cmp_vf);
 	for (size_t i = 0; i < n_vfs; i++) {
 		char one[256];
 
