@@ -64,7 +64,8 @@ echo "VF0=$VF0 ($(drv "$VF0")) VF1=$VF1 ($(drv "$VF1"))"
 
 s=$(t); $G start g1 && $G start g2 || { fail "guests did not start"; exit 1; }
 echo "guests up in $(el "$s") s"
-[ "$(guest_vfs g1)" = 0 ] || fail "g1 sees a VF before any attach"
+# Right after a restore the guest agent may not answer yet: poll.
+wait_vfs g1 0 60 || fail "g1 sees a VF before any attach (or its agent does not answer)"
 
 # --- 1. attach VF0 to g1
 s=$(t)
