@@ -2,8 +2,12 @@
 """Shared setup for the devfwd lab scenarios (tests/lab/7*-devfwd-*.py) and
 the devfwd benchmark: load modules, start devfwd-backend with a policy and
 devfwd-frontend for some devices, wait for conditions with deadlines."""
+import fcntl
+import glob
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -48,13 +52,13 @@ def wait_for(cond, what, timeout=30.0, interval=0.05):
 
 
 class Backend:
-    def __init__(self, policy, listen, name="backend"):
+    def __init__(self, policy, listen, name="backend", wrap=()):
         self.policy = os.path.join(TMP, f"devfwd-{name}.conf")
         self.logpath = os.path.join(TMP, f"devfwd-backend-{name}.log")
         with open(self.policy, "w") as f:
             f.write(policy)
         rfd, wfd = os.pipe()
-        args = [binary("devfwd-backend"), "--policy", self.policy, "--ready-fd", str(wfd), "-v"]
+        args = [*wrap, binary("devfwd-backend"), "--policy", self.policy, "--ready-fd", str(wfd), "-v"]
         for addr in listen:
             args += ["--listen", addr]
         self.log_file = open(self.logpath, "w")
@@ -78,11 +82,11 @@ class Backend:
 
 
 class Frontend:
-    def __init__(self, addr, devices, name="frontend"):
+    def __init__(self, addr, devices, name="frontend", wrap=()):
         """devices: list of (host_path, guest_name) pairs; waits for every
         /dev/guest_name to appear."""
         self.logpath = os.path.join(TMP, f"devfwd-frontend-{name}.log")
-        args = [binary("devfwd-frontend"), "--connect", addr]
+        args = [*wrap, binary("devfwd-frontend"), "--connect", addr]
         for host, guest in devices:
             args += ["--device", f"{host}={guest}"]
         if os.environ.get("IOVM_DEVFWD_DEBUG"):
@@ -129,3 +133,63 @@ def IOR(t, nr, size):
 
 def IOWR(t, nr, size):
     return IOC(3, t, nr, size)
+
+
+def make_uinput_keyboard(name=b"devfwd-lab-keyboard", keys=(30, 48)):
+    """Creates a uinput keyboard; returns (uinput fd, /dev/input/eventN)."""
+    ui_set_evbit, ui_set_keybit = IOW("U", 100, 4), IOW("U", 101, 4)
+    ui_dev_setup, ui_dev_create = IOW("U", 3, 92), IO("U", 1)
+    fd = os.open("/dev/uinput", os.O_WRONLY | os.O_NONBLOCK)
+    fcntl.ioctl(fd, ui_set_evbit, 1)  # EV_KEY
+    for k in keys:
+        fcntl.ioctl(fd, ui_set_keybit, k)
+    fcntl.ioctl(fd, ui_dev_setup, struct.pack("HHHH80sI", 0x06, 0x1234, 0x5678, 1, name, 0))
+    fcntl.ioctl(fd, ui_dev_create)
+    buf = bytearray(64)
+    fcntl.ioctl(fd, IOC(2, "U", 44, len(buf)), buf)
+    sysname = buf.split(b"\0")[0].decode()
+    ev = wait_for(lambda: glob.glob(f"/sys/devices/virtual/input/{sysname}/event*"), "uinput event node")
+    path = "/dev/input/" + os.path.basename(ev[0])
+    wait_for(lambda: os.path.exists(path), path)
+    return fd, path
+
+
+# A raw protocol client (proto.h, version 1), to send what a real frontend
+# never would.
+MAGIC, VERSION = 0x44574644, 1
+OP_HELLO, OP_OPEN, OP_READ, OP_IOCTL = 1, 2, 4, 6
+
+
+def hdr(op, rid, fh, length):
+    return struct.pack("<IHHIIiIII", MAGIC, VERSION, op, rid, fh, 0, 0, length, 0)
+
+
+def vsock_connect(cid, port):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect((cid, port))
+    return s
+
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise ConnectionResetError("stream closed")
+        b += c
+    return b
+
+
+def call(s, op, rid, fh, payload):
+    """Sends one request, returns (result, payload) of its reply."""
+    s.sendall(hdr(op, rid, fh, len(payload)) + payload)
+    h = struct.unpack("<IHHIIiIII", recv_exact(s, 32))
+    if h[3] != rid:
+        fail(f"reply id {h[3]} for request {rid}")
+    return h[5], recv_exact(s, h[7]) if h[7] else b""
+
+
+def raw_open(s, rid, path, flags=1):
+    p = path.encode()
+    return call(s, OP_OPEN, rid, 0, struct.pack("<IHH", flags, len(p), 0) + p)[0]

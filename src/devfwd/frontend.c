@@ -136,16 +136,15 @@ static void send_or_fail(fuse_req_t req, struct devfwd_msg *m, const struct pend
 		}
 		memcpy(q.copy.payload, m->payload, m->hdr.len);
 	}
-	r = submit(m, &q);
-	if (r < 0)
-		devfwd_msg_done(&q.copy);
-
-	if (r < 0) {
-		fail(req, r);
-		return;
-	}
+	/* Before sending: once sent, the receiver thread may complete and free
+	 * req at any moment. */
 	if (interruptible)
 		fuse_req_interrupt_func(req, on_interrupt, (void *)(uintptr_t)id);
+	r = submit(m, &q);
+	if (r < 0) {
+		devfwd_msg_done(&q.copy);
+		fail(req, r);
+	}
 }
 
 static void fe_open(fuse_req_t req, struct fuse_file_info *fi)
@@ -385,10 +384,8 @@ static bool ioctl_eagain(struct pending *p)
 	struct pending q = *p;
 	uint32_t id = p->copy.hdr.id;
 	q.copy = (struct devfwd_msg){};
-	if (submit(&p->copy, &q) < 0)
-		return false;
 	fuse_req_interrupt_func(p->req, on_interrupt, (void *)(uintptr_t)id);
-	return true;
+	return submit(&p->copy, &q) == 0;
 }
 
 static void ioctl_complete(const struct pending *p, const struct devfwd_msg *m)

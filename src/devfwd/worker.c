@@ -299,8 +299,19 @@ static int do_rw(struct worker *w, const struct devfwd_msg *m, struct file *f, s
 	}
 	if (n < 0)
 		return reply(w, &m->hdr, negative_errno(), NULL, 0);
-	return reply(w, &m->hdr, (int32_t)n, m->hdr.op == DEVFWD_OP_READ ? buf : NULL,
-		     m->hdr.op == DEVFWD_OP_READ ? (size_t)n : 0);
+	if (m->hdr.op == DEVFWD_OP_READ && n > 0) {
+		/* Send the read buffer itself: no second copy of the data. */
+		struct devfwd_msg rep;
+
+		r = devfwd_encode_reply(&rep, &m->hdr, (int32_t)n, NULL, 0);
+		if (r < 0)
+			return r;
+		rep.hdr.len = (uint32_t)n;
+		rep.payload = buf;
+		r = devfwd_send(w->sock, &rep);
+		return r;
+	}
+	return reply(w, &m->hdr, (int32_t)n, NULL, 0);
 }
 
 /* The segments must be exactly what the shared layout table derives from the

@@ -7,7 +7,6 @@ device with EVIOCGRAB (a direct reader then sees nothing), polls and reads
 the injected key events; mmap reports ENODEV."""
 import errno
 import fcntl
-import glob
 import mmap
 import os
 import select
@@ -15,11 +14,9 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import IO, IOC, IOR, IOW, Backend, Frontend, fail, modprobe, wait_for  # noqa: E402
+from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, fail, make_uinput_keyboard, modprobe, wait_for  # noqa: E402
 
 EV_SYN, EV_KEY, KEY_A, KEY_B = 0, 1, 30, 48
-UI_SET_EVBIT, UI_SET_KEYBIT = IOW("U", 100, 4), IOW("U", 101, 4)
-UI_DEV_SETUP, UI_DEV_CREATE = IOW("U", 3, 92), IO("U", 1)
 EVIOCGVERSION = IOR("E", 0x01, 4)
 EVIOCGRAB = IOW("E", 0x90, 4)
 NAME = b"devfwd-lab-keyboard"
@@ -32,27 +29,6 @@ def EVIOCGNAME(n):
 
 def EVIOCGBIT(ev, n):
     return IOC(2, "E", 0x20 + ev, n)
-
-
-def UI_GET_SYSNAME(n):
-    return IOC(2, "U", 44, n)
-
-
-def make_keyboard():
-    fd = os.open("/dev/uinput", os.O_WRONLY | os.O_NONBLOCK)
-    fcntl.ioctl(fd, UI_SET_EVBIT, EV_KEY)
-    fcntl.ioctl(fd, UI_SET_KEYBIT, KEY_A)
-    fcntl.ioctl(fd, UI_SET_KEYBIT, KEY_B)
-    setup = struct.pack("HHHH80sI", 0x06, 0x1234, 0x5678, 1, NAME, 0)
-    fcntl.ioctl(fd, UI_DEV_SETUP, setup)
-    fcntl.ioctl(fd, UI_DEV_CREATE)
-    buf = bytearray(64)
-    fcntl.ioctl(fd, UI_GET_SYSNAME(len(buf)), buf)
-    sysname = buf.split(b"\0")[0].decode()
-    ev = wait_for(lambda: glob.glob(f"/sys/devices/virtual/input/{sysname}/event*"), "uinput event node")
-    path = "/dev/input/" + os.path.basename(ev[0])
-    wait_for(lambda: os.path.exists(path), path)
-    return fd, path
 
 
 def emit(ufd, code, value):
@@ -72,7 +48,7 @@ def read_key(fd):
 
 def main():
     modprobe("cuse", "evdev", "uinput", "vsock_loopback")
-    ufd, host_path = make_keyboard()
+    ufd, host_path = make_uinput_keyboard(NAME, (KEY_A, KEY_B))
     backend = Backend(f"[guest cid=1]\nallow-path = {host_path}\nallow-ioctl = E:*\n",
                       [f"vsock:{PORT}"], name="input")
     frontend = Frontend(f"vsock:1:{PORT}", [(host_path, "input/devfwd-kbd")], name="input")

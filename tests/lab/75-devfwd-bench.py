@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""devfwd benchmark in one lab run (vsock loopback, CID 1): /dev/zero read
+throughput native vs forwarded at 4 and 64 KiB, EVIOCGVERSION round trip
+native vs forwarded on a uinput evdev node, and the raw transport round
+trip. Prints the table; fails only if the benchmark cannot run."""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
+from devfwd_lab import BUILD, Backend, Frontend, fail, make_uinput_keyboard, modprobe, skip  # noqa: E402
+
+PORT = 7075
+
+
+def main():
+    bench = os.path.join(BUILD, "src/devfwd/devfwd-bench")
+    if not os.access(bench, os.X_OK):
+        skip(f"{bench} not built")
+    modprobe("cuse", "evdev", "uinput", "vsock_loopback")
+    ufd, ev = make_uinput_keyboard(b"devfwd-bench-kbd")
+    # IOVM_BENCH_CPU=N runs every process on one CPU: under TCG a wakeup on
+    # another vCPU waits for the emulator's round robin, which would swamp
+    # what is being measured.
+    cpu = os.environ.get("IOVM_BENCH_CPU")
+    wrap = ("taskset", "-c", cpu) if cpu else ()
+    # IOVM_BENCH_TRANSPORT=unix compares with a UNIX socket (same host only).
+    unix = os.environ.get("IOVM_BENCH_TRANSPORT") == "unix"
+    sock = os.path.join(os.environ.get("TMPDIR", "/tmp"), "devfwd-bench.sock")
+    listen, addr = (f"unix:{sock}", f"unix:{sock}") if unix else (f"vsock:{PORT}", f"vsock:1:{PORT}")
+    who = "uid=0" if unix else "cid=1"
+    backend = Backend(f"[guest {who}]\nallow-path = /dev/zero\nallow-path = {ev}\nallow-ioctl = E:*\n",
+                      [listen], name="bench", wrap=wrap)
+    frontend = Frontend(addr, [("/dev/zero", "devfwd-zero"), (ev, "input/devfwd-bench")],
+                        name="bench", wrap=wrap)
+    try:
+        r = subprocess.run([*wrap, bench, "--read", "/dev/zero", "/dev/devfwd-zero",
+                            "--ioctl", ev, "/dev/input/devfwd-bench",
+                            "--connect", addr, "--seconds", os.environ.get("IOVM_BENCH_SECONDS", "3")],
+                           capture_output=True, text=True, timeout=300)
+        print(f"devfwd benchmark ({'all on CPU ' + cpu if cpu else 'unpinned'}, "
+              f"{'UNIX socket' if unix else 'vsock loopback'}):")
+        print(r.stdout, end="")
+        if r.returncode:
+            fail(f"devfwd-bench failed: {r.stderr}\nfrontend: {frontend.log()}\nbackend: {backend.log()[-1500:]}")
+    finally:
+        frontend.stop()
+        backend.stop()
+        os.close(ufd)
+
+
+if __name__ == "__main__":
+    main()
