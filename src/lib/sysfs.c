@@ -225,6 +225,8 @@ bool sysfs_exists(const char *path)
 
 int host_write(const iovm_host *h, iovm_timeout_kind kind, const char *path, const char *value)
 {
+	if (h->write_hook)
+		return h->write_hook(h->write_hook_data, path, value);
 	return iovm_sysfs_write_deadline(path, value, h->timeout_usec[kind]);
 }
 

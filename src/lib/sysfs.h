@@ -12,10 +12,17 @@
 
 #include "iovm/host.h"
 
+/* Test seam: when set, every host_write() goes here instead of a deadline
+ * worker, so a unit test can play the kernel synchronously (a real store()
+ * has done its work when write() returns). Never set outside tests. */
+typedef int (*host_write_hook)(void *userdata, const char *path, const char *value);
+
 struct iovm_host {
 	char *sysfs_root;
 	char *proc_root;
 	uint64_t timeout_usec[_IOVM_TIMEOUT_MAX];
+	host_write_hook write_hook;
+	void *write_hook_data;
 };
 
 /* root + "/" + formatted tail into buf; -ENAMETOOLONG if it does not fit. */

@@ -147,9 +147,10 @@ int vf_users(const iovm_host *h, const char *addr, char *desc, size_t n)
 	r = pci_read_driver(h, addr, drv, sizeof(drv));
 	if (r < 0)
 		return r;
-	if (!drv[0])
-		return 0;
-	if (strstr(drv, "vfio")) {
+	/* Unbound counts too: while a removal waits for a VMM, the kernel has
+	 * already dropped the driver link (driver_sysfs_remove() runs before
+	 * remove()), yet the group is still open. */
+	if (!drv[0] || strstr(drv, "vfio")) {
 		char group_path[32], cdev_path[64] = "", what[64], cdev[32];
 		const char *paths[2] = { group_path, cdev_path };
 		int g = pci_read_group(h, addr);

@@ -191,6 +191,11 @@ static void test_users(void **state)
 	assert_string_equal(u, "vfio gro...");
 	assert_int_equal(iovm_vf_users(c->h, "0000:01:10.0", NULL, 0, &e), 1);
 	assert_int_equal(iovm_vf_users(c->h, "0000:05:00.0", u, sizeof(u), &e), -ENODEV);
+	/* A removal waiting for the VMM has already dropped the driver link:
+	 * the open group still makes it a user. */
+	assert_int_equal(unlink(fx_path(&c->fx, "bus/pci/devices/0000:01:10.0/driver")), 0);
+	assert_int_equal(iovm_vf_users(c->h, "0000:01:10.0", u, sizeof(u), &e), 1);
+	assert_string_equal(u, "vfio group 3 open by pid 4242 (qemu-system-x86)");
 	/* The holder goes away: free. */
 	assert_int_equal(unlink(fx_path(&c->fx, "../proc/4242/fd/7")), 0);
 	assert_int_equal(iovm_vf_users(c->h, "0000:01:10.0", u, sizeof(u), &e), 0);

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* VF binding and IOMMU groups on the fixture tree. For the successful binds a
- * thread plays the kernel's drivers_probe (a FIFO in the fixture): it checks
- * that the old driver got an unbind, then binds the device the way
+/* VF binding and IOMMU groups on the fixture tree. For the successful binds
+ * the host's write hook plays the kernel's drivers_probe synchronously: it
+ * checks that the old driver got an unbind, then binds the device the way
  * pci_device_probe() would: to driver_override if set, else to the host
  * driver only when the PF's sriov_drivers_autoprobe is on. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,15 +14,15 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "iovm/deadline.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
+#include "lib/sysfs.h"
 #include "fixtures/fixture.h"
 
 typedef struct ctx {
 	fixture fx;
 	iovm_host *h;
-	pthread_t kernel;
-	bool kernel_running;
 	int probes;
 	char unbound[64];     /* what the last unbind file held at probe time */
 } ctx;
@@ -38,58 +37,52 @@ static int setup(void **state)
 	return 0;
 }
 
-static void *fake_kernel(void *arg)
+/* The kernel's drivers_probe, synchronous as the real store() is. */
+static void fake_probe(ctx *c, const char *addr)
 {
-	ctx *c = arg;
-	char addr[64], rel[PATH_MAX], ov[64], ap[8], link[PATH_MAX];
+	char rel[PATH_MAX], ov[64], ap[8], link[PATH_MAX];
 
-	for (;;) {
-		int fd = open(fx_path(&c->fx, "bus/pci/drivers_probe"), O_RDONLY);
-		ssize_t k;
+	c->probes++;
+	snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
+	/* The unbind file of the driver it had records the unbind. */
+	if (readlink(fx_path(&c->fx, rel), link, sizeof(link)) > 0) {
+		char urel[PATH_MAX];
 
-		if (fd < 0)
-			return NULL;
-		k = read(fd, addr, sizeof(addr) - 1);
-		close(fd);
-		if (k <= 0)
-			continue;
-		addr[k] = '\0';
-		if (strcmp(addr, "STOP") == 0)
-			return NULL;
-		c->probes++;
-		snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
-		/* The unbind file of the driver it had records the unbind. */
-		if (readlink(fx_path(&c->fx, rel), link, sizeof(link)) > 0) {
-			char urel[PATH_MAX];
-
-			snprintf(urel, sizeof(urel), "bus/pci/devices/%s/driver/unbind", addr);
-			fx_read(&c->fx, urel, c->unbound, sizeof(c->unbound));
-			if (strcmp(c->unbound, addr) != 0)
-				continue;   /* not unbound: the kernel would leave it */
-			unlink(fx_path(&c->fx, rel));
-		}
-		snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver_override", addr);
-		fx_read(&c->fx, rel, ov, sizeof(ov));
-		fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe", ap, sizeof(ap));
-		const char *drv = ov[0] ? ov : (strcmp(ap, "1") == 0 ? "igbvf" : NULL);
-		if (!drv)
-			continue;
-		snprintf(link, sizeof(link), "../../../../bus/pci/drivers/%s", drv);
-		snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
-		if (symlink(link, fx_path(&c->fx, rel)) < 0)
-			return NULL;
+		snprintf(urel, sizeof(urel), "bus/pci/devices/%s/driver/unbind", addr);
+		fx_read(&c->fx, urel, c->unbound, sizeof(c->unbound));
+		if (strcmp(c->unbound, addr) != 0)
+			return;   /* not unbound: the kernel leaves it where it is */
+		unlink(fx_path(&c->fx, rel));
 	}
+	snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver_override", addr);
+	fx_read(&c->fx, rel, ov, sizeof(ov));
+	fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe", ap, sizeof(ap));
+	/* pci_device_can_probe(): a VF probes only with an override or with
+	 * its PF's autoprobe on; without an override the ID tables say igbvf. */
+	const char *drv = ov[0] ? ov : (strcmp(ap, "1") == 0 ? "igbvf" : NULL);
+	if (!drv)
+		return;
+	snprintf(link, sizeof(link), "../../../../bus/pci/drivers/%s", drv);
+	snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
+	if (symlink(link, fx_path(&c->fx, rel)) < 0)
+		fprintf(stderr, "fake kernel: symlink failed\n");
+}
+
+static int fake_kernel_write(void *userdata, const char *path, const char *value)
+{
+	ctx *c = userdata;
+	size_t len = strlen(path), plen = strlen("drivers_probe");
+	int r = iovm_sysfs_write_deadline(path, value, 5000000);
+
+	if (r >= 0 && len >= plen && strcmp(path + len - plen, "drivers_probe") == 0)
+		fake_probe(c, value);
+	return r;
 }
 
 static int start_kernel(ctx *c)
 {
-	const char *p = fx_path(&c->fx, "bus/pci/drivers_probe");
-
-	if (unlink(p) < 0 || mkfifo(p, 0600) < 0)
-		return -1;
-	if (pthread_create(&c->kernel, NULL, fake_kernel, c) != 0)
-		return -1;
-	c->kernel_running = true;
+	c->h->write_hook = fake_kernel_write;
+	c->h->write_hook_data = c;
 	return 0;
 }
 
@@ -97,16 +90,6 @@ static int teardown(void **state)
 {
 	ctx *c = *state;
 
-	if (c->kernel_running) {
-		int fd = open(fx_path(&c->fx, "bus/pci/drivers_probe"), O_WRONLY);
-
-		if (fd >= 0) {
-			if (write(fd, "STOP", 4) != 4)
-				fprintf(stderr, "fake kernel: stop failed\n");
-			close(fd);
-		}
-		pthread_join(c->kernel, NULL);
-	}
 	iovm_host_free(c->h);
 	fixture_remove(&c->fx);
 	free(c);
