@@ -34,6 +34,21 @@ QMP = f"/run/iovm-lab/guests/{NAME}/qmp.sock"
 POOL = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-pool.json")
 
 
+SHARE = "/run/iovm-lab/share"
+
+
+def log(msg):
+    """Progress on stderr and in the run's log directory on the host (the
+    lab streams output only as it comes; a stuck step should be visible)."""
+    line = f"[{time.monotonic():9.1f}] {msg}"
+    print(line, file=sys.stderr, flush=True)
+    try:
+        with open(os.path.join(SHARE, "bench-attach-detach.log"), "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
+
+
 def sh(*args, check=True):
     r = subprocess.run(args, capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -50,6 +65,7 @@ def guest_vfs():
 
 
 def wait_guest(n, timeout=180):
+    log(f"waiting for the guest to see {n} VF(s)")
     deadline = time.monotonic() + timeout
     while guest_vfs() != n:
         if time.monotonic() > deadline:
@@ -62,6 +78,7 @@ class Raw:
 
     def __init__(self):
         self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(180)    # a guest that never answers fails the run, not hangs it
         self.s.connect(QMP)
         self.f = self.s.makefile("rwb")
         self.f.readline()
@@ -125,15 +142,19 @@ def main():
     sh(SR, "set-vfs", "eth0", "1", "vfio")
     pf = os.path.basename(os.readlink("/sys/class/net/eth0/device"))
     vf = os.path.basename(os.readlink(f"/sys/bus/pci/devices/{pf}/virtfn0"))
+    log(f"VF {vf}; starting guest {NAME}")
     sh(GUEST, "start", NAME)
+    log("guest up")
     try:
         wait_guest(0, 60)
         raw, iovm = [], []
         for i in range(ROUNDS):
             # Alternate so that drift in the emulated machine hits both.
             for kind in (("raw", "iovm") if i % 2 == 0 else ("iovm", "raw")):
+                log(f"round {i} {kind}")
                 a, d = round_raw(vf, "hp1") if kind == "raw" else round_iovm(vf)
                 (raw if kind == "raw" else iovm).append(a + d)
+                log(f"round {i} {kind:4s}: attach {a:.3f}s detach {d:.3f}s total {a + d:.3f}s")
                 print(f"round {i} {kind:4s}: attach {a:.3f}s detach {d:.3f}s total {a + d:.3f}s", flush=True)
                 wait_guest(0)
         mr, mi = statistics.median(raw), statistics.median(iovm)
