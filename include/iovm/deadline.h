@@ -35,6 +35,17 @@ typedef struct iovm_sysop iovm_sysop;
 
 /* Start writing value to path (one write(2), like `echo -n value > path`). */
 int iovm_sysop_write(const char *path, const char *value, iovm_sysop **ret);
+/* Several writes in one worker, in order, stopping at the first error (one
+ * fork for a whole bind sequence). The result is n, or the failed step's
+ * errno with iovm_sysop_failed_step() telling which step. steps and their
+ * strings need only live until this returns. */
+typedef struct iovm_sysop_step {
+	const char *path;
+	const char *value;
+} iovm_sysop_step;
+int iovm_sysop_write_many(const iovm_sysop_step *steps, size_t n, iovm_sysop **ret);
+size_t iovm_sysop_failed_step(const iovm_sysop *op);
+
 /* Start reading up to IOVM_SYSOP_READ_MAX bytes of path. */
 int iovm_sysop_read(const char *path, iovm_sysop **ret);
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +21,7 @@ struct iovm_sysop {
 	int fd;             /* read end of the result pipe */
 	bool done;
 	int result;
+	uint32_t step;      /* step a batch stopped at */
 	size_t len;
 	char data[IOVM_SYSOP_READ_MAX + 1];
 };
@@ -27,6 +29,7 @@ struct iovm_sysop {
 /* What the worker sends back in a single write (<= PIPE_BUF: atomic). */
 struct reply {
 	int32_t result;
+	uint32_t step;
 	uint32_t len;
 	char data[IOVM_SYSOP_READ_MAX];
 };
@@ -87,8 +90,26 @@ static int worker_fds(int out)
 	return 3;
 }
 
-/* Runs in the child: async-signal-safe calls only. */
-static _Noreturn void worker(int out, const char *path, const char *value, size_t vlen)
+static int32_t do_write(const char *path, const char *value)
+{
+	ssize_t k;
+	int fd;
+
+	/* O_TRUNC as a shell redirection does: a no-op on sysfs, and it lets
+	 * fixture trees of plain files behave like attributes. */
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	k = write(fd, value, strlen(value));
+	/* sysfs reports store() errors at write(); close cannot fail late. */
+	close(fd);
+	return k < 0 ? -errno : (int32_t)k;
+}
+
+/* Runs in the child: async-signal-safe calls only (strlen is). A read when
+ * read_path is set, else the writes in order, stopping at the first error. */
+static _Noreturn void worker(int out, const char *read_path, const iovm_sysop_step *steps,
+			     size_t n)
 {
 	struct reply r = {};
 	ssize_t k;
@@ -97,35 +118,43 @@ static _Noreturn void worker(int out, const char *path, const char *value, size_
 	out = worker_fds(out);
 	if (out < 0)
 		_exit(1);
-
-	/* O_TRUNC as a shell redirection does: a no-op on sysfs, and it lets
-	 * fixture trees of plain files behave like attributes. */
-	fd = open(path, (value ? O_WRONLY | O_TRUNC : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r.result = -errno;
-	} else if (value) {
-		k = write(fd, value, vlen);
-		r.result = k < 0 ? -errno : (int32_t)k;
-		/* sysfs reports store() errors at write(); close cannot fail late. */
-		close(fd);
+	if (read_path) {
+		fd = open(read_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			r.result = -errno;
+		} else {
+			k = read(fd, r.data, sizeof(r.data));
+			r.result = k < 0 ? -errno : (int32_t)k;
+			r.len = k > 0 ? (uint32_t)k : 0;
+			close(fd);
+		}
 	} else {
-		k = read(fd, r.data, sizeof(r.data));
-		r.result = k < 0 ? -errno : (int32_t)k;
-		r.len = k > 0 ? (uint32_t)k : 0;
-		close(fd);
+		for (r.step = 0; r.step < n; r.step++) {
+			r.result = do_write(steps[r.step].path, steps[r.step].value);
+			if (r.result < 0)
+				break;
+		}
+		if (r.result >= 0 && n > 1)
+			r.result = (int32_t)n;
 	}
 	k = write(out, &r, offsetof(struct reply, data) + r.len);
 	_exit(k < 0 ? 1 : 0);
 }
 
-static int start(const char *path, const char *value, iovm_sysop **ret)
+static int start(const char *read_path, const iovm_sysop_step *steps, size_t n,
+		 iovm_sysop **ret)
 {
 	_cleanup_free_ iovm_sysop *op = NULL;
 	int p[2];
 	pid_t pid;
 
-	if (!path || !*path || !ret)
+	if (!ret || (!read_path && (!steps || n == 0 || n > INT32_MAX)))
 		return -EINVAL;
+	if (read_path && !*read_path)
+		return -EINVAL;
+	for (size_t i = 0; !read_path && i < n; i++)
+		if (!steps[i].path || !*steps[i].path || !steps[i].value)
+			return -EINVAL;
 	iovm_sysop_reap();
 	op = calloc(1, sizeof(*op));
 	if (!op)
@@ -142,7 +171,7 @@ static int start(const char *path, const char *value, iovm_sysop **ret)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		worker(p[1], path, value, value ? strlen(value) : 0);
+		worker(p[1], read_path, steps, n);
 	}
 	close(p[1]);
 	op->pid = pid;
@@ -153,14 +182,28 @@ static int start(const char *path, const char *value, iovm_sysop **ret)
 
 int iovm_sysop_write(const char *path, const char *value, iovm_sysop **ret)
 {
-	if (!value)
+	iovm_sysop_step step = { .path = path, .value = value };
+
+	if (!path || !value)
 		return -EINVAL;
-	return start(path, value, ret);
+	return start(NULL, &step, 1, ret);
+}
+
+int iovm_sysop_write_many(const iovm_sysop_step *steps, size_t n, iovm_sysop **ret)
+{
+	return start(NULL, steps, n, ret);
+}
+
+size_t iovm_sysop_failed_step(const iovm_sysop *op)
+{
+	return op ? op->step : 0;
 }
 
 int iovm_sysop_read(const char *path, iovm_sysop **ret)
 {
-	return start(path, NULL, ret);
+	if (!path)
+		return -EINVAL;
+	return start(path, NULL, 0, ret);
 }
 
 int iovm_sysop_fd(const iovm_sysop *op)
@@ -217,6 +260,7 @@ int iovm_sysop_finish(iovm_sysop *op, char *ret_buf, size_t n)
 		op->len = 0;
 	} else {
 		op->result = r.result;
+		op->step = r.step;
 		op->len = r.len;
 		memcpy(op->data, r.data, r.len);
 	}

@@ -507,14 +507,26 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 		return iovm_error_set(err, -EIO, "pf %s: asked for %u VFs, the kernel shows %u",
 				      addr, n, links);
 	if (kind == IOVM_VF_DRIVER_VFIO) {
-		for (unsigned i = 0; i < n; i++) {
-			iovm_vf vf;
+		/* One deadline worker per batch of VFs rather than per write:
+		 * the fork is what libiovm pays over a plain script. */
+		char batch[BIND_BATCH][IOVM_PCI_ADDR_MAX];
+		size_t k = 0;
 
-			r = iovm_vf_by_index(h, addr, i, &vf, err);
-			if (r >= 0)
-				r = iovm_vf_bind(h, vf.addr, "vfio-pci", err);
-			if (r < 0)
-				return iovm_error_prefix(err, "pf %s: created %u VFs, but", addr, n);
+		for (unsigned i = 0; i < n; i++) {
+			char name[32], vaddr[64];
+
+			snprintf(name, sizeof(name), "virtfn%u", i);
+			if (pci_dev_attr(h, addr, name, p, sizeof(p)) < 0 ||
+			    sysfs_read_link_base(p, vaddr, sizeof(vaddr)) < 0 ||
+			    iovm_pci_addr_normalize(vaddr, batch[k], IOVM_PCI_ADDR_MAX, NULL) < 0)
+				return iovm_error_set(err, -EIO, "pf %s: created %u VFs, but VF %u "
+						      "has no virtfn link", addr, n, i);
+			if (++k == BIND_BATCH || i + 1 == n) {
+				r = vf_bind_many(h, batch, k, "vfio-pci", err);
+				if (r < 0)
+					return iovm_error_prefix(err, "pf %s: created %u VFs, but", addr, n);
+				k = 0;
+			}
 		}
 	}
 	return 0;

@@ -230,6 +230,40 @@ int host_write(const iovm_host *h, iovm_timeout_kind kind, const char *path, con
 	return iovm_sysfs_write_deadline(path, value, h->timeout_usec[kind]);
 }
 
+int host_write_many(const iovm_host *h, const host_step *steps, size_t n, size_t *ret_failed)
+{
+	iovm_sysop_step st[64];
+	iovm_sysop *op = NULL;
+	uint64_t usec = 0;
+	int r;
+
+	*ret_failed = 0;
+	if (n == 0 || n > ELEMENTSOF(st))
+		return -EINVAL;
+	if (h->write_hook) {
+		for (size_t i = 0; i < n; i++) {
+			r = h->write_hook(h->write_hook_data, steps[i].path, steps[i].value);
+			if (r < 0) {
+				*ret_failed = i;
+				return r;
+			}
+		}
+		return (int)n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		st[i] = (iovm_sysop_step){ .path = steps[i].path, .value = steps[i].value };
+		usec += h->timeout_usec[steps[i].kind];
+	}
+	r = iovm_sysop_write_many(st, n, &op);
+	if (r < 0)
+		return r;
+	r = iovm_sysop_wait(op, usec, NULL, 0);
+	if (r < 0)
+		*ret_failed = iovm_sysop_failed_step(op);
+	iovm_sysop_free(op);
+	return r;
+}
+
 int host_read_blocking(const iovm_host *h, const char *path, char *buf, size_t n)
 {
 	int r;

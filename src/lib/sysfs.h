@@ -42,4 +42,12 @@ bool sysfs_exists(const char *path);
 /* Write through a deadline worker; -ETIMEDOUT when the kernel does not
  * return in time. */
 int host_write(const iovm_host *h, iovm_timeout_kind kind, const char *path, const char *value);
+/* Several writes in one deadline worker (deadline = sum of the steps'
+ * kinds). On failure returns the errno and the failed step in *ret_failed. */
+typedef struct host_step {
+	const char *path;
+	const char *value;
+	iovm_timeout_kind kind;
+} host_step;
+int host_write_many(const iovm_host *h, const host_step *steps, size_t n, size_t *ret_failed);
 int host_read_blocking(const iovm_host *h, const char *path, char *buf, size_t n);

@@ -276,16 +276,6 @@ int iovm_vfio_group_path(iovm_host *h, const char *vf_addr, char *ret, size_t n,
 	return 0;
 }
 
-static int write_err(const iovm_host *h, iovm_error *err, int r, const char *addr,
-		     const char *step)
-{
-	if (r == -ETIMEDOUT)
-		return iovm_error_set(err, r, "vf %s: %s timed out after %llus: the kernel is "
-				      "still waiting for the device (held by a VMM?)", addr, step,
-				      (unsigned long long)(h->timeout_usec[IOVM_TIMEOUT_SYSFS] / USEC_PER_SEC));
-	return iovm_error_set(err, r, "vf %s: %s failed: %s", addr, step, strerror(-r));
-}
-
 static bool valid_driver_name(const char *d)
 {
 	size_t len = strlen(d);
@@ -294,37 +284,10 @@ static bool valid_driver_name(const char *d)
 	       strcmp(d, ".") && strcmp(d, "..");
 }
 
-/* With sriov_drivers_autoprobe off, the kernel only probes a VF that has a
- * driver_override (pci_device_can_probe()); to let it pick the VF's own host
- * driver from its ID tables, autoprobe is switched on around the probe. */
-static int probe(const iovm_host *h, const char *addr, bool host_driver, iovm_error *err)
+/* A VF whose current driver is the one asked for (NULL: any host driver). */
+static bool on_target(const char *cur, const char *driver)
 {
-	char p[PATH_MAX], pf[64], ap[PATH_MAX], val[8];
-	bool restore = false;
-	int r, r2;
-
-	if (host_driver && pci_dev_attr(h, addr, "physfn", p, sizeof(p)) == 0 &&
-	    sysfs_read_link_base(p, pf, sizeof(pf)) == 0 &&
-	    pci_dev_attr(h, pf, "sriov_drivers_autoprobe", ap, sizeof(ap)) == 0 &&
-	    sysfs_read_str(ap, val, sizeof(val)) >= 0 && strcmp(val, "0") == 0) {
-		r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "1");
-		if (r < 0)
-			return iovm_error_set(err, r, "vf %s: enabling autoprobe on pf %s failed: %s",
-					      addr, pf, strerror(-r));
-		restore = true;
-	}
-	if (sysfs_path(h, p, sizeof(p), "bus/pci/drivers_probe") < 0)
-		return -ENAMETOOLONG;
-	r = host_write(h, IOVM_TIMEOUT_SYSFS, p, addr);
-	if (r < 0)
-		write_err(h, err, r, addr, "drivers_probe");
-	if (restore) {
-		r2 = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "0");
-		if (r2 < 0 && r >= 0)
-			r = iovm_error_set(err, r2, "vf %s: restoring autoprobe off on pf %s failed: %s",
-					   addr, pf, strerror(-r2));
-	}
-	return r < 0 ? r : 0;
+	return driver ? strcmp(cur, driver) == 0 : (cur[0] && !strstr(cur, "vfio"));
 }
 
 static int verify(const iovm_host *h, const char *addr, const char *driver, iovm_error *err)
@@ -349,58 +312,133 @@ static int verify(const iovm_host *h, const char *addr, const char *driver, iovm
 	return 0;
 }
 
+/* The write plan of one bind batch: per VF driver_override, unbind (if
+ * bound), drivers_probe; for the host driver with autoprobe off, autoprobe
+ * on before and off after (the kernel only probes a VF that has an override
+ * or whose PF has autoprobe on: pci_device_can_probe(), and we do not know
+ * the host driver's name, so its ID tables must pick it). */
+struct plan {
+	host_step steps[2 + 3 * BIND_BATCH];
+	const char *what[2 + 3 * BIND_BATCH];
+	const char *addr[2 + 3 * BIND_BATCH];
+	char paths[2 + 3 * BIND_BATCH][PATH_MAX];
+	size_t n;
+};
+
+static int plan_add(const iovm_host *h, struct plan *pl, const char *addr, const char *attr,
+		    const char *value, const char *what)
+{
+	int r = attr[0] == '/' ? (snprintf(pl->paths[pl->n], PATH_MAX, "%s", attr), 0)
+			       : pci_dev_attr(h, addr, attr, pl->paths[pl->n], PATH_MAX);
+
+	if (r < 0)
+		return r;
+	pl->steps[pl->n] = (host_step){ pl->paths[pl->n], value, IOVM_TIMEOUT_SYSFS };
+	pl->what[pl->n] = what;
+	pl->addr[pl->n] = addr;
+	pl->n++;
+	return 0;
+}
+
+int vf_bind_many(const iovm_host *h, char (*addrs)[IOVM_PCI_ADDR_MAX], size_t n,
+		 const char *driver, iovm_error *err)
+{
+	_cleanup_free_ struct plan *pl = NULL;
+	char cur[IOVM_DRIVER_MAX], p[PATH_MAX], probe_path[PATH_MAX], users[256];
+	char pf[64] = "", ap_path[PATH_MAX] = "", val[8];
+	const char *target = driver ? driver : "host driver";
+	size_t failed, first_probe = 0;
+	bool toggle = false;
+	int r;
+
+	if (n == 0 || n > BIND_BATCH)
+		return iovm_error_set(err, -EINVAL, "vf bind: %zu devices in one batch", n);
+	if (driver && (sysfs_path(h, p, sizeof(p), "bus/pci/drivers/%s", driver) < 0 ||
+		       !sysfs_exists(p)))
+		return iovm_error_set(err, -ENOENT, "vf %s: bind to %s failed: driver missing "
+				      "(modprobe %s)", addrs[0], driver, driver);
+	if (sysfs_path(h, probe_path, sizeof(probe_path), "bus/pci/drivers_probe") < 0)
+		return -ENAMETOOLONG;
+	pl = calloc(1, sizeof(*pl));
+	if (!pl)
+		return iovm_error_set(err, -ENOMEM, "vf bind: out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *a = addrs[i];
+
+		r = pci_read_driver(h, a, cur, sizeof(cur));
+		if (r < 0)
+			return iovm_error_set(err, r, "vf %s: driver link unreadable: %s", a, strerror(-r));
+		if (on_target(cur, driver))
+			continue;
+		if (driver && strcmp(driver, "vfio-pci") == 0) {
+			r = group_check(h, a, false, err);
+			if (r < 0)
+				return iovm_error_prefix(err, "bind to vfio-pci refused");
+		}
+		if (cur[0] && vf_users(h, a, users, sizeof(users)) > 0)
+			return iovm_error_set(err, -EBUSY, "vf %s: bind to %s refused: device busy (%s)",
+					      a, target, users);
+		if (!driver && !pf[0] && pci_dev_attr(h, a, "physfn", p, sizeof(p)) == 0 &&
+		    sysfs_read_link_base(p, pf, sizeof(pf)) == 0 &&
+		    pci_dev_attr(h, pf, "sriov_drivers_autoprobe", ap_path, sizeof(ap_path)) == 0 &&
+		    sysfs_read_str(ap_path, val, sizeof(val)) >= 0 && strcmp(val, "0") == 0) {
+			toggle = true;
+			r = plan_add(h, pl, a, ap_path, "1", "enabling autoprobe on its PF");
+			first_probe = pl->n;
+			if (r < 0)
+				return r;
+		}
+		/* "\n" clears driver_override (an empty line means none). */
+		r = plan_add(h, pl, a, "driver_override", driver ? driver : "\n",
+			     "writing driver_override");
+		if (r >= 0 && cur[0])
+			r = plan_add(h, pl, a, "driver/unbind", a, "unbind from its driver");
+		if (r >= 0)
+			r = plan_add(h, pl, a, probe_path, a, "drivers_probe");
+		if (r < 0)
+			return -ENAMETOOLONG;
+	}
+	if (toggle && plan_add(h, pl, addrs[0], ap_path, "0", "restoring autoprobe off") < 0)
+		return -ENAMETOOLONG;
+	if (pl->n > 0) {
+		r = host_write_many(h, pl->steps, pl->n, &failed);
+		if (r < 0) {
+			/* Never leave autoprobe on: the next VFs created would be
+			 * grabbed by their host driver. */
+			if (toggle && failed >= first_probe && failed + 1 < pl->n)
+				host_write(h, IOVM_TIMEOUT_SYSFS, ap_path, "0");
+			if (r == -ETIMEDOUT)
+				return iovm_error_set(err, r, "vf %s: bind to %s timed out after %llus: "
+						      "the kernel is still waiting for the device "
+						      "(held by a VMM?)", addrs[0], target,
+						      (unsigned long long)(h->timeout_usec[IOVM_TIMEOUT_SYSFS] *
+									   pl->n / USEC_PER_SEC));
+			return iovm_error_set(err, r, "vf %s: bind to %s failed: %s: %s",
+					      pl->addr[failed], target, pl->what[failed], strerror(-r));
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = verify(h, addrs[i], driver, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int iovm_vf_bind(iovm_host *h, const char *vf_addr, const char *driver, iovm_error *err)
 {
-	char addr[IOVM_PCI_ADDR_MAX], cur[IOVM_DRIVER_MAX], p[PATH_MAX], users[256];
-	const char *target = driver ? driver : "host driver";
+	char addr[1][IOVM_PCI_ADDR_MAX], p[PATH_MAX];
 	int r;
 
 	if (!h)
 		return iovm_error_set(err, -EINVAL, "vf bind: invalid argument");
-	r = iovm_pci_addr_normalize(vf_addr, addr, sizeof(addr), err);
+	r = iovm_pci_addr_normalize(vf_addr, addr[0], sizeof(addr[0]), err);
 	if (r < 0)
 		return r;
 	if (driver && !valid_driver_name(driver))
-		return iovm_error_set(err, -EINVAL, "vf %s: invalid driver name '%.64s'", addr, driver);
-	if (pci_dev_dir(h, addr, p, sizeof(p)) < 0 || !sysfs_exists(p))
-		return iovm_error_set(err, -ENODEV, "vf %s: no such device", addr);
-	r = pci_read_driver(h, addr, cur, sizeof(cur));
-	if (r < 0)
-		return iovm_error_set(err, r, "vf %s: driver link unreadable: %s", addr, strerror(-r));
-	if ((driver && strcmp(cur, driver) == 0) || (!driver && cur[0] && !strstr(cur, "vfio")))
-		return verify(h, addr, driver ? driver : NULL, err);
-	if (driver) {
-		if (sysfs_path(h, p, sizeof(p), "bus/pci/drivers/%s", driver) < 0 || !sysfs_exists(p))
-			return iovm_error_set(err, -ENOENT, "vf %s: bind to %s failed: driver missing "
-					      "(modprobe %s)", addr, driver, driver);
-		if (strcmp(driver, "vfio-pci") == 0) {
-			r = group_check(h, addr, false, err);
-			if (r < 0)
-				return iovm_error_prefix(err, "bind to vfio-pci refused");
-		}
-	}
-	if (cur[0]) {
-		r = vf_users(h, addr, users, sizeof(users));
-		if (r > 0)
-			return iovm_error_set(err, -EBUSY, "vf %s: bind to %s refused: device busy (%s)",
-					      addr, target, users);
-	}
-	if (pci_dev_attr(h, addr, "driver_override", p, sizeof(p)) < 0)
-		return -ENAMETOOLONG;
-	/* "\n" clears driver_override (the kernel treats an empty line as none). */
-	r = host_write(h, IOVM_TIMEOUT_SYSFS, p, driver ? driver : "\n");
-	if (r < 0)
-		return write_err(h, err, r, addr, "writing driver_override");
-	if (cur[0]) {
-		if (pci_dev_attr(h, addr, "driver/unbind", p, sizeof(p)) < 0)
-			return -ENAMETOOLONG;
-		r = host_write(h, IOVM_TIMEOUT_SYSFS, p, addr);
-		/* -ENODEV: it went away from its driver meanwhile, fine. */
-		if (r < 0 && r != -ENODEV && r != -ENOENT)
-			return write_err(h, err, r, addr, "unbind from its driver");
-	}
-	r = probe(h, addr, !driver, err);
-	if (r < 0)
-		return r;
-	return verify(h, addr, driver, err);
+		return iovm_error_set(err, -EINVAL, "vf %s: invalid driver name '%.64s'", addr[0],
+				      driver);
+	if (pci_dev_dir(h, addr[0], p, sizeof(p)) < 0 || !sysfs_exists(p))
+		return iovm_error_set(err, -ENODEV, "vf %s: no such device", addr[0]);
+	return vf_bind_many(h, addr, 1, driver, err);
 }

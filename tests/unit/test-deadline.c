@@ -187,6 +187,37 @@ static void test_worker_holds_no_caller_fds(void **state)
 	iovm_sysop_free(op);
 }
 
+static void test_write_many(void **state)
+{
+	char a[256], b[256], buf[32];
+	iovm_sysop *op = NULL;
+
+	snprintf(a, sizeof(a), "%s", path("many-a"));
+	snprintf(b, sizeof(b), "%s", path("many-b"));
+	close(open(a, O_CREAT | O_WRONLY | O_TRUNC, 0644));
+	close(open(b, O_CREAT | O_WRONLY | O_TRUNC, 0644));
+	iovm_sysop_step ok[] = { { a, "first" }, { b, "second" }, { a, "third" } };
+	assert_int_equal(iovm_sysop_write_many(ok, 3, &op), 0);
+	assert_int_equal(iovm_sysop_wait(op, 5000000, NULL, 0), 3);
+	iovm_sysop_free(op);
+	assert_int_equal(iovm_sysfs_read_deadline(a, buf, sizeof(buf), 2000000), 5);
+	assert_string_equal(buf, "third");
+	assert_int_equal(iovm_sysfs_read_deadline(b, buf, sizeof(buf), 2000000), 6);
+
+	/* Stops at the first failure and says which step it was. */
+	iovm_sysop_step bad[] = { { a, "one" }, { "/dev/full", "x" }, { b, "never" } };
+	assert_int_equal(iovm_sysop_write_many(bad, 3, &op), 0);
+	assert_int_equal(iovm_sysop_wait(op, 5000000, NULL, 0), -ENOSPC);
+	assert_int_equal(iovm_sysop_failed_step(op), 1);
+	iovm_sysop_free(op);
+	assert_int_equal(iovm_sysfs_read_deadline(b, buf, sizeof(buf), 2000000), 6);
+	assert_string_equal(buf, "second");
+
+	iovm_sysop_step nul[] = { { a, NULL } };
+	assert_int_equal(iovm_sysop_write_many(nul, 1, &op), -EINVAL);
+	assert_int_equal(iovm_sysop_write_many(ok, 0, &op), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_async_read),
 		cmocka_unit_test(test_killed_worker_reports_echild),
 		cmocka_unit_test(test_worker_holds_no_caller_fds),
+		cmocka_unit_test(test_write_many),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
