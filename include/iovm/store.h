@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The persistent state of iovmd in SQLite (WAL): desired PF and VF state, the
+ * VM registry, VF assignments, the original settings of VFs handed out, and
+ * an intent journal for multi-step operations. See docs/state.md for the
+ * schema and the recovery contract.
+ *
+ * No SQL leaves store.c / store-objects.c: callers see typed records. Every
+ * call is its own transaction unless the caller opened one with
+ * iovm_store_begin() (or iovm_store_transaction()), in which case it joins
+ * it, so "record the assignment + advance the intent" commits as one.
+ *
+ * Errors are negative errnos with a message naming the object:
+ *   -ENOENT   no such record
+ *   -EBUSY    the database is locked by another process past the busy
+ *             timeout, or the VF is already assigned (message names holder),
+ *             or a VM still holds VFs and cannot be deleted
+ *   -EEXIST   a record that must be unique already exists
+ *   -EBADMSG  the file is not an SQLite database, or is corrupt
+ *   -EPROTONOSUPPORT  the database schema is newer than this code
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iovm/error.h"
+#include "iovm/vfnet.h"
+
+#define IOVM_STORE_DEFAULT_PATH "/var/lib/iovm/iovm.db"
+#define IOVM_STORE_SCHEMA_VERSION 2   /* newest schema this code writes */
+
+#define IOVM_STORE_ADDR_MAX 16        /* "dddd:bb:ss.f" + NUL, with room */
+#define IOVM_STORE_NAME_MAX 64        /* VM names, QEMU device ids, drivers, steps */
+#define IOVM_STORE_PATH_MAX 108       /* a UNIX socket path (sun_path) */
+#define IOVM_STORE_OBJECT_MAX 128     /* intent object, e.g. "vf 0000:01:10.2" */
+#define IOVM_STORE_ARGS_MAX 2048      /* intent arguments, a JSON object */
+
+typedef struct iovm_store iovm_store;
+
+/* Opens (creating if missing, with its parent directory at mode 0750) the
+ * database at path, switches it to WAL, turns on foreign keys, and migrates
+ * it to IOVM_STORE_SCHEMA_VERSION, one transaction per step. A database
+ * written by a newer iovm is refused, never downgraded. */
+int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err);
+iovm_store *iovm_store_close(iovm_store *s);   /* NULL-safe, returns NULL */
+int iovm_store_schema_version(iovm_store *s);  /* >= 0, or negative errno */
+
+/* ---- transactions -------------------------------------------------------- */
+
+/* BEGIN IMMEDIATE: takes the write lock now, so a transaction never fails
+ * half-way because another writer got there first. Not nestable (-EALREADY). */
+int iovm_store_begin(iovm_store *s, iovm_error *err);
+int iovm_store_commit(iovm_store *s, iovm_error *err);
+int iovm_store_rollback(iovm_store *s);        /* no-op when none is open */
+bool iovm_store_in_transaction(const iovm_store *s);
+
+/* Runs fn inside one transaction: commits if fn returns >= 0, rolls back
+ * and returns fn's error otherwise. */
+typedef int (*iovm_store_tx_fn)(iovm_store *s, void *userdata, iovm_error *err);
+int iovm_store_transaction(iovm_store *s, iovm_store_tx_fn fn, void *userdata, iovm_error *err);
+
+/* ---- desired PF state ------------------------------------------------------ */
+
+typedef struct iovm_store_pf {
+	char pf[IOVM_STORE_ADDR_MAX];      /* PCI address of the PF */
+	unsigned num_vfs;
+	char driver[IOVM_STORE_NAME_MAX];  /* "vfio-pci", or "host" for the PF's VF driver */
+	int64_t updated;                   /* unix seconds; set by the store */
+} iovm_store_pf;
+
+int iovm_store_pf_put(iovm_store *s, const iovm_store_pf *pf, iovm_error *err);  /* upsert */
+int iovm_store_pf_get(iovm_store *s, const char *pf, iovm_store_pf *ret, iovm_error *err);
+int iovm_store_pf_list(iovm_store *s, iovm_store_pf **ret, size_t *ret_n, iovm_error *err);
+/* Also deletes the PF's desired VF configs. -ENOENT if absent. */
+int iovm_store_pf_delete(iovm_store *s, const char *pf, iovm_error *err);
+
+/* ---- desired VF configuration ---------------------------------------------- */
+
+typedef struct iovm_store_vf_config {
+	char pf[IOVM_STORE_ADDR_MAX];
+	unsigned vf;                       /* VF index on the PF */
+	iovm_vfnet_config cfg;             /* only fields in cfg.present are desired */
+	int64_t updated;
+} iovm_store_vf_config;
+
+/* Upsert. The PF must have desired state (-ENOENT otherwise). */
+int iovm_store_vf_config_put(iovm_store *s, const iovm_store_vf_config *c, iovm_error *err);
+int iovm_store_vf_config_get(iovm_store *s, const char *pf, unsigned vf,
+			     iovm_store_vf_config *ret, iovm_error *err);
+/* pf NULL: every PF. Ordered by PF then VF index. */
+int iovm_store_vf_config_list(iovm_store *s, const char *pf, iovm_store_vf_config **ret,
+			      size_t *ret_n, iovm_error *err);
+int iovm_store_vf_config_delete(iovm_store *s, const char *pf, unsigned vf, iovm_error *err);
+
+/* ---- VM registry -------------------------------------------------------------- */
+
+typedef enum iovm_store_priority {
+	IOVM_STORE_PRIO_LOW,
+	IOVM_STORE_PRIO_NORMAL,
+	IOVM_STORE_PRIO_HIGH,
+} iovm_store_priority;
+
+typedef struct iovm_store_vm {
+	char name[IOVM_STORE_NAME_MAX];
+	char qmp[IOVM_STORE_PATH_MAX];     /* QMP socket path */
+	iovm_store_priority priority;
+	int numa_node;                     /* -1: no preference */
+	int64_t created;                   /* set by the store on first put, kept after */
+} iovm_store_vm;
+
+int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err);   /* upsert */
+int iovm_store_vm_get(iovm_store *s, const char *name, iovm_store_vm *ret, iovm_error *err);
+int iovm_store_vm_list(iovm_store *s, iovm_store_vm **ret, size_t *ret_n, iovm_error *err);
+/* -EBUSY naming a VF while the VM still has assignments. */
+int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err);
+
+/* ---- assignments ------------------------------------------------------------- */
+
+typedef enum iovm_store_mode {
+	IOVM_STORE_MODE_EXCLUSIVE,   /* the VF is passed through to the VM */
+	IOVM_STORE_MODE_SHARED,      /* the VF stays on the host, shared with the VM (devfwd) */
+} iovm_store_mode;
+
+typedef enum iovm_store_assign_state {
+	IOVM_STORE_RESERVED,         /* taken for the VM, nothing done yet */
+	IOVM_STORE_ATTACHING,        /* device_add in progress */
+	IOVM_STORE_ATTACHED,
+	IOVM_STORE_DETACHING,        /* device_del sent */
+	IOVM_STORE_RELEASE_PENDING,  /* out of the VM (or VM gone); VF to be given back */
+} iovm_store_assign_state;
+
+typedef struct iovm_store_assignment {
+	char vf[IOVM_STORE_ADDR_MAX];
+	char vm[IOVM_STORE_NAME_MAX];
+	iovm_store_mode mode;
+	char devid[IOVM_STORE_NAME_MAX];   /* QEMU device id, "" before device_add */
+	iovm_store_assign_state state;
+	int64_t updated;
+} iovm_store_assignment;
+
+/* Records a new assignment. -EBUSY naming the holder if the VF is already
+ * assigned (to any VM, the same one included); -ENOENT if the VM is unknown. */
+int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error *err);
+int iovm_store_assignment_set_state(iovm_store *s, const char *vf, iovm_store_assign_state state,
+				    const char *devid, iovm_error *err);   /* devid NULL: keep */
+int iovm_store_assignment_get(iovm_store *s, const char *vf, iovm_store_assignment *ret,
+			      iovm_error *err);
+/* vm NULL: every VM. Ordered by VF address. */
+int iovm_store_assignment_list(iovm_store *s, const char *vm, iovm_store_assignment **ret,
+			       size_t *ret_n, iovm_error *err);
+int iovm_store_unassign(iovm_store *s, const char *vf, iovm_error *err);
+
+/* ---- original VF settings -------------------------------------------------------- */
+
+typedef struct iovm_store_vf_saved {
+	char vf[IOVM_STORE_ADDR_MAX];
+	char pf[IOVM_STORE_ADDR_MAX];
+	unsigned vf_index;
+	char driver[IOVM_STORE_NAME_MAX];  /* driver before iovm touched it, "" = none */
+	iovm_vfnet_config cfg;             /* only fields in cfg.present were saved */
+	int64_t saved;
+} iovm_store_vf_saved;
+
+/* -EEXIST if settings are already saved for the VF: the first save is the
+ * original, and a retried attach must not overwrite it with iovm's own. */
+int iovm_store_vf_saved_put(iovm_store *s, const iovm_store_vf_saved *v, iovm_error *err);
+int iovm_store_vf_saved_get(iovm_store *s, const char *vf, iovm_store_vf_saved *ret,
+			    iovm_error *err);
+int iovm_store_vf_saved_list(iovm_store *s, iovm_store_vf_saved **ret, size_t *ret_n,
+			     iovm_error *err);
+int iovm_store_vf_saved_delete(iovm_store *s, const char *vf, iovm_error *err);
+
+/* ---- intent journal ---------------------------------------------------------------- */
+
+typedef enum iovm_store_intent_kind {
+	IOVM_INTENT_CREATE_VFS,
+	IOVM_INTENT_ATTACH,
+	IOVM_INTENT_DETACH,
+	IOVM_INTENT_SET_VFS,
+} iovm_store_intent_kind;
+
+typedef enum iovm_store_intent_status {
+	IOVM_INTENT_OPEN,
+	IOVM_INTENT_DONE,
+	IOVM_INTENT_ROLLED_BACK,
+} iovm_store_intent_status;
+
+typedef struct iovm_store_intent {
+	int64_t id;
+	iovm_store_intent_kind kind;
+	char object[IOVM_STORE_OBJECT_MAX];
+	char args[IOVM_STORE_ARGS_MAX];    /* JSON object, "{}" when none */
+	char step[IOVM_STORE_NAME_MAX];    /* last step reached, "" = none yet */
+	iovm_store_intent_status status;
+	int64_t started, finished;         /* unix seconds; finished 0 while open */
+} iovm_store_intent;
+
+const char *iovm_store_intent_kind_to_string(iovm_store_intent_kind k);
+const char *iovm_store_intent_status_to_string(iovm_store_intent_status st);
+const char *iovm_store_priority_to_string(iovm_store_priority p);
+const char *iovm_store_mode_to_string(iovm_store_mode m);
+const char *iovm_store_assign_state_to_string(iovm_store_assign_state st);
+
+/* Writes the intent before acting. args_json NULL means "{}"; otherwise it
+ * must be a JSON object (-EINVAL). */
+int iovm_store_intent_begin(iovm_store *s, iovm_store_intent_kind kind, const char *object,
+			    const char *args_json, int64_t *ret_id, iovm_error *err);
+/* Records the step reached. -ENOENT if no such intent, -EALREADY if it is
+ * no longer open. */
+int iovm_store_intent_step(iovm_store *s, int64_t id, const char *step, iovm_error *err);
+/* status: IOVM_INTENT_DONE or IOVM_INTENT_ROLLED_BACK. */
+int iovm_store_intent_finish(iovm_store *s, int64_t id, iovm_store_intent_status status,
+			     iovm_error *err);
+int iovm_store_intent_get(iovm_store *s, int64_t id, iovm_store_intent *ret, iovm_error *err);
+/* Open intents, oldest first: what recovery must finish or roll back. */
+int iovm_store_intent_list_open(iovm_store *s, iovm_store_intent **ret, size_t *ret_n,
+				iovm_error *err);
+/* Deletes finished intents whose finish time is before the given time;
+ * returns how many. Open intents are never pruned. */
+int iovm_store_intent_prune(iovm_store *s, int64_t finished_before, iovm_error *err);

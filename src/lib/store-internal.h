@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared by store.c (database, migrations, transactions, intent journal) and
+ * store-objects.c (the typed records). Not part of the public API. */
+#pragma once
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iovm/store.h"
+
+struct iovm_store {
+	sqlite3 *db;
+	char *path;
+	bool in_tx;     /* a caller's BEGIN IMMEDIATE is open */
+};
+
+static inline void sqlite3_finalizep(sqlite3_stmt **st)
+{
+	if (*st)
+		sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ __attribute__((cleanup(sqlite3_finalizep)))
+
+static inline void store_closep(iovm_store **s)
+{
+	iovm_store_close(*s);
+}
+
+/* An SQLite result code as a negative errno (see store.h for the mapping). */
+int store_errno(iovm_store *s, int rc);
+
+/* Sets err to "<context>: <sqlite message> (state db <path>)" and returns
+ * the mapped errno. */
+int store_fail(iovm_store *s, int rc, iovm_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+int store_prepare(iovm_store *s, const char *sql, sqlite3_stmt **ret, iovm_error *err);
+
+/* Runs a statement that returns no rows to completion; returns the number
+ * of rows it changed. */
+int store_step_done(iovm_store *s, sqlite3_stmt *st, iovm_error *err, const char *what);
+
+/* Fills a row of st into elem; used by store_list. */
+typedef void (*store_row_fn)(sqlite3_stmt *st, void *elem);
+
+/* Steps st to the end, building a calloc'ed array of elem_size records. */
+int store_list(iovm_store *s, sqlite3_stmt *st, size_t elem_size, store_row_fn row,
+	       void **ret, size_t *ret_n, iovm_error *err, const char *what);
+
+/* Copies column col as text into buf (truncating; NULL becomes ""). */
+void store_column_text(sqlite3_stmt *st, int col, char *buf, size_t n);
+
+/* A string argument that must be non-empty and shorter than max. */
+bool store_valid_str(const char *str, size_t max);
+
+int64_t store_now(void);

@@ -1,0 +1,714 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The typed records of the state store: desired PF and VF state, VMs,
+ * assignments and saved VF settings. PCI addresses are normalised on the
+ * way in, so "01:10.2" and "0000:01:10.2" are one key. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "iovm/pci.h"
+#include "lib/store-internal.h"
+#include "lib/util.h"
+
+/* ---- enum names ------------------------------------------------------------------ */
+
+static const char *const prio_names[] = {
+	[IOVM_STORE_PRIO_LOW] = "low",
+	[IOVM_STORE_PRIO_NORMAL] = "normal",
+	[IOVM_STORE_PRIO_HIGH] = "high",
+};
+static const char *const mode_names[] = {
+	[IOVM_STORE_MODE_EXCLUSIVE] = "exclusive",
+	[IOVM_STORE_MODE_SHARED] = "shared",
+};
+static const char *const state_names[] = {
+	[IOVM_STORE_RESERVED] = "reserved",
+	[IOVM_STORE_ATTACHING] = "attaching",
+	[IOVM_STORE_ATTACHED] = "attached",
+	[IOVM_STORE_DETACHING] = "detaching",
+	[IOVM_STORE_RELEASE_PENDING] = "release-pending",
+};
+static const char *const link_names[] = {
+	[IOVM_VF_LINK_AUTO] = "auto",
+	[IOVM_VF_LINK_ENABLE] = "enable",
+	[IOVM_VF_LINK_DISABLE] = "disable",
+};
+
+#define NAME_OF(names, v) ((unsigned)(v) < ELEMENTSOF(names) ? (names)[v] : NULL)
+
+const char *iovm_store_priority_to_string(iovm_store_priority p)
+{
+	return NAME_OF(prio_names, p);
+}
+
+const char *iovm_store_mode_to_string(iovm_store_mode m)
+{
+	return NAME_OF(mode_names, m);
+}
+
+const char *iovm_store_assign_state_to_string(iovm_store_assign_state st)
+{
+	return NAME_OF(state_names, st);
+}
+
+/* Index of the column's text in names; 0 (the first) if unknown, which the
+ * CHECK constraints make impossible for rows this code wrote. */
+static int column_enum(sqlite3_stmt *st, int col, const char *const *names, size_t n)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+
+	for (size_t i = 0; t && i < n; i++)
+		if (strcmp(names[i], t) == 0)
+			return (int)i;
+	return 0;
+}
+
+/* Normalises a PCI address argument or fails naming what it was for. */
+static int norm_addr(const char *what, const char *in, char ret[IOVM_STORE_ADDR_MAX], iovm_error *err)
+{
+	_Static_assert(IOVM_STORE_ADDR_MAX >= IOVM_PCI_ADDR_MAX, "room for a PCI address");
+	if (!in)
+		return iovm_error_set(err, -EINVAL, "%s: no PCI address given", what);
+	if (iovm_pci_addr_normalize(in, ret, IOVM_STORE_ADDR_MAX, err) < 0)
+		return iovm_error_prefix(err, "%s", what);
+	return 0;
+}
+
+/* -ENOENT naming the object when a statement changed no row. */
+static int changed_or_enoent(int r, iovm_error *err, const char *what, const char *name)
+{
+	if (r == 0)
+		return iovm_error_set(err, -ENOENT, "%s %s: not in the state db", what, name);
+	return r < 0 ? r : 0;
+}
+
+/* Steps a single-row lookup; -ENOENT naming the object if there is none. */
+static int get_one(iovm_store *s, sqlite3_stmt *st, store_row_fn row, void *ret, size_t size,
+		   iovm_error *err, const char *what, const char *name)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE)
+		return iovm_error_set(err, -ENOENT, "%s %s: not in the state db", what, name);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "%s %s: reading failed", what, name);
+	memset(ret, 0, size);
+	row(st, ret);
+	return 0;
+}
+
+/* ---- VF network settings as nullable columns ------------------------------------- */
+
+/* The seven columns mac, vlan, qos, rate, spoofchk, trust, link; a field
+ * absent from cfg->present is NULL. */
+#define CFG_COLUMNS "mac, vlan, qos, rate, spoofchk, trust, link"
+#define CFG_PARAMS "?, ?, ?, ?, ?, ?, ?"
+
+static int cfg_check(const iovm_vfnet_config *c, const char *what, const char *name, iovm_error *err)
+{
+	if (c->present & ~IOVM_VFNET_ALL)
+		return iovm_error_set(err, -EINVAL, "%s %s: unknown settings mask 0x%x", what, name, c->present);
+	if ((c->present & IOVM_VFNET_VLAN) && (c->vlan > 4094 || c->qos > 7))
+		return iovm_error_set(err, -EINVAL, "%s %s: vlan %u qos %u out of range (0..4094, 0..7)",
+				      what, name, c->vlan, c->qos);
+	if ((c->present & IOVM_VFNET_LINK_STATE) && !NAME_OF(link_names, c->link_state))
+		return iovm_error_set(err, -EINVAL, "%s %s: unknown link state %d", what, name,
+				      (int)c->link_state);
+	return 0;
+}
+
+static void cfg_bind(sqlite3_stmt *st, int i, const iovm_vfnet_config *c)
+{
+	char mac[18];
+
+	if (c->present & IOVM_VFNET_MAC) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1],
+			 c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
+		sqlite3_bind_text(st, i, mac, -1, SQLITE_TRANSIENT);
+	}
+	if (c->present & IOVM_VFNET_VLAN) {
+		sqlite3_bind_int(st, i + 1, c->vlan);
+		sqlite3_bind_int(st, i + 2, c->qos);
+	}
+	if (c->present & IOVM_VFNET_RATE)
+		sqlite3_bind_int64(st, i + 3, c->max_tx_rate);
+	if (c->present & IOVM_VFNET_SPOOFCHK)
+		sqlite3_bind_int(st, i + 4, c->spoofchk);
+	if (c->present & IOVM_VFNET_TRUST)
+		sqlite3_bind_int(st, i + 5, c->trust);
+	if (c->present & IOVM_VFNET_LINK_STATE)
+		sqlite3_bind_text(st, i + 6, link_names[c->link_state], -1, SQLITE_STATIC);
+	/* Unbound parameters are NULL. */
+}
+
+static bool col_set(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_type(st, col) != SQLITE_NULL;
+}
+
+static void cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (col_set(st, i) && iovm_mac_parse((const char *)sqlite3_column_text(st, i), c->mac) >= 0)
+		c->present |= IOVM_VFNET_MAC;
+	if (col_set(st, i + 1)) {
+		c->present |= IOVM_VFNET_VLAN;
+		c->vlan = (uint16_t)sqlite3_column_int(st, i + 1);
+		c->qos = (uint8_t)sqlite3_column_int(st, i + 2);
+	}
+	if (col_set(st, i + 3)) {
+		c->present |= IOVM_VFNET_RATE;
+		c->max_tx_rate = (uint32_t)sqlite3_column_int64(st, i + 3);
+	}
+	if (col_set(st, i + 4)) {
+		c->present |= IOVM_VFNET_SPOOFCHK;
+		c->spoofchk = sqlite3_column_int(st, i + 4) != 0;
+	}
+	if (col_set(st, i + 5)) {
+		c->present |= IOVM_VFNET_TRUST;
+		c->trust = sqlite3_column_int(st, i + 5) != 0;
+	}
+	if (col_set(st, i + 6)) {
+		c->present |= IOVM_VFNET_LINK_STATE;
+		c->link_state = (iovm_vf_link_state)column_enum(st, i + 6, link_names, ELEMENTSOF(link_names));
+	}
+}
+
+/* ---- desired PF state ------------------------------------------------------------------ */
+
+static void pf_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_pf *p = elem;
+
+	store_column_text(st, 0, p->pf, sizeof(p->pf));
+	p->num_vfs = (unsigned)sqlite3_column_int64(st, 1);
+	store_column_text(st, 2, p->driver, sizeof(p->driver));
+	p->updated = sqlite3_column_int64(st, 3);
+}
+
+int iovm_store_pf_put(iovm_store *s, const iovm_store_pf *pf, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !pf)
+		return iovm_error_set(err, -EINVAL, "pf: invalid arguments");
+	r = norm_addr("pf", pf->pf, addr, err);
+	if (r < 0)
+		return r;
+	if (!store_valid_str(pf->driver, sizeof(pf->driver)))
+		return iovm_error_set(err, -EINVAL, "pf %s: driver name missing", addr);
+	r = store_prepare(s, "INSERT INTO pf_desired (pf, num_vfs, driver, updated) VALUES (?, ?, ?, ?) "
+			     "ON CONFLICT (pf) DO UPDATE SET num_vfs = excluded.num_vfs, "
+			     "driver = excluded.driver, updated = excluded.updated", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, pf->num_vfs);
+	sqlite3_bind_text(st, 3, pf->driver, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_now());
+	r = store_step_done(s, st, err, "saving desired state");
+	return r < 0 ? iovm_error_prefix(err, "pf %s", addr) : 0;
+}
+
+int iovm_store_pf_get(iovm_store *s, const char *pf, iovm_store_pf *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "pf: invalid arguments");
+	r = norm_addr("pf", pf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "SELECT pf, num_vfs, driver, updated FROM pf_desired WHERE pf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return get_one(s, st, pf_row, ret, sizeof(*ret), err, "pf", addr);
+}
+
+int iovm_store_pf_list(iovm_store *s, iovm_store_pf **ret, size_t *ret_n, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "pf list: invalid arguments");
+	r = store_prepare(s, "SELECT pf, num_vfs, driver, updated FROM pf_desired ORDER BY pf", &st, err);
+	if (r < 0)
+		return r;
+	return store_list(s, st, sizeof(**ret), pf_row, (void **)ret, ret_n, err, "listing PFs");
+}
+
+int iovm_store_pf_delete(iovm_store *s, const char *pf, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "pf: no store");
+	r = norm_addr("pf", pf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "DELETE FROM pf_desired WHERE pf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "pf", addr);
+}
+
+/* ---- desired VF configuration ------------------------------------------------------------ */
+
+static void vf_config_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_vf_config *c = elem;
+
+	store_column_text(st, 0, c->pf, sizeof(c->pf));
+	c->vf = (unsigned)sqlite3_column_int64(st, 1);
+	cfg_row(st, 2, &c->cfg);
+	c->updated = sqlite3_column_int64(st, 9);
+}
+
+#define VF_CONFIG_SELECT "SELECT pf, vf, " CFG_COLUMNS ", updated FROM vf_config_desired "
+
+int iovm_store_vf_config_put(iovm_store *s, const iovm_store_vf_config *c, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX], name[64];
+	int r;
+
+	if (!s || !c)
+		return iovm_error_set(err, -EINVAL, "vf config: invalid arguments");
+	r = norm_addr("vf config", c->pf, addr, err);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%s vf %u", addr, c->vf);
+	r = cfg_check(&c->cfg, "pf", name, err);
+	if (r >= 0)
+		r = store_prepare(s, "INSERT OR REPLACE INTO vf_config_desired (pf, vf, " CFG_COLUMNS ", updated) "
+				     "VALUES (?, ?, " CFG_PARAMS ", ?)", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->vf);
+	cfg_bind(st, 3, &c->cfg);
+	sqlite3_bind_int64(st, 10, store_now());
+	r = store_step_done(s, st, err, "saving desired VF settings");
+	if (r == -ENOENT)
+		return iovm_error_set(err, -ENOENT, "pf %s: no desired state; set its VF count first", name);
+	return r < 0 ? iovm_error_prefix(err, "pf %s", name) : 0;
+}
+
+int iovm_store_vf_config_get(iovm_store *s, const char *pf, unsigned vf, iovm_store_vf_config *ret,
+			     iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX], name[64];
+	int r;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "vf config: invalid arguments");
+	r = norm_addr("vf config", pf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, VF_CONFIG_SELECT "WHERE pf = ? AND vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, vf);
+	snprintf(name, sizeof(name), "%s vf %u", addr, vf);
+	return get_one(s, st, vf_config_row, ret, sizeof(*ret), err, "pf", name);
+}
+
+int iovm_store_vf_config_list(iovm_store *s, const char *pf, iovm_store_vf_config **ret, size_t *ret_n,
+			      iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "vf config list: invalid arguments");
+	if (pf) {
+		r = norm_addr("vf config", pf, addr, err);
+		if (r < 0)
+			return r;
+	}
+	r = store_prepare(s, VF_CONFIG_SELECT "WHERE ?1 IS NULL OR pf = ?1 ORDER BY pf, vf", &st, err);
+	if (r < 0)
+		return r;
+	if (pf)
+		sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return store_list(s, st, sizeof(**ret), vf_config_row, (void **)ret, ret_n, err,
+			  "listing desired VF settings");
+}
+
+int iovm_store_vf_config_delete(iovm_store *s, const char *pf, unsigned vf, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX], name[64];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "vf config: no store");
+	r = norm_addr("vf config", pf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "DELETE FROM vf_config_desired WHERE pf = ? AND vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, vf);
+	snprintf(name, sizeof(name), "%s vf %u", addr, vf);
+	return changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "pf", name);
+}
+
+/* ---- VM registry -------------------------------------------------------------------------- */
+
+static void vm_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_vm *v = elem;
+
+	store_column_text(st, 0, v->name, sizeof(v->name));
+	store_column_text(st, 1, v->qmp, sizeof(v->qmp));
+	v->priority = (iovm_store_priority)column_enum(st, 2, prio_names, ELEMENTSOF(prio_names));
+	v->numa_node = sqlite3_column_int(st, 3);
+	v->created = sqlite3_column_int64(st, 4);
+}
+
+#define VM_SELECT "SELECT name, qmp, priority, numa_node, created FROM vm "
+
+int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !vm)
+		return iovm_error_set(err, -EINVAL, "vm: invalid arguments");
+	if (!store_valid_str(vm->name, sizeof(vm->name)))
+		return iovm_error_set(err, -EINVAL, "vm: name missing or longer than %zu bytes",
+				      sizeof(vm->name) - 1);
+	if (!store_valid_str(vm->qmp, sizeof(vm->qmp)))
+		return iovm_error_set(err, -EINVAL, "vm %s: QMP socket path missing or longer than %zu bytes",
+				      vm->name, sizeof(vm->qmp) - 1);
+	if (!NAME_OF(prio_names, vm->priority))
+		return iovm_error_set(err, -EINVAL, "vm %s: unknown priority %d", vm->name, (int)vm->priority);
+	if (vm->numa_node < -1)
+		return iovm_error_set(err, -EINVAL, "vm %s: NUMA node %d invalid (-1 for none)", vm->name,
+				      vm->numa_node);
+	/* Upsert, not REPLACE: REPLACE deletes the row first, which the
+	 * assignments' foreign key would refuse, and it would reset created. */
+	r = store_prepare(s, "INSERT INTO vm (name, qmp, priority, numa_node, created) VALUES (?, ?, ?, ?, ?) "
+			     "ON CONFLICT (name) DO UPDATE SET qmp = excluded.qmp, "
+			     "priority = excluded.priority, numa_node = excluded.numa_node", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, vm->qmp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, prio_names[vm->priority], -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, vm->numa_node);
+	sqlite3_bind_int64(st, 5, store_now());
+	r = store_step_done(s, st, err, "saving");
+	return r < 0 ? iovm_error_prefix(err, "vm %s", vm->name) : 0;
+}
+
+int iovm_store_vm_get(iovm_store *s, const char *name, iovm_store_vm *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !ret || !store_valid_str(name, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "vm: invalid arguments");
+	r = store_prepare(s, VM_SELECT "WHERE name = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return get_one(s, st, vm_row, ret, sizeof(*ret), err, "vm", name);
+}
+
+int iovm_store_vm_list(iovm_store *s, iovm_store_vm **ret, size_t *ret_n, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "vm list: invalid arguments");
+	r = store_prepare(s, VM_SELECT "ORDER BY name", &st, err);
+	if (r < 0)
+		return r;
+	return store_list(s, st, sizeof(**ret), vm_row, (void **)ret, ret_n, err, "listing VMs");
+}
+
+int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char held[IOVM_STORE_ADDR_MAX];
+	int r, rc;
+
+	if (!s || !store_valid_str(name, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "vm: invalid arguments");
+	/* Name a VF it holds rather than report a bare constraint failure. */
+	r = store_prepare(s, "SELECT vf FROM assignment WHERE vm = ? ORDER BY vf LIMIT 1", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		store_column_text(st, 0, held, sizeof(held));
+		return iovm_error_set(err, -EBUSY, "vm %s: still holds vf %s; release its VFs first", name, held);
+	}
+	if (rc != SQLITE_DONE)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "vm %s: reading assignments failed",
+				  name);
+	sqlite3_finalize(TAKE_PTR(st));
+
+	r = store_prepare(s, "DELETE FROM vm WHERE name = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = store_step_done(s, st, err, "deleting");
+	if (r == -ENOENT)   /* an assignment raced in: the foreign key held */
+		return iovm_error_set(err, -EBUSY, "vm %s: still holds VFs; release them first", name);
+	return changed_or_enoent(r, err, "vm", name);
+}
+
+/* ---- assignments ------------------------------------------------------------------------- */
+
+static void assignment_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_assignment *a = elem;
+
+	store_column_text(st, 0, a->vf, sizeof(a->vf));
+	store_column_text(st, 1, a->vm, sizeof(a->vm));
+	a->mode = (iovm_store_mode)column_enum(st, 2, mode_names, ELEMENTSOF(mode_names));
+	store_column_text(st, 3, a->devid, sizeof(a->devid));
+	a->state = (iovm_store_assign_state)column_enum(st, 4, state_names, ELEMENTSOF(state_names));
+	a->updated = sqlite3_column_int64(st, 5);
+}
+
+#define ASSIGNMENT_SELECT "SELECT vf, vm, mode, devid, state, updated FROM assignment "
+
+int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	iovm_store_assignment cur;
+	int r;
+
+	if (!s || !a)
+		return iovm_error_set(err, -EINVAL, "assign: invalid arguments");
+	r = norm_addr("vf", a->vf, addr, err);
+	if (r < 0)
+		return r;
+	if (!store_valid_str(a->vm, sizeof(a->vm)))
+		return iovm_error_set(err, -EINVAL, "vf %s: assign: VM name missing", addr);
+	if (!NAME_OF(mode_names, a->mode) || !NAME_OF(state_names, a->state))
+		return iovm_error_set(err, -EINVAL, "vf %s: assign to vm %s: unknown mode or state", addr, a->vm);
+	if (strnlen(a->devid, sizeof(a->devid)) >= sizeof(a->devid))
+		return iovm_error_set(err, -EINVAL, "vf %s: device id too long", addr);
+
+	/* The primary key is what guarantees one holder; it also serialises
+	 * two writers. The lookup after a conflict only names the holder. */
+	r = store_prepare(s, "INSERT INTO assignment (vf, vm, mode, devid, state, updated) "
+			     "VALUES (?, ?, ?, ?, ?, ?)", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->vm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, mode_names[a->mode], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, a->devid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, state_names[a->state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, store_now());
+	r = store_step_done(s, st, err, "recording");
+	if (r >= 0)
+		return 0;
+	if (r == -EEXIST) {
+		if (iovm_store_assignment_get(s, addr, &cur, NULL) >= 0)
+			return iovm_error_set(err, -EBUSY, "vf %s: already assigned to vm %s (%s, %s)", addr,
+					      cur.vm, mode_names[cur.mode], state_names[cur.state]);
+		return iovm_error_set(err, -EBUSY, "vf %s: already assigned", addr);
+	}
+	if (r == -ENOENT)
+		return iovm_error_set(err, -ENOENT, "vf %s: cannot assign to vm %s: no such VM in the state db",
+				      addr, a->vm);
+	return iovm_error_prefix(err, "vf %s: assign to vm %s", addr, a->vm);
+}
+
+int iovm_store_assignment_set_state(iovm_store *s, const char *vf, iovm_store_assign_state state,
+				    const char *devid, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "assignment: no store");
+	r = norm_addr("vf", vf, addr, err);
+	if (r < 0)
+		return r;
+	if (!NAME_OF(state_names, state))
+		return iovm_error_set(err, -EINVAL, "vf %s: unknown assignment state %d", addr, (int)state);
+	if (devid && strnlen(devid, IOVM_STORE_NAME_MAX) >= IOVM_STORE_NAME_MAX)
+		return iovm_error_set(err, -EINVAL, "vf %s: device id too long", addr);
+	r = store_prepare(s, "UPDATE assignment SET state = ?, devid = coalesce(?, devid), updated = ? "
+			     "WHERE vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+	if (devid)
+		sqlite3_bind_text(st, 2, devid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, store_now());
+	sqlite3_bind_text(st, 4, addr, -1, SQLITE_STATIC);
+	r = store_step_done(s, st, err, "updating the assignment");
+	if (r < 0)
+		return iovm_error_prefix(err, "vf %s", addr);
+	return changed_or_enoent(r, err, "assignment of vf", addr);
+}
+
+int iovm_store_assignment_get(iovm_store *s, const char *vf, iovm_store_assignment *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "assignment: invalid arguments");
+	r = norm_addr("vf", vf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, ASSIGNMENT_SELECT "WHERE vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return get_one(s, st, assignment_row, ret, sizeof(*ret), err, "assignment of vf", addr);
+}
+
+int iovm_store_assignment_list(iovm_store *s, const char *vm, iovm_store_assignment **ret, size_t *ret_n,
+			       iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "assignment list: invalid arguments");
+	r = store_prepare(s, ASSIGNMENT_SELECT "WHERE ?1 IS NULL OR vm = ?1 ORDER BY vf", &st, err);
+	if (r < 0)
+		return r;
+	if (vm)
+		sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+	return store_list(s, st, sizeof(**ret), assignment_row, (void **)ret, ret_n, err,
+			  "listing assignments");
+}
+
+int iovm_store_unassign(iovm_store *s, const char *vf, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "unassign: no store");
+	r = norm_addr("vf", vf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "DELETE FROM assignment WHERE vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "assignment of vf", addr);
+}
+
+/* ---- original VF settings ------------------------------------------------------------------ */
+
+static void saved_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_vf_saved *v = elem;
+
+	store_column_text(st, 0, v->vf, sizeof(v->vf));
+	store_column_text(st, 1, v->pf, sizeof(v->pf));
+	v->vf_index = (unsigned)sqlite3_column_int64(st, 2);
+	store_column_text(st, 3, v->driver, sizeof(v->driver));
+	cfg_row(st, 4, &v->cfg);
+	v->saved = sqlite3_column_int64(st, 11);
+}
+
+#define SAVED_SELECT "SELECT vf, pf, vf_index, driver, " CFG_COLUMNS ", saved FROM vf_saved "
+
+int iovm_store_vf_saved_put(iovm_store *s, const iovm_store_vf_saved *v, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX], pf[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !v)
+		return iovm_error_set(err, -EINVAL, "vf saved: invalid arguments");
+	r = norm_addr("vf", v->vf, addr, err);
+	if (r >= 0)
+		r = norm_addr("vf saved: pf", v->pf, pf, err);
+	if (r >= 0 && strnlen(v->driver, sizeof(v->driver)) >= sizeof(v->driver))
+		r = iovm_error_set(err, -EINVAL, "vf %s: driver name too long", addr);
+	if (r >= 0)
+		r = cfg_check(&v->cfg, "vf", addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "INSERT INTO vf_saved (vf, pf, vf_index, driver, " CFG_COLUMNS ", saved) "
+				     "VALUES (?, ?, ?, ?, " CFG_PARAMS ", ?)", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pf, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, v->vf_index);
+	sqlite3_bind_text(st, 4, v->driver, -1, SQLITE_STATIC);
+	cfg_bind(st, 5, &v->cfg);
+	sqlite3_bind_int64(st, 12, store_now());
+	r = store_step_done(s, st, err, "saving original settings");
+	if (r == -EEXIST)
+		return iovm_error_set(err, -EEXIST, "vf %s: original settings already saved; "
+				      "restore or delete them before saving again", addr);
+	return r < 0 ? iovm_error_prefix(err, "vf %s", addr) : 0;
+}
+
+int iovm_store_vf_saved_get(iovm_store *s, const char *vf, iovm_store_vf_saved *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "vf saved: invalid arguments");
+	r = norm_addr("vf", vf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, SAVED_SELECT "WHERE vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return get_one(s, st, saved_row, ret, sizeof(*ret), err, "saved settings of vf", addr);
+}
+
+int iovm_store_vf_saved_list(iovm_store *s, iovm_store_vf_saved **ret, size_t *ret_n, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "vf saved list: invalid arguments");
+	r = store_prepare(s, SAVED_SELECT "ORDER BY vf", &st, err);
+	if (r < 0)
+		return r;
+	return store_list(s, st, sizeof(**ret), saved_row, (void **)ret, ret_n, err,
+			  "listing saved VF settings");
+}
+
+int iovm_store_vf_saved_delete(iovm_store *s, const char *vf, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "vf saved: no store");
+	r = norm_addr("vf", vf, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "DELETE FROM vf_saved WHERE vf = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "saved settings of vf", addr);
+}

@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state store: opening the database, schema migrations, transactions,
+ * error mapping and the intent journal. The typed records live in
+ * store-objects.c. See docs/state.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "lib/store-internal.h"
+#include "lib/util.h"
+
+/* "iovm" in ASCII, in the SQLite header, so a database of another program
+ * is recognised and left alone. */
+#define STORE_APPLICATION_ID 0x696f766d
+/* How long a statement waits for another process's write lock; a daemon and
+ * a CLI share the file, and their transactions are short. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/*
+ * Migrations: migrations[i] takes the schema from version i to i + 1, each
+ * in its own transaction together with the new user_version. Never edit a
+ * step that has shipped; append a new one.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1: the schema as first designed. */
+	"CREATE TABLE pf_desired ("
+	"  pf TEXT PRIMARY KEY NOT NULL,"
+	"  num_vfs INTEGER NOT NULL CHECK (num_vfs >= 0),"
+	"  driver TEXT NOT NULL,"
+	"  updated INTEGER NOT NULL);"
+	"CREATE TABLE vf_config_desired ("
+	"  pf TEXT NOT NULL REFERENCES pf_desired(pf) ON DELETE CASCADE,"
+	"  vf INTEGER NOT NULL CHECK (vf >= 0),"
+	"  mac TEXT,"
+	"  vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094),"
+	"  qos INTEGER CHECK (qos BETWEEN 0 AND 7),"
+	"  rate INTEGER CHECK (rate >= 0),"
+	"  spoofchk INTEGER CHECK (spoofchk IN (0, 1)),"
+	"  trust INTEGER CHECK (trust IN (0, 1)),"
+	"  link TEXT CHECK (link IN ('auto', 'enable', 'disable')),"
+	"  updated INTEGER NOT NULL,"
+	"  PRIMARY KEY (pf, vf));"
+	"CREATE TABLE vm ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  qmp TEXT NOT NULL,"
+	"  priority TEXT NOT NULL DEFAULT 'normal' CHECK (priority IN ('high', 'normal', 'low')),"
+	"  created INTEGER NOT NULL);"
+	/* vf is the primary key: a VF has at most one holder, whatever the
+	 * code above does. */
+	"CREATE TABLE assignment ("
+	"  vf TEXT PRIMARY KEY NOT NULL,"
+	"  vm TEXT NOT NULL REFERENCES vm(name) ON DELETE RESTRICT,"
+	"  mode TEXT NOT NULL CHECK (mode IN ('exclusive', 'shared')),"
+	"  devid TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL CHECK (state IN ('reserved', 'attaching', 'attached',"
+	"                                       'detaching', 'release-pending')),"
+	"  updated INTEGER NOT NULL);"
+	"CREATE INDEX assignment_by_vm ON assignment(vm);"
+	"CREATE TABLE vf_saved ("
+	"  vf TEXT PRIMARY KEY NOT NULL,"
+	"  pf TEXT NOT NULL,"
+	"  vf_index INTEGER NOT NULL CHECK (vf_index >= 0),"
+	"  driver TEXT NOT NULL DEFAULT '',"
+	"  mac TEXT,"
+	"  vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094),"
+	"  qos INTEGER CHECK (qos BETWEEN 0 AND 7),"
+	"  rate INTEGER CHECK (rate >= 0),"
+	"  spoofchk INTEGER CHECK (spoofchk IN (0, 1)),"
+	"  trust INTEGER CHECK (trust IN (0, 1)),"
+	"  link TEXT CHECK (link IN ('auto', 'enable', 'disable')),"
+	"  saved INTEGER NOT NULL);"
+	/* AUTOINCREMENT: ids are never reused, so a stale id held by a
+	 * crashed operation cannot name a newer intent. */
+	"CREATE TABLE intent ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('create-vfs', 'attach', 'detach', 'set-vfs')),"
+	"  object TEXT NOT NULL,"
+	"  args TEXT NOT NULL DEFAULT '{}',"
+	"  step TEXT NOT NULL DEFAULT '',"
+	"  status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done', 'rolled-back')),"
+	"  started INTEGER NOT NULL,"
+	"  finished INTEGER);",
+
+	/* 1 -> 2: the VM's NUMA node for placement, and a partial index so
+	 * recovery finds open intents without scanning the history. */
+	"ALTER TABLE vm ADD COLUMN numa_node INTEGER NOT NULL DEFAULT -1 CHECK (numa_node >= -1);"
+	"CREATE INDEX intent_open ON intent(id) WHERE status = 'open';",
+};
+
+_Static_assert(ELEMENTSOF(migrations) == IOVM_STORE_SCHEMA_VERSION,
+	       "one migration step per schema version");
+
+/* ---- helpers shared with store-objects.c ------------------------------------ */
+
+int store_errno(iovm_store *s, int rc)
+{
+	int sys;
+
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			return -ENOENT;
+		if (rc == SQLITE_CONSTRAINT_CHECK || rc == SQLITE_CONSTRAINT_NOTNULL)
+			return -EINVAL;
+		return -EEXIST;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_IOERR:
+		/* The errno of the failed system call says more (EACCES,
+		 * EROFS, ENOSPC) than SQLite's class does. */
+		sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
+		if (sys > 0)
+			return -sys;
+		return (rc & 0xff) == SQLITE_READONLY ? -EROFS : -EIO;
+	default:
+		return -EIO;
+	}
+}
+
+int store_fail(iovm_store *s, int rc, iovm_error *err, const char *fmt, ...)
+{
+	char ctx[IOVM_ERROR_MSG_MAX];
+	int code = store_errno(s, rc);
+	va_list ap;
+
+	if (code == 0)
+		code = -EIO;
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	return iovm_error_set(err, code, "%s: %s (state db %s)", ctx,
+			      s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
+			      s && s->path ? s->path : "?");
+}
+
+int store_prepare(iovm_store *s, const char *sql, sqlite3_stmt **ret, iovm_error *err)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, err, "preparing a statement failed");
+	return 0;
+}
+
+int store_step_done(iovm_store *s, sqlite3_stmt *st, iovm_error *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "%s failed", what);
+	return sqlite3_changes(s->db);
+}
+
+int store_list(iovm_store *s, sqlite3_stmt *st, size_t elem_size, store_row_fn row,
+	       void **ret, size_t *ret_n, iovm_error *err, const char *what)
+{
+	_cleanup_free_ char *arr = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			char *p = reallocarray(arr, ncap, elem_size);
+
+			if (!p)
+				return iovm_error_set(err, -ENOMEM, "%s: out of memory", what);
+			arr = p;
+			cap = ncap;
+		}
+		memset(arr + n * elem_size, 0, elem_size);
+		row(st, arr + n * elem_size);
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "%s failed", what);
+	*ret = TAKE_PTR(arr);
+	*ret_n = n;
+	return 0;
+}
+
+void store_column_text(sqlite3_stmt *st, int col, char *buf, size_t n)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(buf, n, "%s", t ? (const char *)t : "");
+}
+
+bool store_valid_str(const char *str, size_t max)
+{
+	return str && str[0] && strnlen(str, max) < max;
+}
+
+int64_t store_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---- opening and migrations ---------------------------------------------------- */
+
+static int store_exec(iovm_store *s, const char *sql, iovm_error *err, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "%s", what);
+	return 0;
+}
+
+/* The single value of a pragma or query, as an integer. */
+static int store_query_int(iovm_store *s, const char *sql, int64_t *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	r = store_prepare(s, sql, &st, err);
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "reading %s failed", sql);
+	*ret = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/* mkdir -p of path's parent; new directories get mode 0750 because the
+ * state names VMs and their sockets, which other users have no need to see. */
+static int make_parent(const char *path, iovm_error *err)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash, *p;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (p = dir + 1;; p++) {
+		bool last = *p == '\0';
+
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+			return iovm_error_set(err, negative_errno(), "state db %s: creating directory %s failed: %m",
+					      path, dir);
+		if (last)
+			break;
+		*p = '/';
+	}
+	return 0;
+}
+
+/* Applies migrations one transaction each. The version is re-read inside
+ * the write transaction, so two processes opening a fresh file at once do
+ * not both apply a step. */
+static int store_migrate(iovm_store *s, iovm_error *err)
+{
+	int r;
+
+	for (;;) {
+		int64_t version, app_id, n_objects;
+		char sql[64];
+
+		r = store_exec(s, "BEGIN IMMEDIATE", err, "starting the migration failed");
+		if (r < 0)
+			return r;
+		r = store_query_int(s, "PRAGMA user_version", &version, err);
+		if (r >= 0)
+			r = store_query_int(s, "PRAGMA application_id", &app_id, err);
+		if (r >= 0)
+			r = store_query_int(s, "SELECT count(*) FROM sqlite_master", &n_objects, err);
+		if (r < 0)
+			goto fail;
+		if (app_id != 0 && app_id != STORE_APPLICATION_ID) {
+			r = iovm_error_set(err, -EBADMSG, "state db %s: belongs to another program (application id 0x%llx)",
+					   s->path, (unsigned long long)app_id);
+			goto fail;
+		}
+		if (version == 0 && n_objects > 0) {
+			r = iovm_error_set(err, -EBADMSG,
+					   "state db %s: has tables but no iovm schema version; not an iovm database",
+					   s->path);
+			goto fail;
+		}
+		if (version > IOVM_STORE_SCHEMA_VERSION || version < 0) {
+			r = iovm_error_set(err, -EPROTONOSUPPORT,
+					   "state db %s: schema version %lld is newer than this iovm knows (%d); "
+					   "refusing to use it rather than downgrade", s->path,
+					   (long long)version, IOVM_STORE_SCHEMA_VERSION);
+			goto fail;
+		}
+		if (version == IOVM_STORE_SCHEMA_VERSION)
+			return store_exec(s, "COMMIT", err, "ending the migration check failed");
+
+		r = store_exec(s, migrations[version], err, "applying schema migration failed");
+		if (r < 0) {
+			iovm_error_prefix(err, "migration %lld -> %lld", (long long)version, (long long)version + 1);
+			goto fail;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)version + 1);
+		r = store_exec(s, sql, err, "recording the schema version failed");
+		if (r >= 0 && version == 0) {
+			snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APPLICATION_ID);
+			r = store_exec(s, sql, err, "recording the application id failed");
+		}
+		if (r >= 0)
+			r = store_exec(s, "COMMIT", err, "committing the migration failed");
+		if (r < 0)
+			goto fail;
+	}
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+static int store_configure(iovm_store *s, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int64_t fk;
+	char mode[16];
+	int r, rc;
+
+	/* The first statement that reads the file: a garbage file fails here
+	 * with SQLITE_NOTADB. */
+	r = store_prepare(s, "PRAGMA journal_mode = WAL", &st, err);
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "switching to WAL failed");
+	store_column_text(st, 0, mode, sizeof(mode));
+	if (strcmp(mode, "wal") != 0)
+		return iovm_error_set(err, -EOPNOTSUPP,
+				      "state db %s: journal mode is '%s', not 'wal' (filesystem without shared memory?)",
+				      s->path, mode);
+
+	/* In WAL, synchronous=FULL syncs every commit: an intent that was
+	 * reported written must survive a power cut. */
+	r = store_exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", err,
+		       "setting pragmas failed");
+	if (r < 0)
+		return r;
+	r = store_query_int(s, "PRAGMA foreign_keys", &fk, err);
+	if (r < 0)
+		return r;
+	if (fk != 1)
+		return iovm_error_set(err, -EOPNOTSUPP, "state db %s: SQLite refuses foreign keys", s->path);
+	return 0;
+}
+
+int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err)
+{
+	_cleanup_(store_closep) iovm_store *s = NULL;
+	_cleanup_close_ int fd = -1;
+	int r, rc;
+
+	if (!ret)
+		return iovm_error_set(err, -EINVAL, "state db: no place for the result");
+	if (!path || !path[0] || strlen(path) >= PATH_MAX)
+		return iovm_error_set(err, -EINVAL, "state db: invalid path");
+
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path)))
+		return iovm_error_set(err, -ENOMEM, "state db %s: out of memory", path);
+
+	r = make_parent(path, err);
+	if (r < 0)
+		return r;
+	/* Creating the file ourselves gives it mode 0640 (SQLite would use
+	 * 0644) and a plain errno for an unwritable directory. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	if (fd < 0)
+		return iovm_error_set(err, negative_errno(), "state db %s: cannot open: %m", path);
+
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, err, "opening failed");
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+	r = store_configure(s, err);
+	if (r >= 0)
+		r = store_migrate(s, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+iovm_store *iovm_store_close(iovm_store *s)
+{
+	if (!s)
+		return NULL;
+	if (s->in_tx)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/* sqlite3_close_v2 is NULL-safe and checkpoints the WAL when it is the
+	 * last connection. */
+	sqlite3_close_v2(s->db);
+	free(s->path);
+	free(s);
+	return NULL;
+}
+
+int iovm_store_schema_version(iovm_store *s)
+{
+	int64_t v;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = store_query_int(s, "PRAGMA user_version", &v, NULL);
+	return r < 0 ? r : (int)v;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+int iovm_store_begin(iovm_store *s, iovm_error *err)
+{
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "state db: no store");
+	if (s->in_tx)
+		return iovm_error_set(err, -EALREADY, "state db %s: a transaction is already open", s->path);
+	r = store_exec(s, "BEGIN IMMEDIATE", err, "beginning a transaction failed");
+	if (r < 0)
+		return r;
+	s->in_tx = true;
+	return 0;
+}
+
+int iovm_store_commit(iovm_store *s, iovm_error *err)
+{
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "state db: no store");
+	if (!s->in_tx)
+		return iovm_error_set(err, -EINVAL, "state db %s: commit without a transaction", s->path);
+	r = store_exec(s, "COMMIT", err, "committing failed");
+	if (r < 0) {
+		/* A failed COMMIT (e.g. SQLITE_BUSY) leaves the transaction
+		 * open; roll it back so the store is usable and the caller's
+		 * view (nothing written) is the truth. */
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	s->in_tx = false;
+	return r;
+}
+
+int iovm_store_rollback(iovm_store *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (!s->in_tx)
+		return 0;
+	s->in_tx = false;
+	return sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+bool iovm_store_in_transaction(const iovm_store *s)
+{
+	return s && s->in_tx;
+}
+
+int iovm_store_transaction(iovm_store *s, iovm_store_tx_fn fn, void *userdata, iovm_error *err)
+{
+	int r, q;
+
+	if (!fn)
+		return iovm_error_set(err, -EINVAL, "state db: no transaction function");
+	r = iovm_store_begin(s, err);
+	if (r < 0)
+		return r;
+	r = fn(s, userdata, err);
+	if (r < 0) {
+		iovm_store_rollback(s);
+		return r;
+	}
+	q = iovm_store_commit(s, err);
+	return q < 0 ? q : r;
+}
+
+/* ---- enum names (as stored in the database) ------------------------------------------ */
+
+static const char *const kind_names[] = {
+	[IOVM_INTENT_CREATE_VFS] = "create-vfs",
+	[IOVM_INTENT_ATTACH] = "attach",
+	[IOVM_INTENT_DETACH] = "detach",
+	[IOVM_INTENT_SET_VFS] = "set-vfs",
+};
+static const char *const status_names[] = {
+	[IOVM_INTENT_OPEN] = "open",
+	[IOVM_INTENT_DONE] = "done",
+	[IOVM_INTENT_ROLLED_BACK] = "rolled-back",
+};
+
+const char *iovm_store_intent_kind_to_string(iovm_store_intent_kind k)
+{
+	return (unsigned)k < ELEMENTSOF(kind_names) ? kind_names[k] : NULL;
+}
+
+const char *iovm_store_intent_status_to_string(iovm_store_intent_status st)
+{
+	return (unsigned)st < ELEMENTSOF(status_names) ? status_names[st] : NULL;
+}
+
+static int name_lookup(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (names[i] && strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---- intent journal -------------------------------------------------------------------- */
+
+static void intent_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_intent *it = elem;
+	int k, status;
+
+	it->id = sqlite3_column_int64(st, 0);
+	k = name_lookup(kind_names, ELEMENTSOF(kind_names), (const char *)sqlite3_column_text(st, 1));
+	it->kind = k < 0 ? IOVM_INTENT_CREATE_VFS : (iovm_store_intent_kind)k;
+	store_column_text(st, 2, it->object, sizeof(it->object));
+	store_column_text(st, 3, it->args, sizeof(it->args));
+	store_column_text(st, 4, it->step, sizeof(it->step));
+	status = name_lookup(status_names, ELEMENTSOF(status_names), (const char *)sqlite3_column_text(st, 5));
+	it->status = status < 0 ? IOVM_INTENT_OPEN : (iovm_store_intent_status)status;
+	it->started = sqlite3_column_int64(st, 6);
+	it->finished = sqlite3_column_int64(st, 7);   /* NULL reads as 0 */
+}
+
+#define INTENT_COLUMNS "id, kind, object, args, step, status, started, finished"
+
+static int args_valid(const char *args)
+{
+	json_tokener *tok;
+	json_object *o;
+	bool ok;
+
+	tok = json_tokener_new();
+	if (!tok)
+		return -ENOMEM;
+	o = json_tokener_parse_ex(tok, args, (int)strlen(args));
+	/* The whole string must be one object: trailing text means the
+	 * caller built it wrong. */
+	ok = o && json_tokener_get_error(tok) == json_tokener_success &&
+	     json_tokener_get_parse_end(tok) == strlen(args) && json_object_is_type(o, json_type_object);
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ok ? 0 : -EINVAL;
+}
+
+int iovm_store_intent_begin(iovm_store *s, iovm_store_intent_kind kind, const char *object,
+			    const char *args_json, int64_t *ret_id, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	const char *kname = iovm_store_intent_kind_to_string(kind);
+	int r;
+
+	if (!s || !ret_id)
+		return iovm_error_set(err, -EINVAL, "intent: invalid arguments");
+	if (!kname)
+		return iovm_error_set(err, -EINVAL, "intent: unknown kind %d", (int)kind);
+	if (!store_valid_str(object, IOVM_STORE_OBJECT_MAX))
+		return iovm_error_set(err, -EINVAL, "intent %s: object missing or longer than %d bytes",
+				      kname, IOVM_STORE_OBJECT_MAX - 1);
+	if (!args_json)
+		args_json = "{}";
+	if (strnlen(args_json, IOVM_STORE_ARGS_MAX) >= IOVM_STORE_ARGS_MAX)
+		return iovm_error_set(err, -E2BIG, "intent %s %s: arguments longer than %d bytes",
+				      kname, object, IOVM_STORE_ARGS_MAX - 1);
+	r = args_valid(args_json);
+	if (r < 0)
+		return iovm_error_set(err, r, "intent %s %s: arguments are not a JSON object: %s",
+				      kname, object, args_json);
+
+	r = store_prepare(s, "INSERT INTO intent (kind, object, args, started) VALUES (?, ?, ?, ?)", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, kname, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, object, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, args_json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_now());
+	r = store_step_done(s, st, err, "recording the intent");
+	if (r < 0)
+		return iovm_error_prefix(err, "intent %s %s", kname, object);
+	*ret_id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* Why an UPDATE of an open intent changed nothing: absent or closed. */
+static int intent_not_open(iovm_store *s, int64_t id, iovm_error *err)
+{
+	iovm_store_intent it;
+	int r;
+
+	r = iovm_store_intent_get(s, id, &it, err);
+	if (r < 0)
+		return r;
+	return iovm_error_set(err, -EALREADY, "intent %lld (%s %s): already %s", (long long)id,
+			      kind_names[it.kind], it.object, status_names[it.status]);
+}
+
+int iovm_store_intent_step(iovm_store *s, int64_t id, const char *step, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "intent %lld: no store", (long long)id);
+	if (!store_valid_str(step, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "intent %lld: step name missing or longer than %d bytes",
+				      (long long)id, IOVM_STORE_NAME_MAX - 1);
+	r = store_prepare(s, "UPDATE intent SET step = ? WHERE id = ? AND status = 'open'", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, step, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	r = store_step_done(s, st, err, "recording the step");
+	if (r < 0)
+		return iovm_error_prefix(err, "intent %lld step %s", (long long)id, step);
+	return r == 0 ? intent_not_open(s, id, err) : 0;
+}
+
+int iovm_store_intent_finish(iovm_store *s, int64_t id, iovm_store_intent_status status, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "intent %lld: no store", (long long)id);
+	if (status != IOVM_INTENT_DONE && status != IOVM_INTENT_ROLLED_BACK)
+		return iovm_error_set(err, -EINVAL, "intent %lld: can only finish as done or rolled-back",
+				      (long long)id);
+	r = store_prepare(s, "UPDATE intent SET status = ?, finished = ? WHERE id = ? AND status = 'open'",
+			  &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, status_names[status], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, store_now());
+	sqlite3_bind_int64(st, 3, id);
+	r = store_step_done(s, st, err, "finishing");
+	if (r < 0)
+		return iovm_error_prefix(err, "intent %lld", (long long)id);
+	return r == 0 ? intent_not_open(s, id, err) : 0;
+}
+
+int iovm_store_intent_get(iovm_store *s, int64_t id, iovm_store_intent *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "intent %lld: invalid arguments", (long long)id);
+	r = store_prepare(s, "SELECT " INTENT_COLUMNS " FROM intent WHERE id = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return iovm_error_set(err, -ENOENT, "intent %lld: no such intent", (long long)id);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "intent %lld: reading failed",
+				  (long long)id);
+	memset(ret, 0, sizeof(*ret));
+	intent_row(st, ret);
+	return 0;
+}
+
+int iovm_store_intent_list_open(iovm_store *s, iovm_store_intent **ret, size_t *ret_n, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "intents: invalid arguments");
+	r = store_prepare(s, "SELECT " INTENT_COLUMNS " FROM intent WHERE status = 'open' ORDER BY id",
+			  &st, err);
+	if (r < 0)
+		return r;
+	return store_list(s, st, sizeof(**ret), intent_row, (void **)ret, ret_n, err,
+			  "listing open intents");
+}
+
+int iovm_store_intent_prune(iovm_store *s, int64_t finished_before, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "intents: no store");
+	r = store_prepare(s, "DELETE FROM intent WHERE status != 'open' AND finished < ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, finished_before);
+	return store_step_done(s, st, err, "pruning finished intents");
+}
