@@ -106,6 +106,9 @@ class Raw:
                 return
 
     def close(self):
+        # The file object keeps the socket open: close both, or QEMU still
+        # sees this client and serves no other (one QMP client at a time).
+        self.f.close()
         self.s.close()
 
 
