@@ -1,0 +1,60 @@
+#!/bin/bash
+# Lab: attach with a MAC and a VLAN set through the PF, detach restores them.
+# The VF starts unbound-to-vfio (igbvf); iovm saves its settings, sets MAC and
+# VLAN on the PF's VF entry, binds vfio-pci and hot-plugs it into a guest;
+# the guest's igbvf gets that MAC; after the detach the old settings and the
+# igbvf binding are back.
+set -uo pipefail
+B=${IOVM_BUILD:?}
+VM=$B/src/tools/iovm-vm/iovm-vm
+SR=$B/src/tools/iovm-sriov/iovm-sriov
+G=lab/guest
+[ -x "$VM" ] && [ -x "$SR" ] || { echo "skip: iovm-vm/iovm-sriov not built" >&2; exit 77; }
+[ -d /sys/bus/pci/devices/0000:01:00.0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
+[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
+modprobe vfio-pci && modprobe igbvf || { echo "skip: vfio-pci/igbvf modules missing" >&2; exit 77; }
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
+POOL=$TMPDIR/pool.json
+QMP=/run/iovm-lab/guests/m1/qmp.sock
+MAC=02:00:00:00:23:01
+trap '$G stop m1 >/dev/null 2>&1' EXIT
+
+# igb applies a VF MAC only with the PF up (lab notes).
+ip link set eth0 up
+"$SR" set-vfs eth0 2 host >/dev/null || { fail "set-vfs eth0 2 host"; exit 1; }
+PF0=$(basename "$(readlink /sys/class/net/eth0/device)")
+VF=$(basename "$(readlink /sys/bus/pci/devices/$PF0/virtfn1)")
+before=$(ip link show eth0 | grep "vf 1 ")
+echo "before: $before"
+
+$G start m1 || { fail "guest did not start"; exit 1; }
+out=$("$VM" --pool "$POOL" attach --qmp "$QMP" --vm m1 --vf "$VF" --mac "$MAC" --vlan 23 \
+	--timeout-ms 30000 2>&1) && ok "attach: $out" || fail "attach with MAC/VLAN: $out"
+during=$(ip link show eth0 | grep "vf 1 ")
+echo "during: $during"
+[[ "$during" == *"link/ether $MAC"* ]] && ok "VF MAC set through the PF" || fail "VF MAC not set: $during"
+[[ "$during" == *"vlan 23"* ]] && ok "VF VLAN set through the PF" || fail "VF VLAN not set: $during"
+"$VM" --pool "$POOL" pool | grep -q "vf=$VF use=in-use" || fail "pool: $("$VM" --pool "$POOL" pool)"
+seen=
+for _ in $(seq 120); do
+	m=$($G exec m1 -- sh -c 'cat /sys/class/net/*/address' 2>/dev/null)
+	[[ "$m" == *"$MAC"* ]] && { seen=1; break; }
+	sleep 1
+done
+[ -n "$seen" ] && ok "the guest's VF netdev has $MAC" || fail "guest never showed $MAC: $m"
+
+out=$("$VM" --pool "$POOL" detach --qmp "$QMP" --vm m1 --vf "$VF" --timeout-ms 120000 2>&1) \
+	&& ok "detach: $out" || fail "detach: $out"
+after=$(ip link show eth0 | grep "vf 1 ")
+echo "after: $after"
+[[ "$after" != *"vlan 23"* ]] && ok "VLAN restored" || fail "VLAN not restored: $after"
+[[ "$after" != *"$MAC"* ]] && ok "MAC restored" || fail "MAC not restored: $after"
+[ "$(drv "$VF")" = igbvf ] && ok "VF back on igbvf" || fail "VF driver after detach: $(drv "$VF")"
+[ -z "$("$VM" --pool "$POOL" pool)" ] || fail "pool not empty: $("$VM" --pool "$POOL" pool)"
+
+[ $fails = 0 ] && echo "all ok" || echo "$fails failures" >&2
+exit $((fails > 0))
