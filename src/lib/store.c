@@ -279,47 +279,58 @@ static int make_parent(const char *path, iovm_error *err)
 	return 0;
 }
 
-/* Applies migrations one transaction each. The version is re-read inside
- * the write transaction, so two processes opening a fresh file at once do
- * not both apply a step. */
-static int store_migrate(iovm_store *s, iovm_error *err)
+/* Reads the schema version and refuses databases that are not ours or are
+ * newer than this code. */
+static int store_check_version(iovm_store *s, int64_t *ret_version, iovm_error *err)
 {
+	int64_t version, app_id, n_objects;
 	int r;
 
-	for (;;) {
-		int64_t version, app_id, n_objects;
-		char sql[64];
+	r = store_query_int(s, "PRAGMA user_version", &version, err);
+	if (r >= 0)
+		r = store_query_int(s, "PRAGMA application_id", &app_id, err);
+	if (r >= 0)
+		r = store_query_int(s, "SELECT count(*) FROM sqlite_master", &n_objects, err);
+	if (r < 0)
+		return r;
+	if (app_id != 0 && app_id != STORE_APPLICATION_ID)
+		return iovm_error_set(err, -EBADMSG, "state db %s: belongs to another program (application id 0x%llx)",
+				      s->path, (unsigned long long)app_id);
+	if (version == 0 && n_objects > 0)
+		return iovm_error_set(err, -EBADMSG,
+				      "state db %s: has tables but no iovm schema version; not an iovm database",
+				      s->path);
+	if (version > IOVM_STORE_SCHEMA_VERSION || version < 0)
+		return iovm_error_set(err, -EPROTONOSUPPORT,
+				      "state db %s: schema version %lld is newer than this iovm knows (%d); "
+				      "refusing to use it rather than downgrade", s->path,
+				      (long long)version, IOVM_STORE_SCHEMA_VERSION);
+	*ret_version = version;
+	return 0;
+}
 
+/* Applies migrations one transaction each. A current database is checked
+ * without the write lock, so opening never waits for another process's
+ * transaction; the version is re-read inside the write transaction, so two
+ * processes opening a fresh file at once do not both apply a step. */
+static int store_migrate(iovm_store *s, iovm_error *err)
+{
+	int64_t version;
+	char sql[64];
+	int r;
+
+	r = store_check_version(s, &version, err);
+	if (r < 0 || version == IOVM_STORE_SCHEMA_VERSION)
+		return r;
+	for (;;) {
 		r = store_exec(s, "BEGIN IMMEDIATE", err, "starting the migration failed");
 		if (r < 0)
 			return r;
-		r = store_query_int(s, "PRAGMA user_version", &version, err);
-		if (r >= 0)
-			r = store_query_int(s, "PRAGMA application_id", &app_id, err);
-		if (r >= 0)
-			r = store_query_int(s, "SELECT count(*) FROM sqlite_master", &n_objects, err);
+		r = store_check_version(s, &version, err);
 		if (r < 0)
 			goto fail;
-		if (app_id != 0 && app_id != STORE_APPLICATION_ID) {
-			r = iovm_error_set(err, -EBADMSG, "state db %s: belongs to another program (application id 0x%llx)",
-					   s->path, (unsigned long long)app_id);
-			goto fail;
-		}
-		if (version == 0 && n_objects > 0) {
-			r = iovm_error_set(err, -EBADMSG,
-					   "state db %s: has tables but no iovm schema version; not an iovm database",
-					   s->path);
-			goto fail;
-		}
-		if (version > IOVM_STORE_SCHEMA_VERSION || version < 0) {
-			r = iovm_error_set(err, -EPROTONOSUPPORT,
-					   "state db %s: schema version %lld is newer than this iovm knows (%d); "
-					   "refusing to use it rather than downgrade", s->path,
-					   (long long)version, IOVM_STORE_SCHEMA_VERSION);
-			goto fail;
-		}
 		if (version == IOVM_STORE_SCHEMA_VERSION)
-			return store_exec(s, "COMMIT", err, "ending the migration check failed");
+			return store_exec(s, "COMMIT", err, "ending the migration failed");
 
 		r = store_exec(s, migrations[version], err, "applying schema migration failed");
 		if (r < 0) {

@@ -1,0 +1,782 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state store on real SQLite files in a temporary directory: creation,
+ * reopening, migrations from hand-made old databases, refusals, the
+ * double-assignment guard, the intent journal across a simulated crash. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "iovm/store.h"
+
+typedef struct fixture {
+	char dir[PATH_MAX];
+	char db[PATH_MAX];
+} fixture;
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "%s/test-store-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%s/iovm.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (type == FTW_DP)
+		chmod(path, 0700);
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+
+	chmod(f->dir, 0700);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* Runs SQL on the file directly, as another program (or an older iovm) would. */
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("raw sql failed: %s: %s", msg, sql);
+	sqlite3_close(db);
+}
+
+static long long raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static iovm_store *open_ok(const char *path)
+{
+	iovm_store *s = NULL;
+	iovm_error e = {};
+	int r = iovm_store_open(path, &s, &e);
+
+	if (r < 0)
+		fail_msg("open %s: %d %s", path, r, e.msg);
+	assert_non_null(s);
+	return s;
+}
+
+static void add_vm(iovm_store *s, const char *name, iovm_store_priority prio)
+{
+	iovm_store_vm vm = { .priority = prio, .numa_node = -1 };
+	iovm_error e = {};
+
+	snprintf(vm.name, sizeof(vm.name), "%s", name);
+	snprintf(vm.qmp, sizeof(vm.qmp), "/run/iovm/%s.qmp", name);
+	if (iovm_store_vm_put(s, &vm, &e) < 0)
+		fail_msg("vm put: %s", e.msg);
+}
+
+static int do_assign(iovm_store *s, const char *vf, const char *vm, iovm_error *e)
+{
+	iovm_store_assignment a = { .mode = IOVM_STORE_MODE_EXCLUSIVE, .state = IOVM_STORE_RESERVED };
+
+	snprintf(a.vf, sizeof(a.vf), "%s", vf);
+	snprintf(a.vm, sizeof(a.vm), "%s", vm);
+	return iovm_store_assign(s, &a, e);
+}
+
+/* ---- opening ---------------------------------------------------------------- */
+
+static void test_create_and_reopen(void **state)
+{
+	fixture *f = *state;
+	char path[PATH_MAX], parent[PATH_MAX];
+	iovm_store_pf pf = { .pf = "0000:01:00.0", .num_vfs = 7, .driver = "vfio-pci" }, gpf;
+	iovm_store_vf_config vc = { .pf = "01:00.0", .vf = 3 }, gvc;
+	iovm_store_vf_saved sv = { .vf = "0000:01:10.6", .pf = "0000:01:00.0", .vf_index = 3,
+				   .driver = "igbvf" }, gsv;
+	iovm_store_vm gvm;
+	iovm_store_assignment ga;
+	iovm_store_intent *open_list = NULL;
+	size_t n = 0;
+	int64_t id;
+	iovm_error e = {};
+	struct stat st;
+	iovm_store *s;
+
+	/* Two missing directory levels: both are created, private. */
+	snprintf(parent, sizeof(parent), "%s/var/iovm", f->dir);
+	snprintf(path, sizeof(path), "%s/iovm.db", parent);
+	s = open_ok(path);
+	assert_int_equal(stat(parent, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0750);
+	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
+
+	assert_int_equal(iovm_store_pf_put(s, &pf, &e), 0);
+	vc.cfg.present = IOVM_VFNET_MAC | IOVM_VFNET_VLAN | IOVM_VFNET_LINK_STATE;
+	memcpy(vc.cfg.mac, (uint8_t[]){ 0x02, 0, 0, 0, 0xab, 0x01 }, 6);
+	vc.cfg.vlan = 100;
+	vc.cfg.qos = 5;
+	vc.cfg.link_state = IOVM_VF_LINK_DISABLE;
+	assert_int_equal(iovm_store_vf_config_put(s, &vc, &e), 0);
+	add_vm(s, "web1", IOVM_STORE_PRIO_HIGH);
+	assert_int_equal(do_assign(s, "0000:01:10.6", "web1", &e), 0);
+	sv.cfg.present = IOVM_VFNET_SPOOFCHK | IOVM_VFNET_TRUST | IOVM_VFNET_RATE;
+	sv.cfg.spoofchk = true;
+	sv.cfg.max_tx_rate = 250;
+	assert_int_equal(iovm_store_vf_saved_put(s, &sv, &e), 0);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.6",
+						 "{\"vm\":\"web1\"}", &id, &e), 0);
+	iovm_store_close(s);
+
+	s = open_ok(path);
+	assert_int_equal(iovm_store_pf_get(s, "01:00.0", &gpf, &e), 0);
+	assert_string_equal(gpf.pf, "0000:01:00.0");
+	assert_int_equal(gpf.num_vfs, 7);
+	assert_string_equal(gpf.driver, "vfio-pci");
+	assert_true(gpf.updated > 0);
+
+	assert_int_equal(iovm_store_vf_config_get(s, "0000:01:00.0", 3, &gvc, &e), 0);
+	assert_int_equal(gvc.cfg.present, vc.cfg.present);
+	assert_memory_equal(gvc.cfg.mac, vc.cfg.mac, 6);
+	assert_int_equal(gvc.cfg.vlan, 100);
+	assert_int_equal(gvc.cfg.qos, 5);
+	assert_int_equal(gvc.cfg.link_state, IOVM_VF_LINK_DISABLE);
+
+	assert_int_equal(iovm_store_vm_get(s, "web1", &gvm, &e), 0);
+	assert_string_equal(gvm.qmp, "/run/iovm/web1.qmp");
+	assert_int_equal(gvm.priority, IOVM_STORE_PRIO_HIGH);
+	assert_int_equal(gvm.numa_node, -1);
+
+	assert_int_equal(iovm_store_assignment_get(s, "01:10.6", &ga, &e), 0);
+	assert_string_equal(ga.vm, "web1");
+	assert_int_equal(ga.state, IOVM_STORE_RESERVED);
+
+	assert_int_equal(iovm_store_vf_saved_get(s, "0000:01:10.6", &gsv, &e), 0);
+	assert_string_equal(gsv.driver, "igbvf");
+	assert_int_equal(gsv.vf_index, 3);
+	assert_int_equal(gsv.cfg.present, sv.cfg.present);
+	assert_true(gsv.cfg.spoofchk);
+	assert_false(gsv.cfg.trust);
+	assert_int_equal(gsv.cfg.max_tx_rate, 250);
+
+	assert_int_equal(iovm_store_intent_list_open(s, &open_list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(open_list[0].id, id);
+	assert_string_equal(open_list[0].args, "{\"vm\":\"web1\"}");
+	free(open_list);
+	iovm_store_close(s);
+
+	/* The file is not world-readable. */
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0007, 0);
+	assert_null(iovm_store_close(NULL));
+}
+
+static void test_wal_mode(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	/* Asked of the file by a separate connection: WAL is persistent in
+	 * the file, so this fails if the store merely believed it set it. */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(raw_int(f->db, "PRAGMA application_id"), 0x696f766d);
+	iovm_store_close(s);
+}
+
+static void test_garbage_file(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = NULL;
+	iovm_error e = {};
+	int fd = open(f->db, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(write(fd, "this is not a database, it is a text file\n", 42), 42);
+	close(fd);
+	assert_int_equal(iovm_store_open(f->db, &s, &e), -EBADMSG);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, f->db));
+}
+
+static void test_foreign_database(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = NULL;
+	iovm_error e = {};
+
+	/* Someone else's tables without a version: not ours to migrate. */
+	raw_exec(f->db, "CREATE TABLE users (id INTEGER)");
+	assert_int_equal(iovm_store_open(f->db, &s, &e), -EBADMSG);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "not an iovm database"));
+
+	/* Another program's application id. */
+	remove(f->db);
+	raw_exec(f->db, "PRAGMA application_id = 42");
+	assert_int_equal(iovm_store_open(f->db, &s, &e), -EBADMSG);
+	assert_non_null(strstr(e.msg, "another program"));
+}
+
+/* Runs iovm_store_open as an unprivileged user when we are root, since root
+ * ignores directory permissions. Returns the open's result; msg gets err. */
+static int open_unprivileged(const char *dir, const char *path, char *msg, size_t n)
+{
+	int pipefd[2], status;
+	pid_t pid;
+	ssize_t got;
+
+	if (geteuid() != 0) {
+		iovm_store *s = NULL;
+		iovm_error e = {};
+		int r = iovm_store_open(path, &s, &e);
+
+		snprintf(msg, n, "%s", e.msg);
+		iovm_store_close(s);
+		return r;
+	}
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		iovm_store *s = NULL;
+		iovm_error e = {};
+		int r;
+
+		close(pipefd[0]);
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(100);
+		r = iovm_store_open(path, &s, &e);
+		if (write(pipefd[1], e.msg, strlen(e.msg)) < 0)
+			_exit(101);
+		_exit(r < 0 ? -r : 0);
+	}
+	close(pipefd[1]);
+	got = read(pipefd[0], msg, n - 1);
+	msg[got > 0 ? got : 0] = '\0';
+	close(pipefd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_true(WEXITSTATUS(status) < 100);
+	return -WEXITSTATUS(status);
+}
+
+static void test_readonly_directory(void **state)
+{
+	fixture *f = *state;
+	char ro[PATH_MAX], path[PATH_MAX], msg[IOVM_ERROR_MSG_MAX];
+	int r;
+
+	snprintf(ro, sizeof(ro), "%s/ro", f->dir);
+	assert_int_equal(mkdir(ro, 0555), 0);
+	assert_int_equal(chmod(ro, 0555), 0);   /* whatever the umask */
+
+	/* The file cannot be created. */
+	snprintf(path, sizeof(path), "%s/iovm.db", ro);
+	r = open_unprivileged(f->dir, path, msg, sizeof(msg));
+	assert_int_equal(r, -EACCES);
+	assert_non_null(strstr(msg, path));
+
+	/* Nor can a missing parent under it. */
+	snprintf(path, sizeof(path), "%s/sub/iovm.db", ro);
+	r = open_unprivileged(f->dir, path, msg, sizeof(msg));
+	assert_int_equal(r, -EACCES);
+	assert_non_null(strstr(msg, "sub"));
+}
+
+/* ---- migrations ------------------------------------------------------------------- */
+
+static void test_migrate_from_empty_file(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s;
+	int fd;
+
+	/* A zero-length file is a valid, empty SQLite database at version 0. */
+	fd = open(f->db, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
+	iovm_store_close(s);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), IOVM_STORE_SCHEMA_VERSION);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'intent_open'"), 1);
+}
+
+/* Version 1 of the schema, as it shipped: the test keeps its own copy so a
+ * change to the code's migration cannot silently change the fixture. */
+static const char schema_v1[] =
+	"CREATE TABLE pf_desired (pf TEXT PRIMARY KEY NOT NULL, num_vfs INTEGER NOT NULL CHECK (num_vfs >= 0),"
+	"  driver TEXT NOT NULL, updated INTEGER NOT NULL);"
+	"CREATE TABLE vf_config_desired (pf TEXT NOT NULL REFERENCES pf_desired(pf) ON DELETE CASCADE,"
+	"  vf INTEGER NOT NULL CHECK (vf >= 0), mac TEXT, vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094),"
+	"  qos INTEGER CHECK (qos BETWEEN 0 AND 7), rate INTEGER CHECK (rate >= 0),"
+	"  spoofchk INTEGER CHECK (spoofchk IN (0, 1)), trust INTEGER CHECK (trust IN (0, 1)),"
+	"  link TEXT CHECK (link IN ('auto', 'enable', 'disable')), updated INTEGER NOT NULL,"
+	"  PRIMARY KEY (pf, vf));"
+	"CREATE TABLE vm (name TEXT PRIMARY KEY NOT NULL, qmp TEXT NOT NULL,"
+	"  priority TEXT NOT NULL DEFAULT 'normal' CHECK (priority IN ('high', 'normal', 'low')),"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE assignment (vf TEXT PRIMARY KEY NOT NULL,"
+	"  vm TEXT NOT NULL REFERENCES vm(name) ON DELETE RESTRICT,"
+	"  mode TEXT NOT NULL CHECK (mode IN ('exclusive', 'shared')), devid TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL CHECK (state IN ('reserved', 'attaching', 'attached', 'detaching',"
+	"                                       'release-pending')),"
+	"  updated INTEGER NOT NULL);"
+	"CREATE INDEX assignment_by_vm ON assignment(vm);"
+	"CREATE TABLE vf_saved (vf TEXT PRIMARY KEY NOT NULL, pf TEXT NOT NULL,"
+	"  vf_index INTEGER NOT NULL CHECK (vf_index >= 0), driver TEXT NOT NULL DEFAULT '', mac TEXT,"
+	"  vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094), qos INTEGER CHECK (qos BETWEEN 0 AND 7),"
+	"  rate INTEGER CHECK (rate >= 0), spoofchk INTEGER CHECK (spoofchk IN (0, 1)),"
+	"  trust INTEGER CHECK (trust IN (0, 1)), link TEXT CHECK (link IN ('auto', 'enable', 'disable')),"
+	"  saved INTEGER NOT NULL);"
+	"CREATE TABLE intent (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('create-vfs', 'attach', 'detach', 'set-vfs')),"
+	"  object TEXT NOT NULL, args TEXT NOT NULL DEFAULT '{}', step TEXT NOT NULL DEFAULT '',"
+	"  status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done', 'rolled-back')),"
+	"  started INTEGER NOT NULL, finished INTEGER);"
+	"PRAGMA application_id = 1768912493;"
+	"PRAGMA user_version = 1;";
+
+static void test_migrate_from_v1_with_data(void **state)
+{
+	fixture *f = *state;
+	iovm_store_vm vm;
+	iovm_store_assignment a;
+	iovm_store_intent *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+	iovm_store *s;
+
+	raw_exec(f->db, schema_v1);
+	raw_exec(f->db,
+		 "INSERT INTO vm (name, qmp, priority, created) VALUES ('db1', '/run/db1.qmp', 'low', 1000);"
+		 "INSERT INTO assignment VALUES ('0000:01:10.0', 'db1', 'exclusive', 'iovm-0000-01-10.0',"
+		 "  'attached', 1001);"
+		 "INSERT INTO intent (kind, object, args, step, started) VALUES"
+		 "  ('detach', 'vf 0000:01:10.0', '{}', 'device_del-sent', 1002);");
+
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_schema_version(s), 2);
+	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
+	assert_int_equal(vm.priority, IOVM_STORE_PRIO_LOW);
+	assert_int_equal(vm.numa_node, -1);          /* the new column's default */
+	assert_int_equal(vm.created, 1000);
+	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.0", &a, &e), 0);
+	assert_string_equal(a.devid, "iovm-0000-01-10.0");
+	assert_int_equal(a.state, IOVM_STORE_ATTACHED);
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].kind, IOVM_INTENT_DETACH);
+	assert_string_equal(list[0].step, "device_del-sent");
+	free(list);
+
+	/* The migrated schema takes the new field. */
+	vm.numa_node = 1;
+	assert_int_equal(iovm_store_vm_put(s, &vm, &e), 0);
+	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
+	assert_int_equal(vm.numa_node, 1);
+	assert_int_equal(vm.created, 1000);          /* an update keeps it */
+	iovm_store_close(s);
+}
+
+static void test_newer_version_refused(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = NULL;
+	iovm_error e = {};
+
+	raw_exec(f->db, schema_v1);
+	raw_exec(f->db, "PRAGMA user_version = 99");
+	assert_int_equal(iovm_store_open(f->db, &s, &e), -EPROTONOSUPPORT);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, f->db));
+	assert_non_null(strstr(e.msg, "99"));
+	/* Nothing was rewritten. */
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 99);
+}
+
+/* ---- records ---------------------------------------------------------------------- */
+
+static void test_pf_and_vf_config(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_pf pf = { .pf = "0000:02:00.0", .num_vfs = 4, .driver = "host" }, *pfs = NULL;
+	iovm_store_vf_config vc = { .pf = "0000:02:00.0" }, *vcs = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+
+	/* No VF config without desired PF state. */
+	vc.vf = 1;
+	assert_int_equal(iovm_store_vf_config_put(s, &vc, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "0000:02:00.0"));
+
+	assert_int_equal(iovm_store_pf_put(s, &pf, &e), 0);
+	pf.num_vfs = 6;   /* upsert */
+	assert_int_equal(iovm_store_pf_put(s, &pf, &e), 0);
+	snprintf(pf.pf, sizeof(pf.pf), "0000:01:00.0");
+	assert_int_equal(iovm_store_pf_put(s, &pf, &e), 0);
+	assert_int_equal(iovm_store_pf_list(s, &pfs, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(pfs[0].pf, "0000:01:00.0");
+	assert_int_equal(pfs[1].num_vfs, 6);
+	free(pfs);
+
+	for (unsigned i = 0; i < 3; i++) {
+		vc.vf = i;
+		vc.cfg.present = IOVM_VFNET_TRUST;
+		vc.cfg.trust = i & 1;
+		assert_int_equal(iovm_store_vf_config_put(s, &vc, &e), 0);
+	}
+	vc.cfg.present = IOVM_VFNET_VLAN;
+	vc.cfg.vlan = 4095;
+	assert_int_equal(iovm_store_vf_config_put(s, &vc, &e), -EINVAL);
+	assert_int_equal(iovm_store_vf_config_list(s, "02:00.0", &vcs, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(vcs[1].vf, 1);
+	assert_int_equal(vcs[1].cfg.present, IOVM_VFNET_TRUST);
+	assert_true(vcs[1].cfg.trust);
+	free(vcs);
+	assert_int_equal(iovm_store_vf_config_delete(s, "0000:02:00.0", 2, &e), 0);
+	assert_int_equal(iovm_store_vf_config_delete(s, "0000:02:00.0", 2, &e), -ENOENT);
+
+	/* Deleting the PF's desired state takes its VF configs along. */
+	assert_int_equal(iovm_store_pf_delete(s, "0000:02:00.0", &e), 0);
+	assert_int_equal(iovm_store_vf_config_list(s, NULL, &vcs, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(vcs);
+	assert_int_equal(iovm_store_pf_get(s, "0000:02:00.0", &pf, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "pf 0000:02:00.0"));
+	assert_int_equal(iovm_store_pf_put(s, &(iovm_store_pf){ .pf = "bogus", .driver = "x" }, &e), -EINVAL);
+	iovm_store_close(s);
+}
+
+static void test_double_assignment(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_assignment a, *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+
+	add_vm(s, "alpha", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "beta", IOVM_STORE_PRIO_LOW);
+	assert_int_equal(do_assign(s, "0000:01:10.2", "alpha", &e), 0);
+
+	/* Another VM, spelled differently: same VF, refused, holder named. */
+	assert_int_equal(do_assign(s, "01:10.2", "beta", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "0000:01:10.2"));
+	assert_non_null(strstr(e.msg, "vm alpha"));
+	/* The same VM twice is a bug in the caller too. */
+	assert_int_equal(do_assign(s, "0000:01:10.2", "alpha", &e), -EBUSY);
+	/* Unknown VM. */
+	assert_int_equal(do_assign(s, "0000:01:10.3", "gamma", &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "gamma"));
+
+	assert_int_equal(iovm_store_assignment_set_state(s, "0000:01:10.2", IOVM_STORE_ATTACHED,
+							 "iovm-0000-01-10.2", &e), 0);
+	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.2", &a, &e), 0);
+	assert_int_equal(a.state, IOVM_STORE_ATTACHED);
+	assert_string_equal(a.devid, "iovm-0000-01-10.2");
+	assert_int_equal(iovm_store_assignment_set_state(s, "0000:01:10.2", IOVM_STORE_DETACHING, NULL, &e), 0);
+	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.2", &a, &e), 0);
+	assert_string_equal(a.devid, "iovm-0000-01-10.2");   /* NULL kept it */
+	assert_int_equal(iovm_store_assignment_set_state(s, "0000:01:10.7", IOVM_STORE_ATTACHED, NULL, &e),
+			 -ENOENT);
+
+	/* A VM holding a VF cannot be deleted. */
+	assert_int_equal(iovm_store_vm_delete(s, "alpha", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "0000:01:10.2"));
+
+	assert_int_equal(iovm_store_assignment_list(s, "beta", &list, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(list);
+	assert_int_equal(iovm_store_unassign(s, "0000:01:10.2", &e), 0);
+	assert_int_equal(iovm_store_unassign(s, "0000:01:10.2", &e), -ENOENT);
+	assert_int_equal(do_assign(s, "0000:01:10.2", "beta", &e), 0);
+	assert_int_equal(iovm_store_assignment_list(s, NULL, &list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].vm, "beta");
+	free(list);
+	assert_int_equal(iovm_store_vm_delete(s, "alpha", &e), 0);
+	assert_int_equal(iovm_store_vm_delete(s, "alpha", &e), -ENOENT);
+	iovm_store_close(s);
+}
+
+static void test_saved_settings(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_vf_saved v = { .vf = "0000:01:10.4", .pf = "0000:01:00.0", .vf_index = 2 }, g, *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+
+	v.cfg.present = IOVM_VFNET_MAC;
+	memcpy(v.cfg.mac, (uint8_t[]){ 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, 6);
+	assert_int_equal(iovm_store_vf_saved_put(s, &v, &e), 0);
+	/* A second save would overwrite the original with iovm's own settings. */
+	v.cfg.mac[5] = 0x99;
+	assert_int_equal(iovm_store_vf_saved_put(s, &v, &e), -EEXIST);
+	assert_non_null(strstr(e.msg, "0000:01:10.4"));
+	assert_int_equal(iovm_store_vf_saved_get(s, "01:10.4", &g, &e), 0);
+	assert_int_equal(g.cfg.present, IOVM_VFNET_MAC);
+	assert_int_equal(g.cfg.mac[5], 0x56);
+	assert_string_equal(g.driver, "");
+	assert_int_equal(iovm_store_vf_saved_list(s, &list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	free(list);
+	assert_int_equal(iovm_store_vf_saved_delete(s, "0000:01:10.4", &e), 0);
+	assert_int_equal(iovm_store_vf_saved_get(s, "0000:01:10.4", &g, &e), -ENOENT);
+	iovm_store_close(s);
+}
+
+/* ---- intents and transactions ------------------------------------------------------------ */
+
+static void test_intent_lifecycle(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_intent it, *list = NULL;
+	size_t n = 0;
+	int64_t a, b;
+	iovm_error e = {};
+
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_CREATE_VFS, "pf 0000:01:00.0",
+						 "{\"num_vfs\":7}", &a, &e), 0);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, "pf 0000:02:00.0", NULL, &b, &e), 0);
+	assert_true(b > a);
+	assert_int_equal(iovm_store_intent_step(s, a, "autoprobe-off", &e), 0);
+	assert_int_equal(iovm_store_intent_step(s, a, "numvfs-written", &e), 0);
+	assert_int_equal(iovm_store_intent_get(s, a, &it, &e), 0);
+	assert_string_equal(it.step, "numvfs-written");
+	assert_int_equal(it.status, IOVM_INTENT_OPEN);
+	assert_int_equal(it.finished, 0);
+
+	assert_int_equal(iovm_store_intent_finish(s, a, IOVM_INTENT_DONE, &e), 0);
+	assert_int_equal(iovm_store_intent_get(s, a, &it, &e), 0);
+	assert_int_equal(it.status, IOVM_INTENT_DONE);
+	assert_true(it.finished > 0);
+	/* A closed intent takes no more steps, and closes once. */
+	assert_int_equal(iovm_store_intent_step(s, a, "late", &e), -EALREADY);
+	assert_non_null(strstr(e.msg, "done"));
+	assert_int_equal(iovm_store_intent_finish(s, a, IOVM_INTENT_ROLLED_BACK, &e), -EALREADY);
+	assert_int_equal(iovm_store_intent_finish(s, b, IOVM_INTENT_OPEN, &e), -EINVAL);
+	assert_int_equal(iovm_store_intent_step(s, 9999, "x", &e), -ENOENT);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf x", "[1,2]", &a, &e), -EINVAL);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf x", "{} junk", &a, &e), -EINVAL);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "", NULL, &a, &e), -EINVAL);
+
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].id, b);
+	assert_string_equal(list[0].args, "{}");
+	free(list);
+
+	/* Pruning drops finished history, never open intents. */
+	assert_int_equal(iovm_store_intent_prune(s, INT64_MAX, &e), 1);
+	assert_int_equal(iovm_store_intent_get(s, b, &it, &e), 0);
+	iovm_store_close(s);
+}
+
+/* A child that writes an intent and dies without closing the store. With
+ * in_tx, the intent is written inside an uncommitted transaction. */
+static void crash_child(const char *path, bool in_tx)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		iovm_store *s = NULL;
+		int64_t id;
+
+		if (iovm_store_open(path, &s, NULL) < 0)
+			_exit(10);
+		if (in_tx && iovm_store_begin(s, NULL) < 0)
+			_exit(11);
+		if (iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, in_tx ? "vf uncommitted" : "vf committed",
+					    NULL, &id, NULL) < 0 ||
+		    iovm_store_intent_step(s, id, "reserved", NULL) < 0)
+			_exit(12);
+		_exit(0);   /* no close, no commit */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_intent_survives_crash(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_intent *list = NULL;
+	size_t n = 0;
+	int64_t id;
+	iovm_error e = {};
+
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_DETACH, "vf 0000:01:10.0", NULL, &id, &e), 0);
+	assert_int_equal(iovm_store_intent_step(s, id, "device_del-sent", &e), 0);
+	iovm_store_close(s);
+
+	crash_child(f->db, false);
+	crash_child(f->db, true);
+
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].id, id);
+	assert_int_equal(list[0].kind, IOVM_INTENT_DETACH);
+	assert_string_equal(list[0].step, "device_del-sent");
+	assert_string_equal(list[1].object, "vf committed");
+	assert_string_equal(list[1].step, "reserved");
+	free(list);
+	iovm_store_close(s);
+}
+
+struct attach_step {
+	int64_t intent;
+	bool fail;
+};
+
+static int record_attach(iovm_store *s, void *userdata, iovm_error *err)
+{
+	struct attach_step *a = userdata;
+	int r;
+
+	r = do_assign(s, "0000:01:10.1", "vm1", err);
+	if (r >= 0)
+		r = iovm_store_intent_step(s, a->intent, "reserved", err);
+	if (r >= 0 && a->fail)
+		r = iovm_error_set(err, -EIO, "simulated failure");
+	return r;
+}
+
+static void test_transaction(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db), *other;
+	struct attach_step step = { .fail = true };
+	iovm_store_assignment a;
+	iovm_store_intent it;
+	iovm_error e = {};
+
+	add_vm(s, "vm1", IOVM_STORE_PRIO_NORMAL);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.1", NULL,
+						 &step.intent, &e), 0);
+
+	/* A failure half-way leaves neither the assignment nor the step. */
+	assert_int_equal(iovm_store_transaction(s, record_attach, &step, &e), -EIO);
+	assert_false(iovm_store_in_transaction(s));
+	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.1", &a, &e), -ENOENT);
+	assert_int_equal(iovm_store_intent_get(s, step.intent, &it, &e), 0);
+	assert_string_equal(it.step, "");
+
+	step.fail = false;
+	assert_int_equal(iovm_store_transaction(s, record_attach, &step, &e), 0);
+	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.1", &a, &e), 0);
+	assert_int_equal(iovm_store_intent_get(s, step.intent, &it, &e), 0);
+	assert_string_equal(it.step, "reserved");
+
+	/* Explicit form; not nestable. */
+	assert_int_equal(iovm_store_begin(s, &e), 0);
+	assert_int_equal(iovm_store_begin(s, &e), -EALREADY);
+	assert_int_equal(iovm_store_unassign(s, "0000:01:10.1", &e), 0);
+
+	/* Another connection sees the write lock: its write waits out the
+	 * busy timeout and fails with -EBUSY, not a generic error. */
+	other = open_ok(f->db);
+	assert_int_equal(do_assign(other, "0000:01:10.5", "vm1", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "0000:01:10.5"));
+	/* ...and does not see the uncommitted delete. */
+	assert_int_equal(iovm_store_assignment_get(other, "0000:01:10.1", &a, &e), 0);
+
+	assert_int_equal(iovm_store_rollback(s), 0);
+	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.1", &a, &e), 0);
+	assert_int_equal(iovm_store_commit(s, &e), -EINVAL);
+	iovm_store_close(other);
+	iovm_store_close(s);
+}
+
+static void test_invalid_arguments(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = NULL;
+	iovm_error e = {};
+
+	assert_int_equal(iovm_store_open(NULL, &s, &e), -EINVAL);
+	assert_int_equal(iovm_store_open("", &s, &e), -EINVAL);
+	assert_int_equal(iovm_store_open(f->db, NULL, &e), -EINVAL);
+	assert_null(s);
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_vm_put(s, &(iovm_store_vm){ .name = "x" }, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "vm x"));
+	assert_int_equal(iovm_store_vm_put(s, &(iovm_store_vm){ .name = "x", .qmp = "/q", .priority = 7 }, &e),
+			 -EINVAL);
+	assert_int_equal(iovm_store_intent_list_open(s, NULL, NULL, &e), -EINVAL);
+	assert_string_equal(iovm_store_intent_kind_to_string(IOVM_INTENT_SET_VFS), "set-vfs");
+	assert_string_equal(iovm_store_assign_state_to_string(IOVM_STORE_RELEASE_PENDING), "release-pending");
+	assert_null(iovm_store_mode_to_string(5));
+	iovm_store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_directory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_empty_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v1_with_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_and_vf_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_double_assignment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_saved_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_survives_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
