@@ -332,9 +332,14 @@ static int store_migrate(iovm_store *s, iovm_error *err)
 		if (version == IOVM_STORE_SCHEMA_VERSION)
 			return store_exec(s, "COMMIT", err, "ending the migration failed");
 
-		r = store_exec(s, migrations[version], err, "applying schema migration failed");
-		if (r < 0) {
-			iovm_error_prefix(err, "migration %lld -> %lld", (long long)version, (long long)version + 1);
+		if (sqlite3_exec(s->db, migrations[version], NULL, NULL, NULL) != SQLITE_OK) {
+			int rc = sqlite3_extended_errcode(s->db);
+
+			/* A plain SQL error here means the file's schema is
+			 * not the one its version number promises. */
+			r = store_fail(s, rc == SQLITE_ERROR ? SQLITE_CORRUPT : rc, err,
+				       "migration %lld -> %lld failed", (long long)version,
+				       (long long)version + 1);
 			goto fail;
 		}
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)version + 1);

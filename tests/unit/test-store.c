@@ -435,6 +435,95 @@ static void test_newer_version_refused(void **state)
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 99);
 }
 
+static void test_failed_migration_keeps_old_version(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = NULL;
+	iovm_error e = {};
+
+	/* A version-1 database where step 2 cannot apply (its index name is
+	 * taken): the step is one transaction, so the column it would have
+	 * added must not be there either. */
+	raw_exec(f->db, schema_v1);
+	raw_exec(f->db, "CREATE INDEX intent_open ON intent(kind)");
+	assert_int_equal(iovm_store_open(f->db, &s, &e), -EBADMSG);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "migration 1 -> 2"));
+	assert_non_null(strstr(e.msg, f->db));
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM pragma_table_info('vm') WHERE name = 'numa_node'"), 0);
+}
+
+static void test_concurrent_first_open(void **state)
+{
+	fixture *f = *state;
+	enum { N = 6 };
+	pid_t pids[N];
+	int status;
+
+	/* Several processes open the same new file at once: each must see a
+	 * complete schema, none may apply a step twice. */
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			iovm_store *s = NULL;
+			iovm_error e = {};
+			int r = iovm_store_open(f->db, &s, &e);
+
+			if (r < 0) {
+				fprintf(stderr, "child %d: %s\n", i, e.msg);
+				_exit(1);
+			}
+			r = iovm_store_schema_version(s);
+			iovm_store_close(s);
+			_exit(r == IOVM_STORE_SCHEMA_VERSION ? 0 : 2);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), IOVM_STORE_SCHEMA_VERSION);
+}
+
+static void test_corrupt_page(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_vm *list = NULL;
+	char junk[4096];
+	size_t n = 0;
+	iovm_error e = {};
+	int fd, r;
+
+	for (int i = 0; i < 50; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "vm%02d", i);
+		add_vm(s, name, IOVM_STORE_PRIO_NORMAL);
+	}
+	iovm_store_close(s);   /* last connection: the WAL is checkpointed */
+
+	/* Overwrite every page but the first (header and schema) with junk. */
+	memset(junk, 0xa5, sizeof(junk));
+	fd = open(f->db, O_WRONLY);
+	assert_true(fd >= 0);
+	for (off_t off = 4096; off < 4096 * 8; off += 4096)
+		assert_int_equal(pwrite(fd, junk, sizeof(junk), off), (ssize_t)sizeof(junk));
+	close(fd);
+
+	r = iovm_store_open(f->db, &s, &e);
+	if (r >= 0) {
+		r = iovm_store_vm_list(s, &list, &n, &e);
+		free(list);
+		iovm_store_close(s);
+	}
+	assert_int_equal(r, -EBADMSG);
+	assert_non_null(strstr(e.msg, f->db));
+}
+
 /* ---- records ---------------------------------------------------------------------- */
 
 static void test_pf_and_vf_config(void **state)
@@ -770,6 +859,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_from_empty_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_v1_with_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_migration_keeps_old_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pf_and_vf_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_assignment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_saved_settings, setup, teardown),
