@@ -12,6 +12,9 @@
  * iovm_store_begin() (or iovm_store_transaction()), in which case it joins
  * it, so "record the assignment + advance the intent" commits as one.
  *
+ * A handle is used by one thread at a time and is not carried across
+ * fork(); a child process opens its own (SQLite's rules).
+ *
  * Errors are negative errnos with a message naming the object:
  *   -ENOENT   no such record
  *   -EBUSY    the database is locked by another process past the busy
@@ -53,6 +56,8 @@ int iovm_store_schema_version(iovm_store *s);  /* >= 0, or negative errno */
 /* BEGIN IMMEDIATE: takes the write lock now, so a transaction never fails
  * half-way because another writer got there first. Not nestable (-EALREADY). */
 int iovm_store_begin(iovm_store *s, iovm_error *err);
+/* -EIO if SQLite already rolled the transaction back after an error
+ * (disk full, I/O error): nothing of it was written. */
 int iovm_store_commit(iovm_store *s, iovm_error *err);
 int iovm_store_rollback(iovm_store *s);        /* no-op when none is open */
 bool iovm_store_in_transaction(const iovm_store *s);

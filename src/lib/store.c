@@ -482,6 +482,14 @@ int iovm_store_commit(iovm_store *s, iovm_error *err)
 		return iovm_error_set(err, -EINVAL, "state db: no store");
 	if (!s->in_tx)
 		return iovm_error_set(err, -EINVAL, "state db %s: commit without a transaction", s->path);
+	if (sqlite3_get_autocommit(s->db)) {
+		/* SQLite rolls a transaction back by itself after some errors
+		 * (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM): committing now
+		 * would claim writes that are gone. */
+		s->in_tx = false;
+		return iovm_error_set(err, -EIO, "state db %s: transaction was rolled back after an earlier error",
+				      s->path);
+	}
 	r = store_exec(s, "COMMIT", err, "committing failed");
 	if (r < 0) {
 		/* A failed COMMIT (e.g. SQLITE_BUSY) leaves the transaction

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -826,6 +828,71 @@ static void test_transaction(void **state)
 	iovm_store_close(s);
 }
 
+/* In a child whose file size limit stops the WAL from growing: a
+ * transaction whose commit cannot be written reports the error, leaves no
+ * transaction open and none of its writes visible. */
+static void test_commit_fails_cleanly(void **state)
+{
+	fixture *f = *state;
+	char wal[PATH_MAX + 8];
+	iovm_store *s = open_ok(f->db);
+	iovm_store_vm *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+	pid_t pid;
+	int status;
+
+	add_vm(s, "kept", IOVM_STORE_PRIO_NORMAL);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		iovm_store *c = NULL;
+		struct stat st;
+		struct rlimit lim;
+		iovm_store_vm vm = { .qmp = "/run/x.qmp", .priority = IOVM_STORE_PRIO_LOW, .numa_node = -1 };
+		int r;
+
+		/* The child's own connection: SQLite handles do not cross fork(). */
+		if (iovm_store_open(f->db, &c, &e) < 0)
+			_exit(19);
+		signal(SIGXFSZ, SIG_IGN);
+		if (stat(wal, &st) < 0)
+			_exit(20);
+		lim.rlim_cur = lim.rlim_max = (rlim_t)st.st_size;
+		if (setrlimit(RLIMIT_FSIZE, &lim) < 0)
+			_exit(21);
+		if (iovm_store_begin(c, &e) < 0)
+			_exit(22);
+		for (int i = 0; i < 200; i++) {
+			snprintf(vm.name, sizeof(vm.name), "lost%03d", i);
+			if (iovm_store_vm_put(c, &vm, &e) < 0)
+				break;    /* a failure before commit is fine too */
+		}
+		r = iovm_store_commit(c, &e);
+		if (r >= 0)
+			_exit(23);
+		if (getenv("TEST_STORE_VERBOSE"))
+			fprintf(stderr, "commit: %d %s\n", r, e.msg);
+		if (!strstr(e.msg, f->db))
+			_exit(24);
+		if (iovm_store_in_transaction(c))
+			_exit(25);
+		if (iovm_store_vm_list(c, &list, &n, &e) < 0 || n != 1)
+			_exit(26);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	assert_int_equal(iovm_store_vm_list(s, &list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].name, "kept");
+	free(list);
+	iovm_store_close(s);
+}
+
 static void test_invalid_arguments(void **state)
 {
 	fixture *f = *state;
@@ -868,6 +935,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_intent_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_fails_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
