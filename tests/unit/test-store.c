@@ -843,6 +843,7 @@ static void test_commit_fails_cleanly(void **state)
 	int status;
 
 	add_vm(s, "kept", IOVM_STORE_PRIO_NORMAL);
+	s = iovm_store_close(s);   /* the child must not inherit a handle */
 	snprintf(wal, sizeof(wal), "%s-wal", f->db);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -870,22 +871,27 @@ static void test_commit_fails_cleanly(void **state)
 				break;    /* a failure before commit is fine too */
 		}
 		r = iovm_store_commit(c, &e);
-		if (r >= 0)
-			_exit(23);
 		if (getenv("TEST_STORE_VERBOSE"))
 			fprintf(stderr, "commit: %d %s\n", r, e.msg);
-		if (!strstr(e.msg, f->db))
-			_exit(24);
-		if (iovm_store_in_transaction(c))
-			_exit(25);
-		if (iovm_store_vm_list(c, &list, &n, &e) < 0 || n != 1)
-			_exit(26);
-		_exit(0);
+		if (r >= 0)
+			r = 23;
+		else if (!strstr(e.msg, f->db))
+			r = 24;
+		else if (iovm_store_in_transaction(c))
+			r = 25;
+		else if (iovm_store_vm_list(c, &list, &n, &e) < 0 || n != 1)
+			r = 26;
+		else
+			r = 0;
+		free(list);
+		iovm_store_close(c);
+		_exit(r);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 
+	s = open_ok(f->db);
 	assert_int_equal(iovm_store_vm_list(s, &list, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(list[0].name, "kept");
