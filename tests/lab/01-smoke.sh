@@ -63,34 +63,13 @@ trap - EXIT
 
 # Traffic between a VF of NIC 1 and a VF of NIC 2, each in its own network
 # namespace so the kernel cannot short-cut the path.
+. tests/lab/lib/vf-traffic.sh
 A=$(vf_of "${PFS[0]}" 1)
 B=$(vf_of "${PFS[1]}" 1)
-# The VF driver takes the MAC the PF holds for it; without one it makes up a
-# random MAC the PF does not filter for, and receives nothing.
-for i in 0 1; do
-	pfdev=$(netdev_of "${PFS[$i]}")
-	for _ in $(seq 1 100); do
-		[ "$(cat "/sys/class/net/$pfdev/carrier" 2>/dev/null)" = 1 ] && break
-		sleep 0.1
-	done
-	ip link set "$pfdev" vf 1 mac "02:00:00:00:0$i:01"
-done
-bind "$A" igbvf
-bind "$B" igbvf
-for ns in vfa vfb; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; done
-trap 'ip netns del vfa; ip netns del vfb' EXIT
-ip link set "$(netdev_of "$A")" netns vfa
-ip link set "$(netdev_of "$B")" netns vfb
-ip -n vfa addr add 192.0.2.1/24 dev "$(ip -n vfa -br link | awk '$1 != "lo" {print $1}')"
-ip -n vfb addr add 192.0.2.2/24 dev "$(ip -n vfb -br link | awk '$1 != "lo" {print $1}')"
-ip -n vfa link set lo up; ip -n vfb link set lo up
-ip -n vfa link set "$(ip -n vfa -br link | awk '$1 != "lo" {print $1}')" up
-ip -n vfb link set "$(ip -n vfb -br link | awk '$1 != "lo" {print $1}')" up
-up=
-for _ in $(seq 1 30); do
-	ip netns exec vfa ping -c1 -W1 192.0.2.2 > /dev/null 2>&1 && { up=1; break; }
-done
-[ -n "$up" ] || fail "no ping between $A and $B"
+for ns in vfa vfb; do ip netns del $ns 2>/dev/null || true; done
+trap 'ip netns del vfa 2>/dev/null; ip netns del vfb 2>/dev/null' EXIT
+vf_traffic_setup "${PFS[0]}" 1 "${PFS[1]}" 1 vfa vfb 192.0.2.1 192.0.2.2 || fail "no traffic between $A and $B"
+step "ping $A -> $B works"
 ip netns exec vfb iperf3 -s -1 -D -B 192.0.2.2
 sleep_until_listening() {
 	for _ in $(seq 1 50); do
