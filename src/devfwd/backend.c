@@ -23,7 +23,8 @@
 
 static int verbosity = 5; /* syslog-like: 3 err, 4 warning, 6 info */
 
-static void logf_(void *userdata, int level, const char *fmt, ...)
+static __attribute__((format(printf, 3, 4)))
+void logf_(void *userdata, int level, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -101,7 +101,8 @@ const char *iovm_host_sysfs_root(const iovm_host *h)
 	return h ? h->sysfs_root : NULL;
 }
 
-static int vjoin(const char *root, char *buf, size_t n, const char *fmt, va_list ap)
+static __attribute__((format(printf, 4, 0)))
+int vjoin(const char *root, char *buf, size_t n, const char *fmt, va_list ap)
 {
 	int a, b;
 
