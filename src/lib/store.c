@@ -319,7 +319,13 @@ static int store_migrate(iovm_store *s, iovm_error *err)
 	char sql[64];
 	int r;
 
+	/* One read transaction, so the three reads of the check see one
+	 * snapshot even while another process commits a migration. */
+	r = store_exec(s, "BEGIN DEFERRED", err, "starting the schema check failed");
+	if (r < 0)
+		return r;
 	r = store_check_version(s, &version, err);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (r < 0 || version == IOVM_STORE_SCHEMA_VERSION)
 		return r;
 	for (;;) {

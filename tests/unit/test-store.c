@@ -459,7 +459,7 @@ static void test_failed_migration_keeps_old_version(void **state)
 static void test_concurrent_first_open(void **state)
 {
 	fixture *f = *state;
-	enum { N = 6 };
+	enum { N = 12 };
 	pid_t pids[N];
 	int status;
 
