@@ -39,13 +39,15 @@ echo "during: $during"
 [[ "$during" == *"link/ether $MAC"* ]] && ok "VF MAC set through the PF" || fail "VF MAC not set: $during"
 [[ "$during" == *"vlan 23"* ]] && ok "VF VLAN set through the PF" || fail "VF VLAN not set: $during"
 "$VM" --pool "$POOL" pool | grep -q "vf=$VF use=in-use" || fail "pool: $("$VM" --pool "$POOL" pool)"
-seen=
-for _ in $(seq 120); do
-	m=$($G exec m1 -- sh -c 'cat /sys/class/net/*/address' 2>/dev/null)
+# The guest's igbvf reads the MAC from the PF when it probes the VF.
+seen= m=
+deadline=$(( $(date +%s) + 180 ))
+while [ "$(date +%s)" -lt "$deadline" ]; do
+	m=$($G exec m1 --timeout 20 -- sh -c 'grep -H . /sys/class/net/*/address' 2>&1)
 	[[ "$m" == *"$MAC"* ]] && { seen=1; break; }
-	sleep 1
+	sleep 2
 done
-[ -n "$seen" ] && ok "the guest's VF netdev has $MAC" || fail "guest never showed $MAC: $m"
+[ -n "$seen" ] && ok "the guest's VF netdev has $MAC" || fail "guest did not show $MAC within 180 s: $m"
 
 out=$("$VM" --pool "$POOL" detach --qmp "$QMP" --vm m1 --vf "$VF" --timeout-ms 120000 2>&1) \
 	&& ok "detach: $out" || fail "detach: $out"
