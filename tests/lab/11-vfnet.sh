@@ -80,16 +80,25 @@ expect 0 "$T" vf-restore eth0 2 "$orig"
 expect 0 "$T" vf-restore eth0 2 "$orig"
 
 # --- a MAC set through the PF survives a bind of the VF to its host driver
-# (the PF keeps it). Whether igbvf adopts it depends on the VF<->PF mailbox:
-# under QEMU's igb emulation igbvf logs "PF still in reset state" and picks
-# a random MAC (docs/sriov.md), so that part is reported, not asserted.
+# (the PF keeps it) and igbvf adopts it: igb hands it over in its reply to
+# the VF's reset message. That mailbox exchange has ~1 s in igbvf, which a
+# loaded emulator can overrun, so a bounded number of rebinds is allowed
+# (tests/lab/lib/vf-traffic.sh does the same; docs/lab.md says why).
 expect 0 "$T" vf-set eth0 4 mac=02:00:00:00:04:04
 VF=$(basename "$(readlink /sys/class/net/eth0/device/virtfn4)")
-expect 0 "$T" bind "$VF" host
-[[ "$("$T" vf-get eth0 4)" == "mac=02:00:00:00:04:04 "* ]] || fail "PF lost vf 4's MAC across the bind"
-nd=$(ls "/sys/bus/pci/devices/$VF/net")
-echo "note: igbvf netdev $nd has MAC $(cat /sys/class/net/$nd/address) (PF-set 02:00:00:00:04:04)"
-dmesg | grep "igbvf $VF" | tail -3 | sed 's/^/note: /'
+adopted=
+for try in 1 2 3; do
+	[ "$try" = 1 ] || expect 0 "$T" bind "$VF" vfio-pci
+	expect 0 "$T" bind "$VF" host
+	[[ "$("$T" vf-get eth0 4)" == "mac=02:00:00:00:04:04 "* ]] || fail "PF lost vf 4's MAC across the bind"
+	nd=$(ls "/sys/bus/pci/devices/$VF/net")
+	if [ "$(cat "/sys/class/net/$nd/address")" = 02:00:00:00:04:04 ]; then
+		adopted=$try; break
+	fi
+	echo "note: bind $try: igbvf netdev $nd has MAC $(cat "/sys/class/net/$nd/address"), not the PF-set one"
+done
+[ -n "$adopted" ] || fail "igbvf never adopted the MAC set through the PF"
+[ -z "$adopted" ] || echo "ok: igbvf adopted the PF-set MAC (bind $adopted)"
 
 expect 0 "$T" set-vfs eth0 0
 if [ "$fails" -gt 0 ]; then echo "$fails failure(s)" >&2; exit 1; fi
