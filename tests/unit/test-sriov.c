@@ -294,6 +294,10 @@ static void test_driver_override_locked(void **state)
 	assert_true(vf.locked);
 	assert_string_equal(vf.driver_override, "");
 	assert_string_equal(vf.driver, "vfio-pci");
+	/* A generous deadline for reads that do answer: a forked reader on a
+	 * loaded machine can take longer than the 100 ms that stood for a
+	 * held lock above. */
+	assert_int_equal(iovm_host_set_timeout(c->h, IOVM_TIMEOUT_READ, 10000000), 0);
 	assert_int_equal(iovm_vf_get(c->h, "0000:01:10.2", &vf, &e), 0);
 	assert_false(vf.locked);
 	/* The PF's own override is never read, so its inventory is complete. */

@@ -200,7 +200,10 @@ static void test_bind_roundtrip(void **state)
 
 	/* An unbound VF binds without an unbind step. */
 	assert_int_equal(unlink(fx_path(&c->fx, "bus/pci/devices/0000:00:1f.2/driver")), 0);
-	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.4", "vfio-pci", &e), 0);
+	int r = iovm_vf_bind(c->h, "0000:01:10.4", "vfio-pci", &e);
+	if (r < 0)
+		print_message("bind 0000:01:10.4: %s\n", e.msg);
+	assert_int_equal(r, 0);
 	assert_int_equal(c->probes, 3);
 }
 
