@@ -43,7 +43,7 @@ echo "during: $during"
 seen= m=
 deadline=$(( $(date +%s) + 180 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-	m=$($G exec m1 --timeout 20 -- sh -c 'grep -H . /sys/class/net/*/address' 2>&1)
+	m=$($G exec --timeout 20 m1 -- sh -c 'grep -H . /sys/class/net/*/address' 2>&1)
 	[[ "$m" == *"$MAC"* ]] && { seen=1; break; }
 	sleep 2
 done
