@@ -4,6 +4,7 @@
  * peer is; framing (header, then payload) is shared. */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -119,17 +120,29 @@ static int vsock_addr(const char *where, bool need_cid, struct sockaddr_vm *sa, 
 	return 0;
 }
 
-static int vsock_connect(const char *where, int *ret_fd, iovm_error *err)
+/* Parses WHERE and opens a vsock stream socket for it. */
+static int vsock_socket(const char *where, bool need_cid, struct sockaddr_vm *sa, int *ret_fd,
+			iovm_error *err)
 {
-	struct sockaddr_vm sa;
-	_cleanup_close_ int fd = -1;
-	int r = vsock_addr(where, true, &sa, err);
+	int fd, r = vsock_addr(where, need_cid, sa, err);
 
 	if (r < 0)
 		return r;
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return iovm_error_set(err, negative_errno(), "vsock %s: socket: %m (is the vsock module loaded?)", where);
+	*ret_fd = fd;
+	return 0;
+}
+
+static int vsock_connect(const char *where, int *ret_fd, iovm_error *err)
+{
+	struct sockaddr_vm sa;
+	_cleanup_close_ int fd = -1;
+	int r = vsock_socket(where, true, &sa, &fd, err);
+
+	if (r < 0)
+		return r;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return iovm_error_set(err, negative_errno(), "vsock %s: connect: %m", where);
 	*ret_fd = TAKE_FD(fd);
@@ -140,13 +153,10 @@ static int vsock_listen(const char *where, int *ret_fd, iovm_error *err)
 {
 	struct sockaddr_vm sa;
 	_cleanup_close_ int fd = -1;
-	int r = vsock_addr(where, false, &sa, err);
+	int r = vsock_socket(where, false, &sa, &fd, err);
 
 	if (r < 0)
 		return r;
-	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return iovm_error_set(err, negative_errno(), "vsock %s: socket: %m (is the vsock module loaded?)", where);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return iovm_error_set(err, negative_errno(), "vsock %s: bind: %m", where);
 	if (listen(fd, 64) < 0)

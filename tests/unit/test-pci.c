@@ -10,30 +10,7 @@
 #include "iovm/pci.h"
 #include "fixtures/fixture.h"
 
-typedef struct ctx {
-	fixture fx;
-	iovm_host *h;
-} ctx;
-
-static int setup(void **state)
-{
-	ctx *c = calloc(1, sizeof(*c));
-
-	if (!c || fixture_make(&c->fx) < 0 || iovm_host_new(c->fx.sys, &c->h) < 0)
-		return -1;
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	ctx *c = *state;
-
-	iovm_host_free(c->h);
-	fixture_remove(&c->fx);
-	free(c);
-	return 0;
-}
+typedef fixture_host ctx;
 
 static void test_addr_normalize(void **state)
 {
@@ -140,10 +117,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_normalize),
-		cmocka_unit_test_setup_teardown(test_dev_get_pf, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dev_get_vf_and_bare, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dev_get_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_addr_from_netdev, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dev_get_pf, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_dev_get_vf_and_bare, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_dev_get_errors, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_addr_from_netdev, fixture_host_setup, fixture_host_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

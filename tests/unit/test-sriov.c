@@ -13,30 +13,7 @@
 #include "iovm/sriov.h"
 #include "fixtures/fixture.h"
 
-typedef struct ctx {
-	fixture fx;
-	iovm_host *h;
-} ctx;
-
-static int setup(void **state)
-{
-	ctx *c = calloc(1, sizeof(*c));
-
-	if (!c || fixture_make(&c->fx) < 0 || iovm_host_new(c->fx.sys, &c->h) < 0)
-		return -1;
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	ctx *c = *state;
-
-	iovm_host_free(c->h);
-	fixture_remove(&c->fx);
-	free(c);
-	return 0;
-}
+typedef fixture_host ctx;
 
 static void test_pf_list(void **state)
 {
@@ -309,16 +286,16 @@ static void test_driver_override_locked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pf_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pf_get_by_name, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pf_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vf_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vf_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_numvfs_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_numvfs_sequence, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_numvfs_locked, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_driver_override_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_list, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_pf_get_by_name, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_pf_errors, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_vf_list, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_vf_get, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_users, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_set_numvfs_refusals, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_set_numvfs_sequence, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_numvfs_locked, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_driver_override_locked, fixture_host_setup, fixture_host_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
