@@ -330,8 +330,10 @@ static int set_field(iovm_vfnet *nl, const char *ifname, unsigned vf, unsigned f
 		r = iovm_error_set(err, e, "pf %s vf %u: setting %s failed: %s%s", ifname, vf,
 				   field_name(f), e == -EOPNOTSUPP ? "not supported by the driver"
 								   : nl_geterror(r),
-				   e == -EINVAL && f == IOVM_VFNET_RATE ?
-				   " (the rate must not exceed the PF link speed; is the PF link up?)" : "");
+				   e != -EINVAL || f != IOVM_VFNET_RATE ? "" :
+				   rtnl_link_get_carrier(orig) != 1 ?
+				   " (the PF link is down: a VF rate is checked against the link speed)" :
+				   " (the rate must not exceed the PF link speed)");
 		goto out;
 	}
 	r = get_vf(nl, ifname, vf, &now, NULL, err);

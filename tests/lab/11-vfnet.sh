@@ -23,6 +23,14 @@ ipvf() { ip link show "$1" | sed -n "s/^ *vf $2 //p"; }
 
 modprobe vfio-pci && modprobe igbvf || { echo "skip: modules missing" >&2; exit 77; }
 ip link set eth0 up
+# igb refuses a VF rate above the PF's link speed, which is 0 until the link
+# is up; the emulated link comes up a moment after `ip link set up` (later on
+# a loaded machine), so wait for the carrier before setting rates.
+for _ in $(seq 1 300); do
+	[ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] && break
+	sleep 0.1
+done
+[ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] || fail "eth0 carrier not up after 30 s"
 expect 0 "$T" set-vfs eth0 7 vfio || exit 1
 
 # --- original settings, saved before any change
@@ -87,7 +95,7 @@ expect 0 "$T" vf-restore eth0 2 "$orig"
 expect 0 "$T" vf-set eth0 4 mac=02:00:00:00:04:04
 VF=$(basename "$(readlink /sys/class/net/eth0/device/virtfn4)")
 adopted=
-for try in 1 2 3; do
+for try in 1 2 3 4 5; do
 	[ "$try" = 1 ] || expect 0 "$T" bind "$VF" vfio-pci
 	expect 0 "$T" bind "$VF" host
 	[[ "$("$T" vf-get eth0 4)" == "mac=02:00:00:00:04:04 "* ]] || fail "PF lost vf 4's MAC across the bind"
@@ -99,6 +107,13 @@ for try in 1 2 3; do
 done
 [ -n "$adopted" ] || fail "igbvf never adopted the MAC set through the PF"
 [ -z "$adopted" ] || echo "ok: igbvf adopted the PF-set MAC (bind $adopted)"
+
+# With the PF link down the same driver EINVAL gets the cause named.
+ip link set eth0 down
+out=$("$T" vf-set eth0 2 rate=100 2>&1); rc=$?
+[ $rc = 22 ] && [[ "$out" == *"the PF link is down"* ]] || fail "rate with link down: $rc: $out"
+echo "ok: link down: $out"
+ip link set eth0 up
 
 expect 0 "$T" set-vfs eth0 0
 if [ "$fails" -gt 0 ]; then echo "$fails failure(s)" >&2; exit 1; fi
