@@ -1,15 +1,1512 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* iovmctl: command-line client. Thin for now. */
+/*
+ * iovmctl: the command-line client of iovmd.
+ *
+ * One connection per run: read the greeting, send one request (top sends one
+ * per refresh), wait for the reply with our id. PROGRESS events for our
+ * request are shown on stderr once the operation has run for more than a
+ * second; other events are ignored. Arguments are checked here before
+ * anything is sent, so a typo is a usage error (exit 2) rather than a
+ * round trip. A daemon error exits with its errno number (16 for EBUSY...),
+ * any other failure with 1.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "lib/util.h"
+
+#define DEFAULT_SOCKET "/run/iovm/iovm.sock"
+#define DEFAULT_TIMEOUT_S 120.0
+#define LINE_MAX_BYTES (64u << 20)   /* a reply longer than this is refused */
+#define PROGRESS_AFTER_MS 1000
+#define EXIT_USAGE 2
+
+typedef struct ctl {
+	const char *socket;
+	bool json;
+	double timeout_s;            /* 0: wait forever */
+	int fd;
+	char *buf;                   /* bytes read, not yet returned as lines */
+	size_t len, cap;
+	int64_t next_id;
+	bool progress_tty;           /* stderr is a terminal: update in place */
+	bool progress_open;          /* a progress line without '\n' is on stderr */
+} ctl;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void json_putp(json_object **o)
+{
+	if (*o)
+		json_object_put(*o);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
+
+static __attribute__((format(printf, 1, 2))) int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("iovmctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAILURE;
+}
+
+static const char *js_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
+static bool js_has(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && v;
+}
+
+static int64_t js_int(json_object *o, const char *key, int64_t def)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+		return def;
+	return json_object_get_int64(v);
+}
+
+static json_object *js_get(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+static const char *dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+/* "12.3 Mbit/s" */
+static void format_bps(char *buf, size_t n, double bps)
+{
+	static const char *const units[] = { "bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s" };
+	unsigned u = 0;
+
+	if (bps < 0)
+		bps = 0;
+	while (bps >= 1000 && u + 1 < ELEMENTSOF(units)) {
+		bps /= 1000;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, n, "%.0f %s", bps, units[u]);
+	else
+		snprintf(buf, n, "%.1f %s", bps, units[u]);
+}
+
+/* ---- aligned tables ----------------------------------------------------- */
+
+#define TABLE_COLS_MAX 16
+
+typedef struct table {
+	size_t ncols;
+	const char *hdr[TABLE_COLS_MAX];
+	char **cells;                /* nrows * ncols, row-major */
+	size_t nrows, ncells, cap;
+} table;
+
+static void table_init(table *t, const char *const *hdr)
+{
+	memset(t, 0, sizeof(*t));
+	while (hdr[t->ncols] && t->ncols < TABLE_COLS_MAX) {
+		t->hdr[t->ncols] = hdr[t->ncols];
+		t->ncols++;
+	}
+}
+
+static void table_done(table *t)
+{
+	for (size_t i = 0; i < t->ncells; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+}
+
+static __attribute__((format(printf, 2, 3))) void table_cell(table *t, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (t->ncells == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		char **c = realloc(t->cells, cap * sizeof(*c));
+
+		if (!c) {
+			fail("out of memory");
+			exit(EXIT_FAILURE);
+		}
+		t->cells = c;
+		t->cap = cap;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0) {
+		fail("out of memory");
+		exit(EXIT_FAILURE);
+	}
+	va_end(ap);
+	t->cells[t->ncells++] = s;
+	t->nrows = t->ncells / t->ncols;
+}
+
+static void table_print_row(const table *t, const size_t *w, const char *const *cells)
+{
+	for (size_t c = 0; c < t->ncols; c++) {
+		if (c + 1 == t->ncols)
+			printf("%s\n", cells[c]);
+		else
+			printf("%-*s  ", (int)w[c], cells[c]);
+	}
+}
+
+static void table_print(const table *t)
+{
+	size_t w[TABLE_COLS_MAX];
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		w[c] = strlen(t->hdr[c]);
+		for (size_t r = 0; r < t->nrows; r++) {
+			size_t l = strlen(t->cells[r * t->ncols + c]);
+
+			if (l > w[c])
+				w[c] = l;
+		}
+	}
+	table_print_row(t, w, t->hdr);
+	for (size_t r = 0; r < t->nrows; r++)
+		table_print_row(t, w, (const char *const *)&t->cells[r * t->ncols]);
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+/* One line from the daemon (NUL-terminated, without '\n') into *ret, owned by
+ * the caller. Returns 1 with a line, 0 at end of file, -ETIMEDOUT after
+ * deadline (ms on the monotonic clock; < 0: none), else a negative errno. */
+static int read_line(ctl *c, int64_t deadline, char **ret)
+{
+	for (;;) {
+		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+			char *line = malloc(n + 1);
+
+			if (!line)
+				return -ENOMEM;
+			memcpy(line, c->buf, n);
+			line[n] = '\0';
+			memmove(c->buf, nl + 1, c->len - n - 1);
+			c->len -= n + 1;
+			*ret = line;
+			return 1;
+		}
+		if (c->len >= LINE_MAX_BYTES)
+			return -EMSGSIZE;
+		if (c->cap - c->len < 4096) {
+			size_t cap = c->cap ? c->cap * 2 : 65536;
+			char *b = realloc(c->buf, cap);
+
+			if (!b)
+				return -ENOMEM;
+			c->buf = b;
+			c->cap = cap;
+		}
+
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int wait = -1;
+
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			wait = left > INT32_MAX ? INT32_MAX : (int)left;
+		}
+		int r = poll(&p, 1, wait);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		if (r == 0)
+			continue;   /* the deadline check above decides */
+
+		ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return negative_errno();
+		}
+		if (n == 0)
+			return 0;
+		c->len += (size_t)n;
+	}
+}
+
+static int64_t deadline_from(const ctl *c, int64_t start)
+{
+	return c->timeout_s > 0 ? start + (int64_t)(c->timeout_s * 1000) : -1;
+}
+
+static int ctl_connect(ctl *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_free_ char *line = NULL;
+	_cleanup_json_ json_object *g = NULL;
+	int r;
+
+	if (strlen(c->socket) >= sizeof(sa.sun_path)) {
+		fail("socket path too long: %s", c->socket);
+		return EXIT_USAGE;
+	}
+	strcpy(sa.sun_path, c->socket);
+
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return fail("socket: %s", strerror(errno));
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		const char *hint = "";
+
+		if (e == ENOENT || e == ECONNREFUSED)
+			hint = " (is iovmd running?)";
+		else if (e == EACCES || e == EPERM)
+			hint = " (root or a member of the daemon's group may connect)";
+		return fail("cannot connect to %s: %s%s", c->socket, strerror(e), hint);
+	}
+
+	r = read_line(c, deadline_from(c, now_ms()), &line);
+	if (r == 0)
+		return fail("%s: the server closed the connection before its greeting "
+			    "(too many clients, or not allowed?)", c->socket);
+	if (r == -ETIMEDOUT)
+		return fail("%s: no greeting from the server within %g s", c->socket, c->timeout_s);
+	if (r < 0)
+		return fail("%s: reading the greeting: %s", c->socket, strerror(-r));
+	g = json_tokener_parse(line);
+	if (!g || !json_object_is_type(g, json_type_object) || !js_has(g, "iovm"))
+		return fail("%s: unexpected greeting, is this an iovmd socket?", c->socket);
+	return 0;
+}
+
+static void progress_clear(ctl *c)
+{
+	if (c->progress_open) {
+		fputs("\r\033[K", stderr);
+		c->progress_open = false;
+	}
+}
+
+static void progress_show(ctl *c, json_object *data)
+{
+	const char *step = js_str(data, "step");
+	int64_t done = js_int(data, "done", -1), total = js_int(data, "total", -1);
+	char count[64] = "";
+
+	if (total > 0 && done >= 0)
+		snprintf(count, sizeof(count), " (%lld/%lld)", (long long)done, (long long)total);
+	if (c->progress_tty) {
+		fprintf(stderr, "\r\033[Kiovmctl: %s%s", step, count);
+		c->progress_open = true;
+	} else {
+		fprintf(stderr, "iovmctl: %s%s\n", step, count);
+	}
+	fflush(stderr);
+}
+
+static bool id_is(json_object *v, int64_t id)
+{
+	return v && json_object_is_type(v, json_type_int) && json_object_get_int64(v) == id;
+}
+
+/* errno names the daemon may send, to exit with their numbers. */
+static int errno_from_name(const char *name)
+{
+	static const struct {
+		const char *name;
+		int value;
+	} tab[] = {
+		{ "EPERM", EPERM },           { "ENOENT", ENOENT },
+		{ "EIO", EIO },               { "ENXIO", ENXIO },
+		{ "EAGAIN", EAGAIN },         { "ENOMEM", ENOMEM },
+		{ "EACCES", EACCES },         { "EBUSY", EBUSY },
+		{ "EEXIST", EEXIST },         { "ENODEV", ENODEV },
+		{ "EINVAL", EINVAL },         { "ENOSPC", ENOSPC },
+		{ "EPIPE", EPIPE },           { "ERANGE", ERANGE },
+		{ "ENOSYS", ENOSYS },         { "EBADMSG", EBADMSG },
+		{ "EMSGSIZE", EMSGSIZE },     { "EOPNOTSUPP", EOPNOTSUPP },
+		{ "ECONNRESET", ECONNRESET }, { "ETIMEDOUT", ETIMEDOUT },
+		{ "ECONNREFUSED", ECONNREFUSED }, { "EALREADY", EALREADY },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(tab); i++)
+		if (!strcmp(tab[i].name, name))
+			return tab[i].value;
+	return 0;
+}
+
+/* Sends one request and waits for its reply. Returns 0 with the return value
+ * in *ret (a new reference), or the exit status after printing the error. */
+static int call(ctl *c, const char *cmd, json_object *args, json_object **ret)
+{
+	_cleanup_json_ json_object *req = json_object_new_object();
+	int64_t id = ++c->next_id, start = now_ms(), deadline = deadline_from(c, start);
+	const char *s;
+	size_t n, off = 0;
+
+	json_object_object_add(req, "execute", json_object_new_string(cmd));
+	if (args)
+		json_object_object_add(req, "arguments", json_object_get(args));
+	json_object_object_add(req, "id", json_object_new_int64(id));
+	s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	_cleanup_free_ char *out = NULL;
+	if (asprintf(&out, "%s\n", s) < 0)
+		return fail("out of memory");
+	n = strlen(out);
+	while (off < n) {
+		ssize_t w = send(c->fd, out + off, n - off, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail("sending '%s' to %s: %s", cmd, c->socket, strerror(errno));
+		}
+		off += (size_t)w;
+	}
+
+	for (;;) {
+		_cleanup_free_ char *line = NULL;
+		_cleanup_json_ json_object *m = NULL;
+		json_object *v;
+		int r = read_line(c, deadline, &line);
+
+		if (r <= 0)
+			progress_clear(c);
+		if (r == 0)
+			return fail("the daemon closed the connection before replying to '%s'", cmd);
+		if (r == -ETIMEDOUT)
+			return fail("no reply from the daemon to '%s' within %g s", cmd, c->timeout_s);
+		if (r < 0)
+			return fail("reading the reply to '%s': %s", cmd, strerror(-r));
+
+		m = json_tokener_parse(line);
+		if (!m || !json_object_is_type(m, json_type_object)) {
+			progress_clear(c);
+			return fail("malformed reply from the daemon: %.80s", line);
+		}
+		if (js_has(m, "event")) {
+			json_object *data = js_get(m, "data");
+
+			if (!strcmp(js_str(m, "event"), "PROGRESS") && id_is(js_get(data, "id"), id) &&
+			    now_ms() - start > PROGRESS_AFTER_MS)
+				progress_show(c, data);
+			continue;
+		}
+		v = js_get(m, "id");
+		if (v && !id_is(v, id))
+			continue;   /* not ours */
+		progress_clear(c);
+		if (json_object_object_get_ex(m, "error", &v)) {
+			const char *desc = js_str(v, "desc");
+			int e = errno_from_name(js_str(v, "errno"));
+
+			fail("%s", *desc ? desc : *js_str(v, "class") ? js_str(v, "class") : "unknown error");
+			return e > 0 && e < 256 ? e : EXIT_FAILURE;
+		}
+		if (json_object_object_get_ex(m, "return", &v)) {
+			*ret = v ? json_object_get(v) : json_object_new_object();
+			return 0;
+		}
+		return fail("malformed reply from the daemon: %.80s", line);
+	}
+}
+
+/* Reads and drops events until deadline (top's pause between refreshes). */
+static int drain_until(ctl *c, int64_t deadline)
+{
+	for (;;) {
+		_cleanup_free_ char *line = NULL;
+		int r = read_line(c, deadline, &line);
+
+		if (r == -ETIMEDOUT)
+			return 0;
+		if (r == 0)
+			return fail("the daemon closed the connection");
+		if (r < 0)
+			return fail("reading from %s: %s", c->socket, strerror(-r));
+	}
+}
+
+/* ---- argument checks ---------------------------------------------------- */
+
+typedef struct command command;
+struct command {
+	const char *name;          /* "pf list" */
+	const char *usage;         /* arguments after the name */
+	int (*run)(ctl *c, const command *cmd, int argc, char **argv);
+};
+
+static const command *current;   /* for usage errors */
+
+static __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("iovmctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (current)
+		fprintf(stderr, "usage: iovmctl %s%s%s\n", current->name,
+			*current->usage ? " " : "", current->usage);
+	fputs("Try 'iovmctl --help' for more information.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 63)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") == n;
+}
+
+static bool pci_address_ok(const char *s)
+{
+	static const char pat[] = "xxxx:xx:xx.x";
+
+	if (strlen(s) != strlen(pat))
+		return false;
+	for (size_t i = 0; pat[i]; i++) {
+		if (pat[i] == 'x' ? !strchr("0123456789abcdefABCDEF", s[i]) : s[i] != pat[i])
+			return false;
+	}
+	return true;
+}
+
+/* A PCI address or "PF/INDEX". */
+static bool vf_ok(const char *s)
+{
+	const char *slash = strrchr(s, '/');
+	char pf[64];
+
+	if (!slash)
+		return pci_address_ok(s);
+	if ((size_t)(slash - s) >= sizeof(pf) || !slash[1] || strlen(slash + 1) > 5 ||
+	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
+		return false;
+	memcpy(pf, s, (size_t)(slash - s));
+	pf[slash - s] = '\0';
+	return name_ok(pf);
+}
+
+static bool mac_ok(const char *s)
+{
+	static const char pat[] = "xx:xx:xx:xx:xx:xx";
+
+	if (strlen(s) != strlen(pat))
+		return false;
+	for (size_t i = 0; pat[i]; i++) {
+		if (pat[i] == 'x' ? !strchr("0123456789abcdefABCDEF", s[i]) : s[i] != pat[i])
+			return false;
+	}
+	return true;
+}
+
+static bool mac_is_unicast(const char *s)
+{
+	unsigned first = (unsigned)strtoul(s, NULL, 16);
+
+	return !(first & 1) && strcmp(s, "00:00:00:00:00:00") != 0;
+}
+
+static int parse_int(const char *opt, const char *s, long long min, long long max, long long *ret)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > max)
+		return usage_error("%s must be an integer %lld..%lld, not '%s'", opt, min, max, s);
+	*ret = v;
+	return 0;
+}
+
+static int parse_choice(const char *opt, const char *s, const char *const *choices)
+{
+	char list[128] = "";
+
+	for (size_t i = 0; choices[i]; i++) {
+		if (!strcmp(s, choices[i]))
+			return 0;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "|" : "", choices[i]);
+	}
+	return usage_error("%s must be %s, not '%s'", opt, list, s);
+}
+
+static int check_pf(const char *s)
+{
+	return name_ok(s) ? 0 : usage_error("invalid PF name '%s' (a PCI address or netdev name)", s);
+}
+
+static int check_vf(const char *s)
+{
+	return vf_ok(s) ? 0 : usage_error("invalid VF '%s' (a PCI address like 0000:01:10.2, or PF/INDEX like eth0/2)", s);
+}
+
+static int check_mac(const char *s)
+{
+	if (!mac_ok(s))
+		return usage_error("invalid MAC address '%s' (xx:xx:xx:xx:xx:xx)", s);
+	if (!mac_is_unicast(s))
+		return usage_error("MAC address %s is not a unicast address", s);
+	return 0;
+}
+
+/* Positional arguments left after getopt: exactly n. */
+static int want_args(int argc, char **argv, int n, const char *what)
+{
+	if (argc - optind < n)
+		return usage_error("missing %s", what);
+	if (argc - optind > n)
+		return usage_error("unexpected argument '%s'", argv[optind + n]);
+	return 0;
+}
+
+static int bad_option(int argc, char **argv)
+{
+	/* getopt already printed what was wrong */
+	return usage_error("invalid option");
+}
+
+#define OPTS_BEGIN(...)                                                            \
+	static const struct option opts[] = { __VA_ARGS__, { "help", no_argument, NULL, 'h' }, {} }; \
+	int opt_;                                                                  \
+	optind = 0;                                                                \
+	while ((opt_ = getopt_long(argc, argv, "h", opts, NULL)) != -1) {         \
+		switch (opt_) {                                                    \
+		case 'h':                                                          \
+			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);   \
+			return EXIT_SUCCESS;
+
+#define OPTS_END                                                                   \
+		default:                                                           \
+			return bad_option(argc, argv);                             \
+		}                                                                  \
+	}
+
+/* For commands without options: still accept --help. */
+static int no_options(const command *cmd, int argc, char **argv, bool *helped)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	int o;
+
+	*helped = false;
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'h') {
+			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);
+			*helped = true;
+			return EXIT_SUCCESS;
+		}
+		return bad_option(argc, argv);
+	}
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static void print_json(json_object *v)
+{
+	printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						      JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* A value for "key: value" lines and table cells. */
+static void value_text(json_object *v, char *buf, size_t n)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null:
+		snprintf(buf, n, "-");
+		break;
+	case json_type_boolean:
+		snprintf(buf, n, "%s", json_object_get_boolean(v) ? "yes" : "no");
+		break;
+	case json_type_string:
+		snprintf(buf, n, "%s", dash(json_object_get_string(v)));
+		break;
+	case json_type_array: {
+		size_t len = json_object_array_length(v), off = 0;
+
+		buf[0] = '\0';
+		if (!len)
+			snprintf(buf, n, "-");
+		for (size_t i = 0; i < len && off < n; i++) {
+			char item[256];
+
+			value_text(json_object_array_get_idx(v, i), item, sizeof(item));
+			off += (size_t)snprintf(buf + off, n - off, "%s%s", i ? ", " : "", item);
+		}
+		break;
+	}
+	default:
+		snprintf(buf, n, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		break;
+	}
+}
+
+/* "key: value" for every member; nested objects (VF "config") are inlined,
+ * throughput_bps is shown human-readably, arrays of objects are skipped
+ * (the caller prints them as a table). */
+static void print_show(json_object *o)
+{
+	json_object_object_foreach(o, key, v) {
+		char buf[1024];
+
+		if (json_object_is_type(v, json_type_object)) {
+			print_show(v);
+			continue;
+		}
+		if (json_object_is_type(v, json_type_array) && json_object_array_length(v) &&
+		    json_object_is_type(json_object_array_get_idx(v, 0), json_type_object))
+			continue;
+		if (!strcmp(key, "throughput_bps")) {
+			format_bps(buf, sizeof(buf), (double)json_object_get_int64(v));
+			printf("throughput: %s\n", buf);
+			continue;
+		}
+		if (!strcmp(key, "uptime_s")) {
+			int64_t s = json_object_get_int64(v);
+
+			printf("uptime: %lldd %02lld:%02lld:%02lld\n", (long long)(s / 86400),
+			       (long long)(s / 3600 % 24), (long long)(s / 60 % 60), (long long)(s % 60));
+			continue;
+		}
+		value_text(v, buf, sizeof(buf));
+		printf("%s: %s\n", key, buf);
+	}
+}
+
+static void rate_text(json_object *cfg, char *buf, size_t n)
+{
+	int64_t rate = js_int(cfg, "rate", 0);
+
+	if (rate > 0)
+		snprintf(buf, n, "%lld Mbit/s", (long long)rate);
+	else
+		snprintf(buf, n, "-");
+}
+
+static void print_vf_table(json_object *arr)
+{
+	static const char *const hdr[] = { "VF", "PF", "IDX", "DRIVER", "STATE", "VM", "MODE", "USERS",
+					   "MAC", "VLAN", "RATE", "THROUGHPUT", NULL };
+	table t;
+
+	table_init(&t, hdr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *vf = json_object_array_get_idx(arr, i), *cfg = js_get(vf, "config");
+		char bps[32], rate[32];
+		const char *pf = *js_str(vf, "pf_netdev") ? js_str(vf, "pf_netdev") : js_str(vf, "pf");
+
+		format_bps(bps, sizeof(bps), (double)js_int(vf, "throughput_bps", 0));
+		rate_text(cfg, rate, sizeof(rate));
+		table_cell(&t, "%s", dash(js_str(vf, "vf")));
+		table_cell(&t, "%s", dash(pf));
+		table_cell(&t, "%lld", (long long)js_int(vf, "index", -1));
+		table_cell(&t, "%s", dash(js_str(vf, "driver")));
+		table_cell(&t, "%s", dash(js_str(vf, "state")));
+		table_cell(&t, "%s", dash(js_str(vf, "vm")));
+		table_cell(&t, "%s", dash(js_str(vf, "mode")));
+		table_cell(&t, "%lld", (long long)js_int(vf, "users", 0));
+		table_cell(&t, "%s", dash(js_str(cfg, "mac")));
+		if (js_has(cfg, "vlan") && js_int(cfg, "vlan", 0) > 0)
+			table_cell(&t, "%lld", (long long)js_int(cfg, "vlan", 0));
+		else
+			table_cell(&t, "-");
+		table_cell(&t, "%s", rate);
+		table_cell(&t, "%s", bps);
+	}
+	table_print(&t);
+	table_done(&t);
+}
+
+static void print_pf_table(json_object *arr)
+{
+	static const char *const hdr[] = { "PF", "NETDEV", "DRIVER", "ID", "VFS", "TOTAL", "NUMA", "LINK",
+					   "DESIRED", NULL };
+	table t;
+
+	table_init(&t, hdr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *pf = json_object_array_get_idx(arr, i);
+
+		table_cell(&t, "%s", dash(js_str(pf, "pf")));
+		table_cell(&t, "%s", dash(js_str(pf, "netdev")));
+		table_cell(&t, "%s", dash(js_str(pf, "driver")));
+		table_cell(&t, "%s:%s", dash(js_str(pf, "vendor")), dash(js_str(pf, "device")));
+		table_cell(&t, "%lld", (long long)js_int(pf, "num_vfs", 0));
+		table_cell(&t, "%lld", (long long)js_int(pf, "total_vfs", 0));
+		table_cell(&t, "%lld", (long long)js_int(pf, "numa_node", -1));
+		table_cell(&t, "%s", dash(js_str(pf, "link")));
+		if (js_has(pf, "desired_vfs"))
+			table_cell(&t, "%lld%s%s", (long long)js_int(pf, "desired_vfs", 0),
+				   *js_str(pf, "desired_driver") ? " " : "", js_str(pf, "desired_driver"));
+		else
+			table_cell(&t, "-");
+	}
+	table_print(&t);
+	table_done(&t);
+}
+
+static void print_vm_table(json_object *arr)
+{
+	static const char *const hdr[] = { "NAME", "PRIORITY", "NUMA", "CONNECTED", "VFS", "QMP", NULL };
+	table t;
+
+	table_init(&t, hdr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *vm = json_object_array_get_idx(arr, i), *vfs = js_get(vm, "vfs");
+		char list[1024] = "-";
+
+		if (vfs && json_object_is_type(vfs, json_type_array))
+			value_text(vfs, list, sizeof(list));
+		table_cell(&t, "%s", dash(js_str(vm, "name")));
+		table_cell(&t, "%s", dash(js_str(vm, "priority")));
+		table_cell(&t, "%lld", (long long)js_int(vm, "numa_node", -1));
+		table_cell(&t, "%s", json_object_get_boolean(js_get(vm, "connected")) ? "yes" : "no");
+		table_cell(&t, "%s", list);
+		table_cell(&t, "%s", dash(js_str(vm, "qmp")));
+	}
+	table_print(&t);
+	table_done(&t);
+}
+
+static bool is_array(json_object *v)
+{
+	return v && json_object_is_type(v, json_type_array);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+/* Connects, calls, and on success hands the return value to print (or prints
+ * it as JSON with --json). args is consumed. */
+static int run(ctl *c, const char *name, json_object *args, void (*print)(json_object *))
+{
+	_cleanup_json_ json_object *a = args, *ret = NULL;
+	int r = ctl_connect(c);
+
+	if (r)
+		return r;
+	r = call(c, name, a, &ret);
+	if (r)
+		return r;
+	if (c->json)
+		print_json(ret);
+	else if (print)
+		print(ret);
+	return 0;
+}
+
+static int cmd_status(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if ((r = want_args(argc, argv, 0, "")))
+		return r;
+	return run(c, "status", NULL, print_show);
+}
+
+static void print_pf_list(json_object *ret)
+{
+	if (is_array(ret))
+		print_pf_table(ret);
+}
+
+static int cmd_pf_list(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if ((r = want_args(argc, argv, 0, "")))
+		return r;
+	return run(c, "pf-list", NULL, print_pf_list);
+}
+
+static void print_pf_show(json_object *ret)
+{
+	json_object *vfs = js_get(ret, "vfs");
+
+	print_show(ret);
+	if (is_array(vfs) && json_object_array_length(vfs)) {
+		printf("\n");
+		print_vf_table(vfs);
+	}
+}
+
+static int cmd_pf_show(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if ((r = want_args(argc, argv, 1, "PF")) || (r = check_pf(argv[optind])))
+		return r;
+	json_object *a = json_object_new_object();
+	json_object_object_add(a, "pf", json_object_new_string(argv[optind]));
+	return run(c, "pf-show", a, print_pf_show);
+}
+
+static const char *const drivers[] = { "vfio-pci", "host", NULL };
+
+static void print_set_vfs(json_object *ret)
+{
+	printf("%s: %lld VFs%s%s\n", js_str(ret, "pf"), (long long)js_int(ret, "num_vfs", 0),
+	       *js_str(ret, "desired_driver") ? ", driver " : "", js_str(ret, "desired_driver"));
+}
+
+static int cmd_pf_set_vfs(ctl *c, const command *cmd, int argc, char **argv)
+{
+	const char *driver = NULL;
+	long long count;
+	int r;
+
+	OPTS_BEGIN({ "driver", required_argument, NULL, 'd' })
+	case 'd':
+		if ((r = parse_choice("--driver", optarg, drivers)))
+			return r;
+		driver = optarg;
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 2, argc - optind < 1 ? "PF" : "COUNT")) ||
+	    (r = check_pf(argv[optind])) || (r = parse_int("COUNT", argv[optind + 1], 0, 65535, &count)))
+		return r;
+	json_object *a = json_object_new_object();
+	json_object_object_add(a, "pf", json_object_new_string(argv[optind]));
+	json_object_object_add(a, "count", json_object_new_int64(count));
+	if (driver)
+		json_object_object_add(a, "driver", json_object_new_string(driver));
+	return run(c, "pf-set-vfs", a, print_set_vfs);
+}
+
+static void print_vf_list(json_object *ret)
+{
+	if (is_array(ret))
+		print_vf_table(ret);
+}
+
+static int cmd_vf_list(ctl *c, const command *cmd, int argc, char **argv)
+{
+	const char *pf = NULL;
+	int r;
+
+	OPTS_BEGIN({ "pf", required_argument, NULL, 'p' })
+	case 'p':
+		if ((r = check_pf(optarg)))
+			return r;
+		pf = optarg;
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 0, "")))
+		return r;
+	json_object *a = NULL;
+	if (pf) {
+		a = json_object_new_object();
+		json_object_object_add(a, "pf", json_object_new_string(pf));
+	}
+	return run(c, "vf-list", a, print_vf_list);
+}
+
+static int cmd_vf_show(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if ((r = want_args(argc, argv, 1, "VF")) || (r = check_vf(argv[optind])))
+		return r;
+	json_object *a = json_object_new_object();
+	json_object_object_add(a, "vf", json_object_new_string(argv[optind]));
+	return run(c, "vf-show", a, print_show);
+}
+
+static int parse_onoff(const char *opt, const char *s, bool *ret)
+{
+	static const char *const onoff[] = { "on", "off", NULL };
+	int r = parse_choice(opt, s, onoff);
+
+	if (!r)
+		*ret = !strcmp(s, "on");
+	return r;
+}
+
+static int cmd_vf_set(ctl *c, const command *cmd, int argc, char **argv)
+{
+	static const char *const links[] = { "auto", "enable", "disable", NULL };
+	_cleanup_json_ json_object *a = json_object_new_object();
+	long long v;
+	bool b;
+	int r;
+
+	OPTS_BEGIN({ "mac", required_argument, NULL, 'm' }, { "vlan", required_argument, NULL, 'v' },
+		   { "qos", required_argument, NULL, 'q' }, { "rate", required_argument, NULL, 'r' },
+		   { "trust", required_argument, NULL, 't' }, { "spoofchk", required_argument, NULL, 's' },
+		   { "link", required_argument, NULL, 'l' })
+	case 'm':
+		if ((r = check_mac(optarg)))
+			return r;
+		json_object_object_add(a, "mac", json_object_new_string(optarg));
+		break;
+	case 'v':
+		if ((r = parse_int("--vlan", optarg, 0, 4094, &v)))
+			return r;
+		json_object_object_add(a, "vlan", json_object_new_int64(v));
+		break;
+	case 'q':
+		if ((r = parse_int("--qos", optarg, 0, 7, &v)))
+			return r;
+		json_object_object_add(a, "qos", json_object_new_int64(v));
+		break;
+	case 'r':
+		if ((r = parse_int("--rate", optarg, 0, INT32_MAX, &v)))
+			return r;
+		json_object_object_add(a, "rate", json_object_new_int64(v));
+		break;
+	case 't':
+		if ((r = parse_onoff("--trust", optarg, &b)))
+			return r;
+		json_object_object_add(a, "trust", json_object_new_boolean(b));
+		break;
+	case 's':
+		if ((r = parse_onoff("--spoofchk", optarg, &b)))
+			return r;
+		json_object_object_add(a, "spoofchk", json_object_new_boolean(b));
+		break;
+	case 'l':
+		if ((r = parse_choice("--link", optarg, links)))
+			return r;
+		json_object_object_add(a, "link", json_object_new_string(optarg));
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 1, "VF")) || (r = check_vf(argv[optind])))
+		return r;
+	if (json_object_object_length(a) == 0)
+		return usage_error("nothing to set: give at least one of --mac --vlan --qos --rate "
+				   "--trust --spoofchk --link");
+	if (js_has(a, "qos") && !js_has(a, "vlan"))
+		return usage_error("--qos needs --vlan");
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "vf", json_object_new_string(argv[optind]));
+	json_object_object_foreach(a, key, val)
+		json_object_object_add(args, key, json_object_get(val));
+	return run(c, "vf-set", args, print_show);
+}
+
+static const char *const priorities[] = { "high", "normal", "low", NULL };
+
+static int cmd_vm_add(ctl *c, const command *cmd, int argc, char **argv)
+{
+	const char *qmp = NULL, *prio = NULL;
+	long long numa = -1;
+	_cleanup_free_ char *abs = NULL;
+	int r;
+
+	OPTS_BEGIN({ "qmp", required_argument, NULL, 'q' }, { "priority", required_argument, NULL, 'p' },
+		   { "numa-node", required_argument, NULL, 'n' })
+	case 'q':
+		qmp = optarg;
+		break;
+	case 'p':
+		if ((r = parse_choice("--priority", optarg, priorities)))
+			return r;
+		prio = optarg;
+		break;
+	case 'n':
+		if ((r = parse_int("--numa-node", optarg, 0, 1023, &numa)))
+			return r;
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 1, "NAME")))
+		return r;
+	if (!name_ok(argv[optind]))
+		return usage_error("invalid VM name '%s' (1-63 of A-Z a-z 0-9 _ . : -)", argv[optind]);
+	if (!qmp || !*qmp)
+		return usage_error("--qmp SOCKET is required");
+	if (qmp[0] != '/') {
+		char cwd[4096];
+
+		if (!getcwd(cwd, sizeof(cwd)))
+			return fail("getcwd: %s", strerror(errno));
+		if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") ? cwd : "", qmp) < 0)
+			return fail("out of memory");
+		qmp = abs;
+	}
+	if (strlen(qmp) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+		return usage_error("QMP socket path too long: %s", qmp);
+
+	json_object *a = json_object_new_object();
+	json_object_object_add(a, "name", json_object_new_string(argv[optind]));
+	json_object_object_add(a, "qmp", json_object_new_string(qmp));
+	if (prio)
+		json_object_object_add(a, "priority", json_object_new_string(prio));
+	if (numa >= 0)
+		json_object_object_add(a, "numa_node", json_object_new_int64(numa));
+	return run(c, "vm-add", a, print_show);
+}
+
+static void print_vm_list(json_object *ret)
+{
+	if (is_array(ret))
+		print_vm_table(ret);
+}
+
+static int cmd_vm_list(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if ((r = want_args(argc, argv, 0, "")))
+		return r;
+	return run(c, "vm-list", NULL, print_vm_list);
+}
+
+static const char *removed_vm;
+
+static void print_vm_remove(json_object *ret)
+{
+	printf("removed VM %s\n", removed_vm);
+}
+
+static int cmd_vm_remove(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if ((r = want_args(argc, argv, 1, "NAME")))
+		return r;
+	if (!name_ok(argv[optind]))
+		return usage_error("invalid VM name '%s'", argv[optind]);
+	removed_vm = argv[optind];
+	json_object *a = json_object_new_object();
+	json_object_object_add(a, "name", json_object_new_string(argv[optind]));
+	return run(c, "vm-remove", a, print_vm_remove);
+}
+
+static void print_attach(json_object *ret)
+{
+	printf("attached %s to %s as %s (%s%s%s)\n", js_str(ret, "vf"), js_str(ret, "vm"),
+	       dash(js_str(ret, "devid")), dash(js_str(ret, "mode")), *js_str(ret, "port") ? ", port " : "",
+	       js_str(ret, "port"));
+}
+
+static int cmd_attach(ctl *c, const command *cmd, int argc, char **argv)
+{
+	static const char *const modes[] = { "auto", "exclusive", "shared", NULL };
+	_cleanup_json_ json_object *a = json_object_new_object();
+	long long v;
+	int r;
+
+	OPTS_BEGIN({ "vf", required_argument, NULL, 'v' }, { "pf", required_argument, NULL, 'p' },
+		   { "mode", required_argument, NULL, 'm' }, { "mac", required_argument, NULL, 'M' },
+		   { "vlan", required_argument, NULL, 'V' },
+		   { "failover-pair-id", required_argument, NULL, 'f' },
+		   { "timeout-ms", required_argument, NULL, 't' })
+	case 'v':
+		if ((r = check_vf(optarg)))
+			return r;
+		json_object_object_add(a, "vf", json_object_new_string(optarg));
+		break;
+	case 'p':
+		if ((r = check_pf(optarg)))
+			return r;
+		json_object_object_add(a, "pf", json_object_new_string(optarg));
+		break;
+	case 'm':
+		if ((r = parse_choice("--mode", optarg, modes)))
+			return r;
+		json_object_object_add(a, "mode", json_object_new_string(optarg));
+		break;
+	case 'M':
+		if ((r = check_mac(optarg)))
+			return r;
+		json_object_object_add(a, "mac", json_object_new_string(optarg));
+		break;
+	case 'V':
+		if ((r = parse_int("--vlan", optarg, 0, 4094, &v)))
+			return r;
+		json_object_object_add(a, "vlan", json_object_new_int64(v));
+		break;
+	case 'f':
+		if (!name_ok(optarg))
+			return usage_error("invalid --failover-pair-id '%s' (1-63 of A-Z a-z 0-9 _ . : -)", optarg);
+		json_object_object_add(a, "failover_pair_id", json_object_new_string(optarg));
+		break;
+	case 't':
+		if ((r = parse_int("--timeout-ms", optarg, 100, 600000, &v)))
+			return r;
+		json_object_object_add(a, "timeout_ms", json_object_new_int64(v));
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 1, "VM")))
+		return r;
+	if (!name_ok(argv[optind]))
+		return usage_error("invalid VM name '%s'", argv[optind]);
+	if (js_has(a, "vf") && js_has(a, "pf"))
+		return usage_error("--vf and --pf exclude each other");
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "vm", json_object_new_string(argv[optind]));
+	json_object_object_foreach(a, key, val)
+		json_object_object_add(args, key, json_object_get(val));
+	return run(c, "attach", args, print_attach);
+}
+
+static void print_detach(json_object *ret)
+{
+	printf("detached %s from %s\n", js_str(ret, "vf"), js_str(ret, "vm"));
+}
+
+static int cmd_detach(ctl *c, const command *cmd, int argc, char **argv)
+{
+	const char *vf = NULL;
+	long long timeout = 0;
+	int r;
+
+	OPTS_BEGIN({ "vf", required_argument, NULL, 'v' }, { "timeout-ms", required_argument, NULL, 't' })
+	case 'v':
+		if ((r = check_vf(optarg)))
+			return r;
+		vf = optarg;
+		break;
+	case 't':
+		if ((r = parse_int("--timeout-ms", optarg, 100, 600000, &timeout)))
+			return r;
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 1, "VM")))
+		return r;
+	if (!name_ok(argv[optind]))
+		return usage_error("invalid VM name '%s'", argv[optind]);
+	json_object *a = json_object_new_object();
+	json_object_object_add(a, "vm", json_object_new_string(argv[optind]));
+	if (vf)
+		json_object_object_add(a, "vf", json_object_new_string(vf));
+	if (timeout)
+		json_object_object_add(a, "timeout_ms", json_object_new_int64(timeout));
+	return run(c, "detach", a, print_detach);
+}
+
+static int by_throughput(const void *x, const void *y)
+{
+	json_object *a = *(json_object *const *)x, *b = *(json_object *const *)y;
+	int64_t ta = js_int(a, "throughput_bps", 0), tb = js_int(b, "throughput_bps", 0);
+
+	if (ta != tb)
+		return ta > tb ? -1 : 1;
+	return strcmp(js_str(a, "vf"), js_str(b, "vf"));
+}
+
+static void print_top(json_object *arr, double interval, bool tty)
+{
+	static const char *const hdr[] = { "VF", "PF", "IDX", "STATE", "VM", "MODE", "THROUGHPUT", NULL };
+	char total[32], clock_buf[32];
+	double sum = 0;
+	time_t t = time(NULL);
+	table tb;
+
+	table_init(&tb, hdr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *vf = json_object_array_get_idx(arr, i);
+		const char *pf = *js_str(vf, "pf_netdev") ? js_str(vf, "pf_netdev") : js_str(vf, "pf");
+		char bps[32];
+
+		sum += (double)js_int(vf, "throughput_bps", 0);
+		format_bps(bps, sizeof(bps), (double)js_int(vf, "throughput_bps", 0));
+		table_cell(&tb, "%s", dash(js_str(vf, "vf")));
+		table_cell(&tb, "%s", dash(pf));
+		table_cell(&tb, "%lld", (long long)js_int(vf, "index", -1));
+		table_cell(&tb, "%s", dash(js_str(vf, "state")));
+		table_cell(&tb, "%s", dash(js_str(vf, "vm")));
+		table_cell(&tb, "%s", dash(js_str(vf, "mode")));
+		table_cell(&tb, "%s", bps);
+	}
+	format_bps(total, sizeof(total), sum);
+	strftime(clock_buf, sizeof(clock_buf), "%H:%M:%S", localtime(&t));
+	if (tty)
+		printf("\033[H\033[2J");
+	printf("iovmctl top - %s - %zu VFs, total %s - every %g s\n\n", clock_buf,
+	       json_object_array_length(arr), total, interval);
+	table_print(&tb);
+	table_done(&tb);
+}
+
+static int cmd_top(ctl *c, const command *cmd, int argc, char **argv)
+{
+	double interval = 1.0;
+	long long count = 0;
+	const char *pf = NULL;
+	bool tty = isatty(STDOUT_FILENO);
+	int r;
+
+	OPTS_BEGIN({ "interval", required_argument, NULL, 'i' }, { "count", required_argument, NULL, 'n' },
+		   { "pf", required_argument, NULL, 'p' })
+	case 'i': {
+		char *end;
+
+		errno = 0;
+		interval = strtod(optarg, &end);
+		if (!*optarg || *end || errno || !(interval >= 0.1 && interval <= 3600))
+			return usage_error("--interval must be a number of seconds 0.1..3600, not '%s'", optarg);
+		break;
+	}
+	case 'n':
+		if ((r = parse_int("--count", optarg, 1, INT32_MAX, &count)))
+			return r;
+		break;
+	case 'p':
+		if ((r = check_pf(optarg)))
+			return r;
+		pf = optarg;
+		break;
+	OPTS_END
+	if ((r = want_args(argc, argv, 0, "")))
+		return r;
+	if ((r = ctl_connect(c)))
+		return r;
+
+	_cleanup_json_ json_object *a = NULL;
+	if (pf) {
+		a = json_object_new_object();
+		json_object_object_add(a, "pf", json_object_new_string(pf));
+	}
+	for (long long n = 0; !count || n < count; n++) {
+		_cleanup_json_ json_object *ret = NULL;
+		int64_t next = now_ms() + (int64_t)(interval * 1000);
+
+		if ((r = call(c, "vf-list", a, &ret)))
+			return r;
+		if (!is_array(ret))
+			return fail("malformed reply to vf-list: not an array");
+
+		size_t len = json_object_array_length(ret);
+		json_object **items = calloc(len ? len : 1, sizeof(*items));
+		if (!items)
+			return fail("out of memory");
+		for (size_t i = 0; i < len; i++)
+			items[i] = json_object_array_get_idx(ret, i);
+		qsort(items, len, sizeof(*items), by_throughput);
+		_cleanup_json_ json_object *sorted = json_object_new_array();
+		for (size_t i = 0; i < len; i++)
+			json_object_array_add(sorted, json_object_get(items[i]));
+		free(items);
+
+		if (c->json)
+			printf("%s\n", json_object_to_json_string_ext(sorted, JSON_C_TO_STRING_PLAIN |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
+		else {
+			if (n && !tty)
+				printf("\n");
+			print_top(sorted, interval, tty);
+		}
+		fflush(stdout);
+		if (count && n + 1 >= count)
+			break;
+		if ((r = drain_until(c, next)))
+			return r;
+	}
+	return 0;
+}
+
+static int cmd_raw(ctl *c, const command *cmd, int argc, char **argv)
+{
+	bool helped;
+	json_object *a = NULL;
+	int r = no_options(cmd, argc, argv, &helped);
+
+	if (r || helped)
+		return r;
+	if (argc - optind < 1)
+		return usage_error("missing COMMAND");
+	if (argc - optind > 2)
+		return usage_error("unexpected argument '%s'", argv[optind + 2]);
+	if (argc - optind == 2) {
+		a = json_tokener_parse(argv[optind + 1]);
+		if (!a || !json_object_is_type(a, json_type_object)) {
+			json_object_put(a);
+			return usage_error("ARGS must be a JSON object, not '%s'", argv[optind + 1]);
+		}
+	}
+	c->json = true;
+	return run(c, argv[optind], a, NULL);
+}
+
+static const command commands[] = {
+	{ "status", "", cmd_status },
+	{ "pf list", "", cmd_pf_list },
+	{ "pf show", "PF", cmd_pf_show },
+	{ "pf set-vfs", "PF COUNT [--driver vfio-pci|host]", cmd_pf_set_vfs },
+	{ "vf list", "[--pf PF]", cmd_vf_list },
+	{ "vf show", "VF", cmd_vf_show },
+	{ "vf set", "VF [--mac MAC] [--vlan ID] [--qos N] [--rate MBPS] [--trust on|off] "
+		    "[--spoofchk on|off] [--link auto|enable|disable]", cmd_vf_set },
+	{ "vm add", "NAME --qmp SOCKET [--priority high|normal|low] [--numa-node N]", cmd_vm_add },
+	{ "vm list", "", cmd_vm_list },
+	{ "vm remove", "NAME", cmd_vm_remove },
+	{ "attach", "VM [--vf VF | --pf PF] [--mode auto|exclusive|shared] [--mac MAC] [--vlan ID] "
+		    "[--failover-pair-id ID] [--timeout-ms MS]", cmd_attach },
+	{ "detach", "VM [--vf VF] [--timeout-ms MS]", cmd_detach },
+	{ "top", "[--interval SEC] [--count N] [--pf PF]", cmd_top },
+	{ "raw", "COMMAND [JSON-ARGS]", cmd_raw },
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: iovmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS]\n\n"
+	      "Commands:\n", f);
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		fprintf(f, "  %s%s%s\n", commands[i].name, *commands[i].usage ? " " : "", commands[i].usage);
+	fputs("\nOptions:\n"
+	      "  -s, --socket PATH   daemon socket (default $IOVM_SOCKET or " DEFAULT_SOCKET ")\n"
+	      "  -j, --json          print the daemon's reply as JSON\n"
+	      "  -t, --timeout SEC   wait at most SEC seconds for a reply (default 120, 0: no limit)\n"
+	      "  -h, --help          show this help\n"
+	      "  -V, --version       show the version\n"
+	      "\nA VF is a PCI address (0000:01:10.2) or PF/INDEX (eth0/2). See iovmctl(8).\n", f);
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: iovmctl [--socket PATH] [--json] COMMAND\n");
-		return EXIT_SUCCESS;
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{}
+	};
+	ctl c = { .timeout_s = DEFAULT_TIMEOUT_S, .fd = -1 };
+	const command *cmd = NULL;
+	int o, r, words = 0;
+
+	c.socket = getenv("IOVM_SOCKET");
+	if (!c.socket || !*c.socket)
+		c.socket = DEFAULT_SOCKET;
+	c.progress_tty = isatty(STDERR_FILENO);
+
+	/* "+": global options come before the command */
+	while ((o = getopt_long(argc, argv, "+s:jt:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			if (!*optarg)
+				return usage_error("--socket needs a path");
+			c.socket = optarg;
+			break;
+		case 'j':
+			c.json = true;
+			break;
+		case 't': {
+			char *end;
+
+			errno = 0;
+			c.timeout_s = strtod(optarg, &end);
+			if (!*optarg || *end || errno || !(c.timeout_s >= 0 && c.timeout_s <= 86400))
+				return usage_error("--timeout must be a number of seconds 0..86400, not '%s'",
+						   optarg);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("iovmctl %s\n", IOVM_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			return usage_error("invalid option");
+		}
 	}
-	fprintf(stderr, "iovmctl: no command is implemented yet\n");
-	return EXIT_FAILURE;
+	if (optind >= argc)
+		return usage_error("missing command");
+
+	/* one-word commands, then two-word ones ("pf list") */
+	for (size_t i = 0; i < ELEMENTSOF(commands) && !cmd; i++) {
+		const char *name = commands[i].name, *sp = strchr(name, ' ');
+
+		if (!sp && !strcmp(name, argv[optind])) {
+			cmd = &commands[i];
+			words = 1;
+		} else if (sp && strlen(argv[optind]) == (size_t)(sp - name) &&
+			   !strncmp(name, argv[optind], (size_t)(sp - name))) {
+			if (optind + 1 >= argc)
+				return usage_error("'%s' needs a subcommand, e.g. '%s'", argv[optind], name);
+			if (!strcmp(sp + 1, argv[optind + 1])) {
+				cmd = &commands[i];
+				words = 2;
+			}
+		}
+	}
+	if (!cmd) {
+		bool group = optind + 1 < argc && (!strcmp(argv[optind], "pf") || !strcmp(argv[optind], "vf") ||
+						   !strcmp(argv[optind], "vm"));
+
+		return usage_error("unknown command '%s%s%s'", argv[optind], group ? " " : "",
+				   group ? argv[optind + 1] : "");
+	}
+	current = cmd;
+	/* the command's argv: argv[0] is its last word */
+	r = cmd->run(&c, cmd, argc - optind - words + 1, argv + optind + words - 1);
+	if (c.fd >= 0)
+		close(c.fd);
+	free(c.buf);
+	return r;
 }
