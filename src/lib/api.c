@@ -171,7 +171,7 @@ static const char *quote(const char *s, size_t len, char *buf, size_t n)
 
 	for (i = 0; i < len && i < QUOTE_MAX && o + 1 < n; i++)
 		buf[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (i < len && o + 4 < n) {
+	if (i < len && o + 3 < n) {
 		memcpy(buf + o, "...", 3);
 		o += 3;
 	}
