@@ -614,17 +614,23 @@ static int want_args(int argc, char **argv, int n, const char *what)
 	return 0;
 }
 
-static int bad_option(int argc, char **argv)
+/* getopt_long returned '?' or ':' (opterr is off, optstrings start with ':') */
+static int bad_option(int o, int argc, char **argv)
 {
-	/* getopt already printed what was wrong */
-	return usage_error("invalid option");
+	const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+
+	if (o == ':')
+		return usage_error("option '%s' needs an argument", word);
+	if (optopt && optopt != '?' && !(word[0] == '-' && word[1] == '-'))
+		return usage_error("unknown option '-%c'", optopt);
+	return usage_error("unknown option '%s'", word);
 }
 
 #define OPTS_BEGIN(...)                                                            \
 	static const struct option opts[] = { __VA_ARGS__, { "help", no_argument, NULL, 'h' }, {} }; \
 	int opt_;                                                                  \
 	optind = 0;                                                                \
-	while ((opt_ = getopt_long(argc, argv, "h", opts, NULL)) != -1) {         \
+	while ((opt_ = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {        \
 		switch (opt_) {                                                    \
 		case 'h':                                                          \
 			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);   \
@@ -632,7 +638,7 @@ static int bad_option(int argc, char **argv)
 
 #define OPTS_END                                                                   \
 		default:                                                           \
-			return bad_option(argc, argv);                             \
+			return bad_option(opt_, argc, argv);                       \
 		}                                                                  \
 	}
 
@@ -644,13 +650,13 @@ static int no_options(const command *cmd, int argc, char **argv, bool *helped)
 
 	*helped = false;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (o == 'h') {
 			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);
 			*helped = true;
 			return EXIT_SUCCESS;
 		}
-		return bad_option(argc, argv);
+		return bad_option(o, argc, argv);
 	}
 	return 0;
 }
@@ -1443,9 +1449,10 @@ int main(int argc, char **argv)
 	if (!c.socket || !*c.socket)
 		c.socket = DEFAULT_SOCKET;
 	c.progress_tty = isatty(STDERR_FILENO);
+	opterr = 0;   /* bad_option() says what was wrong */
 
 	/* "+": global options come before the command */
-	while ((o = getopt_long(argc, argv, "+s:jt:hV", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+:s:jt:hV", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			if (!*optarg)
@@ -1472,7 +1479,7 @@ int main(int argc, char **argv)
 			printf("iovmctl %s\n", IOVM_VERSION);
 			return EXIT_SUCCESS;
 		default:
-			return usage_error("invalid option");
+			return bad_option(o, argc, argv);
 		}
 	}
 	if (optind >= argc)

@@ -1,0 +1,847 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Tests of iovmctl against a fake iovmd on a UNIX socket in a temp dir.
+
+The fake daemon greets, records every request line, and answers as the test
+says: canned returns per command, error replies, PROGRESS events, a
+connection closed mid-reply, no reply at all, a malformed line. Each test
+checks what iovmctl sent (exact arguments and their JSON types), its stdout
+(tables aligned, --json equal to the canned value), stderr and exit status.
+
+usage: test-iovmctl.py PATH-TO-IOVMCTL
+"""
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+IOVMCTL = None
+TMP = None
+
+PF0 = {"pf": "0000:01:00.0", "netdev": "eth0", "driver": "igb", "vendor": "8086",
+       "device": "10c9", "total_vfs": 7, "num_vfs": 3, "numa_node": -1, "link": "up",
+       "desired_vfs": 3, "desired_driver": "vfio-pci"}
+PF1 = {"pf": "0000:02:00.0", "netdev": "", "driver": "ixgbe", "vendor": "8086",
+       "device": "10fb", "total_vfs": 63, "num_vfs": 0, "numa_node": 1, "link": "unknown",
+       "desired_vfs": None, "desired_driver": None}
+
+
+def vf(index, state="free", vm="", mode="", users=0, bps=0, cfg=None, driver="vfio-pci"):
+    return {"vf": "0000:01:10.%d" % index, "pf": "0000:01:00.0", "pf_netdev": "eth0",
+            "index": index, "driver": driver, "iommu_group": 20 + index, "netdev": "",
+            "state": state, "vm": vm, "mode": mode, "users": users,
+            "config": cfg if cfg is not None else {}, "throughput_bps": bps}
+
+
+VFS = [
+    vf(0, bps=0, driver=""),
+    vf(1, state="attached", vm="guest-long-name", mode="exclusive", users=1, bps=12345678,
+       cfg={"mac": "02:00:00:00:00:01", "vlan": 100, "qos": 0, "rate": 500,
+            "spoofchk": True, "trust": False, "link": "auto"}),
+    vf(2, state="attached", vm="g2", mode="shared", users=2, bps=999,
+       cfg={"mac": "02:00:00:00:00:02", "vlan": 0, "rate": 0}),
+]
+VMS = [
+    {"name": "g1", "qmp": "/run/vms/g1/qmp.sock", "priority": "high", "numa_node": 0,
+     "connected": True, "vfs": ["0000:01:10.1"]},
+    {"name": "guest-two", "qmp": "/run/q2.sock", "priority": "normal", "numa_node": -1,
+     "connected": False, "vfs": []},
+]
+STATUS = {"version": "0.1.0", "api": 1, "uptime_s": 90061, "pfs": 2, "vfs": 3, "vfs_free": 1,
+          "vms": 2, "assignments": 2, "clients": 1, "open_intents": 0,
+          "state": "/var/lib/iovm/iovm.db"}
+
+
+def canned(cmd, args):
+    """The return value of the fake daemon for a command."""
+    args = args or {}
+    if cmd == "status":
+        return STATUS
+    if cmd == "pf-list":
+        return [PF0, PF1]
+    if cmd == "pf-show":
+        return dict(PF0, vfs=VFS)
+    if cmd == "pf-set-vfs":
+        return dict(PF0, num_vfs=args.get("count", 0), desired_vfs=args.get("count"),
+                    desired_driver=args.get("driver"))
+    if cmd == "vf-list":
+        return VFS
+    if cmd in ("vf-show", "vf-set"):
+        return VFS[1]
+    if cmd == "vm-add":
+        return dict(VMS[0], name=args.get("name"), qmp=args.get("qmp"))
+    if cmd == "vm-list":
+        return VMS
+    if cmd == "vm-remove":
+        return {}
+    if cmd == "attach":
+        return {"vm": args.get("vm"), "vf": "0000:01:10.2", "devid": "iovm-0000-01-10.2",
+                "port": "hp1", "mode": "exclusive"}
+    if cmd == "detach":
+        return {"vm": args.get("vm"), "vf": "0000:01:10.2"}
+    return {}
+
+
+def send(conn, obj):
+    conn.sendall((json.dumps(obj) + "\n").encode())
+
+
+def event(name, data):
+    return {"event": name, "data": data, "timestamp": {"seconds": 1, "microseconds": 0}}
+
+
+class FakeDaemon:
+    """Serves one socket; answer(conn, req) decides what each request gets
+    (default: the canned return)."""
+
+    def __init__(self, answer=None, greeting=None):
+        self.path = os.path.join(TMP, "iovm-%d.sock" % id(self))
+        self.answer = answer or (lambda d, conn, req: send(conn, {"return": canned(
+            req.get("execute"), req.get("arguments")), "id": req.get("id")}))
+        self.greeting = greeting if greeting is not None else \
+            json.dumps({"iovm": {"version": "0.1.0", "api": 1}}) + "\n"
+        self.requests = []
+        self.raw_lines = []
+        self.connections = 0
+        self.stop = False
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.1)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.client, args=(conn,), daemon=True).start()
+
+    def client(self, conn):
+        with conn:
+            try:
+                conn.sendall(self.greeting.encode())
+                f = conn.makefile("rb")
+                for line in f:
+                    self.raw_lines.append(line)
+                    req = json.loads(line)
+                    self.requests.append(req)
+                    if self.answer(self, conn, req) == "close":
+                        conn.shutdown(socket.SHUT_RDWR)
+                        return
+            except (OSError, ValueError):
+                pass
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        self.thread.join()
+        os.unlink(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run(args, daemon=None, env=None, timeout=60, cwd=None):
+    cmd = [IOVMCTL]
+    if daemon is not None:
+        cmd += ["--socket", daemon.path]
+    cmd += args
+    e = dict(os.environ)
+    e.pop("IOVM_SOCKET", None)
+    e.update(env or {})
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
+                       timeout=timeout, cwd=cwd)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+# ---- test framework ---------------------------------------------------------
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise Failure("%s: got %r, want %r" % (what, got, want))
+
+
+def check_type(value, typ, what):
+    # bool is an int in Python: check it exactly
+    if type(value) is not typ:
+        raise Failure("%s: %r is a %s, want %s" % (what, value, type(value).__name__, typ.__name__))
+
+
+def parse_table(text):
+    """Splits an aligned table into rows of cells by the header's column
+    starts, checking every cell starts at its column (the column before it
+    ends in spaces) -> (headers, rows)."""
+    lines = [l for l in text.split("\n") if l]
+    header = lines[0]
+    starts = []
+    for i, ch in enumerate(header):
+        if ch != " " and (i == 0 or header[i - 1] == " "):
+            starts.append(i)
+    heads = header.split()
+    eq(len(starts), len(heads), "header columns")
+    rows = []
+    for line in lines[1:]:
+        cells = []
+        for c, s in enumerate(starts):
+            end = starts[c + 1] if c + 1 < len(starts) else len(line)
+            check(len(line) > s, "row %r reaches column %s" % (line, heads[c]))
+            check(line[s] != " ", "cell of column %s starts at its column in %r" % (heads[c], line))
+            if c + 1 < len(starts):
+                check(line[end - 1] == " " and line[end - 2] == " ",
+                      "two spaces before column %s in %r" % (heads[c + 1], line))
+            cells.append(line[s:end].rstrip())
+        check(" ".join(cells).split() == line.split(), "cells rebuild row %r" % line)
+        rows.append(dict(zip(heads, cells)))
+    return heads, rows
+
+
+def fmt_bps(bps):
+    units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"]
+    u = 0
+    v = float(bps)
+    while v >= 1000 and u + 1 < len(units):
+        v /= 1000
+        u += 1
+    return "%.0f %s" % (v, units[u]) if u == 0 else "%.1f %s" % (v, units[u])
+
+
+def one_request(d, cmd, args):
+    """The daemon got exactly one request: cmd with exactly args."""
+    eq(len(d.requests), 1, "number of requests")
+    req = d.requests[0]
+    eq(req.get("execute"), cmd, "execute")
+    check_type(req.get("id"), int, "id")
+    eq(set(req) - {"execute", "arguments", "id"}, set(), "top-level keys")
+    eq(req.get("arguments", {}), args, "arguments of " + cmd)
+    return req
+
+
+def ok(rc, out, err):
+    eq(rc, 0, "exit status (stderr %r)" % err)
+
+
+# ---- commands -----------------------------------------------------------
+
+@test
+def status_text():
+    with FakeDaemon() as d:
+        rc, out, err = run(["status"], d)
+    ok(rc, out, err)
+    one_request(d, "status", {})
+    lines = out.splitlines()
+    check("version: 0.1.0" in lines, "version line")
+    check("vfs_free: 1" in lines, "vfs_free line")
+    check("state: /var/lib/iovm/iovm.db" in lines, "state line")
+    # 90061 s = 1 day, 1 hour, 1 minute, 1 second
+    check("uptime: 1d 01:01:01" in lines, "uptime line in %r" % lines)
+    eq(err, "", "stderr")
+
+
+@test
+def status_json():
+    with FakeDaemon() as d:
+        rc, out, err = run(["--json", "status"], d)
+    ok(rc, out, err)
+    eq(json.loads(out), STATUS, "--json status")
+
+
+@test
+def json_equals_canned_for_every_listing():
+    for argv, cmd in ((["pf", "list"], "pf-list"), (["vf", "list"], "vf-list"),
+                      (["vm", "list"], "vm-list"), (["pf", "show", "eth0"], "pf-show"),
+                      (["vf", "show", "eth0/1"], "vf-show")):
+        with FakeDaemon() as d:
+            rc, out, err = run(["--json"] + argv, d)
+        ok(rc, out, err)
+        req = d.requests[0]
+        eq(json.loads(out), canned(cmd, req.get("arguments")), "--json " + " ".join(argv))
+
+
+@test
+def pf_list_table():
+    with FakeDaemon() as d:
+        rc, out, err = run(["pf", "list"], d)
+    ok(rc, out, err)
+    one_request(d, "pf-list", {})
+    heads, rows = parse_table(out)
+    eq(heads, ["PF", "NETDEV", "DRIVER", "ID", "VFS", "TOTAL", "NUMA", "LINK", "DESIRED"], "headers")
+    eq(len(rows), 2, "rows")
+    for pf, row in zip((PF0, PF1), rows):
+        eq(row["PF"], pf["pf"], "PF")
+        eq(row["NETDEV"], pf["netdev"] or "-", "NETDEV")
+        eq(row["DRIVER"], pf["driver"], "DRIVER")
+        eq(row["ID"], pf["vendor"] + ":" + pf["device"], "ID")
+        eq(row["VFS"], str(pf["num_vfs"]), "VFS")
+        eq(row["TOTAL"], str(pf["total_vfs"]), "TOTAL")
+        eq(row["NUMA"], str(pf["numa_node"]), "NUMA")
+        eq(row["LINK"], pf["link"], "LINK")
+        want = "-" if pf["desired_vfs"] is None else "%d %s" % (pf["desired_vfs"], pf["desired_driver"])
+        eq(row["DESIRED"], want, "DESIRED")
+
+
+def check_vf_rows(rows, vfs):
+    eq(len(rows), len(vfs), "VF rows")
+    for v, row in zip(vfs, rows):
+        cfg = v["config"]
+        eq(row["VF"], v["vf"], "VF")
+        eq(row["PF"], v["pf_netdev"], "PF")
+        eq(row["IDX"], str(v["index"]), "IDX")
+        eq(row["DRIVER"], v["driver"] or "-", "DRIVER")
+        eq(row["STATE"], v["state"], "STATE")
+        eq(row["VM"], v["vm"] or "-", "VM")
+        eq(row["MODE"], v["mode"] or "-", "MODE")
+        eq(row["USERS"], str(v["users"]), "USERS")
+        eq(row["MAC"], cfg.get("mac", "-"), "MAC")
+        eq(row["VLAN"], str(cfg["vlan"]) if cfg.get("vlan") else "-", "VLAN")
+        eq(row["RATE"], "%d Mbit/s" % cfg["rate"] if cfg.get("rate") else "-", "RATE")
+        eq(row["THROUGHPUT"], fmt_bps(v["throughput_bps"]), "THROUGHPUT")
+
+
+VF_HEADS = ["VF", "PF", "IDX", "DRIVER", "STATE", "VM", "MODE", "USERS", "MAC", "VLAN", "RATE",
+            "THROUGHPUT"]
+
+
+@test
+def vf_list_table():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vf", "list"], d)
+    ok(rc, out, err)
+    one_request(d, "vf-list", {})
+    heads, rows = parse_table(out)
+    eq(heads, VF_HEADS, "headers")
+    check_vf_rows(rows, VFS)
+    eq(rows[1]["THROUGHPUT"], "12.3 Mbit/s", "human throughput")
+    eq(rows[2]["THROUGHPUT"], "999 bit/s", "small throughput")
+
+
+@test
+def vf_list_pf():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vf", "list", "--pf", "eth0"], d)
+    ok(rc, out, err)
+    one_request(d, "vf-list", {"pf": "eth0"})
+
+
+@test
+def pf_show():
+    with FakeDaemon() as d:
+        rc, out, err = run(["pf", "show", "0000:01:00.0"], d)
+    ok(rc, out, err)
+    one_request(d, "pf-show", {"pf": "0000:01:00.0"})
+    head, _, table = out.partition("\n\n")
+    lines = head.splitlines()
+    for k in ("pf", "netdev", "driver", "vendor", "device", "link", "desired_driver"):
+        check("%s: %s" % (k, PF0[k]) in lines, "line %s in %r" % (k, lines))
+    check("total_vfs: 7" in lines, "total_vfs line")
+    heads, rows = parse_table(table)
+    eq(heads, VF_HEADS, "VF table headers")
+    check_vf_rows(rows, VFS)
+
+
+@test
+def pf_set_vfs():
+    with FakeDaemon() as d:
+        rc, out, err = run(["pf", "set-vfs", "eth0", "7", "--driver", "vfio-pci"], d)
+    ok(rc, out, err)
+    req = one_request(d, "pf-set-vfs", {"pf": "eth0", "count": 7, "driver": "vfio-pci"})
+    check_type(req["arguments"]["count"], int, "count")
+    check("7 VFs" in out, "summary line %r" % out)
+    with FakeDaemon() as d:
+        rc, out, err = run(["pf", "set-vfs", "--driver", "host", "eth0", "0"], d)
+    ok(rc, out, err)
+    one_request(d, "pf-set-vfs", {"pf": "eth0", "count": 0, "driver": "host"})
+    with FakeDaemon() as d:
+        rc, out, err = run(["pf", "set-vfs", "0000:01:00.0", "3"], d)
+    ok(rc, out, err)
+    one_request(d, "pf-set-vfs", {"pf": "0000:01:00.0", "count": 3})
+
+
+@test
+def vf_show():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vf", "show", "eth0/1"], d)
+    ok(rc, out, err)
+    one_request(d, "vf-show", {"vf": "eth0/1"})
+    lines = out.splitlines()
+    for line in ("vf: 0000:01:10.1", "state: attached", "vm: guest-long-name", "mac: 02:00:00:00:00:01",
+                 "vlan: 100", "trust: no", "spoofchk: yes", "throughput: 12.3 Mbit/s", "netdev: -"):
+        check(line in lines, "line %r in %r" % (line, lines))
+
+
+@test
+def vf_set_every_option():
+    argv = ["vf", "set", "0000:01:10.2", "--mac", "02:aa:bb:cc:dd:ee", "--vlan", "100", "--qos", "3",
+            "--rate", "500", "--trust", "on", "--spoofchk", "off", "--link", "disable"]
+    with FakeDaemon() as d:
+        rc, out, err = run(argv, d)
+    ok(rc, out, err)
+    req = one_request(d, "vf-set", {"vf": "0000:01:10.2", "mac": "02:aa:bb:cc:dd:ee", "vlan": 100,
+                                    "qos": 3, "rate": 500, "trust": True, "spoofchk": False,
+                                    "link": "disable"})
+    a = req["arguments"]
+    for k, t in (("vlan", int), ("qos", int), ("rate", int), ("trust", bool), ("spoofchk", bool),
+                 ("link", str), ("mac", str)):
+        check_type(a[k], t, k)
+    check("vf: 0000:01:10.1" in out.splitlines(), "shows the returned VF")
+
+
+@test
+def vf_set_single_options():
+    for opt, val, key, want in (("--trust", "off", "trust", False), ("--spoofchk", "on", "spoofchk", True),
+                                ("--link", "auto", "link", "auto"), ("--link", "enable", "link", "enable"),
+                                ("--vlan", "0", "vlan", 0), ("--rate", "0", "rate", 0)):
+        with FakeDaemon() as d:
+            rc, out, err = run(["vf", "set", "eth0/3", opt, val], d)
+        ok(rc, out, err)
+        req = one_request(d, "vf-set", {"vf": "eth0/3", key: want})
+        check_type(req["arguments"][key], type(want), key)
+
+
+@test
+def vm_add():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vm", "add", "g1", "--qmp", "/run/vms/g1/qmp.sock", "--priority", "high",
+                            "--numa-node", "1"], d)
+    ok(rc, out, err)
+    req = one_request(d, "vm-add", {"name": "g1", "qmp": "/run/vms/g1/qmp.sock", "priority": "high",
+                                    "numa_node": 1})
+    check_type(req["arguments"]["numa_node"], int, "numa_node")
+    check("name: g1" in out.splitlines(), "shows the VM")
+    with FakeDaemon() as d:
+        rc, out, err = run(["vm", "add", "g2", "--qmp", "/q.sock"], d)
+    ok(rc, out, err)
+    one_request(d, "vm-add", {"name": "g2", "qmp": "/q.sock"})
+
+
+@test
+def vm_add_relative_qmp_made_absolute():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vm", "add", "g3", "--qmp", "sub/qmp.sock"], d, cwd=TMP)
+    ok(rc, out, err)
+    one_request(d, "vm-add", {"name": "g3", "qmp": os.path.join(os.path.realpath(TMP), "sub/qmp.sock")})
+
+
+@test
+def vm_list_table():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vm", "list"], d)
+    ok(rc, out, err)
+    one_request(d, "vm-list", {})
+    heads, rows = parse_table(out)
+    eq(heads, ["NAME", "PRIORITY", "NUMA", "CONNECTED", "VFS", "QMP"], "headers")
+    for vm, row in zip(VMS, rows):
+        eq(row["NAME"], vm["name"], "NAME")
+        eq(row["PRIORITY"], vm["priority"], "PRIORITY")
+        eq(row["NUMA"], str(vm["numa_node"]), "NUMA")
+        eq(row["CONNECTED"], "yes" if vm["connected"] else "no", "CONNECTED")
+        eq(row["VFS"], ", ".join(vm["vfs"]) or "-", "VFS")
+        eq(row["QMP"], vm["qmp"], "QMP")
+
+
+@test
+def vm_remove():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vm", "remove", "g1"], d)
+    ok(rc, out, err)
+    one_request(d, "vm-remove", {"name": "g1"})
+    check("g1" in out, "confirmation")
+    with FakeDaemon() as d:
+        rc, out, err = run(["--json", "vm", "remove", "g1"], d)
+    ok(rc, out, err)
+    eq(json.loads(out), {}, "--json vm remove")
+
+
+@test
+def attach_every_option():
+    with FakeDaemon() as d:
+        rc, out, err = run(["attach", "g1", "--vf", "eth0/2", "--mode", "exclusive", "--mac",
+                            "02:00:00:00:00:09", "--vlan", "10", "--failover-pair-id", "net0",
+                            "--timeout-ms", "5000"], d)
+    ok(rc, out, err)
+    req = one_request(d, "attach", {"vm": "g1", "vf": "eth0/2", "mode": "exclusive",
+                                    "mac": "02:00:00:00:00:09", "vlan": 10, "failover_pair_id": "net0",
+                                    "timeout_ms": 5000})
+    check_type(req["arguments"]["vlan"], int, "vlan")
+    check_type(req["arguments"]["timeout_ms"], int, "timeout_ms")
+    check("0000:01:10.2" in out and "iovm-0000-01-10.2" in out and "g1" in out, "confirmation %r" % out)
+    with FakeDaemon() as d:
+        rc, out, err = run(["attach", "g1", "--pf", "eth0", "--mode", "shared"], d)
+    ok(rc, out, err)
+    one_request(d, "attach", {"vm": "g1", "pf": "eth0", "mode": "shared"})
+    with FakeDaemon() as d:
+        rc, out, err = run(["--json", "attach", "g1"], d)
+    ok(rc, out, err)
+    one_request(d, "attach", {"vm": "g1"})
+    eq(json.loads(out), canned("attach", {"vm": "g1"}), "--json attach")
+
+
+@test
+def detach():
+    with FakeDaemon() as d:
+        rc, out, err = run(["detach", "g1", "--vf", "0000:01:10.2", "--timeout-ms", "1000"], d)
+    ok(rc, out, err)
+    one_request(d, "detach", {"vm": "g1", "vf": "0000:01:10.2", "timeout_ms": 1000})
+    check("detached 0000:01:10.2 from g1" in out, "confirmation %r" % out)
+    with FakeDaemon() as d:
+        rc, out, err = run(["detach", "g1"], d)
+    ok(rc, out, err)
+    one_request(d, "detach", {"vm": "g1"})
+
+
+def by_throughput(vfs):
+    return sorted(vfs, key=lambda v: (-v["throughput_bps"], v["vf"]))
+
+
+@test
+def top_text():
+    with FakeDaemon() as d:
+        rc, out, err = run(["top", "--count", "2", "--interval", "0.1"], d)
+    ok(rc, out, err)
+    eq([r["execute"] for r in d.requests], ["vf-list", "vf-list"], "one vf-list per refresh")
+    eq(len({r["id"] for r in d.requests}), 2, "distinct ids")
+    eq(d.connections, 1, "one connection")
+    frames = [f for f in out.split("iovmctl top") if f.strip()]
+    eq(len(frames), 2, "refreshes")
+    for f in frames:
+        _, _, table = f.partition("\n\n")
+        heads, rows = parse_table(table)
+        eq(heads, ["VF", "PF", "IDX", "STATE", "VM", "MODE", "THROUGHPUT"], "headers")
+        eq([r["VF"] for r in rows], [v["vf"] for v in by_throughput(VFS)], "sorted by throughput")
+        eq([r["THROUGHPUT"] for r in rows], [fmt_bps(v["throughput_bps"]) for v in by_throughput(VFS)],
+           "throughput column")
+
+
+@test
+def top_json():
+    with FakeDaemon() as d:
+        rc, out, err = run(["--json", "top", "--count", "3", "--interval", "0.1", "--pf", "eth0"], d)
+    ok(rc, out, err)
+    eq([r.get("arguments") for r in d.requests], [{"pf": "eth0"}] * 3, "vf-list arguments")
+    lines = out.splitlines()
+    eq(len(lines), 3, "one JSON array per refresh")
+    for line in lines:
+        eq(json.loads(line), by_throughput(VFS), "sorted array")
+
+
+@test
+def raw_command():
+    with FakeDaemon() as d:
+        rc, out, err = run(["raw", "vf-show", '{"vf":"eth0/2"}'], d)
+    ok(rc, out, err)
+    one_request(d, "vf-show", {"vf": "eth0/2"})
+    eq(json.loads(out), VFS[1], "raw prints JSON")
+    with FakeDaemon() as d:
+        rc, out, err = run(["raw", "query-commands"], d)
+    ok(rc, out, err)
+    eq(d.requests[0]["execute"], "query-commands", "raw without arguments")
+    check("arguments" not in d.requests[0], "no arguments member")
+
+
+@test
+def socket_from_environment():
+    with FakeDaemon() as d:
+        rc, out, err = run(["status"], env={"IOVM_SOCKET": d.path})
+    ok(rc, out, err)
+    one_request(d, "status", {})
+
+
+@test
+def request_is_one_line_per_request():
+    with FakeDaemon() as d:
+        rc, out, err = run(["vf", "show", "eth0/2"], d)
+    ok(rc, out, err)
+    eq(len(d.raw_lines), 1, "lines sent")
+    check(d.raw_lines[0].endswith(b"\n") and d.raw_lines[0].count(b"\n") == 1, "newline-terminated")
+
+
+# ---- errors and events --------------------------------------------------
+
+def error_answer(errno_name, desc, cls="Busy"):
+    def answer(d, conn, req):
+        err = {"class": cls, "desc": desc}
+        if errno_name is not None:
+            err["errno"] = errno_name
+        send(conn, {"error": err, "id": req["id"]})
+    return answer
+
+
+@test
+def error_reply_exit_status_is_errno():
+    for name, num in (("EINVAL", 22), ("ENOENT", 2), ("ENODEV", 19), ("EBUSY", 16), ("EEXIST", 17),
+                      ("ETIMEDOUT", 110), ("EOPNOTSUPP", 95), ("EACCES", 13), ("EPERM", 1),
+                      ("ENOSYS", 38), ("ECONNRESET", 104), ("ECONNREFUSED", 111), ("EIO", 5)):
+        desc = "vf 0000:01:10.2: something failed (%s)" % name
+        with FakeDaemon(error_answer(name, desc)) as d:
+            rc, out, err = run(["vf", "show", "eth0/2"], d)
+        eq(rc, num, "exit status for " + name)
+        eq(err, "iovmctl: %s\n" % desc, "stderr for " + name)
+        eq(out, "", "stdout for " + name)
+
+
+@test
+def error_reply_unknown_errno_exits_1():
+    for name in ("EWHATEVER", None):
+        with FakeDaemon(error_answer(name, "it broke", "GenericError")) as d:
+            rc, out, err = run(["--json", "status"], d)
+        eq(rc, 1, "exit status for %r" % name)
+        eq(err, "iovmctl: it broke\n", "stderr")
+        eq(out, "", "nothing on stdout with --json")
+
+
+def progress_answer(d, conn, req):
+    me = req["id"]
+    send(conn, event("PROGRESS", {"command": req["execute"], "id": me, "step": "unbinding VF 1 of 3",
+                                  "done": 1, "total": 3}))
+    time.sleep(1.5)
+    send(conn, event("PROGRESS", {"command": "attach", "id": me + 1000, "step": "someone else's step",
+                                  "done": 1, "total": 2}))
+    send(conn, event("VFS_CHANGED", {"pf": "0000:01:00.0", "num_vfs": 3, "driver": "vfio-pci"}))
+    send(conn, event("PROGRESS", {"command": req["execute"], "id": me, "step": "binding VF 3 of 3",
+                                  "done": 3, "total": 3}))
+    send(conn, {"return": canned(req["execute"], req.get("arguments")), "id": req["id"]})
+
+
+@test
+def progress_events_after_a_second():
+    with FakeDaemon(progress_answer) as d:
+        rc, out, err = run(["pf", "set-vfs", "eth0", "3"], d)
+    ok(rc, out, err)
+    lines = err.splitlines()
+    # the server waited 1.5 s after the request before this step, so it is due
+    check("iovmctl: binding VF 3 of 3 (3/3)" in lines, "progress line in %r" % lines)
+    check("someone else" not in err, "another request's progress ignored")
+    check("VFS_CHANGED" not in err and "VFS_CHANGED" not in out, "other events ignored")
+    check("3 VFs" in out, "reply printed after the events")
+    with FakeDaemon(progress_answer) as d:
+        rc, out, err = run(["--json", "pf", "set-vfs", "eth0", "3"], d)
+    ok(rc, out, err)
+    eq(json.loads(out), canned("pf-set-vfs", {"count": 3}), "--json after progress")
+
+
+@test
+def replies_for_other_ids_are_skipped():
+    def answer(d, conn, req):
+        send(conn, {"return": {"not": "mine"}, "id": req["id"] + 7})
+        send(conn, {"error": {"class": "Busy", "desc": "not mine", "errno": "EBUSY"}, "id": "x"})
+        send(conn, {"return": STATUS, "id": req["id"]})
+    with FakeDaemon(answer) as d:
+        rc, out, err = run(["--json", "status"], d)
+    ok(rc, out, err)
+    eq(json.loads(out), STATUS, "the reply with our id")
+
+
+@test
+def closed_mid_reply():
+    def answer(d, conn, req):
+        conn.sendall(b'{"return":{"version":"0.1.0","up')
+        return "close"
+    with FakeDaemon(answer) as d:
+        rc, out, err = run(["status"], d)
+    check(rc != 0, "non-zero exit")
+    eq(err, "iovmctl: the daemon closed the connection before replying to 'status'\n", "stderr")
+    eq(out, "", "stdout")
+
+
+@test
+def closed_before_greeting():
+    with FakeDaemon(greeting="") as d:
+        # a server that accepts and closes at once
+        d.client = lambda conn: conn.close()
+        rc, out, err = run(["status"], d)
+    check(rc != 0, "non-zero exit")
+    check("closed the connection before its greeting" in err, "stderr %r" % err)
+
+
+@test
+def no_reply_times_out():
+    with FakeDaemon(lambda d, conn, req: time.sleep(5)) as d:
+        rc, out, err = run(["--timeout", "1", "vf", "list"], d)
+    eq(rc, 1, "exit status")
+    eq(err, "iovmctl: no reply from the daemon to 'vf-list' within 1 s\n", "stderr")
+    eq(out, "", "stdout")
+
+
+@test
+def malformed_reply():
+    def answer(d, conn, req):
+        conn.sendall(b"this is not json\n")
+    with FakeDaemon(answer) as d:
+        rc, out, err = run(["status"], d)
+    eq(rc, 1, "exit status")
+    eq(err, "iovmctl: malformed reply from the daemon: this is not json\n", "stderr")
+    eq(out, "", "stdout")
+    # valid JSON, but neither a return nor an error
+    with FakeDaemon(lambda d, conn, req: send(conn, {"id": req["id"], "huh": 1})) as d:
+        rc, out, err = run(["status"], d)
+    eq(rc, 1, "exit status for a reply without return")
+    check(err.startswith("iovmctl: malformed reply from the daemon"), "stderr %r" % err)
+
+
+@test
+def bad_greeting():
+    with FakeDaemon(greeting='{"QMP":{"version":{}}}\n') as d:
+        rc, out, err = run(["status"], d)
+    eq(rc, 1, "exit status")
+    eq(err, "iovmctl: %s: unexpected greeting, is this an iovmd socket?\n" % d.path, "stderr")
+    eq(d.requests, [], "nothing sent to a server that is not iovmd")
+
+
+@test
+def cannot_connect():
+    path = os.path.join(TMP, "absent.sock")
+    rc, out, err = run(["--socket", path, "status"])
+    eq(rc, 1, "exit status")
+    eq(err, "iovmctl: cannot connect to %s: No such file or directory (is iovmd running?)\n" % path,
+       "stderr")
+    rc, out, err = run(["status"], env={"IOVM_SOCKET": path})
+    check(path in err, "socket from the environment named in %r" % err)
+
+
+# ---- usage errors -------------------------------------------------------
+
+USAGE_ERRORS = [
+    [],
+    ["frobnicate"],
+    ["pf"],
+    ["pf", "frob"],
+    ["status", "extra"],
+    ["--timeout", "soon", "status"],
+    ["--bogus", "status"],
+    ["pf", "show"],
+    ["pf", "show", "bad/name"],
+    ["pf", "set-vfs", "eth0"],
+    ["pf", "set-vfs", "eth0", "many"],
+    ["pf", "set-vfs", "eth0", "-1"],
+    ["pf", "set-vfs", "eth0", "65536"],
+    ["pf", "set-vfs", "eth0", "2", "--driver", "igbvf"],
+    ["vf", "show"],
+    ["vf", "show", "eth0"],
+    ["vf", "show", "eth0/x"],
+    ["vf", "show", "0000:01:10"],
+    ["vf", "list", "--pf"],
+    ["vf", "list", "extra"],
+    ["vf", "set", "eth0/2"],
+    ["vf", "set", "eth0/2", "--vlan", "4095"],
+    ["vf", "set", "eth0/2", "--vlan", "ten"],
+    ["vf", "set", "eth0/2", "--vlan", "1", "--qos", "8"],
+    ["vf", "set", "eth0/2", "--qos", "3"],
+    ["vf", "set", "eth0/2", "--rate", "-5"],
+    ["vf", "set", "eth0/2", "--trust", "yes"],
+    ["vf", "set", "eth0/2", "--spoofchk", "1"],
+    ["vf", "set", "eth0/2", "--link", "up"],
+    ["vf", "set", "eth0/2", "--mac", "02:00:00:00:00"],
+    ["vf", "set", "eth0/2", "--mac", "01:00:00:00:00:01"],
+    ["vf", "set", "eth0/2", "--mac", "zz:00:00:00:00:01"],
+    ["vf", "set", "eth0/2", "--color", "red"],
+    ["vm", "add", "g1"],
+    ["vm", "add", "--qmp", "/q.sock"],
+    ["vm", "add", "bad name", "--qmp", "/q.sock"],
+    ["vm", "add", "g1", "--qmp", "/q.sock", "--priority", "urgent"],
+    ["vm", "add", "g1", "--qmp", "/q.sock", "--numa-node", "x"],
+    ["vm", "add", "g1", "--qmp", "/" + "q" * 120],
+    ["vm", "remove"],
+    ["vm", "remove", "a", "b"],
+    ["attach"],
+    ["attach", "g1", "--vf", "eth0/1", "--pf", "eth0"],
+    ["attach", "g1", "--mode", "greedy"],
+    ["attach", "g1", "--vlan", "5000"],
+    ["attach", "g1", "--timeout-ms", "10"],
+    ["attach", "g1", "--failover-pair-id", "has space"],
+    ["detach"],
+    ["detach", "g1", "--vf", "nope"],
+    ["detach", "g1", "--timeout-ms", "0"],
+    ["top", "--count", "0"],
+    ["top", "--interval", "fast"],
+    ["raw"],
+    ["raw", "status", "[1,2]"],
+    ["raw", "status", "{}", "extra"],
+]
+
+
+@test
+def usage_errors_exit_2_and_send_nothing():
+    with FakeDaemon() as d:
+        for argv in USAGE_ERRORS:
+            rc, out, err = run(argv, d)
+            eq(rc, 2, "exit status for %r (stderr %r)" % (argv, err))
+            check(err.startswith("iovmctl: "), "message for %r: %r" % (argv, err))
+            check("usage: iovmctl" in err or "Try 'iovmctl --help'" in err, "usage text for %r" % argv)
+            eq(out, "", "stdout for %r" % argv)
+        eq(d.connections, 0, "connections made")
+        eq(d.requests, [], "requests sent")
+
+
+@test
+def help_and_version():
+    rc, out, err = run(["--help"])
+    eq(rc, 0, "--help exit status")
+    for word in ("status", "pf list", "pf set-vfs", "vf set", "vm add", "attach", "detach", "top"):
+        check(word in out, "%r in --help" % word)
+    rc, out, err = run(["vf", "set", "--help"])
+    eq(rc, 0, "vf set --help exit status")
+    check(out.startswith("usage: iovmctl vf set VF"), "per-command usage %r" % out)
+    rc, out, err = run(["--version"])
+    eq(rc, 0, "--version exit status")
+    check(out.startswith("iovmctl "), "version %r" % out)
+
+
+def main():
+    global IOVMCTL, TMP
+    if len(sys.argv) != 2:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    IOVMCTL = os.path.abspath(sys.argv[1])
+    passed = failed = 0
+    with tempfile.TemporaryDirectory(prefix="iovmctl-test-") as tmp:
+        TMP = tmp
+        for t in TESTS:
+            try:
+                t()
+            except Failure as e:
+                failed += 1
+                print("FAIL %s: %s" % (t.__name__, e))
+            except Exception:
+                failed += 1
+                print("FAIL %s: exception" % t.__name__)
+                traceback.print_exc(file=sys.stdout)
+            else:
+                passed += 1
+                print("ok   %s" % t.__name__)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
