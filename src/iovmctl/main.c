@@ -286,6 +286,33 @@ static int64_t deadline_from(const ctl *c, int64_t start)
 	return c->timeout_s > 0 ? start + (int64_t)(c->timeout_s * 1000) : -1;
 }
 
+/* errno names the daemon may send, to exit with their numbers. */
+static int errno_from_name(const char *name)
+{
+	static const struct {
+		const char *name;
+		int value;
+	} tab[] = {
+		{ "EPERM", EPERM },           { "ENOENT", ENOENT },
+		{ "EIO", EIO },               { "ENXIO", ENXIO },
+		{ "EAGAIN", EAGAIN },         { "ENOMEM", ENOMEM },
+		{ "EACCES", EACCES },         { "EBUSY", EBUSY },
+		{ "EEXIST", EEXIST },         { "ENODEV", ENODEV },
+		{ "EINVAL", EINVAL },         { "ENOSPC", ENOSPC },
+		{ "EPIPE", EPIPE },           { "ERANGE", ERANGE },
+		{ "ENOSYS", ENOSYS },         { "EBADMSG", EBADMSG },
+		{ "EMSGSIZE", EMSGSIZE },     { "EOPNOTSUPP", EOPNOTSUPP },
+		{ "ECONNRESET", ECONNRESET }, { "ETIMEDOUT", ETIMEDOUT },
+		{ "ECONNREFUSED", ECONNREFUSED }, { "EALREADY", EALREADY },
+		{ "EUSERS", EUSERS },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(tab); i++)
+		if (!strcmp(tab[i].name, name))
+			return tab[i].value;
+	return 0;
+}
+
 static int ctl_connect(ctl *c)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -322,6 +349,14 @@ static int ctl_connect(ctl *c)
 	if (r < 0)
 		return fail("%s: reading the greeting: %s", c->socket, strerror(-r));
 	g = json_tokener_parse(line);
+	if (g && json_object_is_type(g, json_type_object) && js_has(g, "error")) {
+		/* refused instead of greeted: access denied, too many clients */
+		json_object *e = js_get(g, "error");
+		int n = errno_from_name(js_str(e, "errno"));
+
+		fail("%s: %s", c->socket, *js_str(e, "desc") ? js_str(e, "desc") : "connection refused");
+		return n > 0 && n < 256 ? n : EXIT_FAILURE;
+	}
 	if (!g || !json_object_is_type(g, json_type_object) || !js_has(g, "iovm"))
 		return fail("%s: unexpected greeting, is this an iovmd socket?", c->socket);
 	return 0;
@@ -355,32 +390,6 @@ static void progress_show(ctl *c, json_object *data)
 static bool id_is(json_object *v, int64_t id)
 {
 	return v && json_object_is_type(v, json_type_int) && json_object_get_int64(v) == id;
-}
-
-/* errno names the daemon may send, to exit with their numbers. */
-static int errno_from_name(const char *name)
-{
-	static const struct {
-		const char *name;
-		int value;
-	} tab[] = {
-		{ "EPERM", EPERM },           { "ENOENT", ENOENT },
-		{ "EIO", EIO },               { "ENXIO", ENXIO },
-		{ "EAGAIN", EAGAIN },         { "ENOMEM", ENOMEM },
-		{ "EACCES", EACCES },         { "EBUSY", EBUSY },
-		{ "EEXIST", EEXIST },         { "ENODEV", ENODEV },
-		{ "EINVAL", EINVAL },         { "ENOSPC", ENOSPC },
-		{ "EPIPE", EPIPE },           { "ERANGE", ERANGE },
-		{ "ENOSYS", ENOSYS },         { "EBADMSG", EBADMSG },
-		{ "EMSGSIZE", EMSGSIZE },     { "EOPNOTSUPP", EOPNOTSUPP },
-		{ "ECONNRESET", ECONNRESET }, { "ETIMEDOUT", ETIMEDOUT },
-		{ "ECONNREFUSED", ECONNREFUSED }, { "EALREADY", EALREADY },
-	};
-
-	for (size_t i = 0; i < ELEMENTSOF(tab); i++)
-		if (!strcmp(tab[i].name, name))
-			return tab[i].value;
-	return 0;
 }
 
 /* Sends one request and waits for its reply. Returns 0 with the return value
