@@ -121,6 +121,15 @@ bool iovm_vm_is_alive(const iovm_vm *vm);     /* socket open and no SHUTDOWN see
  * connection's handler belongs to iovm_vm). */
 void iovm_vm_set_event_handler(iovm_vm *vm, iovm_qmp_event_cb cb, void *userdata);
 
+/* Steps of attach/detach/release, reported as they are reached so a caller
+ * can journal them (iovmd's intent journal): attach "prepared" (VF
+ * configured and on vfio-pci), "device-added" (device_add answered),
+ * "verified" (seen in query-pci); detach "device-del" (about to send it),
+ * "deleted" (DEVICE_DELETED came); "released" (the VF is back in the
+ * pool: driver and settings restored), also on reclaim. */
+typedef void (*iovm_vm_step_cb)(iovm_vm *vm, const char *vf, const char *step, void *userdata);
+void iovm_vm_set_step_hook(iovm_vm *vm, iovm_vm_step_cb cb, void *userdata);
+
 typedef struct iovm_attach_opts {
 	const char *vf;                 /* required: VF PCI address */
 	const char *port;               /* NULL: pick a free hot-plug port */

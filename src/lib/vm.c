@@ -32,7 +32,21 @@ struct iovm_vm {
 	bool gone;
 	iovm_qmp_event_cb event_cb;
 	void *event_userdata;
+	iovm_vm_step_cb step_cb;
+	void *step_userdata;
 };
+
+static void step(iovm_vm *vm, const char *vf, const char *name)
+{
+	if (vm->step_cb)
+		vm->step_cb(vm, vf, name, vm->step_userdata);
+}
+
+void iovm_vm_set_step_hook(iovm_vm *vm, iovm_vm_step_cb cb, void *userdata)
+{
+	vm->step_cb = cb;
+	vm->step_userdata = userdata;
+}
 
 static int64_t now_ms(void)
 {
@@ -238,7 +252,10 @@ static int release_vf(iovm_vm *vm, const char *vf, int timeout_ms, iovm_error *e
 						 vm->name);
 		}
 	}
-	return iovm_vf_pool_set(vm->pool, vf, IOVM_VF_FREE);
+	r = iovm_vf_pool_set(vm->pool, vf, IOVM_VF_FREE);
+	if (r >= 0)
+		step(vm, vf, "released");
+	return r;
 }
 
 /* Binds the VF to vfio-pci and checks it can go into a VM; records the
@@ -489,6 +506,7 @@ int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *r
 		iovm_error_prefix(err, "vm %s: attach vf %s", vm->name, vf);
 		goto fail;
 	}
+	step(vm, vf, "prepared");
 	r = pick_port(vm, o, timeout_ms, port, sizeof(port), err);
 	if (r < 0)
 		goto fail;
@@ -506,6 +524,7 @@ int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *r
 	}
 	e = iovm_vf_pool_get(vm->pool, vf);
 	e->use = IOVM_VF_IN_USE;
+	step(vm, vf, "device-added");
 	r = verify_attached(vm, devid, port, timeout_ms, err);
 	if (r < 0) {
 		/* It may be half in: take it out the normal way, which keeps the
@@ -517,6 +536,7 @@ int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *r
 			release_vf(vm, vf, LET_GO_TIMEOUT_MS, NULL);
 		return r;
 	}
+	step(vm, vf, "verified");
 	if (ret) {
 		snprintf(ret->devid, sizeof(ret->devid), "%s", devid);
 		snprintf(ret->port, sizeof(ret->port), "%s", port);
@@ -555,9 +575,11 @@ int iovm_vm_detach(iovm_vm *vm, const char *vf_in, int timeout_ms, iovm_error *e
 			return iovm_error_set(err, -ENOTCONN, "vm %s: not connected; vf %s is reclaimed when "
 					      "the VM is gone", vm->name, vf);
 		e->use = IOVM_VF_RELEASE_PENDING;
+		step(vm, vf, "device-del");
 		r = unplug(vm, devid, timeout_ms, err);
 		if (r < 0)
 			return iovm_error_prefix(err, "detach vf %s", vf);
+		step(vm, vf, "deleted");
 	}
 	r = release_vf(vm, vf, LET_GO_TIMEOUT_MS, err);
 	if (r < 0)
