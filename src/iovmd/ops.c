@@ -1,0 +1,1220 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ops thread: owns the host (sysfs, netlink), the state store and every
+ * VM's QMP connection (a QMP socket serves one client, so iovmd holds it).
+ * Mutating commands run here one at a time. Each multi-step one writes its
+ * intent to the journal before acting, records each step, and finishes it
+ * (done or rolled back); recovery at start-up reconciles open intents and
+ * assignments with what the kernel and the VMs show. docs/iovmd.md.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iovm/pci.h"
+#include "iovm/sriov.h"
+#include "iovm/store.h"
+#include "iovm/vfio.h"
+#include "iovm/vfnet.h"
+#include "iovm/vm.h"
+#include "iovmd/iovmd.h"
+#include "lib/util.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define LET_GO_MS 5000
+
+typedef struct vmrec {
+	struct vmrec *next;
+	iovm_store_vm info;
+	iovm_vm *vm;                 /* NULL while not connected */
+	int64_t next_try_ms;
+	unsigned failures;           /* connection attempts failed in a row */
+} vmrec;
+
+typedef struct ops {
+	iovmd *d;
+	iovm_host *host;
+	iovm_store *store;
+	iovm_vf_pool *pool;
+	vmrec *vms;
+	/* the job being run, for progress and the step hook */
+	const iovmd_job *job;
+	const char *op;
+	int64_t intent;
+} ops;
+
+/* ---- messages to the main thread ------------------------------------------ */
+
+static void post(ops *o, uint64_t client, char *line, bool final)
+{
+	iovmd_msg *m = calloc(1, sizeof(*m));
+
+	if (!m || !line) {
+		free(m);
+		free(line);
+		return;
+	}
+	m->client = client;
+	m->line = line;
+	m->final = final;
+	iovmd_queue_push(&o->d->msgs, m);
+}
+
+static void emit(ops *o, const char *event, json_object *data)
+{
+	post(o, 0, iovm_api_format_event(event, data), false);
+	json_object_put(data);
+}
+
+static void progress(ops *o, const char *step, int done, int total)
+{
+	json_object *data;
+
+	if (!o->job || !o->job->client)
+		return;
+	data = json_object_new_object();
+	json_object_object_add(data, "command",
+			       json_object_new_string(iovm_api_cmd_to_string(o->job->req.cmd)));
+	json_object_object_add(data, "id", json_object_get(o->job->req.id));
+	json_object_object_add(data, "step", json_object_new_string(step));
+	json_object_object_add(data, "done", json_object_new_int(done));
+	json_object_object_add(data, "total", json_object_new_int(total));
+	post(o, o->job->client, iovm_api_format_event("PROGRESS", data), false);
+	json_object_put(data);
+}
+
+static json_object *obj_s(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+	return o;
+}
+
+/* ---- VMs -------------------------------------------------------------------- */
+
+static vmrec *vm_find(ops *o, const char *name)
+{
+	for (vmrec *v = o->vms; v; v = v->next)
+		if (!strcmp(v->info.name, name))
+			return v;
+	return NULL;
+}
+
+static void step_hook(iovm_vm *vm, const char *vf, const char *step, void *userdata)
+{
+	ops *o = userdata;
+	char text[160];
+
+	if (o->intent > 0) {
+		iovm_error err = {};
+
+		if (iovm_store_intent_step(o->store, o->intent, step, &err) < 0)
+			log_error(err.code, "journal: %s", err.msg);
+		iovmd_crash_point(o->op, step);
+	}
+	snprintf(text, sizeof(text), "vf %s: %s", vf, step);
+	progress(o, text, 0, 0);
+	log_debug("vm %s: vf %s: %s", iovm_vm_name(vm), vf, step);
+}
+
+static int vm_connect(ops *o, vmrec *v, iovm_error *err)
+{
+	int r;
+
+	if (v->vm && iovm_vm_is_alive(v->vm))
+		return 0;
+	v->vm = iovm_vm_free(v->vm);
+	r = iovm_vm_open(v->info.name, v->info.qmp, o->host, o->pool, CONNECT_TIMEOUT_MS, &v->vm, err);
+	if (r < 0) {
+		/* Back off (up to a minute) from a VM that is not running. */
+		int64_t delay = (int64_t)o->d->cfg.refresh_interval_ms << (v->failures < 6 ? v->failures : 6);
+
+		v->vm = NULL;
+		v->failures++;
+		v->next_try_ms = iovmd_now_ms() + (delay < 60000 ? delay : 60000);
+		return r;
+	}
+	v->failures = 0;
+	iovm_vm_set_step_hook(v->vm, step_hook, o);
+	log_info("vm %s: connected to %s", v->info.name, v->info.qmp);
+	return 0;
+}
+
+static void release_record(ops *o, const char *vf)
+{
+	iovm_error err = {};
+
+	if (iovm_store_unassign(o->store, vf, &err) < 0 && err.code != -ENOENT)
+		log_error(err.code, "store: %s", err.msg);
+	err = (iovm_error){};
+	if (iovm_store_vf_saved_delete(o->store, vf, &err) < 0 && err.code != -ENOENT)
+		log_error(err.code, "store: %s", err.msg);
+}
+
+/* Brings the store's assignments of a VM in line with the pool: a VF the
+ * pool let go of is unassigned (VF_DETACHED); one waiting for its guest or
+ * its dead VM is RELEASE_PENDING. Returns how many were released. */
+static int sync_vm(ops *o, vmrec *v, json_object *released)
+{
+	_cleanup_free_ iovm_store_assignment *as = NULL;
+	size_t n = 0;
+	int freed = 0;
+
+	if (iovm_store_assignment_list(o->store, v->info.name, &as, &n, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		iovm_vf_entry *e = iovm_vf_pool_get(o->pool, as[i].vf);
+
+		if (!e || strcmp(e->vm, v->info.name)) {
+			if (as[i].state == IOVM_STORE_RESERVED || as[i].state == IOVM_STORE_ATTACHING)
+				continue;   /* an attach in progress owns it */
+			release_record(o, as[i].vf);
+			log_info("vm %s: vf %s released", v->info.name, as[i].vf);
+			if (released)
+				json_object_array_add(released, json_object_new_string(as[i].vf));
+			else
+				emit(o, "VF_DETACHED", obj_s(obj_s(json_object_new_object(), "vm", v->info.name),
+							    "vf", as[i].vf));
+			freed++;
+		} else if ((e->use == IOVM_VF_RELEASE_PENDING || e->use == IOVM_VF_RECLAIM) &&
+			   as[i].state != IOVM_STORE_RELEASE_PENDING) {
+			iovm_store_assignment_set_state(o->store, as[i].vf, IOVM_STORE_RELEASE_PENDING, NULL, NULL);
+		}
+	}
+	return freed;
+}
+
+/* The VM's connection went away: reclaim what QEMU let go of. */
+static void vm_lost(ops *o, vmrec *v, const char *why)
+{
+	json_object *reclaimed = json_object_new_array();
+	json_object *data;
+
+	log_warning(0, "vm %s: %s; reclaiming its VFs", v->info.name, why);
+	iovm_vm_reclaim(v->vm, LET_GO_MS, NULL);
+	sync_vm(o, v, reclaimed);
+	v->vm = iovm_vm_free(v->vm);
+	v->next_try_ms = iovmd_now_ms() + o->d->cfg.refresh_interval_ms;
+	data = obj_s(json_object_new_object(), "vm", v->info.name);
+	json_object_object_add(data, "reclaimed", reclaimed);
+	emit(o, "VM_GONE", data);
+}
+
+/* ---- inventory snapshot ------------------------------------------------------ */
+
+static json_object *config_json(const iovm_vfnet_config *c)
+{
+	json_object *o = json_object_new_object();
+	char mac[18];
+
+	if (c->present & IOVM_VFNET_MAC) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1],
+			 c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
+		obj_s(o, "mac", mac);
+	}
+	if (c->present & IOVM_VFNET_VLAN) {
+		json_object_object_add(o, "vlan", json_object_new_int(c->vlan));
+		json_object_object_add(o, "qos", json_object_new_int(c->qos));
+	}
+	if (c->present & IOVM_VFNET_RATE)
+		json_object_object_add(o, "rate", json_object_new_int64(c->max_tx_rate));
+	if (c->present & IOVM_VFNET_SPOOFCHK)
+		json_object_object_add(o, "spoofchk", json_object_new_boolean(c->spoofchk));
+	if (c->present & IOVM_VFNET_TRUST)
+		json_object_object_add(o, "trust", json_object_new_boolean(c->trust));
+	if (c->present & IOVM_VFNET_LINK_STATE)
+		obj_s(o, "link", c->link_state == IOVM_VF_LINK_ENABLE ? "enable" :
+				 c->link_state == IOVM_VF_LINK_DISABLE ? "disable" : "auto");
+	return o;
+}
+
+static const char *state_name(ops *o, const char *vf, const char **ret_vm, const char **ret_mode,
+			      iovm_store_assignment *a)
+{
+	iovm_vf_entry *e = iovm_vf_pool_get(o->pool, vf);
+
+	*ret_vm = "";
+	*ret_mode = "";
+	if (iovm_store_assignment_get(o->store, vf, a, NULL) == 0) {
+		*ret_vm = a->vm;
+		*ret_mode = iovm_store_mode_to_string(a->mode);
+		switch (a->state) {
+		case IOVM_STORE_RESERVED: return "reserved";
+		case IOVM_STORE_ATTACHING: return "attaching";
+		case IOVM_STORE_ATTACHED: return "attached";
+		case IOVM_STORE_DETACHING: return "detaching";
+		case IOVM_STORE_RELEASE_PENDING: return "release-pending";
+		}
+	}
+	if (e) {
+		*ret_vm = e->vm;
+		return e->use == IOVM_VF_IN_USE ? "attached" : e->use == IOVM_VF_ATTACHING ? "attaching"
+										      : "release-pending";
+	}
+	return "free";
+}
+
+static json_object *vf_json(ops *o, iovm_vfnet *nl, const iovm_vf *vf)
+{
+	json_object *j = json_object_new_object();
+	iovm_store_assignment a;
+	iovm_vfnet_config cfg = {};
+	const char *vm, *mode, *st = state_name(o, vf->addr, &vm, &mode, &a);
+
+	obj_s(j, "vf", vf->addr);
+	obj_s(j, "pf", vf->pf_addr);
+	obj_s(j, "pf_netdev", vf->pf_netdev);
+	json_object_object_add(j, "index", json_object_new_int((int)vf->index));
+	obj_s(j, "driver", vf->driver);
+	json_object_object_add(j, "iommu_group", json_object_new_int(vf->iommu_group));
+	obj_s(j, "netdev", vf->netdev);
+	obj_s(j, "state", st);
+	obj_s(j, "vm", vm);
+	obj_s(j, "mode", mode);
+	json_object_object_add(j, "users", json_object_new_int(*vm ? 1 : 0));
+	if (nl && vf->pf_netdev[0])
+		(void)iovm_vfnet_get(nl, vf->pf_addr, vf->index, &cfg, NULL);
+	json_object_object_add(j, "config", config_json(&cfg));
+	json_object_object_add(j, "throughput_bps", json_object_new_int64(0));
+	return j;
+}
+
+static json_object *pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_vfs)
+{
+	json_object *j = json_object_new_object();
+	iovm_store_pf want;
+	char id[8];
+
+	obj_s(j, "pf", p->addr);
+	obj_s(j, "netdev", p->netdev);
+	obj_s(j, "driver", p->driver);
+	snprintf(id, sizeof(id), "%04x", p->vendor);
+	obj_s(j, "vendor", id);
+	snprintf(id, sizeof(id), "%04x", p->device);
+	obj_s(j, "device", id);
+	json_object_object_add(j, "total_vfs", json_object_new_int((int)p->total_vfs));
+	json_object_object_add(j, "num_vfs", json_object_new_int((int)p->num_vfs));
+	json_object_object_add(j, "numa_node", json_object_new_int(p->numa_node));
+	obj_s(j, "link", !p->netdev[0] ? "unknown" : !strcmp(p->operstate, "up") ? "up" : "down");
+	if (iovm_store_pf_get(o->store, p->addr, &want, NULL) == 0) {
+		json_object_object_add(j, "desired_vfs", json_object_new_int((int)want.num_vfs));
+		obj_s(j, "desired_driver", want.driver);
+	} else {
+		json_object_object_add(j, "desired_vfs", NULL);
+		json_object_object_add(j, "desired_driver", NULL);
+	}
+	if (with_vfs) {
+		_cleanup_free_ iovm_vf *vfs = NULL;
+		json_object *arr = json_object_new_array();
+		size_t n = 0;
+
+		if (iovm_vf_list(o->host, p->addr, &vfs, &n, NULL) >= 0)
+			for (size_t i = 0; i < n; i++)
+				json_object_array_add(arr, vf_json(o, nl, &vfs[i]));
+		json_object_object_add(j, "vfs", arr);
+	}
+	return j;
+}
+
+static json_object *vm_json(ops *o, vmrec *v)
+{
+	_cleanup_free_ iovm_store_assignment *as = NULL;
+	json_object *j = json_object_new_object(), *vfs = json_object_new_array();
+	size_t n = 0;
+
+	obj_s(j, "name", v->info.name);
+	obj_s(j, "qmp", v->info.qmp);
+	obj_s(j, "priority", iovm_store_priority_to_string(v->info.priority));
+	json_object_object_add(j, "numa_node", json_object_new_int(v->info.numa_node));
+	json_object_object_add(j, "connected", json_object_new_boolean(v->vm && iovm_vm_is_alive(v->vm)));
+	if (iovm_store_assignment_list(o->store, v->info.name, &as, &n, NULL) >= 0)
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(vfs, json_object_new_string(as[i].vf));
+	json_object_object_add(j, "vfs", vfs);
+	return j;
+}
+
+static void publish(ops *o)
+{
+	_cleanup_free_ iovm_pf *pfs = NULL;
+	_cleanup_free_ iovm_store_assignment *as = NULL;
+	_cleanup_free_ iovm_store_intent *open = NULL;
+	json_object *snap = json_object_new_object(), *arr = json_object_new_array();
+	iovm_vfnet *nl = NULL;
+	size_t n = 0, na = 0, ni = 0;
+	iovmd_msg *m;
+	iovm_error err = {};
+
+	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
+		nl = NULL;
+	if (iovm_pf_list(o->host, &pfs, &n, &err) < 0)
+		log_warning(err.code, "inventory: %s", err.msg);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, pf_json(o, nl, &pfs[i], true));
+	iovm_vfnet_close(nl);
+	json_object_object_add(snap, "pfs", arr);
+	arr = json_object_new_array();
+	for (vmrec *v = o->vms; v; v = v->next)
+		json_object_array_add(arr, vm_json(o, v));
+	json_object_object_add(snap, "vms", arr);
+	(void)iovm_store_assignment_list(o->store, NULL, &as, &na, NULL);
+	(void)iovm_store_intent_list_open(o->store, &open, &ni, NULL);
+	json_object_object_add(snap, "assignments", json_object_new_int((int)na));
+	json_object_object_add(snap, "open_intents", json_object_new_int((int)ni));
+	json_object_object_add(snap, "taken_ms", json_object_new_int64(iovmd_now_ms()));
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		json_object_put(snap);
+		return;
+	}
+	m->snapshot = snap;
+	iovmd_queue_push(&o->d->msgs, m);
+}
+
+/* ---- naming ------------------------------------------------------------------- */
+
+/* A VF named by PCI address or PF/INDEX -> its inventory record. */
+static int resolve_vf(ops *o, const char *name, iovm_vf *ret, iovm_error *err)
+{
+	char pf[IOVM_API_NAME_MAX];
+	unsigned index;
+
+	if (iovm_api_vf_split(name, pf, sizeof(pf), &index) == 0)
+		return iovm_vf_by_index(o->host, pf, index, ret, err);
+	return iovm_vf_get(o->host, name, ret, err);
+}
+
+static bool vf_taken(ops *o, const char *vf)
+{
+	iovm_store_assignment a;
+
+	return iovm_vf_pool_get(o->pool, vf) || iovm_store_assignment_get(o->store, vf, &a, NULL) == 0;
+}
+
+/* ---- commands ----------------------------------------------------------------- */
+
+static iovm_vf_driver_kind driver_kind(const char *driver)
+{
+	return !strcmp(driver, "vfio-pci") ? IOVM_VF_DRIVER_VFIO : IOVM_VF_DRIVER_HOST;
+}
+
+/* Applies the desired VF configs of a PF (after its VFs were created). */
+static int apply_vf_configs(ops *o, const char *pf, iovm_error *err)
+{
+	_cleanup_free_ iovm_store_vf_config *cs = NULL;
+	iovm_vfnet *nl = NULL;
+	size_t n = 0;
+	int r;
+
+	r = iovm_store_vf_config_list(o->store, pf, &cs, &n, err);
+	if (r < 0 || n == 0)
+		return r < 0 ? r : 0;
+	r = iovm_vfnet_open(o->host, &nl, err);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = iovm_vfnet_set(nl, pf, cs[i].vf, &cs[i].cfg, cs[i].cfg.present, err);
+	iovm_vfnet_close(nl);
+	return r;
+}
+
+static int assigned_vf_of_pf(ops *o, const char *pf, iovm_store_assignment *ret)
+{
+	_cleanup_free_ iovm_store_assignment *as = NULL;
+	size_t n = 0;
+
+	if (iovm_store_assignment_list(o->store, NULL, &as, &n, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		iovm_vf vf;
+
+		if (iovm_vf_get(o->host, as[i].vf, &vf, NULL) == 0 && !strcmp(vf.pf_addr, pf)) {
+			*ret = as[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	char pf[IOVM_PCI_ADDR_MAX], args[128], object[IOVM_STORE_OBJECT_MAX], text[96];
+	iovm_store_pf want = {}, before = {};
+	iovm_store_assignment a;
+	bool had_before;
+	iovm_pf info;
+	int64_t id = 0;
+	int r;
+
+	r = iovm_pf_resolve(o->host, q->pf, pf, sizeof(pf), err);
+	if (r < 0)
+		return NULL;
+	if (assigned_vf_of_pf(o, pf, &a)) {
+		iovm_error_set(err, -EBUSY, "pf %s: vf %s is assigned to vm %s; detach it first (resizing "
+			       "a PF whose VFs are in VMs is not supported yet)", q->pf, a.vf, a.vm);
+		return NULL;
+	}
+	had_before = iovm_store_pf_get(o->store, pf, &before, NULL) == 0;
+	snprintf(want.pf, sizeof(want.pf), "%s", pf);
+	want.num_vfs = q->count;
+	snprintf(want.driver, sizeof(want.driver), "%s", q->driver == IOVM_API_DRIVER_HOST ? "host" :
+			q->driver == IOVM_API_DRIVER_VFIO ? "vfio-pci" : had_before ? before.driver : "vfio-pci");
+	snprintf(args, sizeof(args), "{\"count\":%u,\"driver\":\"%s\"}", q->count, want.driver);
+	snprintf(object, sizeof(object), "pf %s", pf);
+	/* Desired state and intent first, in one transaction. */
+	r = iovm_store_begin(o->store, err);
+	if (r >= 0)
+		r = iovm_store_pf_put(o->store, &want, err);
+	if (r >= 0)
+		r = iovm_store_intent_begin(o->store, IOVM_INTENT_SET_VFS, object, args, &id, err);
+	if (r >= 0)
+		r = iovm_store_commit(o->store, err);
+	else
+		iovm_store_rollback(o->store);
+	if (r < 0)
+		return NULL;
+	o->intent = id;
+	iovmd_crash_point("set-vfs", "intent");
+	snprintf(text, sizeof(text), "setting %s to %u VFs (%s)", q->pf, q->count, want.driver);
+	progress(o, text, 0, 2);
+	r = iovm_pf_set_numvfs(o->host, pf, q->count, driver_kind(want.driver), 0, err);
+	if (r < 0) {
+		iovm_error e2 = {};
+
+		/* Nothing changed in the kernel (in-use and range checks come
+		 * first) or it timed out: the old desired state stands. */
+		if (had_before)
+			iovm_store_pf_put(o->store, &before, &e2);
+		else
+			iovm_store_pf_delete(o->store, pf, &e2);
+		iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, &e2);
+		return NULL;
+	}
+	iovm_store_intent_step(o->store, id, "numvfs", NULL);
+	iovmd_crash_point("set-vfs", "numvfs");
+	progress(o, "applying VF settings", 1, 2);
+	r = apply_vf_configs(o, pf, err);
+	if (r < 0) {
+		iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+		iovm_error_prefix(err, "pf %s: %u VFs created, but applying their saved settings failed",
+				  q->pf, q->count);
+		return NULL;
+	}
+	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	iovmd_crash_point("set-vfs", "done");
+	json_object *ev = obj_s(obj_s(json_object_new_object(), "pf", pf), "driver", want.driver);
+	json_object_object_add(ev, "num_vfs", json_object_new_int((int)q->count));
+	emit(o, "VFS_CHANGED", ev);
+	if (iovm_pf_get(o->host, pf, &info, err) < 0)
+		return NULL;
+	return pf_json(o, NULL, &info, false);
+}
+
+static json_object *cmd_vf_set(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	iovm_store_vf_config c = {};
+	iovm_vfnet *nl = NULL;
+	iovm_vf vf;
+	int r;
+
+	if (resolve_vf(o, q->vf, &vf, err) < 0)
+		return NULL;
+	if (!vf.pf_netdev[0]) {
+		iovm_error_set(err, -EOPNOTSUPP, "vf %s: its PF %s has no network device; only NIC VFs "
+			       "have settings", q->vf, vf.pf_addr);
+		return NULL;
+	}
+	r = iovm_vfnet_open(o->host, &nl, err);
+	if (r >= 0)
+		r = iovm_vfnet_set(nl, vf.pf_addr, vf.index, &q->cfg, q->cfg.present, err);
+	iovm_vfnet_close(nl);
+	if (r < 0)
+		return NULL;
+	/* Remember it as desired, merged with what was desired before, so it
+	 * is applied again when the VFs are re-created (reboot, resize). */
+	if (iovm_store_vf_config_get(o->store, vf.pf_addr, vf.index, &c, NULL) < 0) {
+		memset(&c, 0, sizeof(c));
+		snprintf(c.pf, sizeof(c.pf), "%s", vf.pf_addr);
+		c.vf = vf.index;
+	}
+	{
+		unsigned keep = c.cfg.present & ~q->cfg.present;
+		iovm_vfnet_config merged = q->cfg;
+
+		if (keep & IOVM_VFNET_MAC) memcpy(merged.mac, c.cfg.mac, 6);
+		if (keep & IOVM_VFNET_VLAN) { merged.vlan = c.cfg.vlan; merged.qos = c.cfg.qos; }
+		if (keep & IOVM_VFNET_RATE) merged.max_tx_rate = c.cfg.max_tx_rate;
+		if (keep & IOVM_VFNET_SPOOFCHK) merged.spoofchk = c.cfg.spoofchk;
+		if (keep & IOVM_VFNET_TRUST) merged.trust = c.cfg.trust;
+		if (keep & IOVM_VFNET_LINK_STATE) merged.link_state = c.cfg.link_state;
+		merged.present = q->cfg.present | c.cfg.present;
+		c.cfg = merged;
+	}
+	if (iovm_store_pf_get(o->store, vf.pf_addr, &(iovm_store_pf){}, NULL) < 0) {
+		iovm_store_pf p = {};
+		iovm_pf info;
+
+		snprintf(p.pf, sizeof(p.pf), "%s", vf.pf_addr);
+		p.num_vfs = iovm_pf_get(o->host, vf.pf_addr, &info, NULL) == 0 ? info.num_vfs : vf.index + 1;
+		snprintf(p.driver, sizeof(p.driver), "%s", !strcmp(vf.driver, "vfio-pci") ? "vfio-pci" : "host");
+		if (iovm_store_pf_put(o->store, &p, err) < 0)
+			return NULL;
+	}
+	if (iovm_store_vf_config_put(o->store, &c, err) < 0)
+		return NULL;
+	return vf_json(o, NULL, &vf);
+}
+
+static json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	iovm_store_vm rec = {};
+	iovm_error cerr = {};
+	vmrec *v;
+
+	if (vm_find(o, q->vm)) {
+		iovm_error_set(err, -EEXIST, "vm %s: already registered", q->vm);
+		return NULL;
+	}
+	snprintf(rec.name, sizeof(rec.name), "%s", q->vm);
+	snprintf(rec.qmp, sizeof(rec.qmp), "%s", q->qmp);
+	rec.priority = q->priority < 0 ? IOVM_STORE_PRIO_NORMAL : (iovm_store_priority)q->priority;
+	rec.numa_node = q->numa_node;
+	if (iovm_store_vm_put(o->store, &rec, err) < 0)
+		return NULL;
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		iovm_error_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	v->info = rec;
+	v->next = o->vms;
+	o->vms = v;
+	if (vm_connect(o, v, &cerr) < 0)
+		log_warning(cerr.code, "vm %s: registered, not connected yet: %s", q->vm, cerr.msg);
+	return vm_json(o, v);
+}
+
+static json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	vmrec **pp, *v;
+
+	for (pp = &o->vms; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->info.name, q->vm))
+			break;
+	if (!*pp) {
+		iovm_error_set(err, -ENOENT, "vm %s: not registered", q->vm);
+		return NULL;
+	}
+	if (iovm_store_vm_delete(o->store, q->vm, err) < 0)
+		return NULL;
+	v = *pp;
+	*pp = v->next;
+	iovm_vm_free(v->vm);
+	free(v);
+	return json_object_new_object();
+}
+
+/* A free VF for an attach: not in the pool or the store, no users; on the
+ * requested PF, else preferring the VM's NUMA node. */
+static int pick_vf(ops *o, vmrec *v, const char *pf_name, iovm_vf *ret, iovm_error *err)
+{
+	_cleanup_free_ iovm_vf *vfs = NULL;
+	char pf[IOVM_PCI_ADDR_MAX];
+	size_t n = 0;
+	int best = -1;
+
+	if (pf_name[0] && iovm_pf_resolve(o->host, pf_name, pf, sizeof(pf), err) < 0)
+		return err->code;
+	if (iovm_vf_list(o->host, pf_name[0] ? pf : NULL, &vfs, &n, err) < 0)
+		return err->code;
+	for (size_t i = 0; i < n; i++) {
+		if (vf_taken(o, vfs[i].addr) || iovm_vf_users(o->host, vfs[i].addr, NULL, 0, NULL) != 0)
+			continue;
+		if (best < 0 || (v->info.numa_node >= 0 && vfs[i].numa_node == v->info.numa_node &&
+				 vfs[best].numa_node != v->info.numa_node))
+			best = (int)i;
+	}
+	if (best < 0)
+		return iovm_error_set(err, -EBUSY, "vm %s: no free VF%s%s", v->info.name,
+				      pf_name[0] ? " on pf " : "", pf_name);
+	*ret = vfs[best];
+	return 0;
+}
+
+static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	char args[512], object[IOVM_STORE_OBJECT_MAX], mac[18] = "";
+	iovm_store_assignment a = {};
+	iovm_store_vf_saved saved = {};
+	iovm_attach_result res = {};
+	iovm_attach_opts ao = {};
+	iovm_vfnet *nl = NULL;
+	iovm_vf vf;
+	int64_t id = 0;
+	vmrec *v = vm_find(o, q->vm);
+	int r;
+
+	if (!v) {
+		iovm_error_set(err, -ENOENT, "vm %s: not registered (vm-add it first)", q->vm);
+		return NULL;
+	}
+	{
+		iovm_error cerr = {};
+
+		if (vm_connect(o, v, &cerr) < 0) {
+			iovm_error_set(err, -ECONNREFUSED, "%s (is the VM running?)", cerr.msg);
+			return NULL;
+		}
+	}
+	if (q->mode == IOVM_API_MODE_SHARED) {
+		iovm_error_set(err, -EOPNOTSUPP, "vm %s: shared mode is not available yet; use exclusive",
+			       q->vm);
+		return NULL;
+	}
+	if (q->vf[0] ? resolve_vf(o, q->vf, &vf, err) < 0 : pick_vf(o, v, q->pf, &vf, err) < 0)
+		return NULL;
+	if (vf_taken(o, vf.addr)) {
+		iovm_store_assignment held;
+
+		if (iovm_store_assignment_get(o->store, vf.addr, &held, NULL) == 0)
+			iovm_error_set(err, -EBUSY, "vf %s: already assigned to vm %s (%s)", vf.addr, held.vm,
+				       iovm_store_assign_state_to_string(held.state));
+		else
+			iovm_error_set(err, -EBUSY, "vf %s: being released; try again later", vf.addr);
+		return NULL;
+	}
+	/* The original settings, saved before anything is touched. */
+	snprintf(saved.vf, sizeof(saved.vf), "%s", vf.addr);
+	snprintf(saved.pf, sizeof(saved.pf), "%s", vf.pf_addr);
+	saved.vf_index = vf.index;
+	snprintf(saved.driver, sizeof(saved.driver), "%s", vf.driver);
+	if (vf.pf_netdev[0] && iovm_vfnet_open(o->host, &nl, NULL) == 0) {
+		(void)iovm_vfnet_save(nl, vf.pf_addr, vf.index, &saved.cfg, NULL);
+		iovm_vfnet_close(nl);
+	}
+	snprintf(a.vf, sizeof(a.vf), "%s", vf.addr);
+	snprintf(a.vm, sizeof(a.vm), "%s", q->vm);
+	a.mode = IOVM_STORE_MODE_EXCLUSIVE;
+	a.state = IOVM_STORE_RESERVED;
+	iovm_vm_device_id(vf.addr, a.devid, sizeof(a.devid));
+	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
+	snprintf(object, sizeof(object), "vf %s", vf.addr);
+	r = iovm_store_begin(o->store, err);
+	if (r >= 0)
+		r = iovm_store_intent_begin(o->store, IOVM_INTENT_ATTACH, object, args, &id, err);
+	if (r >= 0)
+		r = iovm_store_assign(o->store, &a, err);
+	if (r >= 0) {
+		r = iovm_store_vf_saved_put(o->store, &saved, err);
+		if (r == -EEXIST)   /* left by an earlier run: that one is the original */
+			r = 0;
+	}
+	if (r >= 0)
+		r = iovm_store_commit(o->store, err);
+	else
+		iovm_store_rollback(o->store);
+	if (r < 0)
+		return NULL;
+	o->intent = id;
+	o->op = "attach";
+	iovmd_crash_point("attach", "reserved");
+
+	ao.vf = vf.addr;
+	ao.failover_pair_id = q->failover_pair_id[0] ? q->failover_pair_id : NULL;
+	if (q->cfg.present & IOVM_VFNET_MAC) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", q->cfg.mac[0], q->cfg.mac[1],
+			 q->cfg.mac[2], q->cfg.mac[3], q->cfg.mac[4], q->cfg.mac[5]);
+		ao.mac = mac;
+	}
+	ao.vlan = q->cfg.present & IOVM_VFNET_VLAN ? q->cfg.vlan : 0;
+	ao.timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : o->d->cfg.attach_timeout_ms;
+	iovm_store_assignment_set_state(o->store, vf.addr, IOVM_STORE_ATTACHING, NULL, NULL);
+	r = iovm_vm_attach(v->vm, &ao, &res, err);
+	if (r < 0) {
+		iovm_vf_entry *e = iovm_vf_pool_get(o->pool, vf.addr);
+
+		if (!e) {
+			release_record(o, vf.addr);
+			iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, NULL);
+		} else {
+			/* Half in and the guest does not let go: kept reserved. */
+			iovm_store_assignment_set_state(o->store, vf.addr, IOVM_STORE_RELEASE_PENDING, NULL, NULL);
+			iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, NULL);
+		}
+		return NULL;
+	}
+	iovm_store_assignment_set_state(o->store, vf.addr, IOVM_STORE_ATTACHED, res.devid, NULL);
+	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	iovmd_crash_point("attach", "done");
+	json_object *ret = obj_s(obj_s(obj_s(obj_s(obj_s(json_object_new_object(), "vm", q->vm), "vf", vf.addr),
+					   "devid", res.devid), "port", res.port), "mode", "exclusive");
+	emit(o, "VF_ATTACHED", json_object_get(ret));
+	log_info("vm %s: vf %s attached as %s on %s", q->vm, vf.addr, res.devid, res.port);
+	return ret;
+}
+
+static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	_cleanup_free_ iovm_store_assignment *as = NULL;
+	char object[IOVM_STORE_OBJECT_MAX], args[256], vfaddr[IOVM_STORE_ADDR_MAX];
+	iovm_store_assignment a;
+	size_t n = 0;
+	int64_t id = 0;
+	vmrec *v = vm_find(o, q->vm);
+	int r;
+
+	if (!v) {
+		iovm_error_set(err, -ENOENT, "vm %s: not registered", q->vm);
+		return NULL;
+	}
+	if (q->vf[0]) {
+		iovm_vf vf;
+
+		if (resolve_vf(o, q->vf, &vf, err) < 0)
+			return NULL;
+		snprintf(vfaddr, sizeof(vfaddr), "%s", vf.addr);
+	} else {
+		if (iovm_store_assignment_list(o->store, q->vm, &as, &n, err) < 0)
+			return NULL;
+		if (n != 1) {
+			iovm_error_set(err, n ? -EINVAL : -ENOENT, "vm %s: %s; name the VF with 'vf'", q->vm,
+				       n ? "holds several VFs" : "holds no VF");
+			return NULL;
+		}
+		snprintf(vfaddr, sizeof(vfaddr), "%s", as[0].vf);
+	}
+	if (iovm_store_assignment_get(o->store, vfaddr, &a, NULL) < 0 || strcmp(a.vm, q->vm)) {
+		iovm_error_set(err, -ENOENT, "vm %s: vf %s is not attached to it", q->vm, vfaddr);
+		return NULL;
+	}
+	snprintf(object, sizeof(object), "vf %s", vfaddr);
+	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
+	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0)
+		return NULL;
+	o->intent = id;
+	o->op = "detach";
+	iovm_store_assignment_set_state(o->store, vfaddr, IOVM_STORE_DETACHING, NULL, NULL);
+	iovmd_crash_point("detach", "intent");
+	if (!v->vm && vm_connect(o, v, NULL) < 0) {
+		/* The VM is not there: its VF comes back through reclaim. */
+		iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, NULL);
+		iovm_store_assignment_set_state(o->store, vfaddr, IOVM_STORE_RELEASE_PENDING, NULL, NULL);
+		iovm_error_set(err, -ECONNREFUSED, "vm %s: cannot reach its QMP socket %s; vf %s is "
+			       "returned when the VM is found gone", q->vm, v->info.qmp, vfaddr);
+		return NULL;
+	}
+	r = iovm_vm_detach(v->vm, vfaddr, q->timeout_ms > 0 ? q->timeout_ms : o->d->cfg.detach_timeout_ms,
+			   err);
+	if (r < 0) {
+		iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+		if (iovm_vf_pool_get(o->pool, vfaddr)) {
+			iovm_store_assignment_set_state(o->store, vfaddr, IOVM_STORE_RELEASE_PENDING, NULL, NULL);
+			emit(o, "VF_RELEASE_PENDING", obj_s(obj_s(obj_s(json_object_new_object(), "vm", q->vm),
+							     "vf", vfaddr), "reason", err->msg));
+		}
+		return NULL;
+	}
+	release_record(o, vfaddr);
+	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	iovmd_crash_point("detach", "done");
+	emit(o, "VF_DETACHED", obj_s(obj_s(json_object_new_object(), "vm", q->vm), "vf", vfaddr));
+	log_info("vm %s: vf %s detached", q->vm, vfaddr);
+	return obj_s(obj_s(json_object_new_object(), "vm", q->vm), "vf", vfaddr);
+}
+
+static void run_job(ops *o, iovmd_job *j)
+{
+	iovm_error err = {};
+	json_object *ret = NULL;
+	char *line;
+
+	o->job = j;
+	o->intent = 0;
+	o->op = "";
+	log_debug("running %s", iovm_api_cmd_to_string(j->req.cmd));
+	switch (j->req.cmd) {
+	case IOVM_API_PF_SET_VFS: o->op = "set-vfs"; ret = cmd_set_vfs(o, &j->req, &err); break;
+	case IOVM_API_VF_SET: ret = cmd_vf_set(o, &j->req, &err); break;
+	case IOVM_API_VM_ADD: ret = cmd_vm_add(o, &j->req, &err); break;
+	case IOVM_API_VM_REMOVE: ret = cmd_vm_remove(o, &j->req, &err); break;
+	case IOVM_API_ATTACH: ret = cmd_attach(o, &j->req, &err); break;
+	case IOVM_API_DETACH: ret = cmd_detach(o, &j->req, &err); break;
+	default:
+		iovm_error_set(&err, -EINVAL, "%s: not an operation", iovm_api_cmd_to_string(j->req.cmd));
+	}
+	if (!ret && !err.code)
+		iovm_error_set(&err, -EIO, "%s failed", iovm_api_cmd_to_string(j->req.cmd));
+	if (!ret)
+		log_error(err.code, "%s: %s", iovm_api_cmd_to_string(j->req.cmd), err.msg);
+	/* The snapshot first, so a client reading right after the reply sees
+	 * the change. */
+	publish(o);
+	line = ret ? iovm_api_format_return(j->req.id, ret) : iovm_api_format_error(j->req.id, err.code, err.msg);
+	post(o, j->client, line, true);
+	json_object_put(ret);
+	o->job = NULL;
+	o->intent = 0;
+}
+
+/* ---- recovery ----------------------------------------------------------------- */
+
+/* Gives a VF back without its VM: waits for whoever holds it to let go,
+ * restores the saved settings and driver, forgets it. */
+static int restore_vf(ops *o, const char *vfaddr, iovm_error *err)
+{
+	iovm_store_vf_saved saved;
+	iovm_vfnet *nl = NULL;
+	char who[256] = "";
+	int64_t deadline = iovmd_now_ms() + LET_GO_MS;
+	iovm_vf vf;
+	int r;
+
+	if (iovm_vf_get(o->host, vfaddr, &vf, NULL) < 0) {
+		log_info("recovery: vf %s no longer exists; forgetting it", vfaddr);
+		release_record(o, vfaddr);
+		return 0;
+	}
+	while ((r = iovm_vf_users(o->host, vfaddr, who, sizeof(who), err)) > 0) {
+		if (iovmd_now_ms() >= deadline)
+			return iovm_error_set(err, -EBUSY, "vf %s: still held: %s", vfaddr, who);
+		poll(NULL, 0, 50);
+	}
+	if (r < 0)
+		return r;
+	if (iovm_store_vf_saved_get(o->store, vfaddr, &saved, NULL) == 0) {
+		if (saved.cfg.present && vf.pf_netdev[0]) {
+			r = iovm_vfnet_open(o->host, &nl, err);
+			if (r >= 0)
+				r = iovm_vfnet_restore(nl, vf.pf_addr, vf.index, &saved.cfg, err);
+			iovm_vfnet_close(nl);
+			if (r < 0)
+				return r;
+		}
+		if (saved.driver[0] && strcmp(saved.driver, vf.driver) && strcmp(saved.driver, "vfio-pci")) {
+			r = iovm_vf_bind(o->host, vfaddr, saved.driver, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	release_record(o, vfaddr);
+	return 0;
+}
+
+/* Puts a VF that is (still) in a live VM back into the in-memory pool. */
+static void adopt(ops *o, const iovm_store_assignment *a, const char *port)
+{
+	iovm_store_vf_saved saved;
+	iovm_vf_entry *e;
+
+	if (iovm_vf_pool_reserve(o->pool, a->vf, a->vm, NULL) < 0)
+		return;
+	e = iovm_vf_pool_get(o->pool, a->vf);
+	e->use = a->state == IOVM_STORE_RELEASE_PENDING ? IOVM_VF_RELEASE_PENDING : IOVM_VF_IN_USE;
+	snprintf(e->devid, sizeof(e->devid), "%s", a->devid);
+	snprintf(e->port, sizeof(e->port), "%s", port);
+	if (iovm_store_vf_saved_get(o->store, a->vf, &saved, NULL) == 0) {
+		snprintf(e->orig_driver, sizeof(e->orig_driver), "%s", saved.driver);
+		if (saved.cfg.present)
+			iovm_vfnet_config_format(&saved.cfg, e->saved_net, sizeof(e->saved_net));
+	}
+}
+
+/* Is the device in the VM? 1 yes, 0 no, < 0 cannot tell (VM unreachable). */
+static int device_in_vm(ops *o, vmrec *v, const char *devid, char *port, size_t n)
+{
+	json_object *pci = NULL;
+	int r;
+
+	if (!v || vm_connect(o, v, NULL) < 0)
+		return -ECONNREFUSED;
+	r = iovm_qmp_execute(iovm_vm_get_qmp(v->vm), "query-pci", NULL, &pci, CONNECT_TIMEOUT_MS, NULL);
+	if (r < 0)
+		return r;
+	r = iovm_vm_pci_find(pci, devid, port, n);
+	json_object_put(pci);
+	return r == 0 ? 1 : 0;
+}
+
+static void recover_assignment(ops *o, const iovm_store_assignment *a, bool detaching)
+{
+	vmrec *v = vm_find(o, a->vm);
+	char port[IOVM_VM_ID_MAX] = "";
+	iovm_error err = {};
+	int in = a->devid[0] ? device_in_vm(o, v, a->devid, port, sizeof(port)) : 0;
+
+	if (in == 1 && !detaching) {
+		iovm_store_assignment_set_state(o->store, a->vf, IOVM_STORE_ATTACHED, NULL, NULL);
+		adopt(o, a, port);
+		if (a->state != IOVM_STORE_ATTACHED)
+			log_info("recovery: vf %s is in vm %s: attach completed", a->vf, a->vm);
+		return;
+	}
+	if (in == 1 && detaching) {
+		iovm_store_assignment b = *a;
+
+		b.state = IOVM_STORE_ATTACHED;
+		adopt(o, &b, port);
+		log_info("recovery: vf %s: finishing its detach from vm %s", a->vf, a->vm);
+		if (iovm_vm_detach(v->vm, a->vf, o->d->cfg.detach_timeout_ms, &err) < 0) {
+			log_warning(err.code, "recovery: vf %s: %s", a->vf, err.msg);
+			iovm_store_assignment_set_state(o->store, a->vf, IOVM_STORE_RELEASE_PENDING, NULL, NULL);
+			return;
+		}
+		release_record(o, a->vf);
+		return;
+	}
+	/* Not in the VM (never got there, or left), or the VM is gone. */
+	if (in < 0)
+		log_info("recovery: vm %s unreachable: reclaiming vf %s", a->vm, a->vf);
+	else
+		log_info("recovery: vf %s is not in vm %s: giving it back", a->vf, a->vm);
+	if (restore_vf(o, a->vf, &err) < 0) {
+		log_warning(err.code, "recovery: vf %s: %s; kept reserved", a->vf, err.msg);
+		iovm_store_assignment_set_state(o->store, a->vf, IOVM_STORE_RELEASE_PENDING, NULL, NULL);
+		adopt(o, a, "");
+		iovm_vf_pool_set(o->pool, a->vf, IOVM_VF_RECLAIM);
+	}
+}
+
+static int recover(ops *o, iovm_error *err)
+{
+	_cleanup_free_ iovm_store_intent *open = NULL;
+	_cleanup_free_ iovm_store_assignment *as = NULL;
+	_cleanup_free_ iovm_store_vf_saved *sv = NULL;
+	_cleanup_free_ iovm_store_pf *pfs = NULL;
+	size_t ni = 0, na = 0, ns = 0, np = 0;
+	int r;
+
+	r = iovm_store_intent_list_open(o->store, &open, &ni, err);
+	if (r < 0)
+		return r;
+	/* 1. Assignments: each is checked against its VM; open attach/detach
+	 * intents decide which way a half-done one goes. */
+	r = iovm_store_assignment_list(o->store, NULL, &as, &na, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < na; i++) {
+		bool detaching = as[i].state == IOVM_STORE_DETACHING;
+
+		recover_assignment(o, &as[i], detaching);
+	}
+	/* 2. Settings saved for a VF nobody holds any more: restore them. */
+	r = iovm_store_vf_saved_list(o->store, &sv, &ns, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ns; i++) {
+		iovm_store_assignment a;
+		iovm_error e2 = {};
+
+		if (iovm_store_assignment_get(o->store, sv[i].vf, &a, NULL) == 0)
+			continue;
+		log_info("recovery: vf %s has saved settings but no assignment: restoring", sv[i].vf);
+		if (restore_vf(o, sv[i].vf, &e2) < 0)
+			log_warning(e2.code, "recovery: %s", e2.msg);
+	}
+	/* 3. Desired PF state: after a host reboot the VFs are gone. */
+	r = iovm_store_pf_list(o->store, &pfs, &np, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < np; i++) {
+		iovm_store_assignment a;
+		iovm_error e2 = {};
+		iovm_pf info;
+
+		if (iovm_pf_get(o->host, pfs[i].pf, &info, &e2) < 0) {
+			log_warning(e2.code, "recovery: desired state for %s: %s", pfs[i].pf, e2.msg);
+			continue;
+		}
+		if (info.num_vfs == pfs[i].num_vfs)
+			continue;
+		if (assigned_vf_of_pf(o, pfs[i].pf, &a)) {
+			log_warning(0, "recovery: pf %s has %u VFs, %u desired, but vf %s is in vm %s: not resizing",
+				    pfs[i].pf, info.num_vfs, pfs[i].num_vfs, a.vf, a.vm);
+			continue;
+		}
+		log_info("recovery: pf %s has %u VFs, %u desired: re-applying", pfs[i].pf, info.num_vfs,
+			 pfs[i].num_vfs);
+		if (iovm_pf_set_numvfs(o->host, pfs[i].pf, pfs[i].num_vfs, driver_kind(pfs[i].driver), 0, &e2) < 0 ||
+		    apply_vf_configs(o, pfs[i].pf, &e2) < 0)
+			log_error(e2.code, "recovery: pf %s: %s", pfs[i].pf, e2.msg);
+	}
+	/* 4. The journal: every open intent is now settled by the above. */
+	for (size_t i = 0; i < ni; i++) {
+		iovm_store_assignment a;
+		char vf[IOVM_STORE_ADDR_MAX] = "";
+		bool done = false;
+
+		if (open[i].kind == IOVM_INTENT_ATTACH && sscanf(open[i].object, "vf %15s", vf) == 1)
+			done = iovm_store_assignment_get(o->store, vf, &a, NULL) == 0 &&
+			       a.state == IOVM_STORE_ATTACHED;
+		else if (open[i].kind == IOVM_INTENT_DETACH && sscanf(open[i].object, "vf %15s", vf) == 1)
+			done = iovm_store_assignment_get(o->store, vf, &a, NULL) < 0;
+		else
+			done = true;   /* set-vfs: desired state re-applied above */
+		iovm_store_intent_finish(o->store, open[i].id, done ? IOVM_INTENT_DONE : IOVM_INTENT_ROLLED_BACK, NULL);
+		log_info("recovery: intent %lld (%s %s, last step '%s') %s", (long long)open[i].id,
+			 iovm_store_intent_kind_to_string(open[i].kind), open[i].object, open[i].step,
+			 done ? "completed" : "rolled back");
+	}
+	return 0;
+}
+
+/* ---- the thread ---------------------------------------------------------------- */
+
+static void tick(ops *o)
+{
+	int64_t now = iovmd_now_ms();
+
+	for (vmrec *v = o->vms; v; v = v->next) {
+		if (v->vm) {
+			/* VFs of a VM whose guest released them late, or that
+			 * are waiting for QEMU to let go. */
+			if (iovm_vm_reclaim(v->vm, 0, NULL) > 0)
+				sync_vm(o, v, NULL);
+			continue;
+		}
+		if (now >= v->next_try_ms && vm_connect(o, v, NULL) == 0) {
+			iovm_vm_reclaim(v->vm, 0, NULL);
+			sync_vm(o, v, NULL);
+		}
+	}
+	/* A VF whose VM went away while we were not connected. */
+	for (size_t i = 0; i < iovm_vf_pool_size(o->pool); i++) {
+		iovm_vf_entry *e = iovm_vf_pool_at(o->pool, i);
+		vmrec *v = vm_find(o, e->vm);
+
+		if (e->use == IOVM_VF_RECLAIM && (!v || !v->vm)) {
+			iovm_store_assignment a = {};
+			iovm_error err = {};
+
+			snprintf(a.vf, sizeof(a.vf), "%s", e->vf);
+			if (restore_vf(o, a.vf, &err) == 0) {
+				iovm_vf_pool_set(o->pool, a.vf, IOVM_VF_FREE);
+				break;   /* the pool changed under the loop */
+			}
+		}
+	}
+	publish(o);
+}
+
+static void *thread_main(void *userdata)
+{
+	ops o = { .d = userdata };
+	iovmd *d = o.d;
+	_cleanup_free_ iovm_store_vm *vms = NULL;
+	iovm_error err = {};
+	size_t n = 0;
+	uint64_t result = 2;
+	int64_t next_tick;
+	int r;
+
+	r = iovm_host_new(d->cfg.sysfs_root, &o.host);
+	if (r < 0) {
+		log_error(r, "sysfs root %s", d->cfg.sysfs_root);
+		goto fail;
+	}
+	r = iovm_store_open(d->cfg.state_path, &o.store, &err);
+	if (r < 0) {
+		log_error(r, "state: %s", err.msg);
+		goto fail;
+	}
+	r = iovm_vf_pool_new(&o.pool);
+	if (r >= 0)
+		r = iovm_store_vm_list(o.store, &vms, &n, &err);
+	if (r < 0) {
+		log_error(r, "state: %s", err.msg);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		vmrec *v = calloc(1, sizeof(*v));
+		iovm_error cerr = {};
+
+		if (!v)
+			goto fail;
+		v->info = vms[i];
+		v->next = o.vms;
+		o.vms = v;
+		if (vm_connect(&o, v, &cerr) < 0)
+			log_info("vm %s: not reachable at start: %s", v->info.name, cerr.msg);
+	}
+	if (d->cfg.recover) {
+		err = (iovm_error){};
+		r = recover(&o, &err);
+		if (r < 0) {
+			log_error(r, "recovery failed: %s", err.msg);
+			goto fail;
+		}
+	}
+	publish(&o);
+	result = 1;
+	(void)!write(d->ready_efd, &result, sizeof(result));
+	next_tick = iovmd_now_ms() + d->cfg.refresh_interval_ms;
+
+	while (!d->stopping) {
+		struct pollfd pfd[1 + 256];
+		vmrec *who[1 + 256];
+		nfds_t k = 1;
+		int64_t wait = next_tick - iovmd_now_ms();
+
+		pfd[0] = (struct pollfd){ .fd = d->jobs.efd, .events = POLLIN };
+		for (vmrec *v = o.vms; v && k < ELEMENTSOF(pfd); v = v->next)
+			if (v->vm) {
+				who[k] = v;
+				pfd[k++] = (struct pollfd){ .fd = iovm_qmp_get_fd(iovm_vm_get_qmp(v->vm)),
+							    .events = POLLIN };
+			}
+		r = poll(pfd, k, wait < 0 ? 0 : (int)wait);
+		if (r < 0 && errno != EINTR) {
+			log_error(errno, "poll");
+			break;
+		}
+		for (nfds_t i = 1; r > 0 && i < k; i++) {
+			if (!pfd[i].revents)
+				continue;
+			iovm_error perr = {};
+
+			if (iovm_vm_process(who[i]->vm, &perr) == -ECONNRESET)
+				vm_lost(&o, who[i], perr.msg[0] ? perr.msg : "QMP connection closed");
+			else
+				sync_vm(&o, who[i], NULL);
+			publish(&o);
+		}
+		if (r > 0 && pfd[0].revents) {
+			iovmd_job *j = iovmd_queue_pop_all(&d->jobs);
+
+			while (j) {
+				iovmd_job *next = j->next;
+
+				if (!d->stopping && j->client)
+					run_job(&o, j);
+				iovm_api_request_done(&j->req);
+				free(j);
+				j = next;
+			}
+		}
+		if (iovmd_now_ms() >= next_tick) {
+			tick(&o);
+			next_tick = iovmd_now_ms() + d->cfg.refresh_interval_ms;
+		}
+	}
+	goto out;
+fail:
+	(void)!write(d->ready_efd, &result, sizeof(result));
+out:
+	while (o.vms) {
+		vmrec *v = o.vms;
+
+		o.vms = v->next;
+		iovm_vm_free(v->vm);
+		free(v);
+	}
+	iovm_vf_pool_free(o.pool);
+	iovm_store_close(o.store);
+	iovm_host_free(o.host);
+	return NULL;
+}
+
+int iovmd_ops_start(iovmd *d, pthread_t *ret)
+{
+	return -pthread_create(ret, NULL, thread_main, d);
+}

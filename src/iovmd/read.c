@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Read commands, answered on the main thread from the inventory snapshot the
+ * ops thread hands over after every change and every refresh interval: they
+ * never touch sysfs, netlink or the database, so no number of clients can
+ * slow the operations down or be slowed down by them.
+ *
+ * Snapshot: {"pfs":[PF + "vfs":[VF]], "vms":[VM], "assignments":N,
+ *            "open_intents":N, "state":PATH, "taken_ms":T}
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iovmd/iovmd.h"
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *member_str(json_object *o, const char *key)
+{
+	json_object *v = member(o, key);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+}
+
+json_object *iovmd_snapshot_find_pf(json_object *snap, const char *pf)
+{
+	json_object *pfs = member(snap, "pfs");
+
+	for (size_t i = 0; pfs && i < json_object_array_length(pfs); i++) {
+		json_object *p = json_object_array_get_idx(pfs, i);
+
+		if (!strcmp(member_str(p, "pf"), pf) || (*member_str(p, "netdev") &&
+							 !strcmp(member_str(p, "netdev"), pf)))
+			return p;
+	}
+	return NULL;
+}
+
+json_object *iovmd_snapshot_find_vf(json_object *snap, const char *vf)
+{
+	char pf[IOVM_API_NAME_MAX];
+	unsigned index;
+	json_object *pfs = member(snap, "pfs");
+
+	if (iovm_api_vf_split(vf, pf, sizeof(pf), &index) == 0) {
+		json_object *vfs = member(iovmd_snapshot_find_pf(snap, pf), "vfs");
+
+		for (size_t i = 0; vfs && i < json_object_array_length(vfs); i++) {
+			json_object *v = json_object_array_get_idx(vfs, i);
+
+			if ((unsigned)json_object_get_int(member(v, "index")) == index)
+				return v;
+		}
+		return NULL;
+	}
+	for (size_t i = 0; pfs && i < json_object_array_length(pfs); i++) {
+		json_object *vfs = member(json_object_array_get_idx(pfs, i), "vfs");
+
+		for (size_t j = 0; vfs && j < json_object_array_length(vfs); j++) {
+			json_object *v = json_object_array_get_idx(vfs, j);
+
+			if (!strcmp(member_str(v, "vf"), vf))
+				return v;
+		}
+	}
+	return NULL;
+}
+
+/* The PF without its "vfs" member (references to the other members). */
+static json_object *pf_summary(json_object *p)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_foreach(p, k, v)
+		if (strcmp(k, "vfs"))
+			json_object_object_add(o, k, json_object_get(v));
+	return o;
+}
+
+static int count_free_vfs(json_object *snap, int *ret_vfs)
+{
+	json_object *pfs = member(snap, "pfs");
+	int n = 0, total = 0;
+
+	for (size_t i = 0; pfs && i < json_object_array_length(pfs); i++) {
+		json_object *vfs = member(json_object_array_get_idx(pfs, i), "vfs");
+
+		for (size_t j = 0; vfs && j < json_object_array_length(vfs); j++) {
+			total++;
+			if (!strcmp(member_str(json_object_array_get_idx(vfs, j), "state"), "free"))
+				n++;
+		}
+	}
+	*ret_vfs = total;
+	return n;
+}
+
+json_object *iovmd_read_command(iovmd *d, const iovm_api_request *r, iovm_error *err)
+{
+	json_object *snap = d->snapshot, *o;
+
+	if (!snap) {
+		iovm_error_set(err, -EAGAIN, "the inventory is not ready yet");
+		return NULL;
+	}
+	switch (r->cmd) {
+	case IOVM_API_QUERY_COMMANDS:
+		o = json_object_new_array();
+		for (int c = 0; c < _IOVM_API_CMD_MAX; c++) {
+			json_object *e = json_object_new_object();
+
+			json_object_object_add(e, "name", json_object_new_string(iovm_api_cmd_to_string(c)));
+			json_object_array_add(o, e);
+		}
+		return o;
+	case IOVM_API_STATUS: {
+		int vfs, free_vfs = count_free_vfs(snap, &vfs);
+
+		o = json_object_new_object();
+		json_object_object_add(o, "version", json_object_new_string(IOVMD_VERSION));
+		json_object_object_add(o, "api", json_object_new_int(IOVM_API_VERSION));
+		json_object_object_add(o, "uptime_s",
+				       json_object_new_int64((iovmd_now_ms() - d->started_ms) / 1000));
+		json_object_object_add(o, "pfs", json_object_new_int((int)json_object_array_length(member(snap, "pfs"))));
+		json_object_object_add(o, "vfs", json_object_new_int(vfs));
+		json_object_object_add(o, "vfs_free", json_object_new_int(free_vfs));
+		json_object_object_add(o, "vms", json_object_new_int((int)json_object_array_length(member(snap, "vms"))));
+		json_object_object_add(o, "assignments", json_object_get(member(snap, "assignments")));
+		json_object_object_add(o, "clients", json_object_new_int((int)d->n_clients));
+		json_object_object_add(o, "open_intents", json_object_get(member(snap, "open_intents")));
+		json_object_object_add(o, "state", json_object_new_string(d->cfg.state_path));
+		json_object_object_add(o, "inventory_age_ms",
+				       json_object_new_int64(iovmd_now_ms() -
+							     json_object_get_int64(member(snap, "taken_ms"))));
+		return o;
+	}
+	case IOVM_API_PF_LIST: {
+		json_object *pfs = member(snap, "pfs");
+
+		o = json_object_new_array();
+		for (size_t i = 0; pfs && i < json_object_array_length(pfs); i++)
+			json_object_array_add(o, pf_summary(json_object_array_get_idx(pfs, i)));
+		return o;
+	}
+	case IOVM_API_PF_SHOW:
+		o = iovmd_snapshot_find_pf(snap, r->pf);
+		if (!o) {
+			iovm_error_set(err, -ENODEV, "pf %s: no such SR-IOV PF", r->pf);
+			return NULL;
+		}
+		return json_object_get(o);
+	case IOVM_API_VF_LIST: {
+		json_object *pfs = member(snap, "pfs");
+
+		if (r->pf[0] && !iovmd_snapshot_find_pf(snap, r->pf)) {
+			iovm_error_set(err, -ENODEV, "pf %s: no such SR-IOV PF", r->pf);
+			return NULL;
+		}
+		o = json_object_new_array();
+		for (size_t i = 0; pfs && i < json_object_array_length(pfs); i++) {
+			json_object *p = json_object_array_get_idx(pfs, i), *vfs = member(p, "vfs");
+
+			if (r->pf[0] && p != iovmd_snapshot_find_pf(snap, r->pf))
+				continue;
+			for (size_t j = 0; vfs && j < json_object_array_length(vfs); j++)
+				json_object_array_add(o, json_object_get(json_object_array_get_idx(vfs, j)));
+		}
+		return o;
+	}
+	case IOVM_API_VF_SHOW:
+		o = iovmd_snapshot_find_vf(snap, r->vf);
+		if (!o) {
+			iovm_error_set(err, -ENODEV, "vf %s: no such VF", r->vf);
+			return NULL;
+		}
+		return json_object_get(o);
+	case IOVM_API_VM_LIST:
+		return json_object_get(member(snap, "vms"));
+	default:
+		iovm_error_set(err, -EINVAL, "%s: not a read command", iovm_api_cmd_to_string(r->cmd));
+		return NULL;
+	}
+}

@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The API server on the main thread's sd-event loop: the UNIX socket, access
+ * by SO_PEERCRED (root or the configured group), one client record per
+ * connection with bounded input and output buffers, requests answered in
+ * order per client (a client with a command at the ops thread is not read
+ * until its reply is out), events broadcast. Nothing a client sends can
+ * block the loop: sockets are non-blocking, lines are bounded, and a client
+ * whose unsent output passes OUT_MAX is dropped.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "iovmd/iovmd.h"
+#include "lib/util.h"
+
+#define OUT_MAX (1u << 20)      /* unsent bytes before a client is dropped */
+#define READ_CHUNK 16384
+
+typedef struct client {
+	struct client *next;
+	iovmd *d;
+	uint64_t id;
+	int fd;
+	sd_event_source *io;
+	pid_t pid;
+	uid_t uid;
+	char *in;                    /* up to IOVM_API_LINE_MAX + 1 bytes */
+	size_t in_len;
+	char *out;
+	size_t out_len, out_cap;
+	bool busy;                   /* a job of this client is at the ops thread */
+	bool closing;                /* close once out is flushed */
+} client;
+
+static client *clients;
+static uint64_t next_client_id = 1;
+static gid_t access_gid = (gid_t)-1;
+
+static void client_free(client *c)
+{
+	client **pp;
+
+	for (pp = &clients; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	sd_event_source_disable_unref(c->io);
+	close(c->fd);
+	c->d->n_clients--;
+	log_debug("client %llu (pid %d uid %u) gone", (unsigned long long)c->id, (int)c->pid,
+		  (unsigned)c->uid);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static client *client_find(uint64_t id)
+{
+	for (client *c = clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void client_update_events(client *c)
+{
+	uint32_t ev = 0;
+
+	if (!c->busy && !c->closing)
+		ev |= EPOLLIN;
+	if (c->out_len)
+		ev |= EPOLLOUT;
+	sd_event_source_set_io_events(c->io, ev);
+}
+
+/* Writes what it can now; the rest waits for EPOLLOUT. Returns -1 if the
+ * client was freed. */
+static int client_flush(client *c)
+{
+	while (c->out_len) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			client_free(c);
+			return -1;
+		}
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+	if (!c->out_len && c->closing) {
+		client_free(c);
+		return -1;
+	}
+	client_update_events(c);
+	return 0;
+}
+
+/* Queues a line (takes it). Returns -1 if the client was dropped. */
+static int client_send(client *c, char *line)
+{
+	size_t n;
+
+	if (!line)
+		return 0;
+	n = strlen(line);
+	if (c->out_len + n > OUT_MAX) {
+		log_warning(0, "client %llu (pid %d): more than %u bytes unread; dropping it",
+			    (unsigned long long)c->id, (int)c->pid, OUT_MAX);
+		free(line);
+		client_free(c);
+		return -1;
+	}
+	if (c->out_len + n > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		char *p;
+
+		while (cap < c->out_len + n)
+			cap *= 2;
+		p = realloc(c->out, cap);
+		if (!p) {
+			free(line);
+			client_free(c);
+			return -1;
+		}
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, line, n);
+	c->out_len += n;
+	free(line);
+	return client_flush(c);
+}
+
+static int client_send_error(client *c, json_object *id, int code, const char *desc)
+{
+	return client_send(c, iovm_api_format_error(id, code, desc));
+}
+
+/* One complete request line. Returns -1 if the client was freed. */
+static int handle_line(client *c, const char *line, size_t len)
+{
+	iovm_api_request req;
+	iovm_error err = {};
+	int r;
+
+	r = iovm_api_parse_request(line, len, &req, &err);
+	if (r < 0) {
+		r = client_send_error(c, req.id, r, err.msg);
+		iovm_api_request_done(&req);
+		return r;
+	}
+	if (iovm_api_cmd_is_mutating(req.cmd)) {
+		iovmd_job *j = calloc(1, sizeof(*j));
+
+		if (!j) {
+			r = client_send_error(c, req.id, -ENOMEM, "out of memory");
+			iovm_api_request_done(&req);
+			return r;
+		}
+		j->client = c->id;
+		j->req = req;             /* takes req.id */
+		c->busy = true;
+		client_update_events(c);
+		log_debug("client %llu: %s queued", (unsigned long long)c->id,
+			  iovm_api_cmd_to_string(req.cmd));
+		iovmd_queue_push(&c->d->jobs, j);
+		return 0;
+	}
+	json_object *ret = iovmd_read_command(c->d, &req, &err);
+
+	if (ret)
+		r = client_send(c, iovm_api_format_return(req.id, ret));
+	else
+		r = client_send_error(c, req.id, err.code, err.msg);
+	json_object_put(ret);
+	iovm_api_request_done(&req);
+	return r;
+}
+
+/* Handles the complete lines in the input buffer, stopping when the client
+ * becomes busy. Returns -1 if the client was freed. */
+static int process_input(client *c)
+{
+	size_t start = 0;
+
+	while (!c->busy && !c->closing && start < c->in_len) {
+		char *nl = memchr(c->in + start, '\n', c->in_len - start);
+		size_t len;
+
+		if (!nl)
+			break;
+		len = (size_t)(nl - (c->in + start));
+		if (len > 0 && !(len == 1 && c->in[start] == '\r')) {
+			if (handle_line(c, c->in + start, len + 1) < 0)
+				return -1;
+		}
+		start += len + 1;
+	}
+	memmove(c->in, c->in + start, c->in_len - start);
+	c->in_len -= start;
+	if (c->in_len > IOVM_API_LINE_MAX && !c->busy && !c->closing) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "request longer than %d bytes; closing the connection",
+			 IOVM_API_LINE_MAX);
+		c->closing = true;
+		c->in_len = 0;
+		return client_send_error(c, NULL, -EMSGSIZE, msg);
+	}
+	return 0;
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	client *c = userdata;
+
+	if (revents & EPOLLOUT)
+		if (client_flush(c) < 0)
+			return 0;
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		if (c->busy || c->closing) {
+			if (revents & (EPOLLHUP | EPOLLERR))
+				goto gone;
+			return 0;
+		}
+		if (!c->in && !(c->in = malloc(IOVM_API_LINE_MAX + READ_CHUNK + 1))) {
+			log_error(ENOMEM, "client %llu: no input buffer", (unsigned long long)c->id);
+			goto gone;
+		}
+		ssize_t n = recv(fd, c->in + c->in_len, IOVM_API_LINE_MAX + READ_CHUNK - c->in_len,
+				 MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			goto gone;
+		}
+		if (n == 0)
+			goto gone;
+		c->in_len += (size_t)n;
+		if (process_input(c) < 0)
+			return 0;
+	}
+	return 0;
+gone:
+	/* A client that leaves while its job runs: the job still completes
+	 * (and is journaled); its reply finds no client and is dropped. */
+	client_free(c);
+	return 0;
+}
+
+static bool peer_allowed(const struct ucred *cr)
+{
+	struct passwd *pw;
+	gid_t groups[256];
+	int n = ELEMENTSOF(groups);
+
+	if (cr->uid == 0)
+		return true;
+	if (access_gid == (gid_t)-1)
+		return false;
+	if (cr->gid == access_gid)
+		return true;
+	pw = getpwuid(cr->uid);
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == access_gid)
+			return true;
+	return false;
+}
+
+static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *userdata)
+{
+	iovmd *d = userdata;
+	struct ucred cr = {};
+	socklen_t len = sizeof(cr);
+	client *c;
+	int fd, r;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warning(errno, "accept on %s failed", d->cfg.socket_path);
+		return 0;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		log_warning(errno, "SO_PEERCRED failed; refusing the client");
+		close(fd);
+		return 0;
+	}
+	if (!peer_allowed(&cr) || d->n_clients >= d->cfg.max_clients) {
+		bool denied = !peer_allowed(&cr);
+		char msg[160];
+		_cleanup_free_ char *line = NULL;
+
+		if (denied)
+			snprintf(msg, sizeof(msg), "access denied: uid %u is neither root nor in group %s",
+				 (unsigned)cr.uid, d->cfg.group);
+		else
+			snprintf(msg, sizeof(msg), "too many clients (%u); try again later",
+				 d->cfg.max_clients);
+		log_warning(0, "refusing pid %d uid %u: %s", (int)cr.pid, (unsigned)cr.uid, msg);
+		line = iovm_api_format_error(NULL, denied ? -EACCES : -EUSERS, msg);
+		if (line)
+			(void)!send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		return 0;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return 0;
+	}
+	c->d = d;
+	c->fd = fd;
+	c->id = next_client_id++;
+	c->pid = cr.pid;
+	c->uid = cr.uid;
+	r = sd_event_add_io(sd_event_source_get_event(s), &c->io, fd, EPOLLIN, on_client_io, c);
+	if (r < 0) {
+		log_error(r, "cannot watch client fd");
+		close(fd);
+		free(c);
+		return 0;
+	}
+	c->next = clients;
+	clients = c;
+	d->n_clients++;
+	log_debug("client %llu: pid %d uid %u", (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid);
+	client_send(c, iovm_api_format_greeting(IOVMD_VERSION));
+	return 0;
+}
+
+static void take_messages(iovmd *d)
+{
+	iovmd_msg *m = iovmd_queue_pop_all(&d->msgs);
+
+	while (m) {
+		iovmd_msg *next = m->next;
+
+		if (m->snapshot) {
+			json_object_put(d->snapshot);
+			d->snapshot = m->snapshot;
+		} else if (m->client == 0) {
+			for (client *c = clients, *cn; c; c = cn) {
+				cn = c->next;
+				client_send(c, strdup(m->line));
+			}
+			free(m->line);
+		} else {
+			client *c = client_find(m->client);
+
+			if (!c) {
+				free(m->line);
+			} else if (client_send(c, m->line) == 0 && m->final) {
+				c->busy = false;
+				client_update_events(c);
+				process_input(c);
+			}
+		}
+		free(m);
+		m = next;
+	}
+}
+
+static int on_messages(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	take_messages(userdata);
+	return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("signal %d: stopping", (int)si->ssi_signo);
+	sd_notify(0, "STOPPING=1");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* Creates the socket; a stale socket file (nobody listening) is replaced,
+ * a live one means another iovmd runs: -EADDRINUSE. */
+static int listen_socket(iovmd *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_free_ char *dir = strdup(d->cfg.socket_path);
+	struct group *gr;
+	char *slash;
+	int fd, r;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			r = -errno;
+			log_error(r, "cannot create %s", dir);
+			return r;
+		}
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->cfg.socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		log_error(EADDRINUSE, "%s: another iovmd is listening there", d->cfg.socket_path);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	(void)unlink(d->cfg.socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		log_error(r, "cannot listen on %s", d->cfg.socket_path);
+		close(fd);
+		return r;
+	}
+	gr = getgrnam(d->cfg.group);
+	if (gr) {
+		access_gid = gr->gr_gid;
+		if (chown(d->cfg.socket_path, 0, gr->gr_gid) < 0 && geteuid() == 0)
+			log_warning(errno, "cannot give %s to group %s", d->cfg.socket_path, d->cfg.group);
+	} else {
+		log_warning(0, "group %s does not exist: only root can use %s", d->cfg.group,
+			    d->cfg.socket_path);
+	}
+	if (chmod(d->cfg.socket_path, d->cfg.socket_mode) < 0)
+		log_warning(errno, "cannot chmod %s", d->cfg.socket_path);
+	return fd;
+}
+
+int iovmd_server_run(iovmd *d)
+{
+	sd_event *e = NULL;
+	int lfd, r;
+
+	take_messages(d);     /* the first snapshot, before any client */
+	lfd = listen_socket(d);
+	if (lfd < 0)
+		return lfd;
+	r = sd_event_default(&e);
+	if (r >= 0)
+		r = sd_event_add_io(e, NULL, lfd, EPOLLIN, on_accept, d);
+	if (r >= 0)
+		r = sd_event_add_io(e, NULL, d->msgs.efd, EPOLLIN, on_messages, d);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, d);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGINT, on_signal, d);
+	if (r < 0) {
+		log_error(r, "cannot set up the event loop");
+		sd_event_unref(e);
+		close(lfd);
+		return r;
+	}
+	log_info("listening on %s", d->cfg.socket_path);
+	sd_notifyf(0, "READY=1\nSTATUS=listening on %s", d->cfg.socket_path);
+	r = sd_event_loop(e);
+	if (r < 0)
+		log_error(r, "event loop failed");
+	while (clients)
+		client_free(clients);
+	(void)unlink(d->cfg.socket_path);
+	close(lfd);
+	sd_event_unref(e);
+	return r;
+}

@@ -1,0 +1,226 @@
+#!/bin/bash
+# Lab: iovmd + iovmctl on the emulated host with real guests.
+#  1. the CLI flow: set VFs, list, set MAC/VLAN, register two guests, attach
+#     (by VF and automatically by PF), refusals (VF in use, resize while
+#     assigned), detach, bad requests on the socket leave the daemon up;
+#  2. crash injection: iovmd killed with SIGKILL right after each step of
+#     set-vfs, attach and detach (IOVM_CRASH_AT), restarted, and then the
+#     kernel, the guests and the daemon's records must agree: every VF the
+#     daemon calls attached is in its guest, every other VF is free on its
+#     desired driver (none leaked on vfio-pci), no VF is in two guests, no
+#     intent is left open;
+#  3. a guest's QEMU killed while it holds a VF: VM_GONE, VF reclaimed;
+#  4. a simulated host reboot (VFs destroyed, igb reloaded): the restarted
+#     daemon re-applies the desired VF count and VF settings.
+set -uo pipefail
+B=${IOVM_BUILD:?}
+D=$B/src/iovmd/iovmd
+CTL=$B/src/iovmctl/iovmctl
+G=lab/guest
+[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
+[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
+[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
+command -v jq >/dev/null || { echo "skip: no jq" >&2; exit 77; }
+modprobe vfio-pci && modprobe igbvf || { echo "skip: vfio-pci/igbvf modules missing" >&2; exit 77; }
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+W=$TMPDIR/iovmd
+mkdir -p "$W"
+SOCK=$W/iovm.sock
+DB=$W/iovm.db
+LOG=$W/iovmd.log
+DPID=
+ctl() { "$CTL" --socket "$SOCK" --timeout 180 "$@"; }
+qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
+drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
+
+# start_d [CRASH_AT]: starts iovmd, waits until it answers
+start_d() {
+	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval 500 \
+		--attach-timeout 60000 --detach-timeout 120000 --log-level debug >> "$LOG" 2>&1 &
+	DPID=$!
+	for _ in $(seq 1 600); do
+		ctl status >/dev/null 2>&1 && return 0
+		kill -0 "$DPID" 2>/dev/null || { fail "iovmd exited at start: $(tail -5 "$LOG")"; return 1; }
+		sleep 0.2
+	done
+	fail "iovmd did not answer within 120 s"; return 1
+}
+stop_d() {
+	[ -n "$DPID" ] || return 0
+	kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
+}
+# wait_dead: the daemon killed itself at its crash point
+wait_dead() {
+	for _ in $(seq 1 900); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
+	if kill -0 "$DPID" 2>/dev/null; then fail "iovmd did not reach crash point $1"; stop_d; return 1; fi
+	wait "$DPID" 2>/dev/null; DPID=
+}
+guest_vfs() {
+	$G exec "$1" -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device 2>/dev/null | wc -l' \
+		2>>"$W/guest-exec.err" | tr -d '\r\n '
+}
+wait_vfs() {
+	local deadline=$(( $(date +%s) + $3 )) n
+	while :; do
+		n=$(guest_vfs "$1")
+		[ "$n" = "$2" ] && return 0
+		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2" >&2; return 1; }
+		sleep 1
+	done
+}
+cleanup() {
+	stop_d
+	for g in g1 g2; do
+		cp "/run/iovm-lab/guests/$g/console.log" "/run/iovm-lab/share/30-$g-console.log" 2>/dev/null
+	done
+	cp "$LOG" /run/iovm-lab/share/30-iovmd.log 2>/dev/null
+	$G stop g1 >/dev/null 2>&1; $G stop g2 >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# consistent LABEL: the daemon's records, the kernel and the guests agree.
+consistent() {
+	local label=$1 vfs n1 n2 bad
+	vfs=$(ctl --json vf list --pf eth0) || { fail "$label: vf list failed"; return; }
+	bad=$(jq -r '.[] | select(.state != "free" and .state != "attached") | "\(.vf) \(.state)"' <<<"$vfs")
+	[ -z "$bad" ] || fail "$label: VFs in a transient state: $bad"
+	# Free VFs sit on the desired driver (host: igbvf), never leaked on vfio-pci.
+	bad=$(jq -r '.[] | select(.state == "free" and .driver != "igbvf") | "\(.vf) \(.driver)"' <<<"$vfs")
+	[ -z "$bad" ] || fail "$label: free VFs not back on igbvf (leaked): $bad"
+	bad=$(jq -r '.[] | select(.state == "attached" and .driver != "vfio-pci") | "\(.vf) \(.driver)"' <<<"$vfs")
+	[ -z "$bad" ] || fail "$label: attached VFs not on vfio-pci: $bad"
+	n1=$(jq '[.[] | select(.vm == "g1")] | length' <<<"$vfs")
+	n2=$(jq '[.[] | select(.vm == "g2")] | length' <<<"$vfs")
+	wait_vfs g1 "$n1" 90 || fail "$label: g1 holds a different number of VFs than the daemon records ($n1)"
+	wait_vfs g2 "$n2" 90 || fail "$label: g2 holds a different number of VFs than the daemon records ($n2)"
+	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "$label: open intents left"
+	echo "ok: $label: consistent (g1 $n1 VF, g2 $n2 VF)"
+}
+
+ip link set eth0 up
+echo 0 > /sys/class/net/eth0/device/sriov_numvfs
+$G start g1 && $G start g2 || { fail "guests did not start"; exit 1; }
+
+# ---- 1. the CLI flow ---------------------------------------------------------
+start_d || exit 1
+out=$(ctl pf set-vfs eth0 4 --driver host 2>&1) && ok "pf set-vfs eth0 4: $out" || fail "set-vfs: $out"
+[ "$(cat /sys/class/net/eth0/device/sriov_numvfs)" = 4 ] || fail "kernel has $(cat /sys/class/net/eth0/device/sriov_numvfs) VFs"
+ctl pf list; ctl vf list --pf eth0
+[ "$(ctl --json pf show eth0 | jq '.num_vfs, .desired_vfs' | tr '\n' ' ')" = "4 4 " ] || fail "pf show: $(ctl --json pf show eth0)"
+[ "$(ctl --json vf list --pf eth0 | jq length)" = 4 ] || fail "vf list does not show 4 VFs"
+out=$(ctl vf set eth0/1 --mac 02:00:00:00:01:01 --vlan 100 --trust on 2>&1) || fail "vf set: $out"
+v=$(ctl --json vf show eth0/1)
+[ "$(jq -r '.config.mac, .config.vlan, .config.trust' <<<"$v" | tr '\n' ' ')" = "02:00:00:00:01:01 100 true " ] \
+	&& ok "vf set read back: $(jq -c .config <<<"$v")" || fail "vf show after set: $v"
+ip link show eth0 | grep -q "vf 1 .*02:00:00:00:01:01, vlan 100" && ok "iproute2 agrees" || fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
+out=$(ctl vf set eth0/1 --vlan 5000 2>&1); rc=$?
+[ $rc != 0 ] && [[ "$out" == *vlan* ]] && ok "bad VLAN refused ($rc): $out" || fail "vlan 5000: rc=$rc $out"
+ctl vm add g1 --qmp "$(qmp g1)" || fail "vm add g1"
+ctl vm add g2 --qmp "$(qmp g2)" --priority high || fail "vm add g2"
+ctl vm list
+[ "$(ctl --json vm list | jq '[.[] | select(.connected)] | length')" = 2 ] || fail "not both VMs connected: $(ctl --json vm list)"
+VF0=$(ctl --json vf show eth0/0 | jq -r .vf)
+out=$(ctl --json attach g1 --vf eth0/0 2>&1) && ok "attach g1 eth0/0: $(jq -c . <<<"$out")" || fail "attach g1: $out"
+out=$(ctl --json attach g2 --pf eth0 2>&1) && ok "attach g2 (auto pick): $(jq -c . <<<"$out")" || fail "attach g2: $out"
+wait_vfs g1 1 120 && ok "g1 sees its VF" || fail "g1 does not see its VF"
+wait_vfs g2 1 120 && ok "g2 sees its VF" || fail "g2 does not see its VF"
+[ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci: $(drv "$VF0")"
+out=$(ctl attach g2 --vf eth0/0 2>&1); rc=$?
+[ $rc = 16 ] && [[ "$out" == *"assigned to vm g1"* ]] && ok "VF in g1 refused to g2: $out" || fail "double attach: rc=$rc $out"
+out=$(ctl pf set-vfs eth0 2 2>&1); rc=$?
+[ $rc = 16 ] && ok "resize with VFs in VMs refused: $out" || fail "resize while assigned: rc=$rc $out"
+ctl vf list --pf eth0
+# Bad input on the socket: errors, the daemon stays up.
+for bad in '{"execute":' '[1,2]' '{"execute":"attach","arguments":{"vm":5}}' \
+	   '{"execute":"detach","arguments":{"vm":"g1","vf":"0000:99:99.9"}}'; do
+	r=$(printf '%s\n' "$bad" | socat -t 5 - "UNIX-CONNECT:$SOCK" | sed -n 2p)
+	[[ "$r" == *'"error"'* ]] || fail "bad request '$bad' got: $r"
+done
+head -c 100000 /dev/urandom | socat -t 2 - "UNIX-CONNECT:$SOCK" >/dev/null 2>&1
+ctl status >/dev/null && kill -0 "$DPID" && ok "daemon up after bad input" || fail "daemon down after bad input"
+out=$(ctl detach g2 2>&1) && ok "detach g2" || fail "detach g2: $out"
+out=$(ctl detach g1 --vf eth0/0 2>&1) && ok "detach g1" || fail "detach g1: $out"
+consistent "after the CLI flow"
+
+# ---- 2. crash injection -----------------------------------------------------------
+stop_d
+for step in intent numvfs done; do
+	want=$([ "$step" = numvfs ] && echo 3 || echo 5)
+	start_d "set-vfs:$step" || break
+	ctl pf set-vfs eth0 "$want" --driver host >/dev/null 2>&1
+	wait_dead "set-vfs:$step" || continue
+	start_d || break
+	n=$(cat /sys/class/net/eth0/device/sriov_numvfs)
+	[ "$n" = "$want" ] && ok "crash at set-vfs:$step: $n VFs after recovery" \
+		|| fail "crash at set-vfs:$step: kernel has $n VFs, desired $want"
+	consistent "crash at set-vfs:$step"
+	stop_d
+done
+start_d && { ctl pf set-vfs eth0 4 --driver host >/dev/null || fail "set-vfs 4"; stop_d; }
+for step in reserved prepared device-added verified done; do
+	start_d "attach:$step" || break
+	ctl attach g1 --vf eth0/0 >/dev/null 2>&1
+	wait_dead "attach:$step" || continue
+	start_d || break
+	echo "after crash at attach:$step: $(ctl --json vf show eth0/0 | jq -c '{state, vm, driver}')"
+	consistent "crash at attach:$step"
+	if [ "$(ctl --json vf show eth0/0 | jq -r .state)" = attached ]; then
+		out=$(ctl detach g1 2>&1) || fail "detach after attach:$step: $out"
+		consistent "detach after attach:$step"
+	fi
+	stop_d
+done
+for step in intent device-del deleted released done; do
+	start_d || break
+	out=$(ctl attach g1 --vf eth0/0 2>&1) || { fail "attach before detach:$step: $out"; stop_d; continue; }
+	wait_vfs g1 1 120 || fail "g1 does not see VF before detach:$step"
+	stop_d
+	start_d "detach:$step" || break
+	ctl detach g1 >/dev/null 2>&1
+	wait_dead "detach:$step" || continue
+	start_d || break
+	echo "after crash at detach:$step: $(ctl --json vf show eth0/0 | jq -c '{state, vm, driver}')"
+	consistent "crash at detach:$step"
+	if [ "$(ctl --json vf show eth0/0 | jq -r .state)" = attached ]; then
+		out=$(ctl detach g1 2>&1) || fail "detach after detach:$step: $out"
+	fi
+	stop_d
+done
+
+# ---- 3. QEMU killed while it holds a VF --------------------------------------------
+start_d || exit 1
+ctl attach g2 --vf eth0/2 >/dev/null || fail "attach g2 eth0/2"
+wait_vfs g2 1 120 || fail "g2 does not see eth0/2"
+kill -9 "$($G pid g2)"
+for _ in $(seq 1 150); do
+	[ "$(ctl --json vf show eth0/2 | jq -r .state)" = free ] && break; sleep 0.2
+done
+v=$(ctl --json vf show eth0/2)
+[ "$(jq -r '.state, .driver' <<<"$v" | tr '\n' ' ')" = "free igbvf " ] && ok "VF of the killed VM reclaimed" \
+	|| fail "after QEMU kill: $(jq -c . <<<"$v")"
+grep -q "vm g2: .*reclaiming" "$LOG" || fail "no reclaim logged"
+[ "$(ctl --json vm list | jq -r '.[] | select(.name == "g2") | .connected')" = false ] || fail "g2 still connected"
+
+# ---- 4. simulated host reboot ---------------------------------------------------------
+ctl pf set-vfs eth0 3 --driver host >/dev/null || fail "set-vfs 3"
+ctl vf set eth0/2 --mac 02:00:00:00:02:02 >/dev/null || fail "vf set eth0/2 mac"
+stop_d
+echo 0 > /sys/class/net/eth0/device/sriov_numvfs
+modprobe -r igbvf; modprobe -r igb && modprobe igb || fail "reloading igb"
+for _ in $(seq 50); do [ -d /sys/class/net/eth0 ] && break; sleep 0.1; done
+ip link set eth0 up
+[ "$(cat /sys/class/net/eth0/device/sriov_numvfs)" = 0 ] || fail "VFs survived the reload"
+start_d || exit 1
+n=$(cat /sys/class/net/eth0/device/sriov_numvfs)
+[ "$n" = 3 ] && ok "desired 3 VFs re-applied after the reload" || fail "after reload: $n VFs"
+mac=$(ctl --json vf show eth0/2 | jq -r .config.mac)
+[ "$mac" = 02:00:00:00:02:02 ] && ok "desired VF MAC re-applied" || fail "eth0/2 MAC after reload: $mac"
+grep "recovery:" "$LOG" | tail -5
+stop_d
+ctl status >/dev/null 2>&1 && fail "daemon still answering after SIGTERM"
+[ -e "$SOCK" ] && fail "socket left behind after SIGTERM"
+[ $fails = 0 ] && echo "all ok" || echo "$fails failures" >&2
+exit $((fails > 0))
