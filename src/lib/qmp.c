@@ -435,13 +435,17 @@ static int dispatch_buffered(iovm_qmp *q, iovm_error *err)
 		len = (size_t)(nl - q->in);
 		if (len > IOVM_QMP_MAX_MESSAGE)
 			return qmp_break(q, err, -EMSGSIZE, "message larger than %d bytes", IOVM_QMP_MAX_MESSAGE);
-		/* Take the line out first: a callback may re-enter and read more. */
-		line = strndup(q->in, len);
+		/* Take the line out first: a callback may re-enter and read more.
+		 * All len bytes, NULs included (strndup would stop at a NUL and
+		 * leave line shorter than len); dispatch_line refuses NULs. */
+		line = malloc(len + 1);
 		if (!line)
 			return qmp_break(q, err, -ENOMEM, "out of memory");
+		memcpy(line, q->in, len);
+		line[len] = '\0';
 		memmove(q->in, nl + 1, q->in_len - len - 1);
 		q->in_len -= len + 1;
-		while (len > 0 && strchr(" \t\r", line[len - 1]))
+		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
 			line[--len] = '\0';
 		if (len == 0)
 			continue;
