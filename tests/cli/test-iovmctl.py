@@ -830,6 +830,72 @@ def help_and_version():
     check(out.startswith("iovmctl "), "version %r" % out)
 
 
+SOURCE_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+@test
+def man_pages_render_cleanly_and_cover_every_command():
+    pages = [os.path.join(SOURCE_ROOT, "docs", "man", p) for p in ("iovmctl.8", "iovmd.8")]
+    for page in pages:
+        check(os.path.isfile(page), "%s exists" % page)
+    rc, out, _ = run(["--help"])
+    names = []
+    for line in out.splitlines():
+        if line.startswith("  ") and not line.startswith("  -"):
+            words = []
+            for w in line.split():
+                if not w.islower() or w.startswith("["):
+                    break
+                words.append(w)
+            names.append(" ".join(words))
+    check(len(names) >= 10, "commands in --help: %r" % names)
+    sections = [l[4:].strip('"').split("\\f")[0].strip().replace("\\-", "-")
+                for l in open(pages[0]).read().splitlines() if l.startswith(".SS ")]
+    for name in names:
+        check(name in sections, "iovmctl.8 has a section for %r (sections %r)" % (name, sections))
+    if subprocess.run(["sh", "-c", "command -v groff"], stdout=subprocess.DEVNULL).returncode != 0:
+        print("  (groff not found: rendering not checked)")
+        return
+    for page in pages:
+        p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", page], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        eq(p.returncode, 0, "groff exit status for " + page)
+        eq(p.stderr.decode(), "", "groff warnings for " + page)
+
+
+@test
+def bash_completion():
+    comp = os.path.join(SOURCE_ROOT, "contrib", "bash-completion", "iovmctl")
+    check(os.path.isfile(comp), "completion file exists")
+    script = r'''
+source "$1"; shift
+PATH="$1:$PATH"; shift
+comp() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _iovmctl; echo "${COMPREPLY[*]}"; }
+comp iovmctl ''
+comp iovmctl --socket "$1" pf ''
+comp iovmctl --socket "$1" pf show ''
+comp iovmctl --socket "$1" vf set eth0/1 --
+comp iovmctl --socket "$1" vf set --vlan 10 ''
+comp iovmctl --socket "$1" attach g1 --mode ''
+comp iovmctl --socket "$1" vm remove g
+comp iovmctl --socket "$1/absent" vm remove ''
+'''
+    with FakeDaemon() as d:
+        p = subprocess.run(["bash", "-c", script, "bash", comp, os.path.dirname(IOVMCTL), d.path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    eq(p.stderr.decode(), "", "bash stderr")
+    got = [l.split() for l in p.stdout.decode().split("\n")[:-1]]
+    eq(len(got), 8, "completions")
+    eq(got[0], "status pf vf vm attach detach top raw".split(), "commands")
+    eq(got[1], ["list", "show", "set-vfs"], "pf subcommands")
+    eq(sorted(got[2]), sorted([PF0["pf"], PF1["pf"], PF0["netdev"]]), "PF names from the daemon")
+    eq(got[3], "--mac --vlan --qos --rate --trust --spoofchk --link --help".split(), "vf set options")
+    eq(got[4], [v["vf"] for v in VFS], "VF names after an option's value")
+    eq(got[5], ["auto", "exclusive", "shared"], "--mode values")
+    eq(sorted(got[6]), sorted(v["name"] for v in VMS if v["name"].startswith("g")), "VM names")
+    eq(got[7], [], "nothing when the daemon does not answer")
+
+
 def main():
     global IOVMCTL, TMP
     if len(sys.argv) != 2:
