@@ -108,7 +108,8 @@ static const struct cmd_def {
 	[IOVM_API_VF_SET] = { B(A_VF) | VF_SET_FIELDS, B(A_VF) },
 	[IOVM_API_VM_ADD] = { B(A_NAME) | B(A_QMP) | B(A_PRIORITY) | B(A_NUMA), B(A_NAME) | B(A_QMP) },
 	[IOVM_API_VM_REMOVE] = { B(A_NAME), B(A_NAME) },
-	[IOVM_API_ATTACH] = { B(A_VM) | B(A_VF) | B(A_PF) | B(A_MODE) | B(A_MAC) | B(A_VLAN) | B(A_QOS) |
+	/* No qos on attach: the VLAN is given to the device without a priority. */
+	[IOVM_API_ATTACH] = { B(A_VM) | B(A_VF) | B(A_PF) | B(A_MODE) | B(A_MAC) | B(A_VLAN) |
 			      B(A_FAILOVER) | B(A_TIMEOUT), B(A_VM) },
 	[IOVM_API_DETACH] = { B(A_VM) | B(A_VF) | B(A_TIMEOUT), B(A_VM) },
 };

@@ -149,7 +149,7 @@ static const struct {
 	{ "vm-list", "{}", { NULL } },
 	{ "vm-remove", "{\"name\":\"g1\"}", { "name", NULL } },
 	{ "attach", "{\"vm\":\"g1\",\"vf\":\"eth0/2\",\"mode\":\"exclusive\",\"mac\":\"02:00:00:00:00:02\","
-		    "\"vlan\":10,\"qos\":1,\"failover_pair_id\":\"net0\",\"timeout_ms\":5000}", { "vm", NULL } },
+		    "\"vlan\":10,\"failover_pair_id\":\"net0\",\"timeout_ms\":5000}", { "vm", NULL } },
 	{ "attach", "{\"vm\":\"g1\",\"pf\":\"eth0\",\"mode\":\"shared\"}", { "vm", NULL } },
 	{ "detach", "{\"vm\":\"g1\",\"vf\":\"0000:01:10.2\",\"timeout_ms\":100}", { "vm", NULL } },
 };
@@ -299,7 +299,7 @@ static void test_typed_fields(void **state)
 	iovm_api_request_done(&r);
 
 	parse_ok("{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"vf\":\"eth0/2\",\"mode\":\"exclusive\","
-		 "\"mac\":\"02:00:00:00:00:02\",\"vlan\":10,\"qos\":1,\"failover_pair_id\":\"net0\","
+		 "\"mac\":\"02:00:00:00:00:02\",\"vlan\":10,\"failover_pair_id\":\"net0\","
 		 "\"timeout_ms\":5000}}", &r);
 	assert_int_equal(r.cmd, IOVM_API_ATTACH);
 	assert_string_equal(r.vm, "g1");
@@ -309,7 +309,7 @@ static void test_typed_fields(void **state)
 	assert_int_equal(r.cfg.present, IOVM_VFNET_MAC | IOVM_VFNET_VLAN);
 	assert_int_equal(r.cfg.mac[5], 2);
 	assert_int_equal(r.cfg.vlan, 10);
-	assert_int_equal(r.cfg.qos, 1);
+	assert_int_equal(r.cfg.qos, 0);
 	assert_string_equal(r.failover_pair_id, "net0");
 	assert_int_equal(r.timeout_ms, 5000);
 	iovm_api_request_done(&r);
@@ -424,8 +424,9 @@ static void test_cross_argument_rules(void **state)
 		    "at least one", NULL);
 	expect_fail("{\"execute\":\"vf-set\",\"arguments\":{\"vf\":\"eth0/1\",\"qos\":3}}", -EINVAL, "vf-set",
 		    "'qos'", "'vlan'", NULL);
-	expect_fail("{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"qos\":3}}", -EINVAL, "attach",
-		    "'qos'", "'vlan'", NULL);
+	/* attach gives the VLAN without a priority: qos is not one of its arguments. */
+	expect_fail("{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"vlan\":5,\"qos\":3}}", -EINVAL,
+		    "attach", "unknown argument 'qos'", NULL);
 	expect_fail("{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"vf\":\"eth0/1\",\"pf\":\"eth0\"}}",
 		    -EINVAL, "attach", "'vf'", "'pf'", NULL);
 }
