@@ -59,6 +59,7 @@ typedef struct vf {
 	uint64_t counter, window_bytes, total_bytes, tput;
 	uint64_t mark;               /* reference engine: held by the requesting VM */
 	size_t idx;                  /* in iovm_policy.vfs */
+	size_t dirty_idx;            /* in iovm_policy.dirty, when dirty */
 	pool *pools[_K_MAX];
 	size_t pos[_K_MAX * _H_MAX];
 } vf;
@@ -601,13 +602,10 @@ int iovm_policy_vf_add(iovm_policy *p, const iovm_policy_vf *in, iovm_error *err
 
 static void dirty_drop(iovm_policy *p, vf *v)
 {
-	if (!v->dirty)
+	if (!v->dirty || !p->indexed)
 		return;
-	for (size_t i = 0; i < p->n_dirty; i++)
-		if (p->dirty[i] == v) {
-			p->dirty[i] = p->dirty[--p->n_dirty];
-			break;
-		}
+	p->dirty[v->dirty_idx] = p->dirty[--p->n_dirty];
+	p->dirty[v->dirty_idx]->dirty_idx = v->dirty_idx;
 	v->dirty = false;
 }
 
@@ -1204,8 +1202,9 @@ int iovm_policy_sample(iovm_policy *p, const char *id, uint64_t counter, iovm_er
 		return 0;
 	v->window_bytes += delta;
 	v->total_bytes += delta;
-	if (!v->dirty) {
+	if (!v->dirty && p->indexed) {
 		v->dirty = true;
+		v->dirty_idx = p->n_dirty;
 		p->dirty[p->n_dirty++] = v;   /* room reserved in vf_add */
 	}
 	return 0;
@@ -1255,8 +1254,10 @@ int iovm_policy_window_reset(iovm_policy *p, uint64_t now_ns, iovm_error *err)
 			set_tput(p, v, bits_per_second(v->window_bytes, len));
 			v->window_bytes = 0;
 			v->dirty = v->tput != 0;
-			if (v->dirty)
+			if (v->dirty) {
+				v->dirty_idx = kept;
 				p->dirty[kept++] = v;
+			}
 		}
 		p->n_dirty = kept;
 	} else
@@ -1265,10 +1266,7 @@ int iovm_policy_window_reset(iovm_policy *p, uint64_t now_ns, iovm_error *err)
 
 			set_tput(p, v, bits_per_second(v->window_bytes, len));
 			v->window_bytes = 0;
-			v->dirty = false;
 		}
-	if (!p->indexed)
-		p->n_dirty = 0;
 	p->last_reset = now_ns;
 	return 0;
 }
