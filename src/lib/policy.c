@@ -473,28 +473,48 @@ static int check_name(const char *what, const char *s, size_t max, iovm_error *e
 	return 0;
 }
 
+/* Looks a VF or VM up by its key, with "what" naming it in the message. */
+static void *find(const hmap *m, const char *what, const char *key, size_t max, int *r, iovm_error *err)
+{
+	void *x;
+
+	*r = check_name(what, key, max, err);
+	if (*r < 0)
+		return NULL;
+	x = hmap_get(m, key);
+	if (!x)
+		*r = iovm_error_set(err, -ENOENT, "%s %s: unknown to the allocator", what, key);
+	return x;
+}
+
 static int find_vf(const iovm_policy *p, const char *id, vf **ret, iovm_error *err)
 {
-	int r = check_name("vf", id, IOVM_POLICY_ID_MAX, err);
+	int r;
 
-	if (r < 0)
-		return r;
-	*ret = hmap_get(&p->vfs_by_id, id);
-	if (!*ret)
-		return iovm_error_set(err, -ENOENT, "vf %s: unknown to the allocator", id);
-	return 0;
+	*ret = find(&p->vfs_by_id, "vf", id, IOVM_POLICY_ID_MAX, &r, err);
+	return r;
 }
 
 static int find_vm(const iovm_policy *p, const char *name, vm **ret, iovm_error *err)
 {
-	int r = check_name("vm", name, IOVM_POLICY_NAME_MAX, err);
+	int r;
 
+	*ret = find(&p->vms_by_name, "vm", name, IOVM_POLICY_NAME_MAX, &r, err);
+	return r;
+}
+
+/* The VM and the VF an assign or a release names. */
+static int find_both(const iovm_policy *p, const char *op, const char *name, const char *id, vm **m, vf **v,
+		     iovm_error *err)
+{
+	int r;
+
+	if (!p)
+		return iovm_error_set(err, -EINVAL, "%s: no engine given", op);
+	r = find_vm(p, name, m, err);
 	if (r < 0)
 		return r;
-	*ret = hmap_get(&p->vms_by_name, name);
-	if (!*ret)
-		return iovm_error_set(err, -ENOENT, "vm %s: unknown to the allocator", name);
-	return 0;
+	return find_vf(p, id, v, err);
 }
 
 static pool *node_pool(const iovm_policy *p, int node)
@@ -804,23 +824,18 @@ typedef struct choice {
 
 static void idx_free(iovm_policy *p, const vm *m, pool *pfp, int h, choice *c)
 {
-	pool *np = node_pool(p, m->node);
+	pool *np = node_pool(p, m->node), *pl = &p->global;
 
-	if (pfp) {
-		c->vf = heap_top(&pfp->h[h]);
-		c->where = W_PF;
-		c->candidates = pfp->h[h].n;
-		return;
-	}
-	if (np && np->h[h].n) {
-		c->vf = heap_top(&np->h[h]);
-		c->where = W_NODE;
-		c->candidates = np->h[h].n;
-		return;
-	}
-	c->vf = heap_top(&p->global.h[h]);
 	c->where = m->node >= 0 ? W_OTHER_NODE : W_ANY;
-	c->candidates = p->global.h[h].n;
+	if (pfp) {
+		pl = pfp;
+		c->where = W_PF;
+	} else if (np && np->h[h].n) {
+		pl = np;
+		c->where = W_NODE;
+	}
+	c->vf = heap_top(&pl->h[h]);
+	c->candidates = pl->h[h].n;
 }
 
 /* The VM's own shared VFs leave the heaps for the time of the choice. */
@@ -1079,12 +1094,7 @@ int iovm_policy_assign(iovm_policy *p, const char *name, const char *id, iovm_po
 	vf *v;
 	int r;
 
-	if (!p)
-		return iovm_error_set(err, -EINVAL, "assign: no engine given");
-	r = find_vm(p, name, &m, err);
-	if (r < 0)
-		return r;
-	r = find_vf(p, id, &v, err);
+	r = find_both(p, "assign", name, id, &m, &v, err);
 	if (r < 0)
 		return r;
 	if (mode != IOVM_POLICY_EXCLUSIVE && mode != IOVM_POLICY_SHARED)
@@ -1143,12 +1153,7 @@ int iovm_policy_release(iovm_policy *p, const char *name, const char *id, iovm_p
 	vf *v;
 	int r;
 
-	if (!p)
-		return iovm_error_set(err, -EINVAL, "release: no engine given");
-	r = find_vm(p, name, &m, err);
-	if (r < 0)
-		return r;
-	r = find_vf(p, id, &v, err);
+	r = find_both(p, "release", name, id, &m, &v, err);
 	if (r < 0)
 		return r;
 	a = held_by(m, v);

@@ -53,6 +53,27 @@ static void add_vm(iovm_policy *p, const char *name, iovm_store_priority prio, i
 		fail_msg("vm add %s: %s", name, e.msg);
 }
 
+/* n VFs 0000:01:10.0.. on one PF, no NUMA node, the engine's cap */
+static void add_vfs(iovm_policy *p, unsigned n, bool shareable)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "0000:01:10.%u", i);
+		add_vf(p, id, "0000:01:00.0", -1, shareable, 0);
+	}
+}
+
+/* VMs without NUMA preference; names separated by spaces */
+static void add_vms(iovm_policy *p, iovm_store_priority prio, const char *names)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", names);
+	for (char *n = strtok_r(buf, " ", &save); n; n = strtok_r(NULL, " ", &save))
+		add_vm(p, n, prio, -1);
+}
+
 static int ask(iovm_policy *p, const char *vm, iovm_policy_mode mode, const char *pf, iovm_policy_decision *d,
 	       iovm_error *e)
 {
@@ -141,14 +162,10 @@ static void test_admission_order(void **state)
 	};
 	iovm_policy_decision d[ELEMENTSOF(reqs)];
 
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, false, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, false, 0);
-	add_vf(p, "0000:01:10.2", "0000:01:00.0", -1, false, 0);
+	add_vfs(p, 3, false);
 	add_vm(p, "low1", IOVM_STORE_PRIO_LOW, -1);
-	add_vm(p, "norm1", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "norm2", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "high1", IOVM_STORE_PRIO_HIGH, -1);
-	add_vm(p, "high2", IOVM_STORE_PRIO_HIGH, -1);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "norm1 norm2");
+	add_vms(p, IOVM_STORE_PRIO_HIGH, "high1 high2");
 
 	assert_int_equal(iovm_policy_request_batch(p, reqs, ELEMENTSOF(reqs), d), 3);
 	/* high first in the order given, then normal: VFs go out by id */
@@ -180,9 +197,7 @@ static void test_exhaustion(void **state)
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
 	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, false, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "c", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b c");
 
 	expect(p, "a", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, &d);
 	assert_contains(d.reason, "exclusive: free VF");
@@ -207,13 +222,8 @@ static void test_lowest_throughput(void **state)
 	iovm_policy *p = engine(state, 0, false);
 	iovm_policy_decision d;
 
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.2", "0000:01:00.0", -1, true, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "c", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "new", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vfs(p, 3, true);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b c new");
 	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
 	assign_ok(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED);
 	assign_ok(p, "c", "0000:01:10.2", IOVM_POLICY_SHARED);
@@ -243,14 +253,8 @@ static void test_ties(void **state)
 
 	/* added out of id order on purpose */
 	add_vf(p, "0000:01:10.2", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "a2", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "c", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "x", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "y", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vfs(p, 2, true);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a a2 b c x y");
 	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
 	assign_ok(p, "a2", "0000:01:10.0", IOVM_POLICY_SHARED);
 	assign_ok(p, "c", "0000:01:10.2", IOVM_POLICY_SHARED);
@@ -269,8 +273,7 @@ static void test_window_reset(void **state)
 	iovm_error e = {};
 	iovm_policy_vf_info i;
 
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 0);
+	add_vfs(p, 2, true);
 	assert_int_equal(iovm_policy_last_reset(p), 0);
 
 	sample_ok(p, "0000:01:10.0", 100);       /* baseline only */
@@ -312,12 +315,8 @@ static void test_throughput_reorders(void **state)
 	iovm_policy *p = engine(state, 8, false);
 	uint64_t c0 = 0, c1 = 0;
 
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "n1", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "n2", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vfs(p, 2, true);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b n1 n2");
 	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
 	assign_ok(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED);
 	sample_ok(p, "0000:01:10.0", c0);
@@ -337,12 +336,9 @@ static void test_rebalance(void **state)
 	iovm_policy_move mv = {};
 	iovm_error e = {};
 
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 0);
-	add_vm(p, "excl", IOVM_STORE_PRIO_LOW, -1);
-	add_vm(p, "lo", IOVM_STORE_PRIO_LOW, -1);
-	add_vm(p, "hi", IOVM_STORE_PRIO_HIGH, -1);
-	add_vm(p, "hi2", IOVM_STORE_PRIO_HIGH, -1);
+	add_vfs(p, 2, true);
+	add_vms(p, IOVM_STORE_PRIO_LOW, "excl lo");
+	add_vms(p, IOVM_STORE_PRIO_HIGH, "hi hi2");
 	expect(p, "excl", IOVM_POLICY_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, NULL);
 	expect(p, "lo", IOVM_POLICY_SHARED, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
 	expect(p, "hi", IOVM_POLICY_SHARED, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
@@ -378,8 +374,7 @@ static void test_rebalance_off(void **state)
 	iovm_policy_move mv = {};
 	iovm_error e = {};
 
-	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 0);
+	add_vfs(p, 2, true);
 	add_vm(p, "a", IOVM_STORE_PRIO_LOW, -1);
 	add_vm(p, "b", IOVM_STORE_PRIO_HIGH, -1);
 	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_EXCLUSIVE);
@@ -452,8 +447,7 @@ static void test_users_cap(void **state)
 	iovm_error e;
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b");
 	add_vm(p, "c", IOVM_STORE_PRIO_HIGH, -1);
 	expect(p, "a", IOVM_POLICY_SHARED, NULL, "0000:01:10.0", IOVM_POLICY_SHARED, &d);
 	assert_int_equal(d.users, 1);
@@ -490,9 +484,7 @@ static void test_release_frees(void **state)
 	iovm_error e;
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "c", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b c");
 	expect(p, "a", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, NULL);
 	assert_int_equal(info(p, "0000:01:10.0").state, IOVM_POLICY_VF_EXCLUSIVE);
 	assert_int_equal(ask(p, "b", IOVM_POLICY_EXCLUSIVE, NULL, &d, &e), -EBUSY);
@@ -525,8 +517,7 @@ static void test_bad_input(void **state)
 	longname[sizeof(longname) - 1] = 0;
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
 	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, false, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, -1);
+	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b");
 
 	assert_int_equal(ask(p, "nobody", IOVM_POLICY_AUTO, NULL, &d, &e), -ENOENT);
 	assert_string_equal(e.msg, "vm nobody: unknown to the allocator");
