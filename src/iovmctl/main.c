@@ -10,6 +10,7 @@
  * round trip. A daemon error exits with its errno number (16 for EBUSY...),
  * any other failure with 1.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -63,15 +64,21 @@ static void json_putp(json_object **o)
 }
 #define _cleanup_json_ _cleanup_(json_putp)
 
+/* "iovmctl: message\n" on stderr */
+static __attribute__((format(printf, 1, 0))) void vsay(const char *fmt, va_list ap)
+{
+	fputs("iovmctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 static __attribute__((format(printf, 1, 2))) int fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("iovmctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EXIT_FAILURE;
 }
 
@@ -486,10 +493,41 @@ static int drain_until(ctl *c, int64_t deadline)
 
 /* ---- argument checks ---------------------------------------------------- */
 
+typedef enum param_kind {
+	P_PF,        /* PF name -> string */
+	P_VF,        /* VF name -> string */
+	P_NAME,      /* VM name, failover pair id -> string */
+	P_MAC,       /* unicast MAC -> string */
+	P_INT,       /* min..max -> integer */
+	P_ONOFF,     /* on|off -> boolean */
+	P_CHOICE,    /* one of choices -> string */
+	P_PATH,      /* socket path, made absolute -> string */
+} param_kind;
+
+/* One argument of a command: a positional one (opt NULL, required) or an
+ * option, and the API argument it becomes. */
+typedef struct param {
+	const char *opt;                 /* "vlan" for --vlan; NULL: positional */
+	const char *key;                 /* "vlan" in the request */
+	param_kind kind;
+	const char *label;               /* positional: "PF"; names in messages */
+	long long min, max;              /* P_INT */
+	const char *const *choices;      /* P_CHOICE, NULL-terminated */
+	bool required;                   /* an option that must be given */
+} param;
+
+#define PARAMS_MAX 12
+
 typedef struct command command;
 struct command {
 	const char *name;          /* "pf list" */
 	const char *usage;         /* arguments after the name */
+	/* table-driven commands (run_command): */
+	const char *api;           /* "pf-show" */
+	const param *params;       /* positionals first; ends with { 0 } */
+	int (*check)(json_object *args);   /* checks across arguments, or NULL */
+	void (*print)(json_object *ret);
+	/* or a command of its own: */
 	int (*run)(ctl *c, const command *cmd, int argc, char **argv);
 };
 
@@ -499,11 +537,9 @@ static __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ..
 {
 	va_list ap;
 
-	fputs("iovmctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (current)
 		fprintf(stderr, "usage: iovmctl %s%s%s\n", current->name,
 			*current->usage ? " " : "", current->usage);
@@ -520,14 +556,13 @@ static bool name_ok(const char *s)
 	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") == n;
 }
 
-static bool pci_address_ok(const char *s)
+/* s has pat's shape: 'x' a hex digit, anything else itself. */
+static bool hex_pattern_ok(const char *s, const char *pat)
 {
-	static const char pat[] = "xxxx:xx:xx.x";
-
 	if (strlen(s) != strlen(pat))
 		return false;
 	for (size_t i = 0; pat[i]; i++) {
-		if (pat[i] == 'x' ? !strchr("0123456789abcdefABCDEF", s[i]) : s[i] != pat[i])
+		if (pat[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != pat[i])
 			return false;
 	}
 	return true;
@@ -540,26 +575,13 @@ static bool vf_ok(const char *s)
 	char pf[64];
 
 	if (!slash)
-		return pci_address_ok(s);
+		return hex_pattern_ok(s, "xxxx:xx:xx.x");
 	if ((size_t)(slash - s) >= sizeof(pf) || !slash[1] || strlen(slash + 1) > 5 ||
 	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
 		return false;
 	memcpy(pf, s, (size_t)(slash - s));
 	pf[slash - s] = '\0';
 	return name_ok(pf);
-}
-
-static bool mac_ok(const char *s)
-{
-	static const char pat[] = "xx:xx:xx:xx:xx:xx";
-
-	if (strlen(s) != strlen(pat))
-		return false;
-	for (size_t i = 0; pat[i]; i++) {
-		if (pat[i] == 'x' ? !strchr("0123456789abcdefABCDEF", s[i]) : s[i] != pat[i])
-			return false;
-	}
-	return true;
 }
 
 static bool mac_is_unicast(const char *s)
@@ -606,7 +628,7 @@ static int check_vf(const char *s)
 
 static int check_mac(const char *s)
 {
-	if (!mac_ok(s))
+	if (!hex_pattern_ok(s, "xx:xx:xx:xx:xx:xx"))
 		return usage_error("invalid MAC address '%s' (xx:xx:xx:xx:xx:xx)", s);
 	if (!mac_is_unicast(s))
 		return usage_error("MAC address %s is not a unicast address", s);
@@ -864,34 +886,10 @@ static int run(ctl *c, const char *name, json_object *args, void (*print)(json_o
 	return 0;
 }
 
-static int cmd_status(ctl *c, const command *cmd, int argc, char **argv)
-{
-	bool helped;
-	int r = no_options(cmd, argc, argv, &helped);
-
-	if (r || helped)
-		return r;
-	if ((r = want_args(argc, argv, 0, "")))
-		return r;
-	return run(c, "status", NULL, print_show);
-}
-
 static void print_pf_list(json_object *ret)
 {
 	if (is_array(ret))
 		print_pf_table(ret);
-}
-
-static int cmd_pf_list(ctl *c, const command *cmd, int argc, char **argv)
-{
-	bool helped;
-	int r = no_options(cmd, argc, argv, &helped);
-
-	if (r || helped)
-		return r;
-	if ((r = want_args(argc, argv, 0, "")))
-		return r;
-	return run(c, "pf-list", NULL, print_pf_list);
 }
 
 static void print_pf_show(json_object *ret)
@@ -905,50 +903,16 @@ static void print_pf_show(json_object *ret)
 	}
 }
 
-static int cmd_pf_show(ctl *c, const command *cmd, int argc, char **argv)
+/* Commands without options and with at most one argument (PF, VF or VM
+ * name): the command table says which. */
+static void print_nothing(json_object *ret)
 {
-	bool helped;
-	int r = no_options(cmd, argc, argv, &helped);
-
-	if (r || helped)
-		return r;
-	if ((r = want_args(argc, argv, 1, "PF")) || (r = check_pf(argv[optind])))
-		return r;
-	json_object *a = json_object_new_object();
-	json_object_object_add(a, "pf", json_object_new_string(argv[optind]));
-	return run(c, "pf-show", a, print_pf_show);
 }
-
-static const char *const drivers[] = { "vfio-pci", "host", NULL };
 
 static void print_set_vfs(json_object *ret)
 {
 	printf("%s: %lld VFs%s%s\n", js_str(ret, "pf"), (long long)js_int(ret, "num_vfs", 0),
 	       *js_str(ret, "desired_driver") ? ", driver " : "", js_str(ret, "desired_driver"));
-}
-
-static int cmd_pf_set_vfs(ctl *c, const command *cmd, int argc, char **argv)
-{
-	const char *driver = NULL;
-	long long count;
-	int r;
-
-	OPTS_BEGIN({ "driver", required_argument, NULL, 'd' })
-	case 'd':
-		if ((r = parse_choice("--driver", optarg, drivers)))
-			return r;
-		driver = optarg;
-		break;
-	OPTS_END
-	if ((r = want_args(argc, argv, 2, argc - optind < 1 ? "PF" : "COUNT")) ||
-	    (r = check_pf(argv[optind])) || (r = parse_int("COUNT", argv[optind + 1], 0, 65535, &count)))
-		return r;
-	json_object *a = json_object_new_object();
-	json_object_object_add(a, "pf", json_object_new_string(argv[optind]));
-	json_object_object_add(a, "count", json_object_new_int64(count));
-	if (driver)
-		json_object_object_add(a, "driver", json_object_new_string(driver));
-	return run(c, "pf-set-vfs", a, print_set_vfs);
 }
 
 static void print_vf_list(json_object *ret)
@@ -957,206 +921,10 @@ static void print_vf_list(json_object *ret)
 		print_vf_table(ret);
 }
 
-static int cmd_vf_list(ctl *c, const command *cmd, int argc, char **argv)
-{
-	const char *pf = NULL;
-	int r;
-
-	OPTS_BEGIN({ "pf", required_argument, NULL, 'p' })
-	case 'p':
-		if ((r = check_pf(optarg)))
-			return r;
-		pf = optarg;
-		break;
-	OPTS_END
-	if ((r = want_args(argc, argv, 0, "")))
-		return r;
-	json_object *a = NULL;
-	if (pf) {
-		a = json_object_new_object();
-		json_object_object_add(a, "pf", json_object_new_string(pf));
-	}
-	return run(c, "vf-list", a, print_vf_list);
-}
-
-static int cmd_vf_show(ctl *c, const command *cmd, int argc, char **argv)
-{
-	bool helped;
-	int r = no_options(cmd, argc, argv, &helped);
-
-	if (r || helped)
-		return r;
-	if ((r = want_args(argc, argv, 1, "VF")) || (r = check_vf(argv[optind])))
-		return r;
-	json_object *a = json_object_new_object();
-	json_object_object_add(a, "vf", json_object_new_string(argv[optind]));
-	return run(c, "vf-show", a, print_show);
-}
-
-static int parse_onoff(const char *opt, const char *s, bool *ret)
-{
-	static const char *const onoff[] = { "on", "off", NULL };
-	int r = parse_choice(opt, s, onoff);
-
-	if (!r)
-		*ret = !strcmp(s, "on");
-	return r;
-}
-
-static int cmd_vf_set(ctl *c, const command *cmd, int argc, char **argv)
-{
-	static const char *const links[] = { "auto", "enable", "disable", NULL };
-	_cleanup_json_ json_object *a = json_object_new_object();
-	long long v;
-	bool b;
-	int r;
-
-	OPTS_BEGIN({ "mac", required_argument, NULL, 'm' }, { "vlan", required_argument, NULL, 'v' },
-		   { "qos", required_argument, NULL, 'q' }, { "rate", required_argument, NULL, 'r' },
-		   { "trust", required_argument, NULL, 't' }, { "spoofchk", required_argument, NULL, 's' },
-		   { "link", required_argument, NULL, 'l' })
-	case 'm':
-		if ((r = check_mac(optarg)))
-			return r;
-		json_object_object_add(a, "mac", json_object_new_string(optarg));
-		break;
-	case 'v':
-		if ((r = parse_int("--vlan", optarg, 0, 4094, &v)))
-			return r;
-		json_object_object_add(a, "vlan", json_object_new_int64(v));
-		break;
-	case 'q':
-		if ((r = parse_int("--qos", optarg, 0, 7, &v)))
-			return r;
-		json_object_object_add(a, "qos", json_object_new_int64(v));
-		break;
-	case 'r':
-		if ((r = parse_int("--rate", optarg, 0, INT32_MAX, &v)))
-			return r;
-		json_object_object_add(a, "rate", json_object_new_int64(v));
-		break;
-	case 't':
-		if ((r = parse_onoff("--trust", optarg, &b)))
-			return r;
-		json_object_object_add(a, "trust", json_object_new_boolean(b));
-		break;
-	case 's':
-		if ((r = parse_onoff("--spoofchk", optarg, &b)))
-			return r;
-		json_object_object_add(a, "spoofchk", json_object_new_boolean(b));
-		break;
-	case 'l':
-		if ((r = parse_choice("--link", optarg, links)))
-			return r;
-		json_object_object_add(a, "link", json_object_new_string(optarg));
-		break;
-	OPTS_END
-	if ((r = want_args(argc, argv, 1, "VF")) || (r = check_vf(argv[optind])))
-		return r;
-	if (json_object_object_length(a) == 0)
-		return usage_error("nothing to set: give at least one of --mac --vlan --qos --rate "
-				   "--trust --spoofchk --link");
-	if (js_has(a, "qos") && !js_has(a, "vlan"))
-		return usage_error("--qos needs --vlan");
-	json_object *args = json_object_new_object();
-	json_object_object_add(args, "vf", json_object_new_string(argv[optind]));
-	json_object_object_foreach(a, key, val)
-		json_object_object_add(args, key, json_object_get(val));
-	return run(c, "vf-set", args, print_show);
-}
-
-static const char *const priorities[] = { "high", "normal", "low", NULL };
-
-static int cmd_vm_add(ctl *c, const command *cmd, int argc, char **argv)
-{
-	const char *qmp = NULL, *prio = NULL;
-	long long numa = -1;
-	_cleanup_free_ char *abs = NULL;
-	int r;
-
-	OPTS_BEGIN({ "qmp", required_argument, NULL, 'q' }, { "priority", required_argument, NULL, 'p' },
-		   { "numa-node", required_argument, NULL, 'n' })
-	case 'q':
-		qmp = optarg;
-		break;
-	case 'p':
-		if ((r = parse_choice("--priority", optarg, priorities)))
-			return r;
-		prio = optarg;
-		break;
-	case 'n':
-		if ((r = parse_int("--numa-node", optarg, 0, 1023, &numa)))
-			return r;
-		break;
-	OPTS_END
-	if ((r = want_args(argc, argv, 1, "NAME")))
-		return r;
-	if (!name_ok(argv[optind]))
-		return usage_error("invalid VM name '%s' (1-63 of A-Z a-z 0-9 _ . : -)", argv[optind]);
-	if (!qmp || !*qmp)
-		return usage_error("--qmp SOCKET is required");
-	if (qmp[0] != '/') {
-		char cwd[4096];
-
-		if (!getcwd(cwd, sizeof(cwd)))
-			return fail("getcwd: %s", strerror(errno));
-		if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") ? cwd : "", qmp) < 0)
-			return fail("out of memory");
-		qmp = abs;
-	}
-	if (strlen(qmp) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
-		return usage_error("QMP socket path too long: %s", qmp);
-
-	json_object *a = json_object_new_object();
-	json_object_object_add(a, "name", json_object_new_string(argv[optind]));
-	json_object_object_add(a, "qmp", json_object_new_string(qmp));
-	if (prio)
-		json_object_object_add(a, "priority", json_object_new_string(prio));
-	if (numa >= 0)
-		json_object_object_add(a, "numa_node", json_object_new_int64(numa));
-	return run(c, "vm-add", a, print_show);
-}
-
 static void print_vm_list(json_object *ret)
 {
 	if (is_array(ret))
 		print_vm_table(ret);
-}
-
-static int cmd_vm_list(ctl *c, const command *cmd, int argc, char **argv)
-{
-	bool helped;
-	int r = no_options(cmd, argc, argv, &helped);
-
-	if (r || helped)
-		return r;
-	if ((r = want_args(argc, argv, 0, "")))
-		return r;
-	return run(c, "vm-list", NULL, print_vm_list);
-}
-
-static const char *removed_vm;
-
-static void print_vm_remove(json_object *ret)
-{
-	printf("removed VM %s\n", removed_vm);
-}
-
-static int cmd_vm_remove(ctl *c, const command *cmd, int argc, char **argv)
-{
-	bool helped;
-	int r = no_options(cmd, argc, argv, &helped);
-
-	if (r || helped)
-		return r;
-	if ((r = want_args(argc, argv, 1, "NAME")))
-		return r;
-	if (!name_ok(argv[optind]))
-		return usage_error("invalid VM name '%s'", argv[optind]);
-	removed_vm = argv[optind];
-	json_object *a = json_object_new_object();
-	json_object_object_add(a, "name", json_object_new_string(argv[optind]));
-	return run(c, "vm-remove", a, print_vm_remove);
 }
 
 static void print_attach(json_object *ret)
@@ -1166,101 +934,211 @@ static void print_attach(json_object *ret)
 	       js_str(ret, "port"));
 }
 
-static int cmd_attach(ctl *c, const command *cmd, int argc, char **argv)
-{
-	static const char *const modes[] = { "auto", "exclusive", "shared", NULL };
-	_cleanup_json_ json_object *a = json_object_new_object();
-	long long v;
-	int r;
-
-	OPTS_BEGIN({ "vf", required_argument, NULL, 'v' }, { "pf", required_argument, NULL, 'p' },
-		   { "mode", required_argument, NULL, 'm' }, { "mac", required_argument, NULL, 'M' },
-		   { "vlan", required_argument, NULL, 'V' },
-		   { "failover-pair-id", required_argument, NULL, 'f' },
-		   { "timeout-ms", required_argument, NULL, 't' })
-	case 'v':
-		if ((r = check_vf(optarg)))
-			return r;
-		json_object_object_add(a, "vf", json_object_new_string(optarg));
-		break;
-	case 'p':
-		if ((r = check_pf(optarg)))
-			return r;
-		json_object_object_add(a, "pf", json_object_new_string(optarg));
-		break;
-	case 'm':
-		if ((r = parse_choice("--mode", optarg, modes)))
-			return r;
-		json_object_object_add(a, "mode", json_object_new_string(optarg));
-		break;
-	case 'M':
-		if ((r = check_mac(optarg)))
-			return r;
-		json_object_object_add(a, "mac", json_object_new_string(optarg));
-		break;
-	case 'V':
-		if ((r = parse_int("--vlan", optarg, 0, 4094, &v)))
-			return r;
-		json_object_object_add(a, "vlan", json_object_new_int64(v));
-		break;
-	case 'f':
-		if (!name_ok(optarg))
-			return usage_error("invalid --failover-pair-id '%s' (1-63 of A-Z a-z 0-9 _ . : -)", optarg);
-		json_object_object_add(a, "failover_pair_id", json_object_new_string(optarg));
-		break;
-	case 't':
-		if ((r = parse_int("--timeout-ms", optarg, 100, 600000, &v)))
-			return r;
-		json_object_object_add(a, "timeout_ms", json_object_new_int64(v));
-		break;
-	OPTS_END
-	if ((r = want_args(argc, argv, 1, "VM")))
-		return r;
-	if (!name_ok(argv[optind]))
-		return usage_error("invalid VM name '%s'", argv[optind]);
-	if (js_has(a, "vf") && js_has(a, "pf"))
-		return usage_error("--vf and --pf exclude each other");
-	json_object *args = json_object_new_object();
-	json_object_object_add(args, "vm", json_object_new_string(argv[optind]));
-	json_object_object_foreach(a, key, val)
-		json_object_object_add(args, key, json_object_get(val));
-	return run(c, "attach", args, print_attach);
-}
-
 static void print_detach(json_object *ret)
 {
 	printf("detached %s from %s\n", js_str(ret, "vf"), js_str(ret, "vm"));
 }
 
-static int cmd_detach(ctl *c, const command *cmd, int argc, char **argv)
+/* Checks one argument and adds it to args under its key. */
+static int param_add(json_object *args, const param *p, const char *v)
 {
-	const char *vf = NULL;
-	long long timeout = 0;
+	char what[64];
+	_cleanup_free_ char *abs = NULL;
+	long long n;
 	int r;
 
-	OPTS_BEGIN({ "vf", required_argument, NULL, 'v' }, { "timeout-ms", required_argument, NULL, 't' })
-	case 'v':
-		if ((r = check_vf(optarg)))
+	if (p->opt)
+		snprintf(what, sizeof(what), "--%s", p->opt);
+	else
+		snprintf(what, sizeof(what), "%s", p->label);
+	switch (p->kind) {
+	case P_PF:
+		if ((r = check_pf(v)))
 			return r;
-		vf = optarg;
 		break;
-	case 't':
-		if ((r = parse_int("--timeout-ms", optarg, 100, 600000, &timeout)))
+	case P_VF:
+		if ((r = check_vf(v)))
 			return r;
 		break;
-	OPTS_END
-	if ((r = want_args(argc, argv, 1, "VM")))
-		return r;
-	if (!name_ok(argv[optind]))
-		return usage_error("invalid VM name '%s'", argv[optind]);
-	json_object *a = json_object_new_object();
-	json_object_object_add(a, "vm", json_object_new_string(argv[optind]));
-	if (vf)
-		json_object_object_add(a, "vf", json_object_new_string(vf));
-	if (timeout)
-		json_object_object_add(a, "timeout_ms", json_object_new_int64(timeout));
-	return run(c, "detach", a, print_detach);
+	case P_NAME:
+		if (!name_ok(v))
+			return usage_error("invalid %s '%s' (1-63 of A-Z a-z 0-9 _ . : -)", what, v);
+		break;
+	case P_MAC:
+		if ((r = check_mac(v)))
+			return r;
+		break;
+	case P_INT:
+		if ((r = parse_int(what, v, p->min, p->max, &n)))
+			return r;
+		json_object_object_add(args, p->key, json_object_new_int64(n));
+		return 0;
+	case P_ONOFF: {
+		static const char *const onoff[] = { "on", "off", NULL };
+
+		if ((r = parse_choice(what, v, onoff)))
+			return r;
+		json_object_object_add(args, p->key, json_object_new_boolean(!strcmp(v, "on")));
+		return 0;
+	}
+	case P_CHOICE:
+		if ((r = parse_choice(what, v, p->choices)))
+			return r;
+		break;
+	case P_PATH:
+		if (!*v)
+			return usage_error("%s needs a path", what);
+		if (v[0] != '/') {
+			char cwd[4096];
+
+			if (!getcwd(cwd, sizeof(cwd)))
+				return fail("getcwd: %s", strerror(errno));
+			if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") ? cwd : "", v) < 0)
+				return fail("out of memory");
+			v = abs;
+		}
+		if (strlen(v) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+			return usage_error("%s: socket path too long: %s", what, v);
+		break;
+	}
+	json_object_object_add(args, p->key, json_object_new_string(v));
+	return 0;
 }
+
+/* A command described by its params: parse the options, check every
+ * argument, send, print. */
+static int run_command(ctl *c, const command *cmd, int argc, char **argv)
+{
+	struct option opts[PARAMS_MAX + 2] = {};
+	const char *vals[PARAMS_MAX] = {};
+	size_t n = 0, nopts = 0, npos = 0;
+	json_object *args;
+	int o, r;
+
+	/* an option's val is 256 + its index in params */
+	for (const param *p = cmd->params; p->key; p++, n++) {
+		if (p->opt)
+			opts[nopts++] = (struct option){ p->opt, required_argument, NULL, 256 + (int)n };
+		else
+			npos++;
+	}
+	opts[nopts] = (struct option){ "help", no_argument, NULL, 'h' };
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (o == 'h') {
+			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);
+			return EXIT_SUCCESS;
+		}
+		if (o < 256)
+			return bad_option(o, argc, argv);
+		vals[o - 256] = optarg;
+	}
+
+	if ((size_t)(argc - optind) < npos)
+		return usage_error("missing %s", cmd->params[argc - optind].label);
+	if ((size_t)(argc - optind) > npos)
+		return usage_error("unexpected argument '%s'", argv[optind + npos]);
+
+	args = json_object_new_object();
+	for (size_t i = 0, pos = 0; i < n; i++) {
+		const param *p = &cmd->params[i];
+		const char *v = p->opt ? vals[i] : argv[optind + pos++];
+
+		if (!v && p->required)
+			r = usage_error("--%s %s is required", p->opt, p->label);
+		else
+			r = v ? param_add(args, p, v) : 0;
+		if (r) {
+			json_object_put(args);
+			return r;
+		}
+	}
+	if (cmd->check && (r = cmd->check(args))) {
+		json_object_put(args);
+		return r;
+	}
+	if (json_object_object_length(args) == 0) {
+		json_object_put(args);
+		args = NULL;
+	}
+	return run(c, cmd->api, args, cmd->print);
+}
+
+static const char *const drivers[] = { "vfio-pci", "host", NULL };
+static const char *const links[] = { "auto", "enable", "disable", NULL };
+static const char *const priorities[] = { "high", "normal", "low", NULL };
+static const char *const modes[] = { "auto", "exclusive", "shared", NULL };
+
+static const param no_params[] = { {} };
+static const param pf_params[] = { { .key = "pf", .kind = P_PF, .label = "PF" }, {} };
+static const param vf_params[] = { { .key = "vf", .kind = P_VF, .label = "VF" }, {} };
+static const param vm_params[] = { { .key = "name", .kind = P_NAME, .label = "VM name" }, {} };
+
+static const param set_vfs_params[] = {
+	{ .key = "pf", .kind = P_PF, .label = "PF" },
+	{ .key = "count", .kind = P_INT, .label = "COUNT", .min = 0, .max = 65535 },
+	{ .opt = "driver", .key = "driver", .kind = P_CHOICE, .choices = drivers },
+	{}
+};
+
+static const param vf_list_params[] = { { .opt = "pf", .key = "pf", .kind = P_PF }, {} };
+
+static const param vf_set_params[] = {
+	{ .key = "vf", .kind = P_VF, .label = "VF" },
+	{ .opt = "mac", .key = "mac", .kind = P_MAC },
+	{ .opt = "vlan", .key = "vlan", .kind = P_INT, .min = 0, .max = 4094 },
+	{ .opt = "qos", .key = "qos", .kind = P_INT, .min = 0, .max = 7 },
+	{ .opt = "rate", .key = "rate", .kind = P_INT, .min = 0, .max = INT32_MAX },
+	{ .opt = "trust", .key = "trust", .kind = P_ONOFF },
+	{ .opt = "spoofchk", .key = "spoofchk", .kind = P_ONOFF },
+	{ .opt = "link", .key = "link", .kind = P_CHOICE, .choices = links },
+	{}
+};
+
+static int check_vf_set(json_object *args)
+{
+	if (json_object_object_length(args) < 2)
+		return usage_error("nothing to set: give at least one of --mac --vlan --qos --rate "
+				   "--trust --spoofchk --link");
+	if (js_has(args, "qos") && !js_has(args, "vlan"))
+		return usage_error("--qos needs --vlan");
+	return 0;
+}
+
+static const param vm_add_params[] = {
+	{ .key = "name", .kind = P_NAME, .label = "VM name" },
+	{ .opt = "qmp", .key = "qmp", .kind = P_PATH, .label = "SOCKET", .required = true },
+	{ .opt = "priority", .key = "priority", .kind = P_CHOICE, .choices = priorities },
+	{ .opt = "numa-node", .key = "numa_node", .kind = P_INT, .min = 0, .max = 1023 },
+	{}
+};
+
+static const param attach_params[] = {
+	{ .key = "vm", .kind = P_NAME, .label = "VM name" },
+	{ .opt = "vf", .key = "vf", .kind = P_VF },
+	{ .opt = "pf", .key = "pf", .kind = P_PF },
+	{ .opt = "mode", .key = "mode", .kind = P_CHOICE, .choices = modes },
+	{ .opt = "mac", .key = "mac", .kind = P_MAC },
+	{ .opt = "vlan", .key = "vlan", .kind = P_INT, .min = 0, .max = 4094 },
+	{ .opt = "failover-pair-id", .key = "failover_pair_id", .kind = P_NAME },
+	{ .opt = "timeout-ms", .key = "timeout_ms", .kind = P_INT, .min = 100, .max = 600000 },
+	{}
+};
+
+static int check_attach(json_object *args)
+{
+	if (js_has(args, "vf") && js_has(args, "pf"))
+		return usage_error("--vf and --pf exclude each other");
+	return 0;
+}
+
+static const param detach_params[] = {
+	{ .key = "vm", .kind = P_NAME, .label = "VM name" },
+	{ .opt = "vf", .key = "vf", .kind = P_VF },
+	{ .opt = "timeout-ms", .key = "timeout_ms", .kind = P_INT, .min = 100, .max = 600000 },
+	{}
+};
 
 static int by_throughput(const void *x, const void *y)
 {
@@ -1406,23 +1284,29 @@ static int cmd_raw(ctl *c, const command *cmd, int argc, char **argv)
 	return run(c, argv[optind], a, NULL);
 }
 
+#define COMMAND(n, u, a, par, chk, pr) \
+	{ .name = n, .usage = u, .api = a, .params = par, .check = chk, .print = pr, .run = run_command }
+
 static const command commands[] = {
-	{ "status", "", cmd_status },
-	{ "pf list", "", cmd_pf_list },
-	{ "pf show", "PF", cmd_pf_show },
-	{ "pf set-vfs", "PF COUNT [--driver vfio-pci|host]", cmd_pf_set_vfs },
-	{ "vf list", "[--pf PF]", cmd_vf_list },
-	{ "vf show", "VF", cmd_vf_show },
-	{ "vf set", "VF [--mac MAC] [--vlan ID] [--qos N] [--rate MBPS] [--trust on|off] "
-		    "[--spoofchk on|off] [--link auto|enable|disable]", cmd_vf_set },
-	{ "vm add", "NAME --qmp SOCKET [--priority high|normal|low] [--numa-node N]", cmd_vm_add },
-	{ "vm list", "", cmd_vm_list },
-	{ "vm remove", "NAME", cmd_vm_remove },
-	{ "attach", "VM [--vf VF | --pf PF] [--mode auto|exclusive|shared] [--mac MAC] [--vlan ID] "
-		    "[--failover-pair-id ID] [--timeout-ms MS]", cmd_attach },
-	{ "detach", "VM [--vf VF] [--timeout-ms MS]", cmd_detach },
-	{ "top", "[--interval SEC] [--count N] [--pf PF]", cmd_top },
-	{ "raw", "COMMAND [JSON-ARGS]", cmd_raw },
+	COMMAND("status", "", "status", no_params, NULL, print_show),
+	COMMAND("pf list", "", "pf-list", no_params, NULL, print_pf_list),
+	COMMAND("pf show", "PF", "pf-show", pf_params, NULL, print_pf_show),
+	COMMAND("pf set-vfs", "PF COUNT [--driver vfio-pci|host]", "pf-set-vfs", set_vfs_params, NULL,
+		print_set_vfs),
+	COMMAND("vf list", "[--pf PF]", "vf-list", vf_list_params, NULL, print_vf_list),
+	COMMAND("vf show", "VF", "vf-show", vf_params, NULL, print_show),
+	COMMAND("vf set", "VF [--mac MAC] [--vlan ID] [--qos N] [--rate MBPS] [--trust on|off] "
+		"[--spoofchk on|off] [--link auto|enable|disable]", "vf-set", vf_set_params, check_vf_set,
+		print_show),
+	COMMAND("vm add", "NAME --qmp SOCKET [--priority high|normal|low] [--numa-node N]", "vm-add",
+		vm_add_params, NULL, print_show),
+	COMMAND("vm list", "", "vm-list", no_params, NULL, print_vm_list),
+	COMMAND("vm remove", "NAME", "vm-remove", vm_params, NULL, print_nothing),
+	COMMAND("attach", "VM [--vf VF | --pf PF] [--mode auto|exclusive|shared] [--mac MAC] [--vlan ID] "
+		"[--failover-pair-id ID] [--timeout-ms MS]", "attach", attach_params, check_attach, print_attach),
+	COMMAND("detach", "VM [--vf VF] [--timeout-ms MS]", "detach", detach_params, NULL, print_detach),
+	{ .name = "top", .usage = "[--interval SEC] [--count N] [--pf PF]", .run = cmd_top },
+	{ .name = "raw", .usage = "COMMAND [JSON-ARGS]", .run = cmd_raw },
 };
 
 static void usage(FILE *f)
