@@ -98,3 +98,12 @@ typedef bool (*iovm_qmp_event_match)(const char *event, json_object *data, void 
 int iovm_qmp_wait_event(iovm_qmp *q, uint64_t mark, const char *event,
 			iovm_qmp_event_match match, void *userdata,
 			json_object **ret_data, int timeout_ms, iovm_error *err);
+
+/* Like iovm_qmp_execute(), and the command's line goes out in one sendmsg()
+ * carrying fd (not consumed; the caller closes its copy) as SCM_RIGHTS, the
+ * way QEMU's getfd and add-fd expect it: {"execute":"getfd","arguments":
+ * {"fdname":NAME}} then makes fd known to QEMU as NAME. Output queued
+ * before is flushed first so that the fd travels with this command only.
+ * Needs a negotiated connection (-EAGAIN before). */
+int iovm_qmp_execute_with_fd(iovm_qmp *q, const char *command, json_object *args, int fd,
+			     json_object **ret_reply, int timeout_ms, iovm_error *err);

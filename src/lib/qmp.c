@@ -716,6 +716,42 @@ static bool call_finished(const iovm_qmp *q, const void *ud)
 	return ((const struct call *)ud)->done;
 }
 
+/* Runs the connection until the call's reply comes (or the deadline) and
+ * hands the reply over; shared by the plain and the fd-passing call. */
+static int wait_call(iovm_qmp *q, struct call *c, uint64_t id, const char *command,
+		     json_object **ret_reply, int64_t deadline, iovm_error *err)
+{
+	int r;
+
+	q->dispatching++;
+	r = run_until(q, call_finished, c, deadline, command, err);
+	q->dispatching--;
+	if (!c->done) {
+		/* Keep the id reserved so the late reply is recognised and dropped. */
+		for (struct pending *p = q->pending; p; p = p->next)
+			if (p->id == id)
+				p->cb = NULL;
+	}
+	if (q->free_requested && q->dispatching == 0) {
+		if (c->ret)
+			json_object_put(c->ret);
+		qmp_destroy(q);
+		return iovm_error_set(err, -ECANCELED, "qmp: connection freed by a callback");
+	}
+	if (r < 0 && !c->done)
+		return r;
+	if (c->status < 0) {
+		if (err)
+			*err = c->err;
+		return c->status;
+	}
+	if (ret_reply)
+		*ret_reply = c->ret;
+	else if (c->ret)
+		json_object_put(c->ret);
+	return 0;
+}
+
 int iovm_qmp_execute(iovm_qmp *q, const char *command, json_object *args,
 		     json_object **ret_reply, int timeout_ms, iovm_error *err)
 {
@@ -726,33 +762,116 @@ int iovm_qmp_execute(iovm_qmp *q, const char *command, json_object *args,
 	r = iovm_qmp_send(q, command, args, call_done, &c, &id, err);
 	if (r < 0)
 		return r;
-	q->dispatching++;
-	r = run_until(q, call_finished, &c, deadline_from(timeout_ms), command, err);
-	q->dispatching--;
-	if (!c.done) {
-		/* Keep the id reserved so the late reply is recognised and dropped. */
-		for (struct pending *p = q->pending; p; p = p->next)
-			if (p->id == id)
-				p->cb = NULL;
+	return wait_call(q, &c, id, command, ret_reply, deadline_from(timeout_ms), err);
+}
+
+/* The line goes out in one sendmsg() carrying fd as SCM_RIGHTS: QEMU's
+ * socket chardev keeps the fds that came with the last read, and getfd (or
+ * add-fd) takes them while it handles the command read with them. Output
+ * queued before is flushed first so that nothing else carries the fd. */
+static bool out_empty(const iovm_qmp *q, const void *ud)
+{
+	return q->out_len == 0;
+}
+
+static int send_with_fd(iovm_qmp *q, const char *line, int fd, int64_t deadline, iovm_error *err)
+{
+	size_t len = strlen(line), off = 0;
+
+	while (off < len) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} u = {};
+		struct iovec iov = { .iov_base = (char *)line + off, .iov_len = len - off };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct pollfd pfd = { .fd = q->fd, .events = POLLOUT };
+		ssize_t n;
+
+		if (off == 0) {
+			struct cmsghdr *c;
+
+			mh.msg_control = u.buf;
+			mh.msg_controllen = sizeof(u.buf);
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		}
+		n = sendmsg(q->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n >= 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EPIPE || errno == ECONNRESET)
+			return qmp_break(q, err, -ECONNRESET, "QEMU went away (%s)", strerror(errno));
+		if (errno != EAGAIN)
+			return qmp_break(q, err, negative_errno(), "write failed: %s", strerror(errno));
+		if (deadline >= 0 && now_ms() >= deadline)
+			/* Half a line on the wire: the stream is unusable. */
+			return off ? qmp_break(q, err, -ETIMEDOUT, "sending a command with an fd timed out")
+				   : iovm_error_set(err, -ETIMEDOUT, "qemu %s: sending an fd: timed out", q->name);
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			return iovm_error_set(err, negative_errno(), "qemu %s: poll failed: %m", q->name);
 	}
+	return 0;
+}
+
+int iovm_qmp_execute_with_fd(iovm_qmp *q, const char *command, json_object *args, int fd,
+			     json_object **ret_reply, int timeout_ms, iovm_error *err)
+{
+	int64_t deadline = deadline_from(timeout_ms);
+	struct call c = {};
+	struct pending *p;
+	bool queued = false;
+	uint64_t id = 0;
+	int r;
+
+	if (!q || !command || !*command || fd < 0 || (args && !json_object_is_type(args, json_type_object)))
+		return iovm_error_set(err, -EINVAL, "qmp: invalid argument");
+	if (q->state == QMP_BROKEN)
+		return iovm_error_set(err, -ENOTCONN, "%s", q->broken_msg);
+	if (q->state != QMP_READY)
+		return iovm_error_set(err, -EAGAIN, "qemu %s: %s: capabilities not negotiated yet",
+				      q->name, command);
+	q->dispatching++;
+	r = run_until(q, out_empty, NULL, deadline, command, err);
+	if (r >= 0) {
+		/* Not queued: the line stays in the pending entry until sent here. */
+		r = enqueue(q, command, args, call_done, &c, false, &id);
+		queued = r >= 0;
+		if (r < 0)
+			r = iovm_error_set(err, r, "qemu %s: %s: cannot queue command: %s", q->name,
+					   command, strerror(-r));
+	}
+	if (r >= 0) {
+		for (p = q->pending; p && p->id != id; p = p->next)
+			;
+		r = send_with_fd(q, p->line, fd, deadline, err);
+		if (r >= 0) {
+			free(p->line);
+			p->line = NULL;
+		}
+	}
+	q->dispatching--;
 	if (q->free_requested && q->dispatching == 0) {
-		if (c.ret)
-			json_object_put(c.ret);
 		qmp_destroy(q);
 		return iovm_error_set(err, -ECANCELED, "qmp: connection freed by a callback");
 	}
-	if (r < 0 && !c.done)
+	if (r < 0) {
+		/* A command that never went out is forgotten (a broken
+		 * connection already failed it). */
+		for (p = q->pending; queued && p; p = p->next)
+			if (p->line && p->id == id) {
+				pending_free(pending_take(q, true, id));
+				break;
+			}
 		return r;
-	if (c.status < 0) {
-		if (err)
-			*err = c.err;
-		return c.status;
 	}
-	if (ret_reply)
-		*ret_reply = c.ret;
-	else if (c.ret)
-		json_object_put(c.ret);
-	return 0;
+	return wait_call(q, &c, id, command, ret_reply, deadline, err);
 }
 
 uint64_t iovm_qmp_event_mark(const iovm_qmp *q)
