@@ -15,6 +15,7 @@
 #include "iovm/vfnet.h"
 #include "iovm/vm.h"
 #include "lib/util.h"
+#include "lib/vm-internal.h"
 
 #define ATTACH_TIMEOUT_MS 10000
 #define DETACH_TIMEOUT_MS 15000
@@ -123,6 +124,11 @@ iovm_vm *iovm_vm_free(iovm_vm *vm)
 		free(vm);
 	}
 	return NULL;
+}
+
+iovm_host *vm_host(iovm_vm *vm)
+{
+	return vm ? vm->host : NULL;
 }
 
 iovm_qmp *iovm_vm_get_qmp(iovm_vm *vm)
@@ -345,8 +351,8 @@ static bool port_reserved(iovm_vm *vm, const char *port)
 	return false;
 }
 
-static int pick_port(iovm_vm *vm, const iovm_attach_opts *o, int timeout_ms, char *ret, size_t n,
-		     iovm_error *err)
+int vm_pick_port(iovm_vm *vm, const iovm_attach_opts *o, int timeout_ms, char *ret, size_t n,
+		 iovm_error *err)
 {
 	_cleanup_json_ json_object *pci = NULL;
 	_cleanup_free_ iovm_vm_port *ports = NULL;
@@ -390,8 +396,9 @@ static int pick_port(iovm_vm *vm, const iovm_attach_opts *o, int timeout_ms, cha
 }
 
 /* The device is in the VM: query-pci shows it behind the port or, when the
- * guest has not numbered the port's bus, QOM knows it as vfio-pci. */
-static int verify_attached(iovm_vm *vm, const char *devid, const char *port, int timeout_ms, iovm_error *err)
+ * guest has not numbered the port's bus, QOM knows it with that type. */
+int vm_verify_device(iovm_vm *vm, const char *devid, const char *port, const char *type_name,
+		     int timeout_ms, iovm_error *err)
 {
 	_cleanup_json_ json_object *pci = NULL;
 	_cleanup_json_ json_object *type = NULL;
@@ -411,7 +418,7 @@ static int verify_attached(iovm_vm *vm, const char *devid, const char *port, int
 	json_object_object_add(a, "path", json_object_new_string(path));
 	json_object_object_add(a, "property", json_object_new_string("type"));
 	r = iovm_qmp_execute(vm->qmp, "qom-get", a, &type, timeout_ms, err);
-	if (r < 0 || strcmp(json_object_get_string(type), "vfio-pci"))
+	if (r < 0 || strcmp(json_object_get_string(type), type_name))
 		return iovm_error_set(err, -EIO, "vm %s: device %s not found after device_add", vm->name, devid);
 	return 0;
 }
@@ -440,7 +447,7 @@ static bool unplug_match(const char *event, json_object *data, void *ud)
 
 /* device_del and wait for DEVICE_DELETED. -ENODEV from QEMU means the device
  * is already gone, which is what we wanted. */
-static int unplug(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *err)
+int vm_unplug(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *err)
 {
 	_cleanup_json_ json_object *args = json_object_new_object();
 	uint64_t mark = iovm_qmp_event_mark(vm->qmp);
@@ -507,7 +514,7 @@ int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *r
 		goto fail;
 	}
 	step(vm, vf, "prepared");
-	r = pick_port(vm, o, timeout_ms, port, sizeof(port), err);
+	r = vm_pick_port(vm, o, timeout_ms, port, sizeof(port), err);
 	if (r < 0)
 		goto fail;
 	args = iovm_vm_device_add_args(vf, devid, port, o->failover_pair_id);
@@ -525,14 +532,14 @@ int iovm_vm_attach(iovm_vm *vm, const iovm_attach_opts *o, iovm_attach_result *r
 	e = iovm_vf_pool_get(vm->pool, vf);
 	e->use = IOVM_VF_IN_USE;
 	step(vm, vf, "device-added");
-	r = verify_attached(vm, devid, port, timeout_ms, err);
+	r = vm_verify_device(vm, devid, port, "vfio-pci", timeout_ms, err);
 	if (r < 0) {
 		/* It may be half in: take it out the normal way, which keeps the
 		 * VF reserved if the guest does not let go. */
 		iovm_error e2 = {};
 
 		e->use = IOVM_VF_RELEASE_PENDING;
-		if (unplug(vm, devid, timeout_ms, &e2) == 0)
+		if (vm_unplug(vm, devid, timeout_ms, &e2) == 0)
 			release_vf(vm, vf, LET_GO_TIMEOUT_MS, NULL);
 		return r;
 	}
@@ -576,7 +583,7 @@ int iovm_vm_detach(iovm_vm *vm, const char *vf_in, int timeout_ms, iovm_error *e
 					      "the VM is gone", vm->name, vf);
 		e->use = IOVM_VF_RELEASE_PENDING;
 		step(vm, vf, "device-del");
-		r = unplug(vm, devid, timeout_ms, err);
+		r = vm_unplug(vm, devid, timeout_ms, err);
 		if (r < 0)
 			return iovm_error_prefix(err, "detach vf %s", vf);
 		step(vm, vf, "deleted");
