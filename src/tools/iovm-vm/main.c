@@ -28,6 +28,11 @@ static void usage(FILE *f)
 	      "  attach --vf VF [--port ID | --port-prefix P] [--failover-pair ID]\n"
 	      "         [--mac MAC] [--vlan N] [--no-prepare] [--timeout-ms MS]\n"
 	      "  detach --vf VF [--timeout-ms MS]\n"
+	      "  attach-shared --vf VF [--port ID | --port-prefix P] [--mac MAC] [--timeout-ms MS]\n"
+	      "                            a macvtap on the VF's host netdev, as virtio-net\n"
+	      "  detach-shared --vf VF [--timeout-ms MS]\n"
+	      "  shared-list               the VFs this VM shares\n"
+	      "  shared-reclaim [--vf VF]  delete the VM's macvtaps (no --qmp needed)\n"
 	      "  watch [--timeout-ms MS]   print events until the VM goes away, then\n"
 	      "                            reclaim its VFs (waiting up to MS for each)\n"
 	      "  pool                      print the pool (no --qmp needed)\n"
@@ -226,6 +231,47 @@ static int cmd_watch(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_er
 	}
 }
 
+static int cmd_attach_shared(iovm_vm *vm, const struct opts *o, iovm_error *err)
+{
+	iovm_shared_opts a = {
+		.vf = o->vf, .mac = o->mac, .port = o->port, .port_prefix = o->port_prefix,
+		.timeout_ms = o->timeout_ms,
+	};
+	iovm_shared_result res;
+	double t0 = now_ms();
+	int r = iovm_vm_attach_shared(vm, &a, &res, err);
+
+	lib_ms += now_ms() - t0;
+	if (r >= 0)
+		printf("vf=%s vm=%s devid=%s netdev=%s port=%s mac=%s macvtap=%s ifindex=%d vf_netdev=%s "
+		       "lib_ms=%.1f\n", o->vf, o->vm, res.devid, res.netdev_id, res.port, res.mac, res.ifname,
+		       res.ifindex, res.vf_netdev, lib_ms);
+	return r;
+}
+
+static int cmd_detach_shared(iovm_vm *vm, const struct opts *o, iovm_error *err)
+{
+	double t0 = now_ms();
+	int r = iovm_vm_detach_shared(vm, o->vf, o->timeout_ms, err);
+
+	lib_ms += now_ms() - t0;
+	if (r >= 0)
+		printf("vf=%s vm=%s detached lib_ms=%.1f\n", o->vf, o->vm, lib_ms);
+	return r;
+}
+
+static int cmd_shared_list(iovm_vm *vm, iovm_error *err)
+{
+	iovm_shared_entry *v = NULL;
+	size_t n = 0;
+	int r = iovm_vm_shared_list(vm, &v, &n, err);
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		printf("vf=%s vm=%s devid=%s macvtap=%s\n", v[i].vf, iovm_vm_name(vm), v[i].devid, v[i].ifname);
+	free(v);
+	return r;
+}
+
 static int cmd_qmp(const struct opts *o, int argc, char **argv, iovm_error *err)
 {
 	json_object *args = NULL, *ret = NULL;
@@ -319,6 +365,12 @@ int main(int argc, char **argv)
 			print_pool(pool);
 		goto out;
 	}
+	if (!strcmp(cmd, "shared-reclaim")) {
+		r = iovm_shared_reclaim(o.vm, o.vf, &err);
+		if (r >= 0)
+			printf("vm=%s deleted=%d\n", o.vm, r);
+		goto out;
+	}
 	if (!o.qmp) {
 		fprintf(stderr, "iovm-vm: %s needs --qmp SOCK\n", cmd);
 		r = -EINVAL;
@@ -328,7 +380,8 @@ int main(int argc, char **argv)
 		r = cmd_qmp(&o, argc - optind, argv + optind, &err);
 		goto out;
 	}
-	if ((!strcmp(cmd, "attach") || !strcmp(cmd, "detach")) && !o.vf) {
+	if ((!strcmp(cmd, "attach") || !strcmp(cmd, "detach") || !strcmp(cmd, "attach-shared") ||
+	     !strcmp(cmd, "detach-shared")) && !o.vf) {
 		fprintf(stderr, "iovm-vm: %s needs --vf VF\n", cmd);
 		r = -EINVAL;
 		goto out_usage;
@@ -349,6 +402,12 @@ int main(int argc, char **argv)
 		r = cmd_attach(vm, pool, &o, &err);
 	else if (!strcmp(cmd, "detach"))
 		r = cmd_detach(vm, pool, &o, &err);
+	else if (!strcmp(cmd, "attach-shared"))
+		r = cmd_attach_shared(vm, &o, &err);
+	else if (!strcmp(cmd, "detach-shared"))
+		r = cmd_detach_shared(vm, &o, &err);
+	else if (!strcmp(cmd, "shared-list"))
+		r = cmd_shared_list(vm, &err);
 	else if (!strcmp(cmd, "watch"))
 		r = cmd_watch(vm, pool, &o, &err);
 	else {
