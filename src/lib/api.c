@@ -276,8 +276,27 @@ static int arg_string(const char *cmd, const char *arg, json_object *v, const ch
 	return 0;
 }
 
-static int arg_name(const char *cmd, const char *arg, json_object *v, char ret[IOVM_API_NAME_MAX],
-		    iovm_error *err)
+static bool path_valid(const char *s, size_t len)
+{
+	return len > 0 && s[0] == '/' && len < IOVM_API_PATH_MAX;
+}
+
+/* A PCI address, or PF/INDEX. s is NUL-terminated at len (arg_string). */
+static bool vf_valid(const char *s, size_t len)
+{
+	size_t pf_len;
+	unsigned idx;
+
+	if (len == 0 || len >= IOVM_API_VF_MAX)
+		return false;
+	return vf_split(s, len, &pf_len, &idx) == 0 || (!memchr(s, '/', len) && iovm_pci_addr_valid(s));
+}
+
+/* A string argument that valid() accepts, copied into ret (n bytes, more
+ * than any accepted length); else an error saying it must be what. */
+static int arg_checked(const char *cmd, const char *arg, json_object *v,
+		       bool (*valid)(const char *s, size_t len), const char *what, char *ret, size_t n,
+		       iovm_error *err)
 {
 	const char *s;
 	size_t len;
@@ -286,56 +305,32 @@ static int arg_name(const char *cmd, const char *arg, json_object *v, char ret[I
 	r = arg_string(cmd, arg, v, &s, &len, err);
 	if (r < 0)
 		return r;
-	if (!name_valid(s, len))
-		return iovm_error_set(err, -EINVAL,
-				      "%s: argument '%s' must be 1..%d characters of A-Z a-z 0-9 _ . : -",
-				      cmd, arg, IOVM_API_NAME_MAX - 1);
+	if (!valid(s, len) || len >= n)
+		return iovm_error_set(err, -EINVAL, "%s: argument '%s' must be %s", cmd, arg, what);
 	memcpy(ret, s, len);
 	ret[len] = '\0';
 	return 0;
+}
+
+#define NAME_RULE "1..63 characters of A-Z a-z 0-9 _ . : -"
+_Static_assert(IOVM_API_NAME_MAX == 64 && IOVM_API_PATH_MAX == 108, "the messages spell these out");
+
+static int arg_name(const char *cmd, const char *arg, json_object *v, char ret[IOVM_API_NAME_MAX],
+		    iovm_error *err)
+{
+	return arg_checked(cmd, arg, v, name_valid, NAME_RULE, ret, IOVM_API_NAME_MAX, err);
 }
 
 static int arg_vf(const char *cmd, const char *arg, json_object *v, char ret[IOVM_API_VF_MAX],
 		  iovm_error *err)
 {
-	const char *s;
-	size_t len, pf_len;
-	unsigned idx;
-	int r;
+	int r = arg_checked(cmd, arg, v, vf_valid, "a VF's PCI address (0000:01:10.2) or PF/INDEX (eth0/2)",
+			    ret, IOVM_API_VF_MAX, err);
 
-	r = arg_string(cmd, arg, v, &s, &len, err);
-	if (r < 0)
-		return r;
-	if (len > 0 && len < IOVM_API_VF_MAX) {
-		if (vf_split(s, len, &pf_len, &idx) == 0) {
-			memcpy(ret, s, len);
-			ret[len] = '\0';
-			return 0;
-		}
-		/* A PCI address is stored in its canonical form. */
-		if (!memchr(s, '/', len) && iovm_pci_addr_normalize(s, ret, IOVM_API_VF_MAX, NULL) == 0)
-			return 0;
-	}
-	return iovm_error_set(err, -EINVAL, "%s: argument '%s' must be a VF's PCI address "
-			      "(0000:01:10.2) or PF/INDEX (eth0/2)", cmd, arg);
-}
-
-static int arg_path(const char *cmd, const char *arg, json_object *v, char ret[IOVM_API_PATH_MAX],
-		    iovm_error *err)
-{
-	const char *s;
-	size_t len;
-	int r;
-
-	r = arg_string(cmd, arg, v, &s, &len, err);
-	if (r < 0)
-		return r;
-	if (len == 0 || s[0] != '/' || len >= IOVM_API_PATH_MAX)
-		return iovm_error_set(err, -EINVAL, "%s: argument '%s' must be an absolute path "
-				      "shorter than %d bytes", cmd, arg, IOVM_API_PATH_MAX);
-	memcpy(ret, s, len);
-	ret[len] = '\0';
-	return 0;
+	/* A PCI address is kept in its canonical form. */
+	if (r == 0 && iovm_api_vf_is_pci_address(ret))
+		r = iovm_pci_addr_normalize(ret, ret, IOVM_API_VF_MAX, err);
+	return r;
 }
 
 static int arg_int(const char *cmd, const char *arg, json_object *v, int64_t min, int64_t max,
@@ -430,7 +425,8 @@ static int parse_arg(const char *cmd, arg_id a, json_object *v, iovm_api_request
 	case A_VF:
 		return arg_vf(cmd, name, v, req->vf, err);
 	case A_QMP:
-		return arg_path(cmd, name, v, req->qmp, err);
+		return arg_checked(cmd, name, v, path_valid, "an absolute path shorter than 108 bytes",
+				   req->qmp, sizeof(req->qmp), err);
 	case A_COUNT:
 		r = arg_int(cmd, name, v, 0, 65535, &x, err);
 		req->count = (unsigned)x;
