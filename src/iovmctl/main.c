@@ -604,6 +604,19 @@ static int parse_int(const char *opt, const char *s, long long min, long long ma
 	return 0;
 }
 
+static int parse_seconds(const char *opt, const char *s, double min, double max, double *ret)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!*s || *end || errno || !(v >= min && v <= max))
+		return usage_error("%s must be a number of seconds %g..%g, not '%s'", opt, min, max, s);
+	*ret = v;
+	return 0;
+}
+
 static int parse_choice(const char *opt, const char *s, const char *const *choices)
 {
 	char list[128] = "";
@@ -656,22 +669,6 @@ static int bad_option(int o, int argc, char **argv)
 		return usage_error("unknown option '-%c'", optopt);
 	return usage_error("unknown option '%s'", word);
 }
-
-#define OPTS_BEGIN(...)                                                            \
-	static const struct option opts[] = { __VA_ARGS__, { "help", no_argument, NULL, 'h' }, {} }; \
-	int opt_;                                                                  \
-	optind = 0;                                                                \
-	while ((opt_ = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {        \
-		switch (opt_) {                                                    \
-		case 'h':                                                          \
-			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);   \
-			return EXIT_SUCCESS;
-
-#define OPTS_END                                                                   \
-		default:                                                           \
-			return bad_option(opt_, argc, argv);                       \
-		}                                                                  \
-	}
 
 /* For commands without options: still accept --help. */
 static int no_options(const command *cmd, int argc, char **argv, bool *helped)
@@ -1186,33 +1183,42 @@ static void print_top(json_object *arr, double interval, bool tty)
 
 static int cmd_top(ctl *c, const command *cmd, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "pf", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
 	double interval = 1.0;
 	long long count = 0;
 	const char *pf = NULL;
 	bool tty = isatty(STDOUT_FILENO);
-	int r;
+	int o, r;
 
-	OPTS_BEGIN({ "interval", required_argument, NULL, 'i' }, { "count", required_argument, NULL, 'n' },
-		   { "pf", required_argument, NULL, 'p' })
-	case 'i': {
-		char *end;
-
-		errno = 0;
-		interval = strtod(optarg, &end);
-		if (!*optarg || *end || errno || !(interval >= 0.1 && interval <= 3600))
-			return usage_error("--interval must be a number of seconds 0.1..3600, not '%s'", optarg);
-		break;
+	optind = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'h':
+			printf("usage: iovmctl %s %s\n", cmd->name, cmd->usage);
+			return EXIT_SUCCESS;
+		case 'i':
+			if ((r = parse_seconds("--interval", optarg, 0.1, 3600, &interval)))
+				return r;
+			break;
+		case 'n':
+			if ((r = parse_int("--count", optarg, 1, INT32_MAX, &count)))
+				return r;
+			break;
+		case 'p':
+			if ((r = check_pf(optarg)))
+				return r;
+			pf = optarg;
+			break;
+		default:
+			return bad_option(o, argc, argv);
+		}
 	}
-	case 'n':
-		if ((r = parse_int("--count", optarg, 1, INT32_MAX, &count)))
-			return r;
-		break;
-	case 'p':
-		if ((r = check_pf(optarg)))
-			return r;
-		pf = optarg;
-		break;
-	OPTS_END
 	if ((r = want_args(argc, argv, 0, "")))
 		return r;
 	if ((r = ctl_connect(c)))
@@ -1232,25 +1238,14 @@ static int cmd_top(ctl *c, const command *cmd, int argc, char **argv)
 		if (!is_array(ret))
 			return fail("malformed reply to vf-list: not an array");
 
-		size_t len = json_object_array_length(ret);
-		json_object **items = calloc(len ? len : 1, sizeof(*items));
-		if (!items)
-			return fail("out of memory");
-		for (size_t i = 0; i < len; i++)
-			items[i] = json_object_array_get_idx(ret, i);
-		qsort(items, len, sizeof(*items), by_throughput);
-		_cleanup_json_ json_object *sorted = json_object_new_array();
-		for (size_t i = 0; i < len; i++)
-			json_object_array_add(sorted, json_object_get(items[i]));
-		free(items);
-
+		json_object_array_sort(ret, by_throughput);
 		if (c->json)
-			printf("%s\n", json_object_to_json_string_ext(sorted, JSON_C_TO_STRING_PLAIN |
+			printf("%s\n", json_object_to_json_string_ext(ret, JSON_C_TO_STRING_PLAIN |
 								      JSON_C_TO_STRING_NOSLASHESCAPE));
 		else {
 			if (n && !tty)
 				printf("\n");
-			print_top(sorted, interval, tty);
+			print_top(ret, interval, tty);
 		}
 		fflush(stdout);
 		if (count && n + 1 >= count)
@@ -1355,16 +1350,10 @@ int main(int argc, char **argv)
 		case 'j':
 			c.json = true;
 			break;
-		case 't': {
-			char *end;
-
-			errno = 0;
-			c.timeout_s = strtod(optarg, &end);
-			if (!*optarg || *end || errno || !(c.timeout_s >= 0 && c.timeout_s <= 86400))
-				return usage_error("--timeout must be a number of seconds 0..86400, not '%s'",
-						   optarg);
+		case 't':
+			if ((r = parse_seconds("--timeout", optarg, 0, 86400, &c.timeout_s)))
+				return r;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			return EXIT_SUCCESS;
