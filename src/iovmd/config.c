@@ -30,12 +30,16 @@ void iovmd_config_defaults(iovmd_config *c)
 	c->window_ms = 10000;
 	c->level = LOG_LVL_INFO;
 	c->recover = true;
+	c->max_users = 4;
+	c->shared_reserve = 0;
+	c->rebalance = false;
 }
 
 enum {
 	OPT_CONFIG = 0x100, OPT_SOCKET, OPT_STATE, OPT_SYSFS_ROOT, OPT_GROUP, OPT_SOCKET_MODE,
 	OPT_MAX_CLIENTS, OPT_ATTACH_TIMEOUT, OPT_DETACH_TIMEOUT, OPT_REFRESH, OPT_SAMPLE,
-	OPT_WINDOW, OPT_LOG_LEVEL, OPT_NO_RECOVER, OPT_HELP, OPT_VERSION,
+	OPT_WINDOW, OPT_LOG_LEVEL, OPT_NO_RECOVER, OPT_MAX_USERS, OPT_SHARED_RESERVE, OPT_REBALANCE,
+	OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -53,6 +57,9 @@ static const struct option options[] = {
 	{ "window", required_argument, NULL, OPT_WINDOW },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "no-recover", no_argument, NULL, OPT_NO_RECOVER },
+	{ "max-users", required_argument, NULL, OPT_MAX_USERS },
+	{ "shared-reserve", required_argument, NULL, OPT_SHARED_RESERVE },
+	{ "rebalance", no_argument, NULL, OPT_REBALANCE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{}
@@ -65,7 +72,7 @@ static void usage(FILE *f)
 		"             [--group NAME] [--socket-mode OCTAL] [--max-clients N]\n"
 		"             [--attach-timeout MS] [--detach-timeout MS] [--refresh-interval MS]\n"
 		"             [--sample-interval MS] [--window MS] [--log-level error|warning|info|debug]\n"
-		"             [--no-recover]\n"
+		"             [--no-recover] [--max-users N] [--shared-reserve N] [--rebalance]\n"
 		"Every option can also be set as \"key = value\" in the config file\n"
 		"(default " DEFAULT_CONFIG "); a flag wins over the file. See iovmd(8).\n");
 }
@@ -155,15 +162,31 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 		}
 		return 0;
 	case OPT_NO_RECOVER:
+	case OPT_REBALANCE: {
+		bool yes;
+
 		if (!v || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
-			c->recover = false;
+			yes = true;
 		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
-			c->recover = true;
+			yes = false;
 		else {
 			fprintf(stderr, "iovmd: option %s: '%s' is not yes or no\n", name, v);
 			return -EINVAL;
 		}
+		if (id == OPT_NO_RECOVER)
+			c->recover = !yes;
+		else
+			c->rebalance = yes;
 		return 0;
+	}
+	case OPT_MAX_USERS:
+		r = parse_long(name, v, 1, 1024, 10, &x);
+		c->max_users = (unsigned)x;
+		return r;
+	case OPT_SHARED_RESERVE:
+		r = parse_long(name, v, 0, 4096, 10, &x);
+		c->shared_reserve = (unsigned)x;
+		return r;
 	}
 	return -EINVAL;
 }

@@ -35,6 +35,9 @@ typedef struct iovmd_config {
 	int refresh_interval_ms, sample_interval_ms, window_ms;
 	log_level level;
 	bool recover;
+	unsigned max_users;           /* users per shared VF */
+	unsigned shared_reserve;      /* free VFs auto mode leaves for sharing */
+	bool rebalance;               /* move a sharer to a VF that frees up */
 } iovmd_config;
 
 /* config.c */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "iovm/pci.h"
+#include "iovm/policy.h"
 #include "iovm/sriov.h"
 #include "iovm/store.h"
 #include "iovm/vfio.h"
@@ -39,6 +40,9 @@ typedef struct ops {
 	iovm_host *host;
 	iovm_store *store;
 	iovm_vf_pool *pool;
+	iovm_policy *pol;            /* who gets which VF (docs/allocation.md) */
+	char (*known)[IOVM_STORE_ADDR_MAX];   /* VFs the policy knows */
+	size_t n_known;
 	vmrec *vms;
 	/* the job being run, for progress and the step hook */
 	const iovmd_job *job;
@@ -142,9 +146,15 @@ static int vm_connect(ops *o, vmrec *v, iovm_error *err)
 	return 0;
 }
 
+static void policy_forget(ops *o, const char *vm, const char *vf);
+
 static void release_record(ops *o, const char *vf)
 {
+	iovm_store_assignment a;
 	iovm_error err = {};
+
+	if (iovm_store_assignment_get(o->store, vf, &a, NULL) == 0)
+		policy_forget(o, a.vm, vf);
 
 	if (iovm_store_unassign(o->store, vf, &err) < 0 && err.code != -ENOENT)
 		log_error(err.code, "store: %s", err.msg);
@@ -200,6 +210,79 @@ static void vm_lost(ops *o, vmrec *v, const char *why)
 	data = obj_s(json_object_new_object(), "vm", v->info.name);
 	json_object_object_add(data, "reclaimed", reclaimed);
 	emit(o, "VM_GONE", data);
+}
+
+
+/* ---- the allocation policy ------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	return (uint64_t)iovmd_now_ms() * 1000000u;
+}
+
+static void policy_forget(ops *o, const char *vm, const char *vf)
+{
+	iovm_policy_move move = {};
+	int r = iovm_policy_release(o->pol, vm, vf, &move, NULL);
+
+	if (r > 0)
+		log_info("policy: %s (%s -> %s): %s", move.vm, move.from_vf, move.to_vf, move.reason);
+}
+
+static bool known_has(ops *o, const char *vf, size_t *ret_i)
+{
+	for (size_t i = 0; i < o->n_known; i++)
+		if (!strcmp(o->known[i], vf)) {
+			if (ret_i)
+				*ret_i = i;
+			return true;
+		}
+	return false;
+}
+
+/* Tells the policy about VFs that appeared and that went away. seen: the
+ * inventory's VFs. */
+static void policy_sync_vfs(ops *o, const iovm_vf *vfs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		iovm_policy_vf pv = {
+			.id = vfs[i].addr, .pf = vfs[i].pf_addr, .numa_node = vfs[i].numa_node,
+			/* A NIC VF can stay on its host driver and be shared. */
+			.shareable = vfs[i].pf_netdev[0] != '\0',
+		};
+		void *p;
+
+		if (known_has(o, vfs[i].addr, NULL))
+			continue;
+		if (iovm_policy_vf_add(o->pol, &pv, NULL) < 0)
+			continue;
+		p = realloc(o->known, (o->n_known + 1) * sizeof(*o->known));
+		if (!p)
+			continue;
+		o->known = p;
+		snprintf(o->known[o->n_known++], IOVM_STORE_ADDR_MAX, "%s", vfs[i].addr);
+	}
+	for (size_t i = 0; i < o->n_known;) {
+		bool present = false;
+
+		for (size_t j = 0; j < n && !present; j++)
+			present = !strcmp(vfs[j].addr, o->known[i]);
+		if (present || iovm_policy_vf_remove(o->pol, o->known[i], NULL) < 0) {
+			i++;
+			continue;
+		}
+		memmove(o->known[i], o->known[i + 1], (o->n_known - i - 1) * sizeof(*o->known));
+		o->n_known--;
+	}
+}
+
+static void policy_add_vm(ops *o, const iovm_store_vm *rec)
+{
+	iovm_policy_vm pv = { .name = rec->name, .priority = rec->priority, .numa_node = rec->numa_node };
+	iovm_error err = {};
+
+	if (iovm_policy_vm_add(o->pol, &pv, &err) < 0 && err.code != -EEXIST)
+		log_warning(err.code, "policy: %s", err.msg);
 }
 
 /* ---- inventory snapshot ------------------------------------------------------ */
@@ -261,6 +344,7 @@ static json_object *vf_json(ops *o, iovm_vfnet *nl, const iovm_vf *vf)
 	json_object *j = json_object_new_object();
 	iovm_store_assignment a;
 	iovm_vfnet_config cfg = {};
+	iovm_policy_vf_info pi;
 	const char *vm, *mode, *st = state_name(o, vf->addr, &vm, &mode, &a);
 
 	obj_s(j, "vf", vf->addr);
@@ -273,11 +357,15 @@ static json_object *vf_json(ops *o, iovm_vfnet *nl, const iovm_vf *vf)
 	obj_s(j, "state", st);
 	obj_s(j, "vm", vm);
 	obj_s(j, "mode", mode);
-	json_object_object_add(j, "users", json_object_new_int(*vm ? 1 : 0));
+	if (iovm_policy_vf_get(o->pol, vf->addr, &pi, NULL) < 0)
+		memset(&pi, 0, sizeof(pi));
+	json_object_object_add(j, "users", json_object_new_int(pi.users ? (int)pi.users : *vm ? 1 : 0));
 	if (nl && vf->pf_netdev[0])
 		(void)iovm_vfnet_get(nl, vf->pf_addr, vf->index, &cfg, NULL);
 	json_object_object_add(j, "config", config_json(&cfg));
-	json_object_object_add(j, "throughput_bps", json_object_new_int64(0));
+	json_object_object_add(j, "throughput_bps", json_object_new_int64((int64_t)pi.throughput_bps));
+	json_object_object_add(j, "window_bytes", json_object_new_int64((int64_t)pi.window_bytes));
+	json_object_object_add(j, "total_bytes", json_object_new_int64((int64_t)pi.total_bytes));
 	return j;
 }
 
@@ -347,6 +435,13 @@ static void publish(ops *o)
 	iovmd_msg *m;
 	iovm_error err = {};
 
+	{
+		_cleanup_free_ iovm_vf *all = NULL;
+		size_t nall = 0;
+
+		if (iovm_vf_list(o->host, NULL, &all, &nall, NULL) >= 0)
+			policy_sync_vfs(o, all, nall);
+	}
 	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
 		nl = NULL;
 	if (iovm_pf_list(o->host, &pfs, &n, &err) < 0)
@@ -589,6 +684,7 @@ static json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *er
 	v->info = rec;
 	v->next = o->vms;
 	o->vms = v;
+	policy_add_vm(o, &rec);
 	if (vm_connect(o, v, &cerr) < 0)
 		log_warning(cerr.code, "vm %s: registered, not connected yet: %s", q->vm, cerr.msg);
 	return vm_json(o, v);
@@ -609,36 +705,70 @@ static json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error 
 		return NULL;
 	v = *pp;
 	*pp = v->next;
+	(void)iovm_policy_vm_remove(o->pol, v->info.name, NULL);
 	iovm_vm_free(v->vm);
 	free(v);
 	return json_object_new_object();
 }
 
-/* A free VF for an attach: not in the pool or the store, no users; on the
- * requested PF, else preferring the VM's NUMA node. */
-static int pick_vf(ops *o, vmrec *v, const char *pf_name, iovm_vf *ret, iovm_error *err)
+/* Picks a VF for an attach through the policy (docs/allocation.md), or
+ * takes the one named; either way the policy holds it for the VM until
+ * policy_forget(). The decision and its reason are logged. */
+static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, iovm_vf *ret, iovm_policy_mode *ret_mode,
+		     iovm_error *err)
 {
-	_cleanup_free_ iovm_vf *vfs = NULL;
-	char pf[IOVM_PCI_ADDR_MAX];
-	size_t n = 0;
-	int best = -1;
+	iovm_policy_mode want = q->mode == IOVM_API_MODE_SHARED ? IOVM_POLICY_SHARED :
+				q->mode == IOVM_API_MODE_EXCLUSIVE ? IOVM_POLICY_EXCLUSIVE : IOVM_POLICY_AUTO;
+	iovm_policy_decision dec = {};
+	char pf[IOVM_PCI_ADDR_MAX] = "";
+	int r;
 
-	if (pf_name[0] && iovm_pf_resolve(o->host, pf_name, pf, sizeof(pf), err) < 0)
-		return err->code;
-	if (iovm_vf_list(o->host, pf_name[0] ? pf : NULL, &vfs, &n, err) < 0)
-		return err->code;
-	for (size_t i = 0; i < n; i++) {
-		if (vf_taken(o, vfs[i].addr) || iovm_vf_users(o->host, vfs[i].addr, NULL, 0, NULL) != 0)
-			continue;
-		if (best < 0 || (v->info.numa_node >= 0 && vfs[i].numa_node == v->info.numa_node &&
-				 vfs[best].numa_node != v->info.numa_node))
-			best = (int)i;
+	if (q->vf[0]) {
+		r = resolve_vf(o, q->vf, ret, err);
+		if (r < 0)
+			return r;
+		if (want == IOVM_POLICY_AUTO) {
+			iovm_policy_vf_info pi;
+
+			/* A named VF that is already shared is joined; else exclusive. */
+			want = iovm_policy_vf_get(o->pol, ret->addr, &pi, NULL) == 0 &&
+			       pi.state == IOVM_POLICY_VF_SHARED ? IOVM_POLICY_SHARED : IOVM_POLICY_EXCLUSIVE;
+		}
+		r = iovm_policy_assign(o->pol, v->info.name, ret->addr, want, err);
+		if (r < 0)
+			return r;
+		*ret_mode = want;
+		log_info("policy: vm %s takes the named vf %s %s", v->info.name, ret->addr,
+			 iovm_policy_mode_to_string(want));
+		return 0;
 	}
-	if (best < 0)
-		return iovm_error_set(err, -EBUSY, "vm %s: no free VF%s%s", v->info.name,
-				      pf_name[0] ? " on pf " : "", pf_name);
-	*ret = vfs[best];
-	return 0;
+	if (q->pf[0] && iovm_pf_resolve(o->host, q->pf, pf, sizeof(pf), err) < 0)
+		return err->code;
+	/* Auto mode leaves --shared-reserve free VFs for sharing. */
+	if (want == IOVM_POLICY_AUTO && o->d->cfg.shared_reserve &&
+	    iovm_policy_vf_free_count(o->pol) <= o->d->cfg.shared_reserve)
+		want = IOVM_POLICY_SHARED;
+	r = iovm_policy_request(o->pol, &(iovm_policy_req){ .vm = v->info.name, .mode = want,
+							      .pf = pf[0] ? pf : NULL }, &dec, err);
+	if (r < 0) {
+		log_info("policy: vm %s: no VF: %s", v->info.name, err->msg);
+		return r;
+	}
+	log_info("policy: vm %s gets vf %s: %s", v->info.name, dec.vf, dec.reason);
+	*ret_mode = dec.mode;
+	r = iovm_vf_get(o->host, dec.vf, ret, err);
+	if (r < 0)
+		policy_forget(o, v->info.name, dec.vf);
+	return r;
+}
+
+static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf,
+				  iovm_error *err)
+{
+	policy_forget(o, v->info.name, vf->addr);
+	iovm_error_set(err, -EOPNOTSUPP, "vm %s: the policy chose to share vf %s, but the shared data "
+		       "path is not available in this build", v->info.name, vf->addr);
+	return NULL;
 }
 
 static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err)
@@ -649,6 +779,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	iovm_attach_result res = {};
 	iovm_attach_opts ao = {};
 	iovm_vfnet *nl = NULL;
+	iovm_policy_mode mode = IOVM_POLICY_EXCLUSIVE;
 	iovm_vf vf;
 	int64_t id = 0;
 	vmrec *v = vm_find(o, q->vm);
@@ -666,14 +797,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 			return NULL;
 		}
 	}
-	if (q->mode == IOVM_API_MODE_SHARED) {
-		iovm_error_set(err, -EOPNOTSUPP, "vm %s: shared mode is not available yet; use exclusive",
-			       q->vm);
-		return NULL;
-	}
-	if (q->vf[0] ? resolve_vf(o, q->vf, &vf, err) < 0 : pick_vf(o, v, q->pf, &vf, err) < 0)
-		return NULL;
-	if (vf_taken(o, vf.addr)) {
+	if (q->vf[0] && resolve_vf(o, q->vf, &vf, err) == 0 && vf_taken(o, vf.addr)) {
 		iovm_store_assignment held;
 
 		if (iovm_store_assignment_get(o->store, vf.addr, &held, NULL) == 0)
@@ -683,6 +807,10 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 			iovm_error_set(err, -EBUSY, "vf %s: being released; try again later", vf.addr);
 		return NULL;
 	}
+	if (choose_vf(o, v, q, &vf, &mode, err) < 0)
+		return NULL;
+	if (mode == IOVM_POLICY_SHARED)
+		return attach_shared(o, v, q, &vf, err);
 	/* The original settings, saved before anything is touched. */
 	snprintf(saved.vf, sizeof(saved.vf), "%s", vf.addr);
 	snprintf(saved.pf, sizeof(saved.pf), "%s", vf.pf_addr);
@@ -713,8 +841,10 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 		r = iovm_store_commit(o->store, err);
 	else
 		iovm_store_rollback(o->store);
-	if (r < 0)
+	if (r < 0) {
+		policy_forget(o, q->vm, vf.addr);
 		return NULL;
+	}
 	o->intent = id;
 	o->op = "attach";
 	iovmd_crash_point("attach", "reserved");
@@ -1059,6 +1189,62 @@ static int recover(ops *o, iovm_error *err)
 	return 0;
 }
 
+/* ---- throughput sampling ---------------------------------------------------------- */
+
+/* Byte counter of a VF for the policy's throughput window: a shared VF's
+ * traffic passes through its host netdev (the macvtaps sit on it); an
+ * exclusive one is counted by the PF's per-VF statistics where the driver
+ * has them (igb reports zeros: see docs/allocation.md). */
+static int vf_counter(ops *o, iovm_vfnet *nl, const iovm_vf *vf, uint64_t *ret)
+{
+	iovm_vfnet_stats st;
+
+	if (vf->netdev[0]) {
+		char path[512];
+		uint64_t sum = 0;
+
+		for (int k = 0; k < 2; k++) {
+			_cleanup_fclose_ FILE *f = NULL;
+			unsigned long long v = 0;
+
+			snprintf(path, sizeof(path), "%s/class/net/%s/statistics/%s", o->d->cfg.sysfs_root,
+				 vf->netdev, k ? "tx_bytes" : "rx_bytes");
+			f = fopen(path, "re");
+			if (!f || fscanf(f, "%llu", &v) != 1)
+				return -EIO;
+			sum += v;
+		}
+		*ret = sum;
+		return 0;
+	}
+	if (nl && vf->pf_netdev[0] && iovm_vfnet_get_stats(nl, vf->pf_addr, vf->index, &st, NULL) == 0) {
+		*ret = st.rx_bytes + st.tx_bytes;
+		return 0;
+	}
+	return -ENODATA;
+}
+
+static void sample(ops *o, bool close_window)
+{
+	_cleanup_free_ iovm_vf *vfs = NULL;
+	iovm_vfnet *nl = NULL;
+	size_t n = 0;
+
+	if (iovm_vf_list(o->host, NULL, &vfs, &n, NULL) < 0)
+		return;
+	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
+		nl = NULL;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t c;
+
+		if (vf_counter(o, nl, &vfs[i], &c) == 0)
+			(void)iovm_policy_sample(o->pol, vfs[i].addr, c, NULL);
+	}
+	iovm_vfnet_close(nl);
+	if (close_window)
+		(void)iovm_policy_window_reset(o->pol, now_ns(), NULL);
+}
+
 /* ---- the thread ---------------------------------------------------------------- */
 
 static void tick(ops *o)
@@ -1105,7 +1291,7 @@ static void *thread_main(void *userdata)
 	iovm_error err = {};
 	size_t n = 0;
 	uint64_t result = 2;
-	int64_t next_tick;
+	int64_t next_tick, next_sample, next_window;
 	int r;
 
 	r = iovm_host_new(d->cfg.sysfs_root, &o.host);
@@ -1119,6 +1305,10 @@ static void *thread_main(void *userdata)
 		goto fail;
 	}
 	r = iovm_vf_pool_new(&o.pool);
+	if (r >= 0)
+		r = iovm_policy_new(&(iovm_policy_config){ .algo = IOVM_POLICY_ALGO_INDEXED,
+							    .max_users = d->cfg.max_users,
+							    .rebalance = d->cfg.rebalance }, now_ns(), &o.pol, &err);
 	if (r >= 0)
 		r = iovm_store_vm_list(o.store, &vms, &n, &err);
 	if (r < 0) {
@@ -1134,6 +1324,7 @@ static void *thread_main(void *userdata)
 		v->info = vms[i];
 		v->next = o.vms;
 		o.vms = v;
+		policy_add_vm(&o, &v->info);
 		if (vm_connect(&o, v, &cerr) < 0)
 			log_info("vm %s: not reachable at start: %s", v->info.name, cerr.msg);
 	}
@@ -1145,16 +1336,35 @@ static void *thread_main(void *userdata)
 			goto fail;
 		}
 	}
+	/* The policy learns the VFs, then who holds what. */
+	publish(&o);
+	{
+		_cleanup_free_ iovm_store_assignment *as = NULL;
+		size_t na = 0;
+
+		if (iovm_store_assignment_list(o.store, NULL, &as, &na, NULL) >= 0)
+			for (size_t i = 0; i < na; i++) {
+				iovm_error perr = {};
+
+				if (iovm_policy_assign(o.pol, as[i].vm, as[i].vf,
+						       as[i].mode == IOVM_STORE_MODE_SHARED ? IOVM_POLICY_SHARED
+											   : IOVM_POLICY_EXCLUSIVE,
+						       &perr) < 0)
+					log_warning(perr.code, "policy: %s", perr.msg);
+			}
+	}
 	publish(&o);
 	result = 1;
 	(void)!write(d->ready_efd, &result, sizeof(result));
 	next_tick = iovmd_now_ms() + d->cfg.refresh_interval_ms;
+	next_sample = iovmd_now_ms() + d->cfg.sample_interval_ms;
+	next_window = iovmd_now_ms() + d->cfg.window_ms;
 
 	while (!d->stopping) {
 		struct pollfd pfd[1 + 256];
 		vmrec *who[1 + 256];
 		nfds_t k = 1;
-		int64_t wait = next_tick - iovmd_now_ms();
+		int64_t wait = (next_tick < next_sample ? next_tick : next_sample) - iovmd_now_ms();
 
 		pfd[0] = (struct pollfd){ .fd = d->jobs.efd, .events = POLLIN };
 		for (vmrec *v = o.vms; v && k < ELEMENTSOF(pfd); v = v->next)
@@ -1192,6 +1402,14 @@ static void *thread_main(void *userdata)
 				j = next;
 			}
 		}
+		if (iovmd_now_ms() >= next_sample) {
+			bool close_window = iovmd_now_ms() >= next_window;
+
+			sample(&o, close_window);
+			if (close_window)
+				next_window = iovmd_now_ms() + d->cfg.window_ms;
+			next_sample = iovmd_now_ms() + d->cfg.sample_interval_ms;
+		}
 		if (iovmd_now_ms() >= next_tick) {
 			tick(&o);
 			next_tick = iovmd_now_ms() + d->cfg.refresh_interval_ms;
@@ -1209,6 +1427,8 @@ out:
 		free(v);
 	}
 	iovm_vf_pool_free(o.pool);
+	iovm_policy_free(o.pol);
+	free(o.known);
 	iovm_store_close(o.store);
 	iovm_host_free(o.host);
 	return NULL;
