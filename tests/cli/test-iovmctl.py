@@ -13,6 +13,8 @@ usage: test-iovmctl.py PATH-TO-IOVMCTL
 import errno
 import json
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -648,6 +650,55 @@ def progress_events_after_a_second():
         rc, out, err = run(["--json", "pf", "set-vfs", "eth0", "3"], d)
     ok(rc, out, err)
     eq(json.loads(out), canned("pf-set-vfs", {"count": 3}), "--json after progress")
+
+
+def run_on_tty(args, daemon, stream):
+    """Runs iovmctl with stdout or stderr (stream) on a pseudo-terminal;
+    returns (exit status, what the terminal got, the other stream)."""
+    master, slave = pty.openpty()
+    kw = {"stdout": slave, "stderr": subprocess.PIPE} if stream == "stdout" else \
+        {"stdout": subprocess.PIPE, "stderr": slave}
+    p = subprocess.Popen([IOVMCTL, "--socket", daemon.path] + args, **kw)
+    os.close(slave)
+    got = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 60)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:   # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+    other = (p.stderr or p.stdout).read().decode()
+    rc = p.wait(timeout=60)
+    os.close(master)
+    return rc, got.decode(), other
+
+
+@test
+def progress_on_a_terminal_updates_one_line():
+    with FakeDaemon(progress_answer) as d:
+        rc, tty, out = run_on_tty(["pf", "set-vfs", "eth0", "3"], d, "stderr")
+    eq(rc, 0, "exit status")
+    check("\r\x1b[Kiovmctl: binding VF 3 of 3 (3/3)" in tty, "progress in place in %r" % tty)
+    check(tty.endswith("\r\x1b[K"), "progress line cleared before the reply: %r" % tty)
+    check("\n" not in tty, "no new lines on the terminal: %r" % tty)
+    check("3 VFs" in out, "reply on stdout")
+
+
+@test
+def top_on_a_terminal_redraws():
+    with FakeDaemon() as d:
+        rc, tty, err = run_on_tty(["top", "--count", "2", "--interval", "0.1"], d, "stdout")
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    eq(tty.count("\x1b[H\x1b[2J"), 2, "screen cleared once per refresh")
+    frame = tty.split("\x1b[H\x1b[2J")[-1].replace("\r\n", "\n")
+    _, _, table = frame.partition("\n\n")
+    heads, rows = parse_table(table)
+    eq([r["VF"] for r in rows], [v["vf"] for v in by_throughput(VFS)], "sorted by throughput")
 
 
 @test
