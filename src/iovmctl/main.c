@@ -926,9 +926,11 @@ static void print_vm_list(json_object *ret)
 
 static void print_attach(json_object *ret)
 {
-	printf("attached %s to %s as %s (%s%s%s)\n", js_str(ret, "vf"), js_str(ret, "vm"),
+	printf("attached %s to %s as %s (%s%s%s%s%s)\n", js_str(ret, "vf"), js_str(ret, "vm"),
 	       dash(js_str(ret, "devid")), dash(js_str(ret, "mode")), *js_str(ret, "port") ? ", port " : "",
-	       js_str(ret, "port"));
+	       js_str(ret, "port"), *js_str(ret, "macvtap") ? ", through " : "", js_str(ret, "macvtap"));
+	if (*js_str(ret, "reason"))
+		printf("reason: %s\n", js_str(ret, "reason"));
 }
 
 static void print_detach(json_object *ret)

@@ -83,8 +83,12 @@ def canned(cmd, args):
     if cmd == "vm-remove":
         return {}
     if cmd == "attach":
-        return {"vm": args.get("vm"), "vf": "0000:01:10.2", "devid": "iovm-0000-01-10.2",
-                "port": "hp1", "mode": "exclusive"}
+        ret = {"vm": args.get("vm"), "vf": "0000:01:10.2", "devid": "iovm-0000-01-10.2",
+               "port": "hp1", "mode": args.get("mode", "exclusive")}
+        if args.get("mode") == "shared":
+            ret.update(macvtap="iovmtap3", mac="02:00:00:00:00:33",
+                       reason="shared: no free VF; lowest throughput 0 bit/s of 1 shareable VFs with room")
+        return ret
     if cmd == "detach":
         return {"vm": args.get("vm"), "vf": "0000:01:10.2"}
     return {}
@@ -502,6 +506,10 @@ def attach_every_option():
         rc, out, err = run(["attach", "g1", "--pf", "eth0", "--mode", "shared"], d)
     ok(rc, out, err)
     one_request(d, "attach", {"vm": "g1", "pf": "eth0", "mode": "shared"})
+    want = canned("attach", {"vm": "g1", "mode": "shared"})
+    lines = out.splitlines()
+    check("shared" in lines[0] and want["macvtap"] in lines[0], "shared attach summary %r" % lines)
+    eq(lines[1:], ["reason: " + want["reason"]], "the policy's reason")
     with FakeDaemon() as d:
         rc, out, err = run(["--json", "attach", "g1"], d)
     ok(rc, out, err)
