@@ -19,7 +19,9 @@
  *   -ENOENT   no such record
  *   -EBUSY    the database is locked by another process past the busy
  *             timeout, or the VF is already assigned (message names holder),
- *             or a VM still holds VFs and cannot be deleted
+ *             or it is shared and cannot be held exclusively, or the other
+ *             way round (message names the holders), or a VM still holds or
+ *             shares VFs and cannot be deleted
  *   -EEXIST   a record that must be unique already exists
  *   -EBADMSG  the file is not an SQLite database, or is corrupt
  *   -EPROTONOSUPPORT  the database schema is newer than this code
@@ -33,7 +35,7 @@
 #include "iovm/vfnet.h"
 
 #define IOVM_STORE_DEFAULT_PATH "/var/lib/iovm/iovm.db"
-#define IOVM_STORE_SCHEMA_VERSION 2   /* newest schema this code writes */
+#define IOVM_STORE_SCHEMA_VERSION 3   /* newest schema this code writes */
 
 #define IOVM_STORE_ADDR_MAX 16        /* "dddd:bb:ss.f" + NUL, with room */
 #define IOVM_STORE_NAME_MAX 64        /* VM names, QEMU device ids, drivers, steps */
@@ -114,12 +116,13 @@ typedef struct iovm_store_vm {
 	iovm_store_priority priority;
 	int numa_node;                     /* -1: no preference */
 	int64_t created;                   /* set by the store on first put, kept after */
+	char qga[IOVM_STORE_PATH_MAX];     /* guest-agent socket path, "" = none (schema 3) */
 } iovm_store_vm;
 
 int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err);   /* upsert */
 int iovm_store_vm_get(iovm_store *s, const char *name, iovm_store_vm *ret, iovm_error *err);
 int iovm_store_vm_list(iovm_store *s, iovm_store_vm **ret, size_t *ret_n, iovm_error *err);
-/* -EBUSY naming a VF while the VM still has assignments. */
+/* -EBUSY naming a VF while the VM still has assignments or shares a VF. */
 int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err);
 
 /* ---- assignments ------------------------------------------------------------- */
@@ -147,7 +150,8 @@ typedef struct iovm_store_assignment {
 } iovm_store_assignment;
 
 /* Records a new assignment. -EBUSY naming the holder if the VF is already
- * assigned (to any VM, the same one included); -ENOENT if the VM is unknown. */
+ * assigned (to any VM, the same one included), or, for an exclusive one,
+ * naming the sharers if the VF is shared; -ENOENT if the VM is unknown. */
 int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error *err);
 int iovm_store_assignment_set_state(iovm_store *s, const char *vf, iovm_store_assign_state state,
 				    const char *devid, iovm_error *err);   /* devid NULL: keep */
@@ -157,6 +161,37 @@ int iovm_store_assignment_get(iovm_store *s, const char *vf, iovm_store_assignme
 int iovm_store_assignment_list(iovm_store *s, const char *vm, iovm_store_assignment **ret,
 			       size_t *ret_n, iovm_error *err);
 int iovm_store_unassign(iovm_store *s, const char *vf, iovm_error *err);
+
+/* ---- shared VFs ---------------------------------------------------------------------- */
+
+/* A VF that stays on its host driver, used by several VMs, each through its
+ * own macvtap + virtio-net device: one record per (VF, VM). A VF is either
+ * held exclusively (an exclusive assignment) or shared, never both; the
+ * database refuses it (triggers), so this holds across processes too. How
+ * many VMs may share one VF is policy; the store sets no cap. */
+typedef struct iovm_store_share {
+	char vf[IOVM_STORE_ADDR_MAX];
+	char vm[IOVM_STORE_NAME_MAX];
+	char devid[IOVM_STORE_NAME_MAX];   /* QEMU device id, "" before device_add */
+	char ifname[IOVM_STORE_NAME_MAX];  /* the macvtap on the VF, "" before it exists */
+	iovm_store_assign_state state;
+	int64_t updated;                   /* unix seconds; set by the store */
+} iovm_store_share;
+
+/* -EEXIST if this VM already shares this VF; -EBUSY naming the VM if the VF
+ * is held exclusively; -ENOENT if the VM is unknown. */
+int iovm_store_share_add(iovm_store *s, const iovm_store_share *sh, iovm_error *err);
+/* devid, ifname NULL: keep. -ENOENT if the VM does not share the VF. */
+int iovm_store_share_set_state(iovm_store *s, const char *vf, const char *vm,
+			       iovm_store_assign_state state, const char *devid, const char *ifname,
+			       iovm_error *err);
+int iovm_store_share_get(iovm_store *s, const char *vf, const char *vm, iovm_store_share *ret,
+			 iovm_error *err);
+/* vf, vm: filters, NULL = any. Ordered by VF address, then VM name. */
+int iovm_store_share_list(iovm_store *s, const char *vf, const char *vm, iovm_store_share **ret,
+			  size_t *ret_n, iovm_error *err);
+/* -ENOENT if the VM does not share the VF. */
+int iovm_store_share_remove(iovm_store *s, const char *vf, const char *vm, iovm_error *err);
 
 /* ---- original VF settings -------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The typed records of the state store: desired PF and VF state, VMs,
- * assignments and saved VF settings. PCI addresses are normalised on the
+ * assignments, shared VFs and saved VF settings. PCI addresses are normalised on the
  * way in, so "01:10.2" and "0000:01:10.2" are one key. */
 #include <errno.h>
 #include <stdio.h>
@@ -374,9 +374,10 @@ static void vm_row(sqlite3_stmt *st, void *elem)
 	v->priority = (iovm_store_priority)column_enum(st, 2, prio_names, ELEMENTSOF(prio_names));
 	v->numa_node = sqlite3_column_int(st, 3);
 	v->created = sqlite3_column_int64(st, 4);
+	store_column_text(st, 5, v->qga, sizeof(v->qga));
 }
 
-#define VM_SELECT "SELECT name, qmp, priority, numa_node, created FROM vm "
+#define VM_SELECT "SELECT name, qmp, priority, numa_node, created, qga FROM vm "
 
 int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err)
 {
@@ -396,11 +397,16 @@ int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err)
 	if (vm->numa_node < -1)
 		return iovm_error_set(err, -EINVAL, "vm %s: NUMA node %d invalid (-1 for none)", vm->name,
 				      vm->numa_node);
+	if (strnlen(vm->qga, sizeof(vm->qga)) >= sizeof(vm->qga))
+		return iovm_error_set(err, -EINVAL, "vm %s: guest-agent socket path longer than %zu bytes",
+				      vm->name, sizeof(vm->qga) - 1);
 	/* Upsert, not REPLACE: REPLACE deletes the row first, which the
 	 * assignments' foreign key would refuse, and it would reset created. */
-	r = store_prepare(s, "INSERT INTO vm (name, qmp, priority, numa_node, created) VALUES (?, ?, ?, ?, ?) "
+	r = store_prepare(s, "INSERT INTO vm (name, qmp, priority, numa_node, created, qga) "
+			     "VALUES (?, ?, ?, ?, ?, ?) "
 			     "ON CONFLICT (name) DO UPDATE SET qmp = excluded.qmp, "
-			     "priority = excluded.priority, numa_node = excluded.numa_node", &st, err);
+			     "priority = excluded.priority, numa_node = excluded.numa_node, "
+			     "qga = excluded.qga", &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_STATIC);
@@ -408,6 +414,7 @@ int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err)
 	sqlite3_bind_text(st, 3, prio_names[vm->priority], -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, vm->numa_node);
 	sqlite3_bind_int64(st, 5, store_now());
+	sqlite3_bind_text(st, 6, vm->qga, -1, SQLITE_STATIC);
 	r = store_step_done(s, st, err, "saving");
 	return r < 0 ? iovm_error_prefix(err, "vm %s", vm->name) : 0;
 }
@@ -439,36 +446,53 @@ int iovm_store_vm_list(iovm_store *s, iovm_store_vm **ret, size_t *ret_n, iovm_e
 	return store_list(s, st, sizeof(**ret), vm_row, (void **)ret, ret_n, err, "listing VMs");
 }
 
-int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err)
+/* The lowest VF the VM holds (assignment) or shares (vf_share), with how:
+ * 1 and held/how filled, 0 if none. */
+static int vm_first_vf(iovm_store *s, const char *name, char held[IOVM_STORE_ADDR_MAX], const char **how,
+		       iovm_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char held[IOVM_STORE_ADDR_MAX];
 	int r, rc;
 
-	if (!s || !store_valid_str(name, IOVM_STORE_NAME_MAX))
-		return iovm_error_set(err, -EINVAL, "vm: invalid arguments");
-	/* Name a VF it holds rather than report a bare constraint failure. */
-	r = store_prepare(s, "SELECT vf FROM assignment WHERE vm = ? ORDER BY vf LIMIT 1", &st, err);
+	r = store_prepare(s, "SELECT vf, 0 FROM assignment WHERE vm = ?1 "
+			     "UNION ALL SELECT vf, 1 FROM vf_share WHERE vm = ?1 ORDER BY 1, 2 LIMIT 1", &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		store_column_text(st, 0, held, sizeof(held));
-		return iovm_error_set(err, -EBUSY, "vm %s: still holds vf %s; release its VFs first", name, held);
-	}
-	if (rc != SQLITE_DONE)
-		return store_fail(s, sqlite3_extended_errcode(s->db), err, "vm %s: reading assignments failed",
-				  name);
-	sqlite3_finalize(TAKE_PTR(st));
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "vm %s: reading its VFs failed", name);
+	store_column_text(st, 0, held, IOVM_STORE_ADDR_MAX);
+	*how = sqlite3_column_int(st, 1) ? "shares" : "holds";
+	return 1;
+}
+
+int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char held[IOVM_STORE_ADDR_MAX];
+	const char *how = NULL;
+	int r;
+
+	if (!s || !store_valid_str(name, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "vm: invalid arguments");
+	/* Name a VF it holds or shares rather than report a bare constraint
+	 * failure. */
+	r = vm_first_vf(s, name, held, &how, err);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return iovm_error_set(err, -EBUSY, "vm %s: still %s vf %s; release its VFs first", name, how, held);
 
 	r = store_prepare(s, "DELETE FROM vm WHERE name = ?", &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	r = store_step_done(s, st, err, "deleting");
-	if (r == -ENOENT)   /* an assignment raced in: the foreign key held */
-		return iovm_error_set(err, -EBUSY, "vm %s: still holds VFs; release them first", name);
+	if (r == -ENOENT)   /* an assignment or share raced in: the foreign key held */
+		return iovm_error_set(err, -EBUSY, "vm %s: still holds or shares VFs; release them first", name);
 	return changed_or_enoent(r, err, "vm", name);
 }
 
@@ -487,6 +511,28 @@ static void assignment_row(sqlite3_stmt *st, void *elem)
 }
 
 #define ASSIGNMENT_SELECT "SELECT vf, vm, mode, devid, state, updated FROM assignment "
+
+/* Whether the statement that just failed was stopped by one of the
+ * exclusive-vs-shared triggers (rather than, say, a lock timeout, which is
+ * -EBUSY too). Valid right after the failure. */
+static bool raised_by_trigger(iovm_store *s)
+{
+	return sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_TRIGGER;
+}
+
+/* The VMs sharing vf, "vm a, vm b", for messages; "" if none or on error. */
+static void share_users(iovm_store *s, const char *vf, char *buf, size_t n)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+	buf[0] = '\0';
+	if (store_prepare(s, "SELECT group_concat('vm ' || vm, ', ') FROM "
+			     "(SELECT vm FROM vf_share WHERE vf = ? ORDER BY vm)", &st, NULL) < 0)
+		return;
+	sqlite3_bind_text(st, 1, vf, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		store_column_text(st, 0, buf, n);
+}
 
 int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error *err)
 {
@@ -522,6 +568,13 @@ int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error 
 	r = store_step_done(s, st, err, "recording");
 	if (r >= 0)
 		return 0;
+	if (r == -EBUSY && raised_by_trigger(s)) {
+		char users[256];
+
+		share_users(s, addr, users, sizeof(users));
+		return iovm_error_set(err, -EBUSY, "vf %s: shared with %s; cannot assign it exclusively to vm %s",
+				      addr, users[0] ? users : "another VM", a->vm);
+	}
 	if (r == -EEXIST) {
 		if (iovm_store_assignment_get(s, addr, &cur, NULL) >= 0)
 			return iovm_error_set(err, -EBUSY, "vf %s: already assigned to vm %s (%s, %s)", addr,
@@ -614,6 +667,197 @@ int iovm_store_unassign(iovm_store *s, const char *vf, iovm_error *err)
 		return r;
 	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
 	return changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "assignment of vf", addr);
+}
+
+/* ---- shared VFs ------------------------------------------------------------------------------ */
+
+static void share_row(sqlite3_stmt *st, void *elem)
+{
+	iovm_store_share *sh = elem;
+
+	store_column_text(st, 0, sh->vf, sizeof(sh->vf));
+	store_column_text(st, 1, sh->vm, sizeof(sh->vm));
+	store_column_text(st, 2, sh->devid, sizeof(sh->devid));
+	store_column_text(st, 3, sh->ifname, sizeof(sh->ifname));
+	sh->state = (iovm_store_assign_state)column_enum(st, 4, state_names, ELEMENTSOF(state_names));
+	sh->updated = sqlite3_column_int64(st, 5);
+}
+
+#define SHARE_SELECT "SELECT vf, vm, devid, ifname, state, updated FROM vf_share "
+
+/* The VF address normalised and the VM name checked, for the calls that
+ * name one share. */
+static int share_key(const char *vf, const char *vm, char addr[IOVM_STORE_ADDR_MAX], iovm_error *err)
+{
+	int r = norm_addr("vf share", vf, addr, err);
+
+	if (r < 0)
+		return r;
+	if (!store_valid_str(vm, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "vf %s: share: VM name missing or longer than %d bytes",
+				      addr, IOVM_STORE_NAME_MAX - 1);
+	return 0;
+}
+
+static bool str_fits(const char *str, size_t max)
+{
+	return !str || strnlen(str, max) < max;
+}
+
+int iovm_store_share_add(iovm_store *s, const iovm_store_share *sh, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	iovm_store_assignment cur;
+	int r;
+
+	if (!s || !sh)
+		return iovm_error_set(err, -EINVAL, "vf share: invalid arguments");
+	r = share_key(sh->vf, sh->vm, addr, err);
+	if (r < 0)
+		return r;
+	if (!NAME_OF(state_names, sh->state))
+		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, sh->vm,
+				      (int)sh->state);
+	if (!str_fits(sh->devid, sizeof(sh->devid)) || !str_fits(sh->ifname, sizeof(sh->ifname)))
+		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: device id or interface name too long",
+				      addr, sh->vm);
+
+	/* As for assignments: the database decides (primary key, foreign key,
+	 * trigger); the lookups afterwards only name the parties. */
+	r = store_prepare(s, "INSERT INTO vf_share (vf, vm, devid, ifname, state, updated) "
+			     "VALUES (?, ?, ?, ?, ?, ?)", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sh->vm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sh->devid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, sh->ifname, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, state_names[sh->state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, store_now());
+	r = store_step_done(s, st, err, "recording");
+	if (r >= 0)
+		return 0;
+	if (r == -EBUSY && raised_by_trigger(s)) {
+		if (iovm_store_assignment_get(s, addr, &cur, NULL) >= 0)
+			return iovm_error_set(err, -EBUSY, "vf %s: assigned exclusively to vm %s (%s); "
+					      "cannot share it with vm %s", addr, cur.vm, state_names[cur.state],
+					      sh->vm);
+		return iovm_error_set(err, -EBUSY, "vf %s: assigned exclusively; cannot share it with vm %s",
+				      addr, sh->vm);
+	}
+	if (r == -EEXIST)
+		return iovm_error_set(err, -EEXIST, "vf %s: already shared with vm %s", addr, sh->vm);
+	if (r == -ENOENT)
+		return iovm_error_set(err, -ENOENT, "vf %s: cannot share with vm %s: no such VM in the state db",
+				      addr, sh->vm);
+	return iovm_error_prefix(err, "vf %s: share with vm %s", addr, sh->vm);
+}
+
+int iovm_store_share_set_state(iovm_store *s, const char *vf, const char *vm, iovm_store_assign_state state,
+			       const char *devid, const char *ifname, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "vf share: no store");
+	r = share_key(vf, vm, addr, err);
+	if (r < 0)
+		return r;
+	if (!NAME_OF(state_names, state))
+		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, vm,
+				      (int)state);
+	if (!str_fits(devid, IOVM_STORE_NAME_MAX) || !str_fits(ifname, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: device id or interface name too long",
+				      addr, vm);
+	r = store_prepare(s, "UPDATE vf_share SET state = ?, devid = coalesce(?, devid), "
+			     "ifname = coalesce(?, ifname), updated = ? WHERE vf = ? AND vm = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+	if (devid)
+		sqlite3_bind_text(st, 2, devid, -1, SQLITE_STATIC);
+	if (ifname)
+		sqlite3_bind_text(st, 3, ifname, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_now());
+	sqlite3_bind_text(st, 5, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, vm, -1, SQLITE_STATIC);
+	r = store_step_done(s, st, err, "updating the share");
+	if (r < 0)
+		return iovm_error_prefix(err, "vf %s: share with vm %s", addr, vm);
+	if (r == 0)
+		return iovm_error_set(err, -ENOENT, "vf %s: not shared with vm %s in the state db", addr, vm);
+	return 0;
+}
+
+int iovm_store_share_get(iovm_store *s, const char *vf, const char *vm, iovm_store_share *ret,
+			 iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX], name[IOVM_STORE_ADDR_MAX + IOVM_STORE_NAME_MAX + 16];
+	int r;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "vf share: invalid arguments");
+	r = share_key(vf, vm, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, SHARE_SELECT "WHERE vf = ? AND vm = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+	snprintf(name, sizeof(name), "%s with vm %s", addr, vm);
+	return get_one(s, st, share_row, ret, sizeof(*ret), err, "share of vf", name);
+}
+
+int iovm_store_share_list(iovm_store *s, const char *vf, const char *vm, iovm_store_share **ret,
+			  size_t *ret_n, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "vf share list: invalid arguments");
+	if (vf) {
+		r = norm_addr("vf share list", vf, addr, err);
+		if (r < 0)
+			return r;
+	}
+	r = store_prepare(s, SHARE_SELECT "WHERE (?1 IS NULL OR vf = ?1) AND (?2 IS NULL OR vm = ?2) "
+			     "ORDER BY vf, vm", &st, err);
+	if (r < 0)
+		return r;
+	if (vf)
+		sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	if (vm)
+		sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+	return store_list(s, st, sizeof(**ret), share_row, (void **)ret, ret_n, err, "listing shared VFs");
+}
+
+int iovm_store_share_remove(iovm_store *s, const char *vf, const char *vm, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "vf share: no store");
+	r = share_key(vf, vm, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, "DELETE FROM vf_share WHERE vf = ? AND vm = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+	r = store_step_done(s, st, err, "deleting the share");
+	if (r < 0)
+		return iovm_error_prefix(err, "vf %s: share with vm %s", addr, vm);
+	if (r == 0)
+		return iovm_error_set(err, -ENOENT, "vf %s: not shared with vm %s in the state db", addr, vm);
+	return 0;
 }
 
 /* ---- original VF settings ------------------------------------------------------------------ */

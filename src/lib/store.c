@@ -93,6 +93,39 @@ static const char *const migrations[] = {
 	 * recovery finds open intents without scanning the history. */
 	"ALTER TABLE vm ADD COLUMN numa_node INTEGER NOT NULL DEFAULT -1 CHECK (numa_node >= -1);"
 	"CREATE INDEX intent_open ON intent(id) WHERE status = 'open';",
+
+	/* 2 -> 3: shared VFs (issue 6). A VF that stays on its host driver is
+	 * used by several VMs, each through its own macvtap + virtio-net
+	 * device: one row per (VF, VM). How many users a VF may have is
+	 * policy, not schema. The triggers make "held exclusively and shared
+	 * at once" impossible whatever the code above does; the UPDATE ones
+	 * close the side doors (re-keying a row, turning a shared assignment
+	 * exclusive). Their messages are literals; the C API replaces them
+	 * with one naming the holders. And the VM's guest-agent socket,
+	 * optional, for interface statistics. */
+	"CREATE TABLE vf_share ("
+	"  vf TEXT NOT NULL,"
+	"  vm TEXT NOT NULL REFERENCES vm(name) ON DELETE RESTRICT,"
+	"  devid TEXT NOT NULL DEFAULT '',"
+	"  ifname TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL CHECK (state IN ('reserved', 'attaching', 'attached',"
+	"                                       'detaching', 'release-pending')),"
+	"  updated INTEGER NOT NULL,"
+	"  PRIMARY KEY (vf, vm));"
+	"CREATE INDEX vf_share_by_vm ON vf_share(vm);"
+	"CREATE TRIGGER vf_share_insert_not_exclusive BEFORE INSERT ON vf_share"
+	"  WHEN EXISTS (SELECT 1 FROM assignment WHERE vf = NEW.vf AND mode = 'exclusive')"
+	"  BEGIN SELECT RAISE(ABORT, 'vf is assigned exclusively; it cannot be shared'); END;"
+	"CREATE TRIGGER vf_share_update_not_exclusive BEFORE UPDATE OF vf ON vf_share"
+	"  WHEN EXISTS (SELECT 1 FROM assignment WHERE vf = NEW.vf AND mode = 'exclusive')"
+	"  BEGIN SELECT RAISE(ABORT, 'vf is assigned exclusively; it cannot be shared'); END;"
+	"CREATE TRIGGER assignment_insert_not_shared BEFORE INSERT ON assignment"
+	"  WHEN NEW.mode = 'exclusive' AND EXISTS (SELECT 1 FROM vf_share WHERE vf = NEW.vf)"
+	"  BEGIN SELECT RAISE(ABORT, 'vf is shared; it cannot be assigned exclusively'); END;"
+	"CREATE TRIGGER assignment_update_not_shared BEFORE UPDATE OF vf, mode ON assignment"
+	"  WHEN NEW.mode = 'exclusive' AND EXISTS (SELECT 1 FROM vf_share WHERE vf = NEW.vf)"
+	"  BEGIN SELECT RAISE(ABORT, 'vf is shared; it cannot be assigned exclusively'); END;"
+	"ALTER TABLE vm ADD COLUMN qga TEXT NOT NULL DEFAULT '';",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == IOVM_STORE_SCHEMA_VERSION,
@@ -115,6 +148,9 @@ int store_errno(iovm_store *s, int rc)
 	case SQLITE_CONSTRAINT:
 		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
 			return -ENOENT;
+		/* Only the exclusive-vs-shared triggers raise: the VF is taken. */
+		if (rc == SQLITE_CONSTRAINT_TRIGGER)
+			return -EBUSY;
 		if (rc == SQLITE_CONSTRAINT_CHECK || rc == SQLITE_CONSTRAINT_NOTNULL)
 			return -EINVAL;
 		return -EEXIST;

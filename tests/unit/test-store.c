@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The state store on real SQLite files in a temporary directory: creation,
  * reopening, migrations from hand-made old databases, refusals, the
- * double-assignment guard, the intent journal across a simulated crash. */
+ * double-assignment guard, shared VFs and the exclusive-vs-shared triggers,
+ * the intent journal across a simulated crash. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -69,6 +70,24 @@ static void raw_exec(const char *path, const char *sql)
 	sqlite3_close(db);
 }
 
+/* Runs SQL on the file directly and returns SQLite's extended result code;
+ * msg (if not NULL) gets the error message. */
+static int raw_exec_rc(const char *path, const char *sql, char *msg, size_t n)
+{
+	sqlite3 *db = NULL;
+	char *m = NULL;
+	int rc;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_extended_result_codes(db, 1);
+	rc = sqlite3_exec(db, sql, NULL, NULL, &m);
+	if (msg)
+		snprintf(msg, n, "%s", m ? m : "");
+	sqlite3_free(m);
+	sqlite3_close(db);
+	return rc;
+}
+
 static long long raw_int(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
@@ -114,6 +133,15 @@ static int do_assign(iovm_store *s, const char *vf, const char *vm, iovm_error *
 	snprintf(a.vf, sizeof(a.vf), "%s", vf);
 	snprintf(a.vm, sizeof(a.vm), "%s", vm);
 	return iovm_store_assign(s, &a, e);
+}
+
+static int do_share(iovm_store *s, const char *vf, const char *vm, iovm_error *e)
+{
+	iovm_store_share sh = { .state = IOVM_STORE_RESERVED };
+
+	snprintf(sh.vf, sizeof(sh.vf), "%s", vf);
+	snprintf(sh.vm, sizeof(sh.vm), "%s", vm);
+	return iovm_store_share_add(s, &sh, e);
 }
 
 /* ---- opening ---------------------------------------------------------------- */
@@ -398,10 +426,11 @@ static void test_migrate_from_v1_with_data(void **state)
 		 "  ('detach', 'vf 0000:01:10.0', '{}', 'device_del-sent', 1002);");
 
 	s = open_ok(f->db);
-	assert_int_equal(iovm_store_schema_version(s), 2);
+	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
 	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
 	assert_int_equal(vm.priority, IOVM_STORE_PRIO_LOW);
-	assert_int_equal(vm.numa_node, -1);          /* the new column's default */
+	assert_int_equal(vm.numa_node, -1);          /* the new columns' defaults */
+	assert_string_equal(vm.qga, "");
 	assert_int_equal(vm.created, 1000);
 	assert_int_equal(iovm_store_assignment_get(s, "0000:01:10.0", &a, &e), 0);
 	assert_string_equal(a.devid, "iovm-0000-01-10.0");
@@ -419,6 +448,90 @@ static void test_migrate_from_v1_with_data(void **state)
 	assert_int_equal(vm.numa_node, 1);
 	assert_int_equal(vm.created, 1000);          /* an update keeps it */
 	iovm_store_close(s);
+}
+
+/* Step 2 as it shipped, applied on top of schema_v1: a version-2 database. */
+static const char schema_v2_step[] =
+	"ALTER TABLE vm ADD COLUMN numa_node INTEGER NOT NULL DEFAULT -1 CHECK (numa_node >= -1);"
+	"CREATE INDEX intent_open ON intent(id) WHERE status = 'open';"
+	"PRAGMA user_version = 2;";
+
+static void test_migrate_from_v2_with_data(void **state)
+{
+	fixture *f = *state;
+	iovm_store_vm vm;
+	iovm_store_assignment *as = NULL;
+	iovm_store_share *shares = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+	iovm_store *s;
+
+	raw_exec(f->db, schema_v1);
+	raw_exec(f->db, schema_v2_step);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 2);
+	raw_exec(f->db,
+		 "INSERT INTO vm (name, qmp, priority, created, numa_node) VALUES"
+		 "  ('db1', '/run/db1.qmp', 'high', 1000, 1), ('web2', '/run/web2.qmp', 'normal', 1001, -1);"
+		 "INSERT INTO assignment VALUES ('0000:01:10.0', 'db1', 'exclusive', 'iovm-0000-01-10.0',"
+		 "  'attached', 1002);"
+		 "INSERT INTO assignment VALUES ('0000:01:10.1', 'web2', 'shared', '', 'reserved', 1003);");
+
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_schema_version(s), 3);
+	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
+	assert_string_equal(vm.qmp, "/run/db1.qmp");
+	assert_int_equal(vm.priority, IOVM_STORE_PRIO_HIGH);
+	assert_int_equal(vm.numa_node, 1);
+	assert_int_equal(vm.created, 1000);
+	assert_string_equal(vm.qga, "");             /* the new column's default */
+	assert_int_equal(iovm_store_assignment_list(s, NULL, &as, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(as[0].vm, "db1");
+	assert_int_equal(as[0].mode, IOVM_STORE_MODE_EXCLUSIVE);
+	assert_string_equal(as[0].devid, "iovm-0000-01-10.0");
+	assert_int_equal(as[0].state, IOVM_STORE_ATTACHED);
+	assert_string_equal(as[1].vm, "web2");
+	assert_int_equal(as[1].mode, IOVM_STORE_MODE_SHARED);
+	free(as);
+	assert_int_equal(iovm_store_share_list(s, NULL, NULL, &shares, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(shares);
+
+	/* The new table, its index and the four triggers are there and act
+	 * on the rows that came through the migration. */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 4);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'vf_share_by_vm'"), 1);
+	assert_int_equal(do_share(s, "0000:01:10.0", "web2", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "vm db1"));
+	assert_int_equal(do_share(s, "0000:01:10.2", "web2", &e), 0);
+
+	/* The migrated schema takes the new field. */
+	snprintf(vm.qga, sizeof(vm.qga), "/run/db1.qga");
+	assert_int_equal(iovm_store_vm_put(s, &vm, &e), 0);
+	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
+	assert_string_equal(vm.qga, "/run/db1.qga");
+	assert_int_equal(vm.created, 1000);
+	iovm_store_close(s);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+}
+
+static void test_failed_migration_2_to_3(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = NULL;
+	iovm_error e = {};
+
+	/* A version-2 file where step 3 cannot apply (its table name is
+	 * taken): nothing of the step may remain, the version stays 2. */
+	raw_exec(f->db, schema_v1);
+	raw_exec(f->db, schema_v2_step);
+	raw_exec(f->db, "CREATE TABLE vf_share (x INTEGER)");
+	assert_int_equal(iovm_store_open(f->db, &s, &e), -EBADMSG);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "migration 2 -> 3"));
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM pragma_table_info('vm') WHERE name = 'qga'"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 0);
 }
 
 static void test_newer_version_refused(void **state)
@@ -661,6 +774,260 @@ static void test_saved_settings(void **state)
 	iovm_store_close(s);
 }
 
+static void test_vm_qga(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_vm vm = { .name = "g1", .qmp = "/run/g1.qmp", .priority = IOVM_STORE_PRIO_NORMAL,
+			     .numa_node = 0, .qga = "/run/g1.qga" }, g, *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+
+	assert_int_equal(iovm_store_vm_put(s, &vm, &e), 0);
+	add_vm(s, "g0", IOVM_STORE_PRIO_LOW);      /* none: qga left "" */
+	assert_int_equal(iovm_store_vm_get(s, "g1", &g, &e), 0);
+	assert_string_equal(g.qga, "/run/g1.qga");
+	assert_int_equal(iovm_store_vm_list(s, &list, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "g0");
+	assert_string_equal(list[0].qga, "");
+	assert_string_equal(list[1].qga, "/run/g1.qga");
+	free(list);
+
+	/* The upsert replaces it, and can clear it. */
+	snprintf(vm.qga, sizeof(vm.qga), "/run/other.qga");
+	assert_int_equal(iovm_store_vm_put(s, &vm, &e), 0);
+	assert_int_equal(iovm_store_vm_get(s, "g1", &g, &e), 0);
+	assert_string_equal(g.qga, "/run/other.qga");
+	vm.qga[0] = '\0';
+	assert_int_equal(iovm_store_vm_put(s, &vm, &e), 0);
+	assert_int_equal(iovm_store_vm_get(s, "g1", &g, &e), 0);
+	assert_string_equal(g.qga, "");
+
+	/* Not NUL-terminated within the field: refused, the row unchanged. */
+	memset(vm.qga, 'q', sizeof(vm.qga));
+	assert_int_equal(iovm_store_vm_put(s, &vm, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "vm g1"));
+	assert_int_equal(iovm_store_vm_get(s, "g1", &g, &e), 0);
+	assert_string_equal(g.qga, "");
+	iovm_store_close(s);
+}
+
+static void test_share_records(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_share sh = { .vf = "01:10.3", .vm = "alpha", .devid = "net-a", .ifname = "macvtap3",
+				.state = IOVM_STORE_ATTACHING }, g, *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+
+	add_vm(s, "alpha", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "beta", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "gamma", IOVM_STORE_PRIO_NORMAL);
+
+	/* One VF, several VMs; and one VM on several VFs. */
+	assert_int_equal(iovm_store_share_add(s, &sh, &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.3", "gamma", &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.3", "beta", &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.1", "gamma", &e), 0);
+
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.3", "alpha", &g, &e), 0);
+	assert_string_equal(g.vf, "0000:01:10.3");     /* normalised */
+	assert_string_equal(g.vm, "alpha");
+	assert_string_equal(g.devid, "net-a");
+	assert_string_equal(g.ifname, "macvtap3");
+	assert_int_equal(g.state, IOVM_STORE_ATTACHING);
+	assert_true(g.updated > 0);
+
+	/* The same VM twice, however the VF is spelled. */
+	assert_int_equal(do_share(s, "0000:01:10.3", "alpha", &e), -EEXIST);
+	assert_non_null(strstr(e.msg, "0000:01:10.3"));
+	assert_non_null(strstr(e.msg, "vm alpha"));
+	/* An unknown VM. */
+	assert_int_equal(do_share(s, "0000:01:10.3", "delta", &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "delta"));
+	assert_non_null(strstr(e.msg, "0000:01:10.3"));
+	/* Bad arguments. */
+	assert_int_equal(do_share(s, "bogus", "alpha", &e), -EINVAL);
+	assert_int_equal(do_share(s, "0000:01:10.3", "", &e), -EINVAL);
+	sh.state = 9;
+	assert_int_equal(iovm_store_share_add(s, &sh, &e), -EINVAL);
+	sh.state = IOVM_STORE_RESERVED;
+	memset(sh.ifname, 'x', sizeof(sh.ifname));
+	assert_int_equal(iovm_store_share_add(s, &sh, &e), -EINVAL);
+	assert_int_equal(iovm_store_share_add(s, NULL, &e), -EINVAL);
+
+	/* Lists: everything ordered by VF then VM; filtered by either. */
+	assert_int_equal(iovm_store_share_list(s, NULL, NULL, &list, &n, &e), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(list[0].vf, "0000:01:10.1");
+	assert_string_equal(list[1].vm, "alpha");
+	assert_string_equal(list[2].vm, "beta");
+	assert_string_equal(list[3].vm, "gamma");
+	assert_string_equal(list[3].vf, "0000:01:10.3");
+	free(list);
+	assert_int_equal(iovm_store_share_list(s, "01:10.3", NULL, &list, &n, &e), 0);
+	assert_int_equal(n, 3);
+	free(list);
+	assert_int_equal(iovm_store_share_list(s, NULL, "gamma", &list, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].vf, "0000:01:10.1");
+	assert_string_equal(list[1].vf, "0000:01:10.3");
+	free(list);
+	assert_int_equal(iovm_store_share_list(s, "0000:01:10.1", "alpha", &list, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(list);
+	assert_int_equal(iovm_store_share_list(s, "bogus", NULL, &list, &n, &e), -EINVAL);
+	assert_int_equal(iovm_store_share_list(s, NULL, NULL, NULL, &n, &e), -EINVAL);
+
+	/* set_state: NULL keeps devid and ifname, a string replaces it. */
+	assert_int_equal(iovm_store_share_set_state(s, "0000:01:10.3", "alpha", IOVM_STORE_ATTACHED, NULL,
+						    NULL, &e), 0);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.3", "alpha", &g, &e), 0);
+	assert_int_equal(g.state, IOVM_STORE_ATTACHED);
+	assert_string_equal(g.devid, "net-a");
+	assert_string_equal(g.ifname, "macvtap3");
+	assert_int_equal(iovm_store_share_set_state(s, "01:10.3", "alpha", IOVM_STORE_DETACHING, "net-a2",
+						    NULL, &e), 0);
+	assert_int_equal(iovm_store_share_set_state(s, "01:10.3", "alpha", IOVM_STORE_RELEASE_PENDING, NULL,
+						    "macvtap9", &e), 0);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.3", "alpha", &g, &e), 0);
+	assert_int_equal(g.state, IOVM_STORE_RELEASE_PENDING);
+	assert_string_equal(g.devid, "net-a2");
+	assert_string_equal(g.ifname, "macvtap9");
+	/* The other sharers of the VF are untouched. */
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.3", "beta", &g, &e), 0);
+	assert_int_equal(g.state, IOVM_STORE_RESERVED);
+	assert_string_equal(g.devid, "");
+	assert_int_equal(iovm_store_share_set_state(s, "0000:01:10.1", "alpha", IOVM_STORE_ATTACHED, NULL,
+						    NULL, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "0000:01:10.1"));
+	assert_non_null(strstr(e.msg, "vm alpha"));
+	assert_int_equal(iovm_store_share_set_state(s, "0000:01:10.3", "alpha", 9, NULL, NULL, &e), -EINVAL);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.1", "alpha", &g, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "0000:01:10.1 with vm alpha"));
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.1", NULL, &g, &e), -EINVAL);
+
+	/* A VM that shares a VF cannot be deleted; the message names the VF. */
+	assert_int_equal(iovm_store_vm_delete(s, "gamma", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "shares vf 0000:01:10.1"));
+	assert_int_equal(iovm_store_share_remove(s, "01:10.1", "gamma", &e), 0);
+	assert_int_equal(iovm_store_share_remove(s, "01:10.1", "gamma", &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "0000:01:10.1"));
+	assert_int_equal(iovm_store_vm_delete(s, "gamma", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "shares vf 0000:01:10.3"));
+	assert_int_equal(iovm_store_share_remove(s, "0000:01:10.3", "gamma", &e), 0);
+	assert_int_equal(iovm_store_vm_delete(s, "gamma", &e), 0);
+	assert_int_equal(iovm_store_share_list(s, "0000:01:10.3", NULL, &list, &n, &e), 0);
+	assert_int_equal(n, 2);
+	free(list);
+	assert_int_equal(iovm_store_share_remove(s, "0000:01:10.3", "", &e), -EINVAL);
+	iovm_store_close(s);
+}
+
+static void test_share_vs_exclusive(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_assignment a = { .vf = "0000:01:10.5", .vm = "owner", .mode = IOVM_STORE_MODE_SHARED,
+				    .state = IOVM_STORE_RESERVED };
+	iovm_store_share *list = NULL;
+	size_t n = 0;
+	iovm_error e = {};
+
+	add_vm(s, "owner", IOVM_STORE_PRIO_HIGH);
+	add_vm(s, "u1", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "u2", IOVM_STORE_PRIO_NORMAL);
+
+	/* Held exclusively -> cannot be shared; the holder is named. */
+	assert_int_equal(do_assign(s, "0000:01:10.2", "owner", &e), 0);
+	assert_int_equal(do_share(s, "01:10.2", "u1", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "0000:01:10.2"));
+	assert_non_null(strstr(e.msg, "vm owner"));
+	assert_non_null(strstr(e.msg, "vm u1"));
+	assert_int_equal(iovm_store_share_list(s, "0000:01:10.2", NULL, &list, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(list);
+
+	/* Shared -> cannot be held exclusively; every sharer is named. */
+	assert_int_equal(do_share(s, "0000:01:10.4", "u2", &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.4", "u1", &e), 0);
+	assert_int_equal(do_assign(s, "01:10.4", "owner", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "0000:01:10.4"));
+	assert_non_null(strstr(e.msg, "shared with vm u1, vm u2"));
+	assert_non_null(strstr(e.msg, "vm owner"));
+	/* The trigger is about exclusive holders only: a shared-mode
+	 * assignment of the VF is not refused by it. */
+	snprintf(a.vf, sizeof(a.vf), "0000:01:10.4");
+	assert_int_equal(iovm_store_assign(s, &a, &e), 0);
+	assert_int_equal(iovm_store_unassign(s, "0000:01:10.4", &e), 0);
+
+	/* Once the last sharer is gone the VF can be held exclusively, and
+	 * once that ends it can be shared again. */
+	assert_int_equal(iovm_store_share_remove(s, "0000:01:10.4", "u1", &e), 0);
+	assert_int_equal(do_assign(s, "0000:01:10.4", "owner", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "vm u2"));
+	assert_null(strstr(e.msg, "vm u1"));
+	assert_int_equal(iovm_store_share_remove(s, "0000:01:10.4", "u2", &e), 0);
+	assert_int_equal(do_assign(s, "0000:01:10.4", "owner", &e), 0);
+	assert_int_equal(iovm_store_unassign(s, "0000:01:10.2", &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.2", "u1", &e), 0);
+	iovm_store_close(s);
+}
+
+/* The triggers, without the C API: whatever code writes the file, the
+ * database refuses a VF both held exclusively and shared. */
+static void test_share_triggers_raw_sql(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	char msg[256];
+	iovm_error e = {};
+
+	add_vm(s, "owner", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "u1", IOVM_STORE_PRIO_NORMAL);
+	iovm_store_close(s);
+	raw_exec(f->db, "INSERT INTO assignment VALUES ('0000:01:10.0', 'owner', 'exclusive', '', 'attached', 1);"
+			"INSERT INTO vf_share (vf, vm, state, updated) VALUES ('0000:01:10.1', 'u1', 'attached', 1);"
+			"INSERT INTO assignment VALUES ('0000:01:10.2', 'owner', 'shared', '', 'attached', 1);");
+
+	/* Shared row for an exclusively held VF. */
+	assert_int_equal(raw_exec_rc(f->db, "INSERT INTO vf_share (vf, vm, state, updated) "
+					    "VALUES ('0000:01:10.0', 'u1', 'reserved', 2)", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT_TRIGGER);
+	assert_non_null(strstr(msg, "exclusively"));
+	/* Exclusive row for a shared VF. */
+	assert_int_equal(raw_exec_rc(f->db, "INSERT INTO assignment VALUES ('0000:01:10.1', 'owner', "
+					    "'exclusive', '', 'reserved', 2)", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT_TRIGGER);
+	assert_non_null(strstr(msg, "shared"));
+	/* The side doors: re-keying a row, or turning a shared-mode
+	 * assignment exclusive. */
+	assert_int_equal(raw_exec_rc(f->db, "UPDATE vf_share SET vf = '0000:01:10.0'", NULL, 0),
+			 SQLITE_CONSTRAINT_TRIGGER);
+	assert_int_equal(raw_exec_rc(f->db, "UPDATE assignment SET vf = '0000:01:10.1' "
+					    "WHERE vf = '0000:01:10.0'", NULL, 0),
+			 SQLITE_CONSTRAINT_TRIGGER);
+	raw_exec(f->db, "INSERT INTO vf_share (vf, vm, state, updated) VALUES ('0000:01:10.2', 'u1', 'attached', 1)");
+	assert_int_equal(raw_exec_rc(f->db, "UPDATE assignment SET mode = 'exclusive' "
+					    "WHERE vf = '0000:01:10.2'", NULL, 0),
+			 SQLITE_CONSTRAINT_TRIGGER);
+	/* Nothing of the refused statements was written. */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM vf_share WHERE vf = '0000:01:10.0'"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM assignment WHERE mode = 'exclusive'"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM vf_share WHERE vf = '0000:01:10.1'"), 1);
+	/* Updates that do not make a VF both are fine. */
+	assert_int_equal(raw_exec_rc(f->db, "UPDATE vf_share SET state = 'detaching'", NULL, 0), SQLITE_OK);
+	assert_int_equal(raw_exec_rc(f->db, "UPDATE assignment SET state = 'detaching'", NULL, 0), SQLITE_OK);
+
+	/* The store maps the raw refusal to -EBUSY too. */
+	s = open_ok(f->db);
+	assert_int_equal(do_share(s, "0000:01:10.0", "owner", &e), -EBUSY);
+	assert_int_equal(do_assign(s, "0000:01:10.1", "owner", &e), -EBUSY);
+	iovm_store_close(s);
+}
+
 /* ---- intents and transactions ------------------------------------------------------------ */
 
 static void test_intent_lifecycle(void **state)
@@ -831,6 +1198,64 @@ static void test_transaction(void **state)
 /* In a child whose file size limit stops the WAL from growing: a
  * transaction whose commit cannot be written reports the error, leaves no
  * transaction open and none of its writes visible. */
+static int share_then_fail(iovm_store *s, void *userdata, iovm_error *err)
+{
+	bool *fail = userdata;
+	int r;
+
+	r = do_share(s, "0000:01:10.6", "vm1", err);
+	if (r >= 0)
+		r = iovm_store_share_set_state(s, "0000:01:10.6", "vm1", IOVM_STORE_ATTACHING, "net0", "macvtap0",
+					       err);
+	if (r >= 0 && *fail)
+		r = iovm_error_set(err, -EIO, "simulated failure");
+	return r;
+}
+
+static void test_share_transaction(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db), *other;
+	bool fail = true;
+	iovm_store_share g;
+	iovm_error e = {};
+
+	add_vm(s, "vm1", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "vm2", IOVM_STORE_PRIO_NORMAL);
+
+	/* The callback form: a failure after add + set_state leaves nothing. */
+	assert_int_equal(iovm_store_transaction(s, share_then_fail, &fail, &e), -EIO);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.6", "vm1", &g, &e), -ENOENT);
+	fail = false;
+	assert_int_equal(iovm_store_transaction(s, share_then_fail, &fail, &e), 0);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.6", "vm1", &g, &e), 0);
+	assert_int_equal(g.state, IOVM_STORE_ATTACHING);
+	assert_string_equal(g.ifname, "macvtap0");
+
+	/* Explicit form: the calls join; another connection does not see
+	 * them until commit, and a rollback drops them. */
+	other = open_ok(f->db);
+	assert_int_equal(iovm_store_begin(s, &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.6", "vm2", &e), 0);
+	assert_int_equal(iovm_store_share_remove(s, "0000:01:10.6", "vm1", &e), 0);
+	assert_true(iovm_store_in_transaction(s));
+	assert_int_equal(iovm_store_share_get(other, "0000:01:10.6", "vm2", &g, &e), -ENOENT);
+	assert_int_equal(iovm_store_share_get(other, "0000:01:10.6", "vm1", &g, &e), 0);
+	assert_int_equal(iovm_store_rollback(s), 0);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.6", "vm2", &g, &e), -ENOENT);
+	assert_int_equal(iovm_store_share_get(s, "0000:01:10.6", "vm1", &g, &e), 0);
+
+	assert_int_equal(iovm_store_begin(s, &e), 0);
+	assert_int_equal(do_share(s, "0000:01:10.6", "vm2", &e), 0);
+	/* A refusal inside the transaction leaves the transaction usable. */
+	assert_int_equal(do_assign(s, "0000:01:10.6", "vm1", &e), -EBUSY);
+	assert_true(iovm_store_in_transaction(s));
+	assert_int_equal(iovm_store_commit(s, &e), 0);
+	assert_int_equal(iovm_store_share_get(other, "0000:01:10.6", "vm2", &g, &e), 0);
+	iovm_store_close(other);
+	iovm_store_close(s);
+}
+
 static void test_commit_fails_cleanly(void **state)
 {
 	fixture *f = *state;
@@ -931,6 +1356,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readonly_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_empty_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_v1_with_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v2_with_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_migration_2_to_3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_migration_keeps_old_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
@@ -938,9 +1365,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pf_and_vf_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_assignment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_saved_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_qga, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_share_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_share_vs_exclusive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_share_triggers_raw_sql, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_share_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
 	};
