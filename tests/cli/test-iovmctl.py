@@ -939,8 +939,12 @@ comp iovmctl --socket "$1" attach g1 --mode ''
 comp iovmctl --socket "$1" vm remove g
 comp iovmctl --socket "$1/absent" vm remove ''
 '''
+    bindir = os.path.join(TMP, "bin")   # the completion runs "iovmctl" from PATH
+    if not os.path.exists(bindir):
+        os.mkdir(bindir)
+        os.symlink(IOVMCTL, os.path.join(bindir, "iovmctl"))
     with FakeDaemon() as d:
-        p = subprocess.run(["bash", "-c", script, "bash", comp, os.path.dirname(IOVMCTL), d.path],
+        p = subprocess.run(["bash", "-c", script, "bash", comp, bindir, d.path],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     eq(p.stderr.decode(), "", "bash stderr")
     got = [l.split() for l in p.stdout.decode().split("\n")[:-1]]
