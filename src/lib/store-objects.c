@@ -699,9 +699,26 @@ static int share_key(const char *vf, const char *vm, char addr[IOVM_STORE_ADDR_M
 	return 0;
 }
 
-static bool str_fits(const char *str, size_t max)
+/* devid and ifname: optional (NULL), but must fit their columns. */
+static int share_names_fit(const char *devid, const char *ifname, const char *addr, const char *vm,
+			   iovm_error *err)
 {
-	return !str || strnlen(str, max) < max;
+	if ((devid && strnlen(devid, IOVM_STORE_NAME_MAX) >= IOVM_STORE_NAME_MAX) ||
+	    (ifname && strnlen(ifname, IOVM_STORE_NAME_MAX) >= IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: device id or interface name too long",
+				      addr, vm);
+	return 0;
+}
+
+/* The result of a statement on one share: its error named, or -ENOENT if
+ * it changed no row. */
+static int share_changed(int r, const char *addr, const char *vm, iovm_error *err)
+{
+	if (r < 0)
+		return iovm_error_prefix(err, "vf %s: share with vm %s", addr, vm);
+	if (r == 0)
+		return iovm_error_set(err, -ENOENT, "vf %s: not shared with vm %s in the state db", addr, vm);
+	return 0;
 }
 
 int iovm_store_share_add(iovm_store *s, const iovm_store_share *sh, iovm_error *err)
@@ -719,9 +736,9 @@ int iovm_store_share_add(iovm_store *s, const iovm_store_share *sh, iovm_error *
 	if (!NAME_OF(state_names, sh->state))
 		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, sh->vm,
 				      (int)sh->state);
-	if (!str_fits(sh->devid, sizeof(sh->devid)) || !str_fits(sh->ifname, sizeof(sh->ifname)))
-		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: device id or interface name too long",
-				      addr, sh->vm);
+	r = share_names_fit(sh->devid, sh->ifname, addr, sh->vm, err);
+	if (r < 0)
+		return r;
 
 	/* As for assignments: the database decides (primary key, foreign key,
 	 * trigger); the lookups afterwards only name the parties. */
@@ -769,9 +786,9 @@ int iovm_store_share_set_state(iovm_store *s, const char *vf, const char *vm, io
 	if (!NAME_OF(state_names, state))
 		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, vm,
 				      (int)state);
-	if (!str_fits(devid, IOVM_STORE_NAME_MAX) || !str_fits(ifname, IOVM_STORE_NAME_MAX))
-		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: device id or interface name too long",
-				      addr, vm);
+	r = share_names_fit(devid, ifname, addr, vm, err);
+	if (r < 0)
+		return r;
 	r = store_prepare(s, "UPDATE vf_share SET state = ?, devid = coalesce(?, devid), "
 			     "ifname = coalesce(?, ifname), updated = ? WHERE vf = ? AND vm = ?", &st, err);
 	if (r < 0)
@@ -784,12 +801,7 @@ int iovm_store_share_set_state(iovm_store *s, const char *vf, const char *vm, io
 	sqlite3_bind_int64(st, 4, store_now());
 	sqlite3_bind_text(st, 5, addr, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, vm, -1, SQLITE_STATIC);
-	r = store_step_done(s, st, err, "updating the share");
-	if (r < 0)
-		return iovm_error_prefix(err, "vf %s: share with vm %s", addr, vm);
-	if (r == 0)
-		return iovm_error_set(err, -ENOENT, "vf %s: not shared with vm %s in the state db", addr, vm);
-	return 0;
+	return share_changed(store_step_done(s, st, err, "updating the share"), addr, vm, err);
 }
 
 int iovm_store_share_get(iovm_store *s, const char *vf, const char *vm, iovm_store_share *ret,
@@ -852,12 +864,7 @@ int iovm_store_share_remove(iovm_store *s, const char *vf, const char *vm, iovm_
 		return r;
 	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
-	r = store_step_done(s, st, err, "deleting the share");
-	if (r < 0)
-		return iovm_error_prefix(err, "vf %s: share with vm %s", addr, vm);
-	if (r == 0)
-		return iovm_error_set(err, -ENOENT, "vf %s: not shared with vm %s in the state db", addr, vm);
-	return 0;
+	return share_changed(store_step_done(s, st, err, "deleting the share"), addr, vm, err);
 }
 
 /* ---- original VF settings ------------------------------------------------------------------ */
