@@ -163,6 +163,44 @@ static void release_record(ops *o, const char *vf)
 		log_error(err.code, "store: %s", err.msg);
 }
 
+/* A sharer is gone: its row and its hold in the policy. The last sharer
+ * out gives the VF its original driver back (settings were never changed:
+ * sharing does not touch the VF's PF-side configuration). */
+static void release_share(ops *o, const char *vf, const char *vm)
+{
+	_cleanup_free_ iovm_store_share *left = NULL;
+	iovm_store_vf_saved saved;
+	size_t n = 0;
+
+	if (iovm_store_share_remove(o->store, vf, vm, NULL) < 0)
+		return;
+	policy_forget(o, vm, vf);
+	if (iovm_store_share_list(o->store, vf, NULL, &left, &n, NULL) < 0 || n > 0)
+		return;
+	if (iovm_store_vf_saved_get(o->store, vf, &saved, NULL) == 0) {
+		iovm_vf info;
+
+		if (saved.cfg.present && iovm_vf_get(o->host, vf, &info, NULL) == 0 && info.pf_netdev[0]) {
+			iovm_vfnet *nl = NULL;
+			iovm_error err = {};
+
+			if (iovm_vfnet_open(o->host, &nl, &err) < 0 ||
+			    iovm_vfnet_restore(nl, info.pf_addr, info.index, &saved.cfg, &err) < 0)
+				log_warning(err.code, "vf %s: restoring its settings after sharing: %s", vf, err.msg);
+			iovm_vfnet_close(nl);
+		}
+		if (saved.driver[0] && iovm_vf_get(o->host, vf, &info, NULL) == 0 &&
+		    strcmp(saved.driver, info.driver)) {
+			iovm_error err = {};
+
+			if (iovm_vf_bind(o->host, vf, saved.driver, &err) < 0)
+				log_warning(err.code, "vf %s: back to %s after sharing: %s", vf, saved.driver,
+					    err.msg);
+		}
+		iovm_store_vf_saved_delete(o->store, vf, NULL);
+	}
+}
+
 /* Brings the store's assignments of a VM in line with the pool: a VF the
  * pool let go of is unassigned (VF_DETACHED); one waiting for its guest or
  * its dead VM is RELEASE_PENDING. Returns how many were released. */
@@ -196,6 +234,25 @@ static int sync_vm(ops *o, vmrec *v, json_object *released)
 	return freed;
 }
 
+/* Ends every share of a VM that is gone: its macvtaps are deleted (QEMU
+ * closed their taps when it exited) and the rows released. */
+static void reclaim_shares(ops *o, const char *vm, json_object *reclaimed)
+{
+	_cleanup_free_ iovm_store_share *shs = NULL;
+	iovm_error err = {};
+	size_t n = 0;
+
+	if (iovm_store_share_list(o->store, NULL, vm, &shs, &n, NULL) < 0 || n == 0)
+		return;
+	if (iovm_shared_reclaim(vm, NULL, &err) < 0)
+		log_warning(err.code, "vm %s: deleting its macvtaps: %s", vm, err.msg);
+	for (size_t i = 0; i < n; i++) {
+		release_share(o, shs[i].vf, vm);
+		if (reclaimed)
+			json_object_array_add(reclaimed, json_object_new_string(shs[i].vf));
+	}
+}
+
 /* The VM's connection went away: reclaim what QEMU let go of. */
 static void vm_lost(ops *o, vmrec *v, const char *why)
 {
@@ -205,6 +262,7 @@ static void vm_lost(ops *o, vmrec *v, const char *why)
 	log_warning(0, "vm %s: %s; reclaiming its VFs", v->info.name, why);
 	iovm_vm_reclaim(v->vm, LET_GO_MS, NULL);
 	sync_vm(o, v, reclaimed);
+	reclaim_shares(o, v->info.name, reclaimed);
 	v->vm = iovm_vm_free(v->vm);
 	v->next_try_ms = iovmd_now_ms() + o->d->cfg.refresh_interval_ms;
 	data = obj_s(json_object_new_object(), "vm", v->info.name);
@@ -320,6 +378,24 @@ static const char *state_name(ops *o, const char *vf, const char **ret_vm, const
 
 	*ret_vm = "";
 	*ret_mode = "";
+	{
+		_cleanup_free_ iovm_store_share *shs = NULL;
+		static char names[512];
+		size_t n = 0, len = 0;
+		bool attached = false;
+
+		if (iovm_store_share_list(o->store, vf, NULL, &shs, &n, NULL) == 0 && n > 0) {
+			names[0] = '\0';
+			for (size_t i = 0; i < n; i++) {
+				len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0,
+							"%s%s", i ? "," : "", shs[i].vm);
+				attached |= shs[i].state == IOVM_STORE_ATTACHED;
+			}
+			*ret_vm = names;
+			*ret_mode = "shared";
+			return attached ? "attached" : iovm_store_assign_state_to_string(shs[0].state);
+		}
+	}
 	if (iovm_store_assignment_get(o->store, vf, a, NULL) == 0) {
 		*ret_vm = a->vm;
 		*ret_mode = iovm_store_mode_to_string(a->mode);
@@ -421,6 +497,15 @@ static json_object *vm_json(ops *o, vmrec *v)
 		for (size_t i = 0; i < n; i++)
 			json_object_array_add(vfs, json_object_new_string(as[i].vf));
 	json_object_object_add(j, "vfs", vfs);
+	{
+		_cleanup_free_ iovm_store_share *shs = NULL;
+		json_object *shared = json_object_new_array();
+
+		if (iovm_store_share_list(o->store, NULL, v->info.name, &shs, &n, NULL) >= 0)
+			for (size_t i = 0; i < n; i++)
+				json_object_array_add(shared, json_object_new_string(shs[i].vf));
+		json_object_object_add(j, "shared_vfs", shared);
+	}
 	return j;
 }
 
@@ -455,6 +540,13 @@ static void publish(ops *o)
 		json_object_array_add(arr, vm_json(o, v));
 	json_object_object_add(snap, "vms", arr);
 	(void)iovm_store_assignment_list(o->store, NULL, &as, &na, NULL);
+	{
+		_cleanup_free_ iovm_store_share *shs = NULL;
+		size_t ns = 0;
+
+		if (iovm_store_share_list(o->store, NULL, NULL, &shs, &ns, NULL) >= 0)
+			na += ns;
+	}
 	(void)iovm_store_intent_list_open(o->store, &open, &ni, NULL);
 	json_object_object_add(snap, "assignments", json_object_new_int((int)na));
 	json_object_object_add(snap, "open_intents", json_object_new_int((int)ni));
@@ -762,12 +854,111 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, iovm_vf *ret, 
 	return r;
 }
 
-static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf,
+/* Shares vf with the VM: the VF stays on (or goes back to) its host driver,
+ * the VM gets a macvtap on its netdev as a virtio-net device. Journaled
+ * like an exclusive attach; each sharer is a row of vf_share. */
+static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf_in,
 				  iovm_error *err)
 {
-	policy_forget(o, v->info.name, vf->addr);
-	iovm_error_set(err, -EOPNOTSUPP, "vm %s: the policy chose to share vf %s, but the shared data "
-		       "path is not available in this build", v->info.name, vf->addr);
+	char args[256], object[IOVM_STORE_OBJECT_MAX], mac[IOVM_MAC_STR_MAX] = "";
+	iovm_store_share sh = {};
+	iovm_store_vf_saved saved = {};
+	iovm_shared_result res = {};
+	iovm_shared_opts so = {};
+	iovm_vf vf = *vf_in;
+	int64_t id = 0;
+	int r;
+
+	snprintf(saved.vf, sizeof(saved.vf), "%s", vf.addr);
+	snprintf(saved.pf, sizeof(saved.pf), "%s", vf.pf_addr);
+	saved.vf_index = vf.index;
+	snprintf(saved.driver, sizeof(saved.driver), "%s", vf.driver);
+	{
+		iovm_vfnet *nl = NULL;
+
+		if (iovm_vfnet_open(o->host, &nl, NULL) == 0) {
+			(void)iovm_vfnet_save(nl, vf.pf_addr, vf.index, &saved.cfg, NULL);
+			iovm_vfnet_close(nl);
+		}
+	}
+	snprintf(sh.vf, sizeof(sh.vf), "%s", vf.addr);
+	snprintf(sh.vm, sizeof(sh.vm), "%s", v->info.name);
+	sh.state = IOVM_STORE_RESERVED;
+	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", v->info.name);
+	snprintf(object, sizeof(object), "vf %s", vf.addr);
+	r = iovm_store_begin(o->store, err);
+	if (r >= 0)
+		r = iovm_store_intent_begin(o->store, IOVM_INTENT_ATTACH, object, args, &id, err);
+	if (r >= 0)
+		r = iovm_store_share_add(o->store, &sh, err);
+	if (r >= 0) {
+		r = iovm_store_vf_saved_put(o->store, &saved, err);   /* the first sharer's view */
+		if (r == -EEXIST)
+			r = 0;
+	}
+	if (r >= 0)
+		r = iovm_store_commit(o->store, err);
+	else
+		iovm_store_rollback(o->store);
+	if (r < 0) {
+		policy_forget(o, v->info.name, vf.addr);
+		return NULL;
+	}
+	o->intent = id;
+	o->op = "attach";
+	iovmd_crash_point("attach", "reserved");
+	/* A VF the policy turned from free to shared may sit on vfio-pci. */
+	if (!vf.netdev[0]) {
+		progress(o, "binding the VF to its host driver for sharing", 0, 0);
+		r = iovm_vf_bind(o->host, vf.addr, NULL, err);
+		if (r >= 0)
+			r = iovm_vf_get(o->host, vf.addr, &vf, err);
+		if (r >= 0 && !vf.netdev[0])
+			r = iovm_error_set(err, -ENODEV, "vf %s: no host netdev after binding %s", vf.addr,
+					   vf.driver);
+		if (r < 0)
+			goto fail;
+	}
+	/* The sharers' frames carry their own MACs, one unicast filter each:
+	 * the VF must not drop them as spoofed, and igb grants a VF extra
+	 * filters only when trusted (original settings saved above). */
+	{
+		iovm_vfnet_config cfg = { .spoofchk = false, .trust = true };
+		iovm_vfnet *nl = NULL;
+
+		r = iovm_vfnet_open(o->host, &nl, err);
+		if (r >= 0)
+			r = iovm_vfnet_set(nl, vf.pf_addr, vf.index, &cfg, IOVM_VFNET_SPOOFCHK | IOVM_VFNET_TRUST, err);
+		iovm_vfnet_close(nl);
+		if (r < 0)
+			goto fail;
+	}
+	iovm_store_share_set_state(o->store, vf.addr, v->info.name, IOVM_STORE_ATTACHING, NULL, NULL, NULL);
+	so.vf = vf.addr;
+	if (q->cfg.present & IOVM_VFNET_MAC) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", q->cfg.mac[0], q->cfg.mac[1],
+			 q->cfg.mac[2], q->cfg.mac[3], q->cfg.mac[4], q->cfg.mac[5]);
+		so.mac = mac;
+	}
+	so.timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : o->d->cfg.attach_timeout_ms;
+	r = iovm_vm_attach_shared(v->vm, &so, &res, err);
+	if (r < 0)
+		goto fail;
+	iovm_store_share_set_state(o->store, vf.addr, v->info.name, IOVM_STORE_ATTACHED, res.devid, res.ifname,
+				   NULL);
+	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	iovmd_crash_point("attach", "done");
+	json_object *ret = obj_s(obj_s(obj_s(obj_s(obj_s(json_object_new_object(), "vm", v->info.name),
+						 "vf", vf.addr), "devid", res.devid), "port", res.port),
+				 "mode", "shared");
+	obj_s(obj_s(ret, "macvtap", res.ifname), "mac", res.mac);
+	emit(o, "VF_ATTACHED", json_object_get(ret));
+	log_info("vm %s: shares vf %s (%s) through %s as %s on %s", v->info.name, vf.addr, res.vf_netdev,
+		 res.ifname, res.devid, res.port);
+	return ret;
+fail:
+	release_share(o, vf.addr, v->info.name);
+	iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, NULL);
 	return NULL;
 }
 
@@ -883,6 +1074,47 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	return ret;
 }
 
+static json_object *detach_shared(ops *o, vmrec *v, const iovm_api_request *q, const char *vf,
+				  iovm_error *err)
+{
+	char object[IOVM_STORE_OBJECT_MAX], args[256];
+	int64_t id = 0;
+	int r;
+
+	snprintf(object, sizeof(object), "vf %s", vf);
+	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", v->info.name);
+	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0)
+		return NULL;
+	o->intent = id;
+	o->op = "detach";
+	iovm_store_share_set_state(o->store, vf, v->info.name, IOVM_STORE_DETACHING, NULL, NULL, NULL);
+	iovmd_crash_point("detach", "intent");
+	if (vm_connect(o, v, NULL) < 0) {
+		iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, NULL);
+		iovm_store_share_set_state(o->store, vf, v->info.name, IOVM_STORE_RELEASE_PENDING, NULL, NULL, NULL);
+		iovm_error_set(err, -ECONNREFUSED, "vm %s: cannot reach its QMP socket %s; its share of vf %s "
+			       "ends when the VM is found gone", v->info.name, v->info.qmp, vf);
+		return NULL;
+	}
+	iovmd_crash_point("detach", "device-del");
+	r = iovm_vm_detach_shared(v->vm, vf, q->timeout_ms > 0 ? q->timeout_ms : o->d->cfg.detach_timeout_ms,
+				  err);
+	if (r < 0 && r != -ENOENT) {
+		iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+		iovm_store_share_set_state(o->store, vf, v->info.name, IOVM_STORE_RELEASE_PENDING, NULL, NULL, NULL);
+		emit(o, "VF_RELEASE_PENDING", obj_s(obj_s(obj_s(json_object_new_object(), "vm", v->info.name),
+						     "vf", vf), "reason", err->msg));
+		return NULL;
+	}
+	iovmd_crash_point("detach", "released");
+	release_share(o, vf, v->info.name);
+	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	iovmd_crash_point("detach", "done");
+	emit(o, "VF_DETACHED", obj_s(obj_s(json_object_new_object(), "vm", v->info.name), "vf", vf));
+	log_info("vm %s: no longer shares vf %s", v->info.name, vf);
+	return obj_s(obj_s(json_object_new_object(), "vm", v->info.name), "vf", vf);
+}
+
 static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_assignment *as = NULL;
@@ -904,14 +1136,24 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 			return NULL;
 		snprintf(vfaddr, sizeof(vfaddr), "%s", vf.addr);
 	} else {
-		if (iovm_store_assignment_list(o->store, q->vm, &as, &n, err) < 0)
+		_cleanup_free_ iovm_store_share *shs = NULL;
+		size_t ns = 0;
+
+		if (iovm_store_assignment_list(o->store, q->vm, &as, &n, err) < 0 ||
+		    iovm_store_share_list(o->store, NULL, q->vm, &shs, &ns, err) < 0)
 			return NULL;
-		if (n != 1) {
-			iovm_error_set(err, n ? -EINVAL : -ENOENT, "vm %s: %s; name the VF with 'vf'", q->vm,
-				       n ? "holds several VFs" : "holds no VF");
+		if (n + ns != 1) {
+			iovm_error_set(err, n + ns ? -EINVAL : -ENOENT, "vm %s: %s; name the VF with 'vf'", q->vm,
+				       n + ns ? "holds several VFs" : "holds no VF");
 			return NULL;
 		}
-		snprintf(vfaddr, sizeof(vfaddr), "%s", as[0].vf);
+		snprintf(vfaddr, sizeof(vfaddr), "%s", n ? as[0].vf : shs[0].vf);
+	}
+	{
+		iovm_store_share sh;
+
+		if (iovm_store_share_get(o->store, vfaddr, q->vm, &sh, NULL) == 0)
+			return detach_shared(o, v, q, vfaddr, err);
 	}
 	if (iovm_store_assignment_get(o->store, vfaddr, &a, NULL) < 0 || strcmp(a.vm, q->vm)) {
 		iovm_error_set(err, -ENOENT, "vm %s: vf %s is not attached to it", q->vm, vfaddr);
@@ -1106,6 +1348,40 @@ static void recover_assignment(ops *o, const iovm_store_assignment *a, bool deta
 	}
 }
 
+static void recover_share(ops *o, const iovm_store_share *sh)
+{
+	_cleanup_free_ iovm_shared_entry *in = NULL;
+	vmrec *v = vm_find(o, sh->vm);
+	iovm_error err = {};
+	size_t n = 0;
+	bool present = false;
+
+	if (v && vm_connect(o, v, NULL) == 0 && iovm_vm_shared_list(v->vm, &in, &n, NULL) == 0)
+		for (size_t i = 0; i < n; i++)
+			present |= !strcmp(in[i].vf, sh->vf);
+	if (present && sh->state != IOVM_STORE_DETACHING) {
+		iovm_store_share_set_state(o->store, sh->vf, sh->vm, IOVM_STORE_ATTACHED, NULL, NULL, NULL);
+		return;
+	}
+	if (present) {
+		log_info("recovery: vf %s: finishing vm %s's unshare", sh->vf, sh->vm);
+		if (iovm_vm_detach_shared(v->vm, sh->vf, o->d->cfg.detach_timeout_ms, &err) < 0 &&
+		    err.code != -ENOENT) {
+			log_warning(err.code, "recovery: %s", err.msg);
+			iovm_store_share_set_state(o->store, sh->vf, sh->vm, IOVM_STORE_RELEASE_PENDING, NULL, NULL,
+						   NULL);
+			return;
+		}
+	} else {
+		log_info("recovery: vm %s no longer has its share of vf %s: ending it", sh->vm, sh->vf);
+		/* A half-made share (crash before device_add) may have left a macvtap. */
+		if (v && v->vm)
+			(void)iovm_vm_detach_shared(v->vm, sh->vf, 1000, NULL);
+		(void)iovm_shared_reclaim(sh->vm, sh->vf, NULL);
+	}
+	release_share(o, sh->vf, sh->vm);
+}
+
 static int recover(ops *o, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_intent *open = NULL;
@@ -1127,6 +1403,17 @@ static int recover(ops *o, iovm_error *err)
 		bool detaching = as[i].state == IOVM_STORE_DETACHING;
 
 		recover_assignment(o, &as[i], detaching);
+	}
+	/* 1b. Shares: kept if the VM still has the device, else ended. */
+	{
+		_cleanup_free_ iovm_store_share *shs = NULL;
+		size_t nsh = 0;
+
+		r = iovm_store_share_list(o->store, NULL, NULL, &shs, &nsh, err);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < nsh; i++)
+			recover_share(o, &shs[i]);
 	}
 	/* 2. Settings saved for a VF nobody holds any more: restore them. */
 	r = iovm_store_vf_saved_list(o->store, &sv, &ns, err);
@@ -1174,13 +1461,22 @@ static int recover(ops *o, iovm_error *err)
 		char vf[IOVM_STORE_ADDR_MAX] = "";
 		bool done = false;
 
+		json_object *args = json_tokener_parse(open[i].args), *jvm = NULL;
+		const char *vm = args && json_object_object_get_ex(args, "vm", &jvm) ? json_object_get_string(jvm) : "";
+		iovm_store_share sh;
+		bool shared = strstr(open[i].args, "\"mode\":\"shared\"") != NULL;
+
 		if (open[i].kind == IOVM_INTENT_ATTACH && sscanf(open[i].object, "vf %15s", vf) == 1)
-			done = iovm_store_assignment_get(o->store, vf, &a, NULL) == 0 &&
-			       a.state == IOVM_STORE_ATTACHED;
+			done = shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) == 0 &&
+					sh.state == IOVM_STORE_ATTACHED
+				      : iovm_store_assignment_get(o->store, vf, &a, NULL) == 0 &&
+					a.state == IOVM_STORE_ATTACHED;
 		else if (open[i].kind == IOVM_INTENT_DETACH && sscanf(open[i].object, "vf %15s", vf) == 1)
-			done = iovm_store_assignment_get(o->store, vf, &a, NULL) < 0;
+			done = shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) < 0
+				      : iovm_store_assignment_get(o->store, vf, &a, NULL) < 0;
 		else
 			done = true;   /* set-vfs: desired state re-applied above */
+		json_object_put(args);
 		iovm_store_intent_finish(o->store, open[i].id, done ? IOVM_INTENT_DONE : IOVM_INTENT_ROLLED_BACK, NULL);
 		log_info("recovery: intent %lld (%s %s, last step '%s') %s", (long long)open[i].id,
 			 iovm_store_intent_kind_to_string(open[i].kind), open[i].object, open[i].step,
@@ -1350,6 +1646,18 @@ static void *thread_main(void *userdata)
 						       as[i].mode == IOVM_STORE_MODE_SHARED ? IOVM_POLICY_SHARED
 											   : IOVM_POLICY_EXCLUSIVE,
 						       &perr) < 0)
+					log_warning(perr.code, "policy: %s", perr.msg);
+			}
+	}
+	{
+		_cleanup_free_ iovm_store_share *shs = NULL;
+		size_t nsh = 0;
+
+		if (iovm_store_share_list(o.store, NULL, NULL, &shs, &nsh, NULL) >= 0)
+			for (size_t i = 0; i < nsh; i++) {
+				iovm_error perr = {};
+
+				if (iovm_policy_assign(o.pol, shs[i].vm, shs[i].vf, IOVM_POLICY_SHARED, &perr) < 0)
 					log_warning(perr.code, "policy: %s", perr.msg);
 			}
 	}
