@@ -854,13 +854,57 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, iovm_vf *ret, 
 	return r;
 }
 
+/* The VF's settings before iovm touches it: its driver and, for a NIC VF,
+ * everything the PF reports about it. */
+static void original_settings(ops *o, const iovm_vf *vf, iovm_store_vf_saved *saved)
+{
+	iovm_vfnet *nl = NULL;
+
+	memset(saved, 0, sizeof(*saved));
+	snprintf(saved->vf, sizeof(saved->vf), "%s", vf->addr);
+	snprintf(saved->pf, sizeof(saved->pf), "%s", vf->pf_addr);
+	saved->vf_index = vf->index;
+	snprintf(saved->driver, sizeof(saved->driver), "%s", vf->driver);
+	if (vf->pf_netdev[0] && iovm_vfnet_open(o->host, &nl, NULL) == 0) {
+		(void)iovm_vfnet_save(nl, vf->pf_addr, vf->index, &saved->cfg, NULL);
+		iovm_vfnet_close(nl);
+	}
+}
+
+/* Writes, in one transaction, the attach intent, the holder's row (an
+ * exclusive assignment a, or a share sh) and the original settings (kept if
+ * already saved: the first save is the original). */
+static int journal_attach(ops *o, const char *vf, const char *args, const iovm_store_assignment *a,
+			  const iovm_store_share *sh, const iovm_store_vf_saved *saved, int64_t *ret_id,
+			  iovm_error *err)
+{
+	char object[IOVM_STORE_OBJECT_MAX];
+	int r;
+
+	snprintf(object, sizeof(object), "vf %s", vf);
+	r = iovm_store_begin(o->store, err);
+	if (r >= 0)
+		r = iovm_store_intent_begin(o->store, IOVM_INTENT_ATTACH, object, args, ret_id, err);
+	if (r >= 0)
+		r = a ? iovm_store_assign(o->store, a, err) : iovm_store_share_add(o->store, sh, err);
+	if (r >= 0) {
+		r = iovm_store_vf_saved_put(o->store, saved, err);
+		if (r == -EEXIST)
+			r = 0;
+	}
+	if (r >= 0)
+		return iovm_store_commit(o->store, err);
+	iovm_store_rollback(o->store);
+	return r;
+}
+
 /* Shares vf with the VM: the VF stays on (or goes back to) its host driver,
  * the VM gets a macvtap on its netdev as a virtio-net device. Journaled
  * like an exclusive attach; each sharer is a row of vf_share. */
 static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf_in,
 				  iovm_error *err)
 {
-	char args[256], object[IOVM_STORE_OBJECT_MAX], mac[IOVM_MAC_STR_MAX] = "";
+	char args[256], mac[IOVM_MAC_STR_MAX] = "";
 	iovm_store_share sh = {};
 	iovm_store_vf_saved saved = {};
 	iovm_shared_result res = {};
@@ -869,37 +913,12 @@ static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 	int64_t id = 0;
 	int r;
 
-	snprintf(saved.vf, sizeof(saved.vf), "%s", vf.addr);
-	snprintf(saved.pf, sizeof(saved.pf), "%s", vf.pf_addr);
-	saved.vf_index = vf.index;
-	snprintf(saved.driver, sizeof(saved.driver), "%s", vf.driver);
-	{
-		iovm_vfnet *nl = NULL;
-
-		if (iovm_vfnet_open(o->host, &nl, NULL) == 0) {
-			(void)iovm_vfnet_save(nl, vf.pf_addr, vf.index, &saved.cfg, NULL);
-			iovm_vfnet_close(nl);
-		}
-	}
+	original_settings(o, &vf, &saved);
 	snprintf(sh.vf, sizeof(sh.vf), "%s", vf.addr);
 	snprintf(sh.vm, sizeof(sh.vm), "%s", v->info.name);
 	sh.state = IOVM_STORE_RESERVED;
 	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", v->info.name);
-	snprintf(object, sizeof(object), "vf %s", vf.addr);
-	r = iovm_store_begin(o->store, err);
-	if (r >= 0)
-		r = iovm_store_intent_begin(o->store, IOVM_INTENT_ATTACH, object, args, &id, err);
-	if (r >= 0)
-		r = iovm_store_share_add(o->store, &sh, err);
-	if (r >= 0) {
-		r = iovm_store_vf_saved_put(o->store, &saved, err);   /* the first sharer's view */
-		if (r == -EEXIST)
-			r = 0;
-	}
-	if (r >= 0)
-		r = iovm_store_commit(o->store, err);
-	else
-		iovm_store_rollback(o->store);
+	r = journal_attach(o, vf.addr, args, NULL, &sh, &saved, &id, err);
 	if (r < 0) {
 		policy_forget(o, v->info.name, vf.addr);
 		return NULL;
@@ -964,12 +983,11 @@ fail:
 
 static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err)
 {
-	char args[512], object[IOVM_STORE_OBJECT_MAX], mac[18] = "";
+	char args[512], mac[18] = "";
 	iovm_store_assignment a = {};
 	iovm_store_vf_saved saved = {};
 	iovm_attach_result res = {};
 	iovm_attach_opts ao = {};
-	iovm_vfnet *nl = NULL;
 	iovm_policy_mode mode = IOVM_POLICY_EXCLUSIVE;
 	iovm_vf vf;
 	int64_t id = 0;
@@ -1003,35 +1021,14 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	if (mode == IOVM_POLICY_SHARED)
 		return attach_shared(o, v, q, &vf, err);
 	/* The original settings, saved before anything is touched. */
-	snprintf(saved.vf, sizeof(saved.vf), "%s", vf.addr);
-	snprintf(saved.pf, sizeof(saved.pf), "%s", vf.pf_addr);
-	saved.vf_index = vf.index;
-	snprintf(saved.driver, sizeof(saved.driver), "%s", vf.driver);
-	if (vf.pf_netdev[0] && iovm_vfnet_open(o->host, &nl, NULL) == 0) {
-		(void)iovm_vfnet_save(nl, vf.pf_addr, vf.index, &saved.cfg, NULL);
-		iovm_vfnet_close(nl);
-	}
+	original_settings(o, &vf, &saved);
 	snprintf(a.vf, sizeof(a.vf), "%s", vf.addr);
 	snprintf(a.vm, sizeof(a.vm), "%s", q->vm);
 	a.mode = IOVM_STORE_MODE_EXCLUSIVE;
 	a.state = IOVM_STORE_RESERVED;
 	iovm_vm_device_id(vf.addr, a.devid, sizeof(a.devid));
 	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
-	snprintf(object, sizeof(object), "vf %s", vf.addr);
-	r = iovm_store_begin(o->store, err);
-	if (r >= 0)
-		r = iovm_store_intent_begin(o->store, IOVM_INTENT_ATTACH, object, args, &id, err);
-	if (r >= 0)
-		r = iovm_store_assign(o->store, &a, err);
-	if (r >= 0) {
-		r = iovm_store_vf_saved_put(o->store, &saved, err);
-		if (r == -EEXIST)   /* left by an earlier run: that one is the original */
-			r = 0;
-	}
-	if (r >= 0)
-		r = iovm_store_commit(o->store, err);
-	else
-		iovm_store_rollback(o->store);
+	r = journal_attach(o, vf.addr, args, &a, NULL, &saved, &id, err);
 	if (r < 0) {
 		policy_forget(o, q->vm, vf.addr);
 		return NULL;
