@@ -460,6 +460,34 @@ def many_requests_pipelined(d):
 
 
 @case
+def half_close_gets_every_reply(d):
+    # A client that sends its requests and then shuts down its writing side
+    # (as `printf ... | socat - UNIX-CONNECT:...` does) is owed every reply,
+    # including those still queued in the daemon when it sees the EOF.
+    c = d.client()
+    n = 400        # about 700 KiB of replies: more than the socket buffers, under 1 MiB
+    c.send_raw(b"".join(b'{"execute":"pf-show","arguments":{"pf":"eth0"},"id":%d}\n' % i
+                        for i in range(n)))
+    c.s.shutdown(socket.SHUT_WR)
+    # Give the daemon time to read the EOF while most replies still wait for
+    # us: until it logs the client gone (a broken daemon) or 2 s (a correct
+    # one keeps the replies; either way the count below decides).
+    end = time.monotonic() + 2.0
+    while "gone" not in d.log_text() and time.monotonic() < end:
+        time.sleep(0.02)
+    got = 0
+    while True:
+        line = c.read_line()
+        if line is None:
+            break
+        r = json.loads(line)
+        check(r.get("id") == got and r["return"]["pf"] == ETH0, "reply %d: %r" % (got, line[:80]))
+        got += 1
+    check(got == n, "a half-closed client got %d of %d replies" % (got, n))
+    status_ok(d)
+
+
+@case
 def line_over_64k_closes(d):
     # 70 KiB with its newline, sent at once: refused, then the connection closes.
     c = d.client()
