@@ -42,6 +42,7 @@ typedef struct client {
 	size_t out_len, out_cap;
 	bool busy;                   /* a job of this client is at the ops thread */
 	bool closing;                /* close once out is flushed */
+	bool eof;                    /* the client shut down its side: answer what came, then close */
 } client;
 
 static client *clients;
@@ -79,7 +80,7 @@ static void client_update_events(client *c)
 {
 	uint32_t ev = 0;
 
-	if (!c->busy && !c->closing)
+	if (!c->busy && !c->closing && !c->eof)
 		ev |= EPOLLIN;
 	if (c->out_len)
 		ev |= EPOLLOUT;
@@ -205,6 +206,8 @@ static int process_input(client *c)
 		if (!nl)
 			break;
 		len = (size_t)(nl - (c->in + start));
+		if (len > IOVM_API_LINE_MAX)
+			break;    /* over-long: refused below, connection closed */
 		if (len > 0 && !(len == 1 && c->in[start] == '\r')) {
 			if (handle_line(c, c->in + start, len + 1) < 0)
 				return -1;
@@ -213,7 +216,14 @@ static int process_input(client *c)
 	}
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
-	if (c->in_len > IOVM_API_LINE_MAX && !c->busy && !c->closing) {
+	if (c->eof && !c->busy && !c->closing) {
+		/* Everything it sent is answered (a last line without "\n"
+		 * is incomplete and dropped): close once the replies are out. */
+		c->closing = true;
+		return client_flush(c);
+	}
+	if (c->in_len > IOVM_API_LINE_MAX && !c->busy && !c->closing &&
+	    (!memchr(c->in, '\n', c->in_len) || (size_t)((char *)memchr(c->in, '\n', c->in_len) - c->in) > IOVM_API_LINE_MAX)) {
 		char msg[128];
 
 		snprintf(msg, sizeof(msg), "request longer than %d bytes; closing the connection",
@@ -249,8 +259,12 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 				return 0;
 			goto gone;
 		}
-		if (n == 0)
-			goto gone;
+		if (n == 0) {
+			c->eof = true;
+			client_update_events(c);
+			process_input(c);
+			return 0;
+		}
 		c->in_len += (size_t)n;
 		if (process_input(c) < 0)
 			return 0;
@@ -422,6 +436,15 @@ static int listen_socket(iovmd *d)
 		return -EADDRINUSE;
 	}
 	close(fd);
+	{
+		struct stat st;
+
+		/* Only a stale socket is replaced, never another kind of file. */
+		if (lstat(d->cfg.socket_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			log_error(EEXIST, "%s exists and is not a socket; not replacing it", d->cfg.socket_path);
+			return -EEXIST;
+		}
+	}
 	(void)unlink(d->cfg.socket_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
