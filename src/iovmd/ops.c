@@ -43,6 +43,13 @@ typedef struct ops {
 	iovm_policy *pol;            /* who gets which VF (docs/allocation.md) */
 	char (*known)[IOVM_STORE_ADDR_MAX];   /* VFs the policy knows */
 	size_t n_known;
+	/* Read once per snapshot, not once per VF or VM. */
+	iovm_store_assignment *as;
+	size_t n_as;
+	iovm_store_share *shs;
+	size_t n_shs;
+	iovm_vf *inv;                /* the VFs at the last snapshot, for sampling */
+	size_t n_inv;
 	vmrec *vms;
 	/* the job being run, for progress and the step hook */
 	const iovmd_job *job;
@@ -371,41 +378,50 @@ static json_object *config_json(const iovm_vfnet_config *c)
 	return o;
 }
 
-static const char *state_name(ops *o, const char *vf, const char **ret_vm, const char **ret_mode,
-			      iovm_store_assignment *a)
+/* The holders of every VF, read in two queries. */
+static void load_holders(ops *o)
 {
+	free(o->as);
+	free(o->shs);
+	o->as = NULL;
+	o->shs = NULL;
+	o->n_as = o->n_shs = 0;
+	if (iovm_store_assignment_list(o->store, NULL, &o->as, &o->n_as, NULL) < 0)
+		o->n_as = 0;
+	if (iovm_store_share_list(o->store, NULL, NULL, &o->shs, &o->n_shs, NULL) < 0)
+		o->n_shs = 0;
+}
+
+static const char *state_name(ops *o, const char *vf, const char **ret_vm, const char **ret_mode)
+{
+	static char names[512];
 	iovm_vf_entry *e = iovm_vf_pool_get(o->pool, vf);
+	size_t len = 0, first = SIZE_MAX;
+	bool attached = false;
 
 	*ret_vm = "";
 	*ret_mode = "";
-	{
-		_cleanup_free_ iovm_store_share *shs = NULL;
-		static char names[512];
-		size_t n = 0, len = 0;
-		bool attached = false;
-
-		if (iovm_store_share_list(o->store, vf, NULL, &shs, &n, NULL) == 0 && n > 0) {
-			names[0] = '\0';
-			for (size_t i = 0; i < n; i++) {
-				len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0,
-							"%s%s", i ? "," : "", shs[i].vm);
-				attached |= shs[i].state == IOVM_STORE_ATTACHED;
-			}
-			*ret_vm = names;
-			*ret_mode = "shared";
-			return attached ? "attached" : iovm_store_assign_state_to_string(shs[0].state);
-		}
+	names[0] = '\0';
+	for (size_t i = 0; i < o->n_shs; i++) {
+		if (strcmp(o->shs[i].vf, vf))
+			continue;
+		len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0, "%s%s",
+					first == SIZE_MAX ? "" : ",", o->shs[i].vm);
+		if (first == SIZE_MAX)
+			first = i;
+		attached |= o->shs[i].state == IOVM_STORE_ATTACHED;
 	}
-	if (iovm_store_assignment_get(o->store, vf, a, NULL) == 0) {
-		*ret_vm = a->vm;
-		*ret_mode = iovm_store_mode_to_string(a->mode);
-		switch (a->state) {
-		case IOVM_STORE_RESERVED: return "reserved";
-		case IOVM_STORE_ATTACHING: return "attaching";
-		case IOVM_STORE_ATTACHED: return "attached";
-		case IOVM_STORE_DETACHING: return "detaching";
-		case IOVM_STORE_RELEASE_PENDING: return "release-pending";
-		}
+	if (first != SIZE_MAX) {
+		*ret_vm = names;
+		*ret_mode = "shared";
+		return attached ? "attached" : iovm_store_assign_state_to_string(o->shs[first].state);
+	}
+	for (size_t i = 0; i < o->n_as; i++) {
+		if (strcmp(o->as[i].vf, vf))
+			continue;
+		*ret_vm = o->as[i].vm;
+		*ret_mode = iovm_store_mode_to_string(o->as[i].mode);
+		return iovm_store_assign_state_to_string(o->as[i].state);
 	}
 	if (e) {
 		*ret_vm = e->vm;
@@ -418,10 +434,9 @@ static const char *state_name(ops *o, const char *vf, const char **ret_vm, const
 static json_object *vf_json(ops *o, iovm_vfnet *nl, const iovm_vf *vf)
 {
 	json_object *j = json_object_new_object();
-	iovm_store_assignment a;
 	iovm_vfnet_config cfg = {};
 	iovm_policy_vf_info pi;
-	const char *vm, *mode, *st = state_name(o, vf->addr, &vm, &mode, &a);
+	const char *vm, *mode, *st = state_name(o, vf->addr, &vm, &mode);
 
 	obj_s(j, "vf", vf->addr);
 	obj_s(j, "pf", vf->pf_addr);
@@ -484,35 +499,28 @@ static json_object *pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_
 
 static json_object *vm_json(ops *o, vmrec *v)
 {
-	_cleanup_free_ iovm_store_assignment *as = NULL;
 	json_object *j = json_object_new_object(), *vfs = json_object_new_array();
-	size_t n = 0;
+	json_object *shared = json_object_new_array();
 
 	obj_s(j, "name", v->info.name);
 	obj_s(j, "qmp", v->info.qmp);
 	obj_s(j, "priority", iovm_store_priority_to_string(v->info.priority));
 	json_object_object_add(j, "numa_node", json_object_new_int(v->info.numa_node));
 	json_object_object_add(j, "connected", json_object_new_boolean(v->vm && iovm_vm_is_alive(v->vm)));
-	if (iovm_store_assignment_list(o->store, v->info.name, &as, &n, NULL) >= 0)
-		for (size_t i = 0; i < n; i++)
-			json_object_array_add(vfs, json_object_new_string(as[i].vf));
+	for (size_t i = 0; i < o->n_as; i++)
+		if (!strcmp(o->as[i].vm, v->info.name))
+			json_object_array_add(vfs, json_object_new_string(o->as[i].vf));
+	for (size_t i = 0; i < o->n_shs; i++)
+		if (!strcmp(o->shs[i].vm, v->info.name))
+			json_object_array_add(shared, json_object_new_string(o->shs[i].vf));
 	json_object_object_add(j, "vfs", vfs);
-	{
-		_cleanup_free_ iovm_store_share *shs = NULL;
-		json_object *shared = json_object_new_array();
-
-		if (iovm_store_share_list(o->store, NULL, v->info.name, &shs, &n, NULL) >= 0)
-			for (size_t i = 0; i < n; i++)
-				json_object_array_add(shared, json_object_new_string(shs[i].vf));
-		json_object_object_add(j, "shared_vfs", shared);
-	}
+	json_object_object_add(j, "shared_vfs", shared);
 	return j;
 }
 
 static void publish(ops *o)
 {
 	_cleanup_free_ iovm_pf *pfs = NULL;
-	_cleanup_free_ iovm_store_assignment *as = NULL;
 	_cleanup_free_ iovm_store_intent *open = NULL;
 	json_object *snap = json_object_new_object(), *arr = json_object_new_array();
 	iovm_vfnet *nl = NULL;
@@ -520,12 +528,17 @@ static void publish(ops *o)
 	iovmd_msg *m;
 	iovm_error err = {};
 
+	load_holders(o);
 	{
-		_cleanup_free_ iovm_vf *all = NULL;
+		iovm_vf *all = NULL;
 		size_t nall = 0;
 
-		if (iovm_vf_list(o->host, NULL, &all, &nall, NULL) >= 0)
+		if (iovm_vf_list(o->host, NULL, &all, &nall, NULL) >= 0) {
 			policy_sync_vfs(o, all, nall);
+			free(o->inv);
+			o->inv = all;
+			o->n_inv = nall;
+		}
 	}
 	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
 		nl = NULL;
@@ -539,14 +552,7 @@ static void publish(ops *o)
 	for (vmrec *v = o->vms; v; v = v->next)
 		json_object_array_add(arr, vm_json(o, v));
 	json_object_object_add(snap, "vms", arr);
-	(void)iovm_store_assignment_list(o->store, NULL, &as, &na, NULL);
-	{
-		_cleanup_free_ iovm_store_share *shs = NULL;
-		size_t ns = 0;
-
-		if (iovm_store_share_list(o->store, NULL, NULL, &shs, &ns, NULL) >= 0)
-			na += ns;
-	}
+	na = o->n_as + o->n_shs;
 	(void)iovm_store_intent_list_open(o->store, &open, &ni, NULL);
 	json_object_object_add(snap, "assignments", json_object_new_int((int)na));
 	json_object_object_add(snap, "open_intents", json_object_new_int((int)ni));
@@ -1519,12 +1525,10 @@ static int vf_counter(ops *o, iovm_vfnet *nl, const iovm_vf *vf, uint64_t *ret)
 
 static void sample(ops *o, bool close_window)
 {
-	_cleanup_free_ iovm_vf *vfs = NULL;
+	const iovm_vf *vfs = o->inv;
 	iovm_vfnet *nl = NULL;
-	size_t n = 0;
+	size_t n = o->n_inv;
 
-	if (iovm_vf_list(o->host, NULL, &vfs, &n, NULL) < 0)
-		return;
 	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
 		nl = NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -1734,6 +1738,9 @@ out:
 	iovm_vf_pool_free(o.pool);
 	iovm_policy_free(o.pol);
 	free(o.known);
+	free(o.as);
+	free(o.shs);
+	free(o.inv);
 	iovm_store_close(o.store);
 	iovm_host_free(o.host);
 	return NULL;
