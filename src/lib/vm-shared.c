@@ -237,8 +237,9 @@ static int nl_open(struct nl_sock **ret, iovm_error *err)
 	return 0;
 }
 
-/* Sets a link up unless it is; returns its ifindex. */
-static int link_up(struct nl_sock *sk, const char *ifname, iovm_error *err)
+/* Sets a link up unless it is, and its ifalias if alias is not NULL;
+ * returns its ifindex. */
+static int link_up(struct nl_sock *sk, const char *ifname, const char *alias, iovm_error *err)
 {
 	_cleanup_link_ struct rtnl_link *cur = NULL;
 	_cleanup_link_ struct rtnl_link *change = NULL;
@@ -247,11 +248,13 @@ static int link_up(struct nl_sock *sk, const char *ifname, iovm_error *err)
 	r = rtnl_link_get_kernel(sk, 0, ifname, &cur);
 	if (r < 0)
 		return iovm_error_set(err, nl_errno(r), "netdev %s: %s", ifname, nl_geterror(r));
-	if (!(rtnl_link_get_flags(cur) & IFF_UP)) {
+	if (!(rtnl_link_get_flags(cur) & IFF_UP) || alias) {
 		change = rtnl_link_alloc();
 		if (!change)
 			return iovm_error_set(err, -ENOMEM, "netdev %s: out of memory", ifname);
 		rtnl_link_set_flags(change, IFF_UP);
+		if (alias)
+			rtnl_link_set_ifalias(change, alias);
 		r = rtnl_link_change(sk, cur, change, 0);
 		if (r < 0)
 			return iovm_error_set(err, nl_errno(r), "netdev %s: setting it up: %s", ifname,
@@ -259,6 +262,8 @@ static int link_up(struct nl_sock *sk, const char *ifname, iovm_error *err)
 	}
 	return rtnl_link_get_ifindex(cur);
 }
+
+static int macvtap_delete(struct nl_sock *sk, const char *ifname, iovm_error *err);
 
 static int macvtap_create(struct nl_sock *sk, const char *parent, const char *ifname,
 			  const uint8_t mac[6], const char *alias, iovm_error *err)
@@ -269,7 +274,7 @@ static int macvtap_create(struct nl_sock *sk, const char *parent, const char *if
 
 	if (!l)
 		return iovm_error_set(err, -ENOMEM, "macvtap %s: out of memory", ifname);
-	parent_index = link_up(sk, parent, err);
+	parent_index = link_up(sk, parent, NULL, err);
 	if (parent_index < 0)
 		return parent_index;
 	addr = nl_addr_build(AF_LLC, mac, 6);
@@ -279,7 +284,6 @@ static int macvtap_create(struct nl_sock *sk, const char *parent, const char *if
 	rtnl_link_set_name(l, ifname);
 	rtnl_link_set_addr(l, addr);
 	nl_addr_put(addr);
-	rtnl_link_set_ifalias(l, alias);
 	rtnl_link_set_flags(l, IFF_UP);
 	/* Bridge: the VMs sharing the VF reach each other, not only the wire. */
 	rtnl_link_macvtap_set_mode(l, MACVLAN_MODE_BRIDGE);
@@ -287,9 +291,13 @@ static int macvtap_create(struct nl_sock *sk, const char *parent, const char *if
 	if (r < 0)
 		return iovm_error_set(err, nl_errno(r), "macvtap %s on %s: %s", ifname, parent,
 				      nl_geterror(r));
-	/* Returns the ifindex; sets it up if the flags of the new link were
-	 * not applied. */
-	return link_up(sk, ifname, err);
+	/* The kernel applies IFLA_IFALIAS only to an existing link: set it
+	 * (and up, if the new link's flags were not applied) in a second
+	 * message. Returns the ifindex. */
+	r = link_up(sk, ifname, alias, err);
+	if (r < 0)
+		(void)macvtap_delete(sk, ifname, NULL);
+	return r;
 }
 
 static int macvtap_delete(struct nl_sock *sk, const char *ifname, iovm_error *err)

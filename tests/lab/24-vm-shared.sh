@@ -1,0 +1,232 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Lab: one VF shared by two running guests through macvtaps (issue 6's
+# shared data path), with real QEMU, igbvf and guests.
+#  0. a VF of eth0 on igbvf (the shared one, in the root namespace) and a VF
+#     of eth1 on igbvf in netns "srv" (the server side, across the cable);
+#     a VF of eth0 on vfio-pci is refused for sharing;
+#  1. attach-shared the eth0 VF to g1 and g2: two macvtaps on one VF netdev,
+#     each guest sees a virtio-net NIC with the MAC it was given;
+#  2. both guests send to a sink in netns "srv" at the same time (busybox nc
+#     from /dev/zero: the guests have no iperf3); per-guest Mbit/s, the two
+#     transfers overlap, and the VF netdev's tx_bytes rise by at least the
+#     bytes the sink counted;
+#  3. detach both: macvtaps gone, the guests no longer see the NIC;
+#  4. paused guest: detach times out (110), macvtap and device kept; after
+#     "cont" a second detach finishes the job;
+#  5. QEMU killed: its macvtap stays (the kernel does not delete a macvtap
+#     whose tap was closed); shared-reclaim deletes it.
+set -uo pipefail
+B=${IOVM_BUILD:?}
+VM=$B/src/tools/iovm-vm/iovm-vm
+G=lab/guest
+[ -x "$VM" ] || { echo "skip: iovm-vm not built" >&2; exit 77; }
+[ -d /sys/class/net/eth0/device ] && [ -d /sys/class/net/eth1/device ] ||
+	{ echo "skip: no two emulated igb (not in the lab?)" >&2; exit 77; }
+[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
+modprobe igbvf && modprobe vfio-pci && modprobe macvtap ||
+	{ echo "skip: igbvf/vfio-pci/macvtap modules missing" >&2; exit 77; }
+# shellcheck source=lib/vf-traffic.sh
+. tests/lab/lib/vf-traffic.sh
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
+SRV_IP=10.77.0.1
+declare -A GIP=([g1]=10.77.0.11 [g2]=10.77.0.12)
+declare -A MAC=([g1]=02:5a:00:00:00:11 [g2]=02:5a:00:00:00:12)
+SINK_PID=
+cleanup() {
+	for g in g1 g2; do
+		cp "/run/iovm-lab/guests/$g/console.log" "/run/iovm-lab/share/24-$g-console.log" 2>/dev/null
+	done
+	[ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
+	$G stop g1 >/dev/null 2>&1; $G stop g2 >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# The guest's interface with MAC, "" if none.
+guest_if() {
+	$G exec "$1" -- sh -c "for i in /sys/class/net/*; do
+		[ \"\$(cat \$i/address)\" = $2 ] && basename \$i; done; true" 2>/dev/null | tr -d '\r'
+}
+# wait_if GUEST MAC SECONDS [gone]: poll until the NIC appears (or is gone)
+wait_if() {
+	local deadline=$(( $(date +%s) + $3 )) i
+	while :; do
+		i=$(guest_if "$1" "$2")
+		if [ "${4:-}" = gone ]; then [ -z "$i" ] && return 0
+		else [ -n "$i" ] && { echo "$i"; return 0; }; fi
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 2
+	done
+}
+macvtaps() { ip -o link show type macvtap 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1; }
+
+# --- 0. VFs: eth0/0 shared (root netns), eth1/0 server side (netns srv)
+for pf in eth0 eth1; do
+	d=/sys/class/net/$pf/device
+	echo 0 > "$d/sriov_drivers_autoprobe"
+	echo 0 > "$d/sriov_numvfs"
+	echo 2 > "$d/sriov_numvfs" || { fail "$pf: cannot create VFs"; exit 1; }
+done
+PF0=$(basename "$(readlink /sys/class/net/eth0/device)")
+PF1=$(basename "$(readlink /sys/class/net/eth1/device)")
+VF=$(basename "$(readlink "/sys/bus/pci/devices/$PF0/virtfn0")")
+VFX=$(basename "$(readlink "/sys/bus/pci/devices/$PF0/virtfn1")")
+vf_traffic_setup "$PF0" 0 "$PF1" 0 sha srv 10.77.0.2 "$SRV_IP" || { fail "no traffic between the VFs"; exit 1; }
+VFDEV=$VF_TRAFFIC_DEV_A
+# The shared VF lives in the root namespace, without an address of its own.
+ip -n sha link set dev "$VFDEV" netns 1 || { fail "moving $VFDEV back"; exit 1; }
+# The guests' frames carry their own MACs: no anti-spoofing; and igb grants
+# the VF the extra unicast filters (one per macvtap) only if trusted, since
+# its MAC was set through the PF.
+ip link set eth0 vf 0 spoofchk off trust on || fail "eth0 vf 0 spoofchk off trust on"
+echo "shared VF $VF ($VFDEV), server $SRV_IP in netns srv ($VF_TRAFFIC_DEV_B)"
+
+# A VF on vfio-pci is not shareable.
+echo vfio-pci > "/sys/bus/pci/devices/$VFX/driver_override"
+echo "$VFX" > /sys/bus/pci/drivers_probe
+
+$G start g1 && $G start g2 || { fail "guests did not start"; exit 1; }
+
+out=$("$VM" attach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VFX" 2>&1); rc=$?
+[ $rc = 16 ] && [[ "$out" == *vfio-pci* ]] && ok "VF on vfio-pci refused: $out" ||
+	fail "attach-shared of a vfio-pci VF: status $rc: $out"
+
+# --- 1. share the VF with both guests
+for g in g1 g2; do
+	out=$("$VM" attach-shared --qmp "$(qmp "$g")" --vm "$g" --vf "$VF" --mac "${MAC[$g]}" \
+		--timeout-ms 20000 2>&1) || { fail "attach-shared to $g: $out"; continue; }
+	echo "$out"
+	[[ "$out" == *"devid=iovm-sh-${VF//:/-}"* ]] || fail "$g: unexpected device id: $out"
+done
+n=$(macvtaps | wc -l)
+[ "$n" = 2 ] && ok "two macvtaps on $VFDEV: $(macvtaps | tr '\n' ' ')" || fail "$n macvtaps: $(ip -o link show type macvtap)"
+ip -d link show type macvtap | grep -q "macvtap mode bridge" || fail "macvtaps not in bridge mode"
+for m in $(macvtaps); do
+	ip -o link show dev "$m" | grep -q "@$VFDEV" || fail "$m is not on $VFDEV"
+	ip -o link show dev "$m" | grep -q "alias iovm-shared g[12] $VF" || fail "$m: no iovm alias: $(ip -o link show dev "$m")"
+done
+out=$("$VM" shared-list --qmp "$(qmp g1)" --vm g1 2>&1)
+[[ "$out" == *"vf=$VF vm=g1 devid=iovm-sh-"* ]] && ok "shared-list: $out" || fail "shared-list g1: $out"
+out=$("$VM" attach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" 2>&1); rc=$?
+[ $rc = 17 ] && ok "second share of the same VF refused (EEXIST)" || fail "second attach-shared to g1: $rc: $out"
+
+declare -A GIF
+for g in g1 g2; do
+	GIF[$g]=$(wait_if "$g" "${MAC[$g]}" 180) || { fail "$g does not see a NIC with ${MAC[$g]}"; continue; }
+	drv=$($G exec "$g" -- sh -c "basename \$(readlink /sys/class/net/${GIF[$g]}/device/driver)" 2>/dev/null | tr -d '\r')
+	ok "$g sees ${GIF[$g]} (${MAC[$g]}, driver $drv)"
+	$G exec "$g" -- sh -c "ip addr add ${GIP[$g]}/24 dev ${GIF[$g]} && ip link set ${GIF[$g]} up" ||
+		fail "$g: configuring ${GIF[$g]}"
+done
+for g in g1 g2; do
+	[ -n "${GIF[$g]:-}" ] || continue
+	out=$($G exec --timeout 120 "$g" -- ping -c 3 -W 5 "$SRV_IP" 2>&1) &&
+		ok "$g pings $SRV_IP: $(echo "$out" | grep -E 'packets|round-trip' | tr '\n' ' ')" ||
+		fail "$g cannot ping $SRV_IP: $out"
+done
+# The guests reach each other through the macvtaps' bridge mode.
+[ -n "${GIF[g1]:-}" ] && [ -n "${GIF[g2]:-}" ] && { out=$($G exec --timeout 120 g1 -- ping -c 2 -W 5 "${GIP[g2]}" 2>&1) &&
+	ok "g1 pings g2 (bridge mode)" || fail "g1 cannot ping g2: $out"; }
+
+# --- 2. both guests at once into a sink behind the eth1 VF
+SECS=${IOVM_LAB_SHARED_SECS:-15}
+cat > "$TMPDIR/sink.py" <<'EOF'
+import socket, sys, threading, time
+n = int(sys.argv[2]); out = open(sys.argv[3], "w"); lock = threading.Lock()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5201)); s.listen(n)
+def serve(c, peer):
+    total, first, last = 0, None, None
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        now = time.monotonic()
+        first = first or now
+        last = now
+        total += len(b)
+    with lock:
+        out.write(f"{peer[0]} {total} {first or 0:.6f} {last or 0:.6f}\n"); out.flush()
+ts = []
+for _ in range(n):
+    c, peer = s.accept()
+    t = threading.Thread(target=serve, args=(c, peer)); t.start(); ts.append(t)
+for t in ts:
+    t.join()
+EOF
+: > "$TMPDIR/sink.out"
+ip netns exec srv python3 "$TMPDIR/sink.py" "$SRV_IP" 2 "$TMPDIR/sink.out" & SINK_PID=$!
+sleep 1
+read -r rx0 tx0 < <(echo "$(cat /sys/class/net/$VFDEV/statistics/rx_bytes) $(cat /sys/class/net/$VFDEV/statistics/tx_bytes)")
+pids=()
+for g in g1 g2; do
+	[ -n "${GIF[$g]:-}" ] || continue
+	$G exec --timeout $((SECS + 120)) "$g" -- sh -c "timeout $SECS nc $SRV_IP 5201 < /dev/zero; true" \
+		> "$TMPDIR/nc-$g.out" 2>&1 & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+for _ in $(seq 60); do [ "$(wc -l < "$TMPDIR/sink.out")" -ge 2 ] && break; sleep 1; done
+kill "$SINK_PID" 2>/dev/null; SINK_PID=
+tx1=$(cat "/sys/class/net/$VFDEV/statistics/tx_bytes")
+total=0
+declare -A FIRST LAST
+while read -r ip bytes first last; do
+	g=; for k in g1 g2; do [ "${GIP[$k]}" = "$ip" ] && g=$k; done
+	awk -v b="$bytes" -v f="$first" -v l="$last" -v g="$g" \
+		'BEGIN { d = l - f; printf "%s: %d bytes in %.2f s = %.2f Mbit/s\n", g, b, d, d > 0 ? b * 8 / d / 1e6 : 0 }'
+	[ "$bytes" -gt 0 ] || fail "$g sent nothing"
+	total=$((total + bytes)); FIRST[$g]=$first; LAST[$g]=$last
+done < "$TMPDIR/sink.out"
+[ "$(wc -l < "$TMPDIR/sink.out")" = 2 ] || fail "sink saw $(wc -l < "$TMPDIR/sink.out") transfers, want 2 ($(cat "$TMPDIR"/nc-*.out 2>/dev/null))"
+if [ -n "${FIRST[g1]:-}" ] && [ -n "${FIRST[g2]:-}" ]; then
+	ov=$(awk -v a="${FIRST[g1]}" -v b="${LAST[g1]}" -v c="${FIRST[g2]}" -v d="${LAST[g2]}" \
+		'BEGIN { s = a > c ? a : c; e = b < d ? b : d; printf "%.2f", e - s }')
+	awk -v o="$ov" 'BEGIN { exit !(o > 0) }' && ok "both guests sent at the same time (overlap ${ov} s)" ||
+		fail "transfers did not overlap (${ov} s)"
+fi
+dtx=$((tx1 - tx0))
+echo "VF $VFDEV tx_bytes +$dtx, sink counted $total bytes"
+[ "$total" -gt 0 ] && [ "$dtx" -ge "$total" ] && ok "VF counters cover the guests' traffic" ||
+	fail "VF tx_bytes rose by $dtx < $total bytes received"
+
+# --- 3. detach both
+for g in g1 g2; do
+	out=$("$VM" detach-shared --qmp "$(qmp "$g")" --vm "$g" --vf "$VF" --timeout-ms 30000 2>&1) &&
+		echo "$out" || fail "detach-shared from $g: $out"
+done
+n=$(macvtaps | wc -l)
+[ "$n" = 0 ] && ok "macvtaps gone" || fail "$n macvtaps left: $(macvtaps)"
+for g in g1 g2; do
+	wait_if "$g" "${MAC[$g]}" 120 gone && ok "$g no longer sees ${MAC[$g]}" || fail "$g still sees ${MAC[$g]}"
+done
+out=$("$VM" detach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" 2>&1); rc=$?
+[ $rc = 2 ] && ok "detach of an unshared VF: ENOENT" || fail "second detach-shared: $rc: $out"
+
+# --- 4. paused guest
+out=$("$VM" attach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" --timeout-ms 20000 2>&1) || fail "re-attach to g1: $out"
+TAP=$(macvtaps | head -n 1)
+wait_if g1 "$(echo "$out" | sed -n 's/.* mac=\([^ ]*\).*/\1/p')" 180 >/dev/null || fail "g1 does not see the re-attached NIC"
+$G qmp g1 stop >/dev/null
+out=$("$VM" detach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" --timeout-ms 5000 2>&1); rc=$?
+[ $rc = 110 ] && ok "paused guest: timeout: $out" || fail "detach from a paused guest: status $rc: $out"
+[ -n "$TAP" ] && ip link show dev "$TAP" >/dev/null 2>&1 && ok "macvtap $TAP kept" || fail "macvtap $TAP gone after the timeout"
+$G qmp g1 cont >/dev/null
+out=$("$VM" detach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" --timeout-ms 60000 2>&1) &&
+	ok "after cont: $out" || fail "detach after cont: $out"
+[ "$(macvtaps | wc -l)" = 0 ] || fail "macvtaps left after the late detach: $(macvtaps)"
+
+# --- 5. QEMU killed
+out=$("$VM" attach-shared --qmp "$(qmp g2)" --vm g2 --vf "$VF" --timeout-ms 20000 2>&1) || fail "re-attach to g2: $out"
+TAP=$(macvtaps | head -n 1)
+kill -9 "$($G pid g2)"
+sleep 2
+ip link show dev "$TAP" >/dev/null 2>&1 && ok "QEMU killed: macvtap $TAP stays" || echo "note: macvtap $TAP went with QEMU"
+out=$("$VM" shared-reclaim --vm g2 2>&1) && echo "$out" || fail "shared-reclaim g2: $out"
+[ "$(macvtaps | wc -l)" = 0 ] && ok "reclaimed: no macvtap left" || fail "macvtaps after reclaim: $(macvtaps)"
+
+[ $fails = 0 ] || { echo "$fails failure(s)" >&2; exit 1; }
+echo "all shared-VF checks passed"
