@@ -271,6 +271,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args()
 
+    # SIGTERM/SIGINT: stop iovmd and remove the temp dir on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     tmp = tempfile.mkdtemp(prefix="iovm-api-bench-")
     daemon = base = None
     try:

@@ -843,6 +843,8 @@ def socket_path_not_a_socket_left_alone(d):
     check(os.path.isfile(path) and open(path).read() == "keep me\n",
           "iovmd deleted the regular file at its --socket path")
     check(rc not in (None, 0), "iovmd ran on a --socket path that is a regular file")
+    check("not a socket" in d.log_text(), "no reason given:\n" + d.log_text())
+    d.stop()
 
 
 @case
