@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+
 /*
  * iovm_host: the context every libiovm call about the host's PCI/SR-IOV state
  * takes. It names the sysfs root (so unit tests run on fixture trees), the
@@ -25,6 +27,11 @@ int iovm_host_new(const char *sysfs_root, iovm_host **ret);
 iovm_host *iovm_host_free(iovm_host *h);   /* NULL-safe, returns NULL */
 
 int iovm_host_set_proc_root(iovm_host *h, const char *proc_root);
+/* Whether VF inventory (iovm_vf_get/list) reads driver_override, whose
+ * show() takes the device lock and so goes through a deadline worker (a
+ * fork) per VF; it is what sets iovm_vf.locked. On by default. A caller that
+ * lists often and needs no lock state (iovmd's snapshot) turns it off. */
+int iovm_host_set_lock_probe(iovm_host *h, bool on);
 int iovm_host_set_timeout(iovm_host *h, iovm_timeout_kind kind, uint64_t usec);
 uint64_t iovm_host_get_timeout(const iovm_host *h, iovm_timeout_kind kind);
 const char *iovm_host_sysfs_root(const iovm_host *h);

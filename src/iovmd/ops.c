@@ -38,6 +38,7 @@ typedef struct vmrec {
 typedef struct ops {
 	iovmd *d;
 	iovm_host *host;
+	iovm_host *inv_host;         /* the same sysfs, for the snapshot: no per-VF lock probe */
 	iovm_store *store;
 	iovm_vf_pool *pool;
 	iovm_policy *pol;            /* who gets which VF (docs/allocation.md) */
@@ -485,13 +486,12 @@ static json_object *pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_
 		json_object_object_add(j, "desired_driver", NULL);
 	}
 	if (with_vfs) {
-		_cleanup_free_ iovm_vf *vfs = NULL;
 		json_object *arr = json_object_new_array();
-		size_t n = 0;
 
-		if (iovm_vf_list(o->host, p->addr, &vfs, &n, NULL) >= 0)
-			for (size_t i = 0; i < n; i++)
-				json_object_array_add(arr, vf_json(o, nl, &vfs[i]));
+		/* The VFs listed at the start of this snapshot. */
+		for (size_t i = 0; i < o->n_inv; i++)
+			if (!strcmp(o->inv[i].pf_addr, p->addr))
+				json_object_array_add(arr, vf_json(o, nl, &o->inv[i]));
 		json_object_object_add(j, "vfs", arr);
 	}
 	return j;
@@ -533,7 +533,7 @@ static void publish(ops *o)
 		iovm_vf *all = NULL;
 		size_t nall = 0;
 
-		if (iovm_vf_list(o->host, NULL, &all, &nall, NULL) >= 0) {
+		if (iovm_vf_list(o->inv_host, NULL, &all, &nall, NULL) >= 0) {
 			policy_sync_vfs(o, all, nall);
 			free(o->inv);
 			o->inv = all;
@@ -542,7 +542,7 @@ static void publish(ops *o)
 	}
 	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
 		nl = NULL;
-	if (iovm_pf_list(o->host, &pfs, &n, &err) < 0)
+	if (iovm_pf_list(o->inv_host, &pfs, &n, &err) < 0)
 		log_warning(err.code, "inventory: %s", err.msg);
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(arr, pf_json(o, nl, &pfs[i], true));
@@ -1592,6 +1592,10 @@ static void *thread_main(void *userdata)
 	int r;
 
 	r = iovm_host_new(d->cfg.sysfs_root, &o.host);
+	if (r >= 0)
+		r = iovm_host_new(d->cfg.sysfs_root, &o.inv_host);
+	if (r >= 0)
+		r = iovm_host_set_lock_probe(o.inv_host, false);
 	if (r < 0) {
 		log_error(r, "sysfs root %s", d->cfg.sysfs_root);
 		goto fail;
@@ -1743,6 +1747,7 @@ out:
 	free(o.inv);
 	iovm_store_close(o.store);
 	iovm_host_free(o.host);
+	iovm_host_free(o.inv_host);
 	return NULL;
 }
 

@@ -152,6 +152,44 @@ static int client_send_error(client *c, json_object *id, int code, const char *d
 	return client_send(c, iovm_api_format_error(id, code, desc));
 }
 
+/* The big read replies (the whole VF, PF and VM lists) are serialised once
+ * per snapshot, not once per request: with many clients polling, json-c
+ * serialisation was most of the main thread's time. */
+static char *cache[_IOVM_API_CMD_MAX];
+
+static void cache_drop(void)
+{
+	for (size_t i = 0; i < ELEMENTSOF(cache); i++) {
+		free(cache[i]);
+		cache[i] = NULL;
+	}
+}
+
+static char *cached_reply(iovmd *d, const iovm_api_request *r)
+{
+	const char *id;
+	char *line;
+
+	if (!(r->cmd == IOVM_API_VF_LIST && !r->pf[0]) && r->cmd != IOVM_API_PF_LIST &&
+	    r->cmd != IOVM_API_VM_LIST)
+		return NULL;
+	if (!cache[r->cmd]) {
+		json_object *ret = iovmd_read_command(d, r, NULL);
+
+		if (!ret)
+			return NULL;
+		cache[r->cmd] = strdup(json_object_to_json_string_ext(ret, JSON_C_TO_STRING_PLAIN |
+									 JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(ret);
+		if (!cache[r->cmd])
+			return NULL;
+	}
+	id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (asprintf(&line, "{\"return\":%s%s%s}\n", cache[r->cmd], id ? ",\"id\":" : "", id ? id : "") < 0)
+		return NULL;
+	return line;
+}
+
 /* One complete request line. Returns -1 if the client was freed. */
 static int handle_line(client *c, const char *line, size_t len)
 {
@@ -181,6 +219,13 @@ static int handle_line(client *c, const char *line, size_t len)
 			  iovm_api_cmd_to_string(req.cmd));
 		iovmd_queue_push(&c->d->jobs, j);
 		return 0;
+	}
+	char *cached = cached_reply(c->d, &req);
+
+	if (cached) {
+		r = client_send(c, cached);
+		iovm_api_request_done(&req);
+		return r;
 	}
 	json_object *ret = iovmd_read_command(c->d, &req, &err);
 
@@ -370,6 +415,7 @@ static void take_messages(iovmd *d)
 		if (m->snapshot) {
 			json_object_put(d->snapshot);
 			d->snapshot = m->snapshot;
+			cache_drop();
 		} else if (m->client == 0) {
 			for (client *c = clients, *cn; c; c = cn) {
 				cn = c->next;
@@ -500,6 +546,7 @@ int iovmd_server_run(iovmd *d)
 		log_error(r, "event loop failed");
 	while (clients)
 		client_free(clients);
+	cache_drop();
 	(void)unlink(d->cfg.socket_path);
 	close(lfd);
 	sd_event_unref(e);

@@ -239,7 +239,7 @@ static int vf_fill(iovm_host *h, const char *pf, const char *pf_netdev, unsigned
 	iovm_pci_dev dev;
 	int r;
 
-	r = pci_dev_read(h, addr, true, &dev, err);
+	r = pci_dev_read(h, addr, !h->skip_lock_probe, &dev, err);
 	if (r < 0)
 		return r;
 	memcpy(vf.addr, dev.addr, sizeof(vf.addr));

@@ -67,6 +67,14 @@ iovm_host *iovm_host_free(iovm_host *h)
 	return NULL;
 }
 
+int iovm_host_set_lock_probe(iovm_host *h, bool on)
+{
+	if (!h)
+		return -EINVAL;
+	h->skip_lock_probe = !on;
+	return 0;
+}
+
 int iovm_host_set_proc_root(iovm_host *h, const char *proc_root)
 {
 	char *p;

@@ -23,6 +23,7 @@ struct iovm_host {
 	uint64_t timeout_usec[_IOVM_TIMEOUT_MAX];
 	host_write_hook write_hook;
 	void *write_hook_data;
+	bool skip_lock_probe;        /* listings do not read driver_override */
 };
 
 /* root + "/" + formatted tail into buf; -ENAMETOOLONG if it does not fit. */

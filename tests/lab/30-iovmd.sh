@@ -115,7 +115,7 @@ out=$(ctl vf set eth0/1 --mac 02:00:00:00:01:01 --vlan 100 --trust on 2>&1) || f
 v=$(ctl --json vf show eth0/1)
 [ "$(jq -r '.config.mac, .config.vlan, .config.trust' <<<"$v" | tr '\n' ' ')" = "02:00:00:00:01:01 100 true " ] \
 	&& ok "vf set read back: $(jq -c .config <<<"$v")" || fail "vf show after set: $v"
-ip link show eth0 | grep -q "vf 1 .*02:00:00:00:01:01, vlan 100" && ok "iproute2 agrees" || fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
+ip link show eth0 | grep -q "vf 1 .*02:00:00:00:01:01.*vlan 100" && ok "iproute2 agrees" || fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
 out=$(ctl vf set eth0/1 --vlan 5000 2>&1); rc=$?
 [ $rc != 0 ] && [[ "$out" == *vlan* ]] && ok "bad VLAN refused ($rc): $out" || fail "vlan 5000: rc=$rc $out"
 ctl vm add g1 --qmp "$(qmp g1)" || fail "vm add g1"
@@ -123,8 +123,9 @@ ctl vm add g2 --qmp "$(qmp g2)" --priority high || fail "vm add g2"
 ctl vm list
 [ "$(ctl --json vm list | jq '[.[] | select(.connected)] | length')" = 2 ] || fail "not both VMs connected: $(ctl --json vm list)"
 VF0=$(ctl --json vf show eth0/0 | jq -r .vf)
-out=$(ctl --json attach g1 --vf eth0/0 2>&1) && ok "attach g1 eth0/0: $(jq -c . <<<"$out")" || fail "attach g1: $out"
-out=$(ctl --json attach g2 --pf eth0 2>&1) && ok "attach g2 (auto pick): $(jq -c . <<<"$out")" || fail "attach g2: $out"
+# --json: the reply on stdout; progress lines go to stderr.
+out=$(ctl --json attach g1 --vf eth0/0 2>"$W/err") && ok "attach g1 eth0/0: $(jq -c . <<<"$out")" || fail "attach g1: $out $(cat "$W/err")"
+out=$(ctl --json attach g2 --pf eth0 2>"$W/err") && ok "attach g2 (auto pick): $(jq -c . <<<"$out")" || fail "attach g2: $out $(cat "$W/err")"
 wait_vfs g1 1 120 && ok "g1 sees its VF" || fail "g1 does not see its VF"
 wait_vfs g2 1 120 && ok "g2 sees its VF" || fail "g2 does not see its VF"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci: $(drv "$VF0")"

@@ -97,7 +97,7 @@ ctl vm list
 # --- automatic attach in priority order
 declare -A MODE VFOF
 for g in "${GUESTS[@]}"; do
-	out=$(ctl --json attach "$g" --pf eth0 --mac "${MAC[$g]}" 2>&1) || { fail "attach $g: $out"; continue; }
+	out=$(ctl --json attach "$g" --pf eth0 --mac "${MAC[$g]}" 2>"$W/err") || { fail "attach $g: $out $(cat "$W/err")"; continue; }
 	MODE[$g]=$(jq -r .mode <<<"$out"); VFOF[$g]=$(jq -r .vf <<<"$out")
 	echo "attach $g (${PRIO[$g]}): ${MODE[$g]} ${VFOF[$g]}"
 done
