@@ -63,6 +63,14 @@ int iovm_vfnet_get(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_confi
  * link state, each verified by reading back. Stops at the first failure. */
 int iovm_vfnet_set(iovm_vfnet *nl, const char *pf, unsigned vf, const iovm_vfnet_config *cfg,
 		   unsigned mask, iovm_error *err);
+/* Settings and statistics of every VF of a PF in one rtnetlink request
+ * (iovm_vfnet_get per VF costs a request and a PF lookup each): cfgs[i] and
+ * stats[i] (either array may be NULL) for VF index i < n; VFs the kernel
+ * does not report are left zeroed (present 0). Returns the number of VFs
+ * the PF has, capped at n. */
+int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, iovm_vfnet_stats *stats,
+		       size_t n, iovm_error *err);
+
 /* -EOPNOTSUPP when the kernel sends no IFLA_VF_STATS. Drivers without
  * ndo_get_vf_stats (igb) report zeros. */
 int iovm_vfnet_get_stats(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_stats *ret,

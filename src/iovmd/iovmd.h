@@ -68,6 +68,7 @@ typedef struct iovmd_msg {
 	char *line;                   /* NULL for a snapshot message */
 	bool final;                   /* the reply that ends the client's job */
 	json_object *snapshot;        /* a new inventory snapshot, handed over */
+	bool partial;                 /* snapshot holds only the members that changed */
 } iovmd_msg;
 
 typedef struct iovmd_queue {

@@ -432,10 +432,11 @@ static const char *state_name(ops *o, const char *vf, const char **ret_vm, const
 	return "free";
 }
 
-static json_object *vf_json(ops *o, iovm_vfnet *nl, const iovm_vf *vf)
+/* cfg: the VF's settings as the PF reports them, NULL if unknown. */
+static json_object *vf_json(ops *o, const iovm_vfnet_config *cfg, const iovm_vf *vf)
 {
+	static const iovm_vfnet_config none;
 	json_object *j = json_object_new_object();
-	iovm_vfnet_config cfg = {};
 	iovm_policy_vf_info pi;
 	const char *vm, *mode, *st = state_name(o, vf->addr, &vm, &mode);
 
@@ -452,9 +453,7 @@ static json_object *vf_json(ops *o, iovm_vfnet *nl, const iovm_vf *vf)
 	if (iovm_policy_vf_get(o->pol, vf->addr, &pi, NULL) < 0)
 		memset(&pi, 0, sizeof(pi));
 	json_object_object_add(j, "users", json_object_new_int(pi.users ? (int)pi.users : *vm ? 1 : 0));
-	if (nl && vf->pf_netdev[0])
-		(void)iovm_vfnet_get(nl, vf->pf_addr, vf->index, &cfg, NULL);
-	json_object_object_add(j, "config", config_json(&cfg));
+	json_object_object_add(j, "config", config_json(cfg ? cfg : &none));
 	json_object_object_add(j, "throughput_bps", json_object_new_int64((int64_t)pi.throughput_bps));
 	json_object_object_add(j, "window_bytes", json_object_new_int64((int64_t)pi.window_bytes));
 	json_object_object_add(j, "total_bytes", json_object_new_int64((int64_t)pi.total_bytes));
@@ -487,11 +486,18 @@ static json_object *pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_
 	}
 	if (with_vfs) {
 		json_object *arr = json_object_new_array();
+		_cleanup_free_ iovm_vfnet_config *cfgs = NULL;
+		int ncfg = -1;
 
+		/* Every VF's settings in one request to the PF. */
+		if (nl && p->netdev[0] && p->num_vfs && (cfgs = calloc(p->num_vfs, sizeof(*cfgs))))
+			ncfg = iovm_vfnet_get_all(nl, p->addr, cfgs, NULL, p->num_vfs, NULL);
 		/* The VFs listed at the start of this snapshot. */
 		for (size_t i = 0; i < o->n_inv; i++)
 			if (!strcmp(o->inv[i].pf_addr, p->addr))
-				json_object_array_add(arr, vf_json(o, nl, &o->inv[i]));
+				json_object_array_add(arr, vf_json(o, (int)o->inv[i].index < ncfg ?
+								      &cfgs[o->inv[i].index] : NULL,
+								  &o->inv[i]));
 		json_object_object_add(j, "vfs", arr);
 	}
 	return j;
@@ -563,6 +569,26 @@ static void publish(ops *o)
 		return;
 	}
 	m->snapshot = snap;
+	iovmd_queue_push(&o->d->msgs, m);
+}
+
+/* The VM list alone, for changes that touch nothing else (vm-add,
+ * vm-remove): a whole snapshot reads every VF. */
+static void publish_vms(ops *o)
+{
+	json_object *part = json_object_new_object(), *arr = json_object_new_array();
+	iovmd_msg *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		json_object_put(part);
+		json_object_put(arr);
+		return;
+	}
+	for (vmrec *v = o->vms; v; v = v->next)
+		json_object_array_add(arr, vm_json(o, v));
+	json_object_object_add(part, "vms", arr);
+	m->snapshot = part;
+	m->partial = true;
 	iovmd_queue_push(&o->d->msgs, m);
 }
 
@@ -755,7 +781,15 @@ static json_object *cmd_vf_set(ops *o, const iovm_api_request *q, iovm_error *er
 	}
 	if (iovm_store_vf_config_put(o->store, &c, err) < 0)
 		return NULL;
-	return vf_json(o, NULL, &vf);
+	{
+		iovm_vfnet_config now;
+		iovm_vfnet *nl2 = NULL;
+		bool have = iovm_vfnet_open(o->host, &nl2, NULL) == 0 &&
+			    iovm_vfnet_get(nl2, vf.pf_addr, vf.index, &now, NULL) == 0;
+
+		iovm_vfnet_close(nl2);
+		return vf_json(o, have ? &now : NULL, &vf);
+	}
 }
 
 static json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err)
@@ -1223,7 +1257,10 @@ static void run_job(ops *o, iovmd_job *j)
 		log_error(err.code, "%s: %s", iovm_api_cmd_to_string(j->req.cmd), err.msg);
 	/* The snapshot first, so a client reading right after the reply sees
 	 * the change. */
-	publish(o);
+	if (j->req.cmd == IOVM_API_VM_ADD || j->req.cmd == IOVM_API_VM_REMOVE)
+		publish_vms(o);
+	else
+		publish(o);
 	line = ret ? iovm_api_format_return(j->req.id, ret) : iovm_api_format_error(j->req.id, err.code, err.msg);
 	post(o, j->client, line, true);
 	json_object_put(ret);
@@ -1494,48 +1531,58 @@ static int recover(ops *o, iovm_error *err)
  * traffic passes through its host netdev (the macvtaps sit on it); an
  * exclusive one is counted by the PF's per-VF statistics where the driver
  * has them (igb reports zeros: see docs/allocation.md). */
-static int vf_counter(ops *o, iovm_vfnet *nl, const iovm_vf *vf, uint64_t *ret)
+static int vf_counter(ops *o, const iovm_vf *vf, uint64_t *ret)
 {
-	iovm_vfnet_stats st;
+	uint64_t sum = 0;
 
-	if (vf->netdev[0]) {
+	if (!vf->netdev[0])
+		return -ENODATA;
+	for (int k = 0; k < 2; k++) {
+		_cleanup_fclose_ FILE *f = NULL;
+		unsigned long long v = 0;
 		char path[512];
-		uint64_t sum = 0;
 
-		for (int k = 0; k < 2; k++) {
-			_cleanup_fclose_ FILE *f = NULL;
-			unsigned long long v = 0;
-
-			snprintf(path, sizeof(path), "%s/class/net/%s/statistics/%s", o->d->cfg.sysfs_root,
-				 vf->netdev, k ? "tx_bytes" : "rx_bytes");
-			f = fopen(path, "re");
-			if (!f || fscanf(f, "%llu", &v) != 1)
-				return -EIO;
-			sum += v;
-		}
-		*ret = sum;
-		return 0;
+		snprintf(path, sizeof(path), "%s/class/net/%s/statistics/%s", o->d->cfg.sysfs_root, vf->netdev,
+			 k ? "tx_bytes" : "rx_bytes");
+		f = fopen(path, "re");
+		if (!f || fscanf(f, "%llu", &v) != 1)
+			return -EIO;
+		sum += v;
 	}
-	if (nl && vf->pf_netdev[0] && iovm_vfnet_get_stats(nl, vf->pf_addr, vf->index, &st, NULL) == 0) {
-		*ret = st.rx_bytes + st.tx_bytes;
-		return 0;
-	}
-	return -ENODATA;
+	*ret = sum;
+	return 0;
 }
 
 static void sample(ops *o, bool close_window)
 {
-	const iovm_vf *vfs = o->inv;
 	iovm_vfnet *nl = NULL;
-	size_t n = o->n_inv;
 
-	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
+	if (iovm_vfnet_open(o->inv_host, &nl, NULL) < 0)
 		nl = NULL;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t c;
+	/* The inventory is sorted by PF: one group of VFs per PF. */
+	for (size_t i = 0, end; i < o->n_inv; i = end) {
+		_cleanup_free_ iovm_vfnet_stats *st = NULL;
+		unsigned nvf = 0;
+		bool need_pf = false;
+		int m = -1;
 
-		if (vf_counter(o, nl, &vfs[i], &c) == 0)
-			(void)iovm_policy_sample(o->pol, vfs[i].addr, c, NULL);
+		for (end = i; end < o->n_inv && !strcmp(o->inv[end].pf_addr, o->inv[i].pf_addr); end++) {
+			uint64_t c;
+
+			if (vf_counter(o, &o->inv[end], &c) == 0)
+				(void)iovm_policy_sample(o->pol, o->inv[end].addr, c, NULL);
+			else
+				need_pf = true;
+			nvf = o->inv[end].index + 1 > nvf ? o->inv[end].index + 1 : nvf;
+		}
+		/* VFs without a host netdev: the PF's per-VF counters, one request. */
+		if (need_pf && nl && o->inv[i].pf_netdev[0] && (st = calloc(nvf, sizeof(*st))))
+			m = iovm_vfnet_get_all(nl, o->inv[i].pf_addr, NULL, st, nvf, NULL);
+		for (size_t k = i; m > 0 && k < end; k++)
+			if (!o->inv[k].netdev[0] && (int)o->inv[k].index < m)
+				(void)iovm_policy_sample(o->pol, o->inv[k].addr,
+							 st[o->inv[k].index].rx_bytes + st[o->inv[k].index].tx_bytes,
+							 NULL);
 	}
 	iovm_vfnet_close(nl);
 	if (close_window)

@@ -412,7 +412,12 @@ static void take_messages(iovmd *d)
 	while (m) {
 		iovmd_msg *next = m->next;
 
-		if (m->snapshot) {
+		if (m->snapshot && m->partial && d->snapshot) {
+			json_object_object_foreach(m->snapshot, k, v)
+				json_object_object_add(d->snapshot, k, json_object_get(v));
+			json_object_put(m->snapshot);
+			cache_drop();
+		} else if (m->snapshot) {
 			json_object_put(d->snapshot);
 			d->snapshot = m->snapshot;
 			cache_drop();

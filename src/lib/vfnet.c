@@ -208,6 +208,55 @@ int iovm_vfnet_get(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_confi
 	return 0;
 }
 
+int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, iovm_vfnet_stats *stats,
+		       size_t n, iovm_error *err)
+{
+	struct rtnl_link *link = NULL;
+	iovm_pf p;
+	size_t m;
+	int r;
+
+	if (!nl || !pf || (n && !cfgs && !stats))
+		return iovm_error_set(err, -EINVAL, "vfnet get all: invalid argument");
+	r = iovm_pf_get(nl->h, pf, &p, err);
+	if (r < 0)
+		return r;
+	if (!p.netdev[0])
+		return iovm_error_set(err, -ENODEV, "pf %s: no network device (driver %s); VF "
+				      "settings go through the PF's netdev", p.addr,
+				      p.driver[0] ? p.driver : "none");
+	r = fetch(nl, p.netdev, &link, err);
+	if (r < 0)
+		return r;
+	m = n < p.num_vfs ? n : p.num_vfs;
+	for (size_t i = 0; i < n; i++) {
+		struct rtnl_link_vf *v = i < m && rtnl_link_has_vf_list(link) ?
+					 rtnl_link_vf_get(link, (uint32_t)i) : NULL;
+
+		if (cfgs)
+			memset(&cfgs[i], 0, sizeof(cfgs[i]));
+		if (stats)
+			memset(&stats[i], 0, sizeof(stats[i]));
+		if (!v)
+			continue;
+		if (cfgs)
+			cfg_from_vf(v, &cfgs[i]);
+		if (stats) {
+			uint64_t x;
+
+			if (rtnl_link_vf_get_stat(v, RTNL_LINK_VF_STATS_RX_PACKETS, &x) == 0) stats[i].rx_packets = x;
+			if (rtnl_link_vf_get_stat(v, RTNL_LINK_VF_STATS_TX_PACKETS, &x) == 0) stats[i].tx_packets = x;
+			if (rtnl_link_vf_get_stat(v, RTNL_LINK_VF_STATS_RX_BYTES, &x) == 0) stats[i].rx_bytes = x;
+			if (rtnl_link_vf_get_stat(v, RTNL_LINK_VF_STATS_TX_BYTES, &x) == 0) stats[i].tx_bytes = x;
+			if (rtnl_link_vf_get_stat(v, RTNL_LINK_VF_STATS_BROADCAST, &x) == 0) stats[i].broadcast = x;
+			if (rtnl_link_vf_get_stat(v, RTNL_LINK_VF_STATS_MULTICAST, &x) == 0) stats[i].multicast = x;
+		}
+		rtnl_link_vf_put(v);
+	}
+	rtnl_link_put(link);
+	return (int)m;
+}
+
 int iovm_vfnet_get_stats(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_stats *ret,
 		     iovm_error *err)
 {
