@@ -11,6 +11,10 @@
 #          its recovery re-applies the desired counts, drivers and settings;
 #          the VM is still registered.
 # Run by hand: IOVM_LAB_BOOT=1 in one `lab/iovm-lab run`, then 2 in another.
+# The lab cache is a 9p mount, where SQLite's WAL (shared memory) cannot
+# work, so iovmd keeps the database on the emulated host's tmpfs like on a
+# disk, and the file is carried across the reboot in the cache while iovmd
+# is stopped (a clean stop checkpoints the WAL into the file).
 set -uo pipefail
 B=${IOVM_BUILD:?}
 D=$B/src/iovmd/iovmd
@@ -30,11 +34,12 @@ fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 P=$IOVM_LAB_CACHE_DIR/persist/32-iovmd-reboot
 SOCK=/run/iovm-32/iovm.sock
+DB=/run/iovm-32/iovm.db
 DPID=
 ctl() { "$CTL" --socket "$SOCK" --timeout 180 "$@"; }
 drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
 start_d() {
-	"$D" --socket "$SOCK" --state "$P/iovm.db" --log-level debug >> "$P/iovmd-boot$BOOT.log" 2>&1 &
+	"$D" --socket "$SOCK" --state "$DB" --log-level debug >> "$P/iovmd-boot$BOOT.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 600); do
 		ctl status >/dev/null 2>&1 && return 0
@@ -57,6 +62,8 @@ if [ "$BOOT" = 1 ]; then
 	ctl vm add later --qmp /run/nowhere/later.qmp --priority low >/dev/null || fail "vm add"
 	ctl pf list
 	stop_d
+	[ -e "$DB-wal" ] && fail "WAL left after a clean stop"
+	cp "$DB" "$P/iovm.db" || fail "saving the database"
 	[ "$(cat /sys/class/net/eth0/device/sriov_numvfs)" = 3 ] || fail "eth0 does not have 3 VFs"
 else
 	[ -s "$P/iovm.db" ] || { fail "no database from boot 1 at $P"; exit 1; }
@@ -66,6 +73,7 @@ else
 		n=$(cat "/sys/class/net/$pf/device/sriov_numvfs")
 		[ "$n" = 0 ] || fail "$pf has $n VFs before iovmd starts"
 	done
+	mkdir -p "$(dirname "$DB")" && cp "$P/iovm.db" "$DB" || fail "restoring the database"
 	start_d || exit 1
 	ctl pf list
 	ctl vf list
