@@ -81,9 +81,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# consistent LABEL: the daemon's records, the kernel and the guests agree.
+# consistent LABEL [GUESTS]: the daemon's records, the kernel and the guests
+# (default g1 g2; each asked through its agent, which is slow under TCG, so
+# the crash cycles, which only involve g1, ask g1) agree.
 consistent() {
-	local label=$1 vfs n1 n2 bad
+	local label=$1 guests=${2:-g1 g2} vfs n1 n2 bad
 	vfs=$(ctl --json vf list --pf eth0) || { fail "$label: vf list failed"; return; }
 	bad=$(jq -r '.[] | select(.state != "free" and .state != "attached") | "\(.vf) \(.state)"' <<<"$vfs")
 	[ -z "$bad" ] || fail "$label: VFs in a transient state: $bad"
@@ -94,8 +96,10 @@ consistent() {
 	[ -z "$bad" ] || fail "$label: attached VFs not on vfio-pci: $bad"
 	n1=$(jq '[.[] | select(.vm == "g1")] | length' <<<"$vfs")
 	n2=$(jq '[.[] | select(.vm == "g2")] | length' <<<"$vfs")
-	wait_vfs g1 "$n1" 90 || fail "$label: g1 holds a different number of VFs than the daemon records ($n1)"
-	wait_vfs g2 "$n2" 90 || fail "$label: g2 holds a different number of VFs than the daemon records ($n2)"
+	[[ " $guests " != *" g1 "* ]] || wait_vfs g1 "$n1" 90 ||
+		fail "$label: g1 holds a different number of VFs than the daemon records ($n1)"
+	[[ " $guests " != *" g2 "* ]] || wait_vfs g2 "$n2" 90 ||
+		fail "$label: g2 holds a different number of VFs than the daemon records ($n2)"
 	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "$label: open intents left"
 	echo "ok: $label: consistent (g1 $n1 VF, g2 $n2 VF)"
 }
@@ -157,7 +161,7 @@ for step in intent numvfs done; do
 	n=$(cat /sys/class/net/eth0/device/sriov_numvfs)
 	[ "$n" = "$want" ] && ok "crash at set-vfs:$step: $n VFs after recovery" \
 		|| fail "crash at set-vfs:$step: kernel has $n VFs, desired $want"
-	consistent "crash at set-vfs:$step"
+	consistent "crash at set-vfs:$step" "g1"
 	stop_d
 done
 start_d && { ctl pf set-vfs eth0 4 --driver host >/dev/null || fail "set-vfs 4"; stop_d; }
@@ -167,24 +171,24 @@ for step in reserved prepared device-added verified done; do
 	wait_dead "attach:$step" || continue
 	start_d || break
 	echo "after crash at attach:$step: $(ctl --json vf show eth0/0 | jq -c '{state, vm, driver}')"
-	consistent "crash at attach:$step"
+	consistent "crash at attach:$step" "g1"
 	if [ "$(ctl --json vf show eth0/0 | jq -r .state)" = attached ]; then
 		out=$(ctl detach g1 2>&1) || fail "detach after attach:$step: $out"
-		consistent "detach after attach:$step"
+		consistent "detach after attach:$step" "none"
 	fi
 	stop_d
 done
 for step in intent device-del deleted released done; do
 	start_d || break
+	# (iovmd verified the attach in query-pci; the guest is asked after the crash)
 	out=$(ctl attach g1 --vf eth0/0 2>&1) || { fail "attach before detach:$step: $out"; stop_d; continue; }
-	wait_vfs g1 1 120 || fail "g1 does not see VF before detach:$step"
 	stop_d
 	start_d "detach:$step" || break
 	ctl detach g1 >/dev/null 2>&1
 	wait_dead "detach:$step" || continue
 	start_d || break
 	echo "after crash at detach:$step: $(ctl --json vf show eth0/0 | jq -c '{state, vm, driver}')"
-	consistent "crash at detach:$step"
+	consistent "crash at detach:$step" "g1"
 	if [ "$(ctl --json vf show eth0/0 | jq -r .state)" = attached ]; then
 		out=$(ctl detach g1 2>&1) || fail "detach after detach:$step: $out"
 	fi
@@ -193,6 +197,7 @@ done
 
 # ---- 3. QEMU killed while it holds a VF --------------------------------------------
 start_d || exit 1
+consistent "after the crash cycles"
 ctl attach g2 --vf eth0/2 >/dev/null || fail "attach g2 eth0/2"
 wait_vfs g2 1 120 || fail "g2 does not see eth0/2"
 kill -9 "$($G pid g2)"
