@@ -88,7 +88,12 @@ DPID=$!
 for _ in $(seq 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
 ctl status >/dev/null || { fail "iovmd does not answer: $(tail -5 "$LOG")"; exit 1; }
 out=$(ctl pf set-vfs eth0 3 --driver host 2>&1) || { fail "set-vfs: $out"; exit 1; }
-for g in "${GUESTS[@]}"; do $G start "$g" || { fail "guest $g did not start"; exit 1; }; done
+# Four nested guests on 2 emulated CPUs: restoring each can take minutes
+# when the machine is loaded.
+for g in "${GUESTS[@]}"; do
+	$G start "$g" --timeout 600 || { fail "guest $g did not start ($(free -m | sed -n 2p))"; exit 1; }
+done
+echo "guests up; memory: $(free -m | sed -n 2p)"
 for g in "${GUESTS[@]}"; do
 	ctl vm add "$g" --qmp "$(qmp "$g")" --priority "${PRIO[$g]}" >/dev/null || fail "vm add $g"
 done
@@ -126,7 +131,7 @@ for g in "${GUESTS[@]}"; do
 	[ -n "${GIF[$g]:-}" ] || continue
 	ok=
 	for _ in $(seq 10); do
-		$G exec "$g" --timeout 60 -- ping -c 1 -W 3 "$SRV_IP" >/dev/null 2>&1 && { ok=1; break; }
+		$G exec --timeout 60 "$g" -- ping -c 1 -W 3 "$SRV_IP" >/dev/null 2>&1 && { ok=1; break; }
 	done
 	[ -n "$ok" ] && ok "$g (${MODE[$g]:-}) reaches $SRV_IP" || fail "$g cannot ping $SRV_IP"
 done
@@ -158,7 +163,7 @@ sleep 1
 pids=()
 for g in "${GUESTS[@]}"; do
 	[ -n "${GIF[$g]:-}" ] || continue
-	$G exec "$g" --timeout $((SECS + 120)) -- sh -c "timeout $SECS nc $SRV_IP 5201 < /dev/zero; true" \
+	$G exec --timeout $((SECS + 120)) "$g" -- sh -c "timeout $SECS nc $SRV_IP 5201 < /dev/zero; true" \
 		> "$W/nc-$g.out" 2>&1 & pids+=($!)
 done
 sleep $((SECS / 2))
