@@ -876,10 +876,26 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, iovm_vf *ret, 
 	}
 	if (q->pf[0] && iovm_pf_resolve(o->host, q->pf, pf, sizeof(pf), err) < 0)
 		return err->code;
-	/* Auto mode leaves --shared-reserve free VFs for sharing. */
-	if (want == IOVM_POLICY_AUTO && o->d->cfg.shared_reserve &&
-	    iovm_policy_vf_free_count(o->pol) <= o->d->cfg.shared_reserve)
-		want = IOVM_POLICY_SHARED;
+	/* Auto mode leaves --shared-reserve free VFs for sharing, counted
+	 * among the VFs this request may get (the PF asked for, else all). */
+	if (want == IOVM_POLICY_AUTO && o->d->cfg.shared_reserve) {
+		unsigned free_here = 0;
+
+		for (size_t i = 0; i < o->n_inv; i++) {
+			iovm_policy_vf_info pi;
+
+			if ((!pf[0] || !strcmp(o->inv[i].pf_addr, pf)) &&
+			    iovm_policy_vf_get(o->pol, o->inv[i].addr, &pi, NULL) == 0 &&
+			    pi.state == IOVM_POLICY_VF_FREE)
+				free_here++;
+		}
+		if (free_here <= o->d->cfg.shared_reserve) {
+			want = IOVM_POLICY_SHARED;
+			log_info("policy: vm %s: %u free VF%s left%s%s, --shared-reserve %u: asking to share",
+				 v->info.name, free_here, free_here == 1 ? "" : "s", pf[0] ? " on pf " : "", pf,
+				 o->d->cfg.shared_reserve);
+		}
+	}
 	r = iovm_policy_request(o->pol, &(iovm_policy_req){ .vm = v->info.name, .mode = want,
 							      .pf = pf[0] ? pf : NULL }, &dec, err);
 	if (r < 0) {
