@@ -3,6 +3,7 @@
  * error mapping and the intent journal. The typed records live in
  * store-objects.c. See docs/state.md. */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -412,7 +413,17 @@ static int store_configure(iovm_store *s, iovm_error *err)
 	r = store_prepare(s, "PRAGMA journal_mode = WAL", &st, err);
 	if (r < 0)
 		return r;
-	rc = sqlite3_step(st);
+	/* Switching a new file to WAL needs an exclusive lock, and SQLite may
+	 * report SQLITE_BUSY for it without calling the busy handler when
+	 * several processes open the new file at once: retry up to the busy
+	 * timeout. */
+	for (int waited = 0;; waited += 20) {
+		rc = sqlite3_step(st);
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited >= STORE_BUSY_TIMEOUT_MS)
+			break;
+		sqlite3_reset(st);
+		poll(NULL, 0, 20);
+	}
 	if (rc != SQLITE_ROW)
 		return store_fail(s, sqlite3_extended_errcode(s->db), err, "switching to WAL failed");
 	store_column_text(st, 0, mode, sizeof(mode));
