@@ -83,6 +83,20 @@ iovm_vfnet *iovm_vfnet_close(iovm_vfnet *nl)
 	return NULL;
 }
 
+/* The PF, which must have a netdev: VF settings go through it. */
+static int pf_with_netdev(iovm_vfnet *nl, const char *pf, iovm_pf *p, iovm_error *err)
+{
+	int r = iovm_pf_get(nl->h, pf, p, err);
+
+	if (r < 0)
+		return r;
+	if (!p->netdev[0])
+		return iovm_error_set(err, -ENODEV, "pf %s: no network device (driver %s); VF "
+				      "settings go through the PF's netdev", p->addr,
+				      p->driver[0] ? p->driver : "none");
+	return 0;
+}
+
 /* PF name -> its netdev, with errors that name the PF. */
 static int pf_netdev(iovm_vfnet *nl, const char *pf, unsigned vf, char *ifname,
 		     iovm_error *err)
@@ -90,13 +104,9 @@ static int pf_netdev(iovm_vfnet *nl, const char *pf, unsigned vf, char *ifname,
 	iovm_pf p;
 	int r;
 
-	r = iovm_pf_get(nl->h, pf, &p, err);
+	r = pf_with_netdev(nl, pf, &p, err);
 	if (r < 0)
 		return r;
-	if (!p.netdev[0])
-		return iovm_error_set(err, -ENODEV, "pf %s: no network device (driver %s); VF "
-				      "settings go through the PF's netdev", p.addr,
-				      p.driver[0] ? p.driver : "none");
 	if (vf >= p.num_vfs)
 		return iovm_error_set(err, -ENODEV, "pf %s vf %u: no such VF (%u VFs)", p.netdev,
 				      vf, p.num_vfs);
@@ -218,13 +228,9 @@ int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, 
 
 	if (!nl || !pf || (n && !cfgs && !stats))
 		return iovm_error_set(err, -EINVAL, "vfnet get all: invalid argument");
-	r = iovm_pf_get(nl->h, pf, &p, err);
+	r = pf_with_netdev(nl, pf, &p, err);
 	if (r < 0)
 		return r;
-	if (!p.netdev[0])
-		return iovm_error_set(err, -ENODEV, "pf %s: no network device (driver %s); VF "
-				      "settings go through the PF's netdev", p.addr,
-				      p.driver[0] ? p.driver : "none");
 	r = fetch(nl, p.netdev, &link, err);
 	if (r < 0)
 		return r;
