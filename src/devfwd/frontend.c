@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <cuse_lowlevel.h>
@@ -539,8 +540,66 @@ static const struct cuse_lowlevel_ops ops = {
 	.poll = fe_poll,
 };
 
+/* Errors a backend that is not up yet, or a guest transport that is still
+ * settling (a restored VM's vsock gets a transport reset), give on connect. */
+static bool connect_error_is_transient(int r)
+{
+	switch (-r) {
+	case ETIMEDOUT:
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ENODEV:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EAGAIN:
+	case EINTR:
+	case ENOENT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Connects to ADDR, retrying transient failures with a growing pause until
+ * TIMEOUT_S seconds have passed (0: one attempt). The last error is kept. */
+static int connect_with_retry(const char *addr, unsigned timeout_s, const char *host_path, int *ret_fd,
+			      iovm_error *err)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000;
+	unsigned pause_ms = 100, tries = 0;
+	int r;
+
+	for (;;) {
+		r = devfwd_connect(addr, ret_fd, err);
+		tries++;
+		if (r >= 0 || !connect_error_is_transient(r) || now_ms() + pause_ms > deadline)
+			break;
+		if (tries == 1)
+			fprintf(stderr, "devfwd-frontend: %s: %s; retrying for up to %us\n", host_path, err->msg,
+				timeout_s);
+		usleep(pause_ms * 1000);
+		pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
+	}
+	if (r < 0 && tries > 1) {
+		char last[sizeof(err->msg)];
+
+		snprintf(last, sizeof(last), "%s", err->msg);
+		iovm_error_set(err, r, "%s (gave up after %u attempts in %us)", last, tries, timeout_s);
+	}
+	return r;
+}
+
 /* Serves one device in this process. */
-static int run_device(const char *addr, const char *host_path, const char *name, bool debug)
+static int run_device(const char *addr, const char *host_path, const char *name, bool debug,
+		      unsigned connect_timeout_s)
 {
 	char devname[300];
 	const char *dev_info[] = { devname };
@@ -553,7 +612,7 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 
 	snprintf(devname, sizeof(devname), "DEVNAME=%s", name);
 	snprintf(fe.dev_path, sizeof(fe.dev_path), "/dev/%s", name);
-	r = devfwd_connect(addr, &fd, &err);
+	r = connect_with_retry(addr, connect_timeout_s, host_path, &fd, &err);
 	if (r < 0) {
 		fprintf(stderr, "devfwd-frontend: %s: %s\n", host_path, err.msg);
 		return 1;
@@ -587,15 +646,19 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 
 static void usage(FILE *f)
 {
-	fputs("usage: devfwd-frontend --connect ADDR --device HOSTPATH[=NAME] [--device ...] [--debug]\n"
+	fputs("usage: devfwd-frontend --connect ADDR [--connect-timeout SEC] --device HOSTPATH[=NAME] [--device ...]\n"
+	      "                       [--debug]\n"
 	      "  ADDR is vsock:CID:PORT or unix:/path; NAME (default: HOSTPATH without /dev/)\n"
-	      "  is the guest's /dev name, e.g. --device /dev/input/event3=input/event0\n", f);
+	      "  is the guest's /dev name, e.g. --device /dev/input/event3=input/event0\n"
+	      "  --connect-timeout SEC  keep retrying a refused or timed-out connect this long\n"
+	      "                         (default 60; 0 tries once)\n", f);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, 'c' },
+		{ "connect-timeout", required_argument, NULL, 'T' },
 		{ "device", required_argument, NULL, 'D' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -605,14 +668,29 @@ int main(int argc, char **argv)
 	const char *addr = NULL;
 	size_t n = 0;
 	bool debug = false;
+	unsigned connect_timeout_s = 60;
 	pid_t pids[MAX_DEVICES];
 	int c, status = 0;
 
-	while ((c = getopt_long(argc, argv, "c:D:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:T:D:dh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			addr = optarg;
 			break;
+		case 'T': {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || v > 86400 || optarg[0] == '-') {
+				fprintf(stderr, "devfwd-frontend: --connect-timeout takes seconds 0..86400, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			connect_timeout_s = (unsigned)v;
+			break;
+		}
 		case 'D': {
 			char *eq;
 
@@ -653,7 +731,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (n == 1)
-		return run_device(addr, host[0], name[0], debug);
+		return run_device(addr, host[0], name[0], debug, connect_timeout_s);
 	/* One process per device: each has its own stream, CUSE session and
 	 * worker on the host, so devices fail independently. */
 	for (size_t i = 0; i < n; i++) {
@@ -663,7 +741,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (pids[i] == 0)
-			_exit(run_device(addr, host[i], name[i], debug));
+			_exit(run_device(addr, host[i], name[i], debug, connect_timeout_s));
 	}
 	for (size_t i = 0; i < n; i++) {
 		int st;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -137,12 +138,15 @@ static int vsock_socket(const char *where, bool need_cid, struct sockaddr_vm *sa
 
 static int vsock_connect(const char *where, int *ret_fd, iovm_error *err)
 {
+	static const struct timeval connect_timeout = { .tv_sec = 10 };
 	struct sockaddr_vm sa;
 	_cleanup_close_ int fd = -1;
 	int r = vsock_socket(where, true, &sa, &fd, err);
 
 	if (r < 0)
 		return r;
+	/* The kernel's default is 2 s; a loaded host answers later than that. */
+	(void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &connect_timeout, sizeof(connect_timeout));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return iovm_error_set(err, negative_errno(), "vsock %s: connect: %m", where);
 	*ret_fd = TAKE_FD(fd);

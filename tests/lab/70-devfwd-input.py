@@ -11,10 +11,11 @@ import mmap
 import os
 import select
 import struct
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, fail, make_uinput_keyboard, modprobe, wait_for  # noqa: E402
+from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, wait_for  # noqa: E402
 
 EV_SYN, EV_KEY, KEY_A, KEY_B = 0, 1, 30, 48
 EVIOCGVERSION = IOR("E", 0x01, 4)
@@ -109,8 +110,56 @@ def main():
     finally:
         frontend.stop()
         backend.stop()
+    try:
+        connect_retry(host_path)
+    finally:
         os.close(ufd)
-    print("PASS: input forwarded (version, name, bits, poll, read, grab; mmap ENODEV)")
+    print("PASS: input forwarded (version, name, bits, poll, read, grab; mmap ENODEV); "
+          "a frontend started before its backend connects once the backend listens")
+
+
+def connect_retry(host_path):
+    """A frontend started before its backend keeps trying (a guest often
+    boots before the host side is up); with --connect-timeout 0 it gives up
+    at once and names the address."""
+    late = PORT + 1
+    r = subprocess.run([binary("devfwd-frontend"), "--connect", f"vsock:1:{late}", "--connect-timeout", "0",
+                        "--device", f"{host_path}=input/devfwd-never"], capture_output=True, text=True, timeout=30)
+    if r.returncode == 0 or f"vsock 1:{late}" not in r.stderr:
+        fail(f"a frontend with no backend and --connect-timeout 0: status {r.returncode}, {r.stderr!r}")
+    print(f"ok: no backend, no retry: {r.stderr.strip()}")
+    log = os.path.join(os.environ.get("TMPDIR", "/tmp"), "devfwd-frontend-late.log")
+    with open(log, "w") as lf:
+        proc = subprocess.Popen([binary("devfwd-frontend"), "--connect", f"vsock:1:{late}", "--connect-timeout", "60",
+                                 "--device", f"{host_path}=input/devfwd-late"], stderr=lf)
+    backend = None
+    try:
+        wait_for(lambda: "retrying" in open(log).read() or proc.poll() is not None,
+                 "the frontend to report its first failed connect", timeout=30)
+        if proc.poll() is not None:
+            fail(f"the frontend gave up instead of retrying: {open(log).read()}")
+        backend = Backend(f"[guest cid=1]\nallow-path = {host_path}\nallow-ioctl = E:*\n",
+                          [f"vsock:{late}"], name="late")
+        wait_for(lambda: os.path.exists("/dev/input/devfwd-late") or proc.poll() is not None,
+                 "the late frontend's device", timeout=60)
+        if proc.poll() is not None:
+            fail(f"the frontend exited once the backend was up: {open(log).read()}")
+        fd = os.open("/dev/input/devfwd-late", os.O_RDONLY)
+        ver = struct.unpack("i", fcntl.ioctl(fd, EVIOCGVERSION, b"\0" * 4))[0]
+        os.close(fd)
+        if ver != 0x010001:
+            fail(f"EVIOCGVERSION through the late frontend gave {ver:#x}")
+        print(f"ok: frontend started before the backend connected: {open(log).read().strip()}")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if backend:
+            backend.stop()
 
 
 if __name__ == "__main__":

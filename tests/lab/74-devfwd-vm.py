@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# lab-seconds: 240 (typical on a CI machine; scripts/run-tests starts the longest first)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """devfwd across a real VM boundary: devfwd-backend on the emulated host,
 devfwd-frontend inside a guest of it (lab/guest, busybox userland, the
@@ -49,11 +50,19 @@ def main():
         guest("push", GUEST, static, "/tmp/devfwd-frontend", "--mode", "755", timeout=600)
         # The guest's own vsock transport and CUSE come from its initramfs.
         gexec("modprobe cuse 2>/dev/null; modprobe vmw_vsock_virtio_transport 2>/dev/null; "
-              f"/tmp/devfwd-frontend --connect vsock:2:{PORT} --device {ev}=input/event0 "
+              f"/tmp/devfwd-frontend --connect vsock:2:{PORT} --connect-timeout 300 --device {ev}=input/event0 "
               "--device /dev/zero=devfwd-zero --device /dev/full=devfwd-full "
               "</dev/null >/tmp/frontend.log 2>&1 &")
-        wait_for(lambda: gexec("test -e /dev/input/event0 && test -e /dev/devfwd-zero", check=False).returncode == 0,
-                 "the forwarded devices in the guest", timeout=120, interval=1)
+        try:
+            # Each probe is a guest-agent round trip, seconds on a loaded machine.
+            wait_for(lambda: gexec("test -e /dev/input/event0 && test -e /dev/devfwd-zero",
+                                   check=False).returncode == 0,
+                     "the forwarded devices in the guest", timeout=360, interval=2)
+        except SystemExit:
+            diag = gexec("cat /tmp/frontend.log; ls -l /dev/input /dev/devfwd-* /dev/cuse; lsmod | grep -e cuse -e vsock; "
+                         "dmesg | tail -n 20", check=False, timeout=60)
+            print(f"guest side:\n{diag.stdout}{diag.stderr}\nbackend log:\n{backend.log()}", file=sys.stderr)
+            raise
 
         # /dev/zero through the VM boundary, with busybox dd.
         t0 = time.monotonic()
