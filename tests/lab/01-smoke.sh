@@ -1,4 +1,5 @@
 #!/bin/bash
+# lab-seconds: 130 (typical on a CI machine; scripts/run-tests starts the longest first)
 # Lab smoke test: the emulated host has working SR-IOV, VFIO, QMP hot-plug
 # and a cable between its NICs. Uses only the kernel's and QEMU's own
 # interfaces (sysfs, QMP, iproute2), so it checks the lab, not iovm.

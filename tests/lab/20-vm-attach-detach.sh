@@ -1,4 +1,5 @@
 #!/bin/bash
+# lab-seconds: 480 (typical on a CI machine; scripts/run-tests starts the longest first)
 # Lab: VFs into running guests and back, with real QEMU, VFIO and guests.
 #  1. attach a VF (on igbvf: iovm binds it to vfio-pci) to guest g1; the
 #     guest sees an 82576 VF (8086:10ca) appear;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# lab-seconds: 150 (typical on a CI machine; scripts/run-tests starts the longest first)
 # Lab: attach with a MAC and a VLAN set through the PF, detach restores them.
 # The VF starts unbound-to-vfio (igbvf); iovm saves its settings, sets MAC and
 # VLAN on the PF's VF entry, binds vfio-pci and hot-plugs it into a guest;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# lab-seconds: 610 (typical on a CI machine; scripts/run-tests starts the longest first)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Lab: one VF shared by two running guests through macvtaps (issue 6's
 # shared data path), with real QEMU, igbvf and guests.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# lab-seconds: 800 (typical on a CI machine; scripts/run-tests starts the longest first)
 # Lab: iovmd + iovmctl on the emulated host with real guests.
 #  1. the CLI flow: set VFs, list, set MAC/VLAN, register two guests, attach
 #     (by VF and automatically by PF), refusals (VF in use, resize while

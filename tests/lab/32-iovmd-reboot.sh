@@ -1,4 +1,5 @@
 #!/bin/bash
+# lab-seconds: 60 (typical on a CI machine; scripts/run-tests starts the longest first)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # lab-boots: 2
 # Lab: iovmd across a real reboot of the emulated host. scripts/run-tests runs
