@@ -66,7 +66,7 @@ echo "VF0=$VF0 ($(drv "$VF0")) VF1=$VF1 ($(drv "$VF1"))"
 s=$(t); $G start g1 && $G start g2 || { fail "guests did not start"; exit 1; }
 echo "guests up in $(el "$s") s"
 # Right after a restore the guest agent may not answer yet: poll.
-wait_vfs g1 0 60 || fail "g1 sees a VF before any attach (or its agent does not answer)"
+wait_vfs g1 0 300 || fail "g1 sees a VF before any attach (or its agent does not answer)"
 
 # --- 1. attach VF0 to g1
 s=$(t)
@@ -75,12 +75,12 @@ echo "$out (in $(el "$s") s)"
 [[ "$out" == *"devid=iovm-${VF0//:/-}"* ]] || fail "attach: unexpected device id: $out"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci after attach: $(drv "$VF0")"
 iv pool | grep -q "vf=$VF0 use=in-use vm=g1 .*orig_driver=igbvf" || fail "pool after attach: $(iv pool)"
-s=$(t); wait_vfs g1 1 120 && ok "g1 sees the VF ($(el "$s") s after attach)" || fail "g1 does not see VF0"
+s=$(t); wait_vfs g1 1 300 && ok "g1 sees the VF ($(el "$s") s after attach)" || fail "g1 does not see VF0"
 
 # --- 2. attach VF1 to g2; g1 undisturbed
 out=$(iv attach --qmp "$(qmp g2)" --vm g2 --vf "$VF1" --timeout-ms 20000 2>&1) || fail "attach VF1 to g2: $out"
 echo "$out"
-wait_vfs g2 1 120 && ok "g2 sees its VF" || fail "g2 does not see VF1"
+wait_vfs g2 1 300 && ok "g2 sees its VF" || fail "g2 does not see VF1"
 [ "$(guest_vfs g1)" = 1 ] && ok "g1 still sees its VF" || fail "g1 lost its VF"
 out=$(iv attach --qmp "$(qmp g2)" --vm g2 --vf "$VF0" 2>&1); rc=$?
 [ $rc = 16 ] && ok "VF0 (in g1) refused to g2: $out" || fail "attach of a VF in use: rc=$rc $out"
@@ -91,7 +91,7 @@ out=$(iv detach --qmp "$(qmp g2)" --vm g2 --vf "$VF1" --timeout-ms 120000 2>&1) 
 	ok "detach VF1 from g2 in $(el "$s") s" || fail "detach VF1 from g2: $out"
 [ "$(drv "$VF1")" = igbvf ] && ok "VF1 back on igbvf" || fail "VF1 driver after detach: $(drv "$VF1")"
 iv pool | grep -q "vf=$VF1" && fail "VF1 still in the pool: $(iv pool)"
-wait_vfs g2 0 60 && ok "g2 no longer sees a VF" || fail "g2 still sees VF1"
+wait_vfs g2 0 300 && ok "g2 no longer sees a VF" || fail "g2 still sees VF1"
 [ "$(guest_vfs g1)" = 1 ] || fail "g1 lost its VF during g2's detach"
 
 # --- 4. detach from a paused guest: timeout, VF stays reserved
@@ -112,7 +112,7 @@ out=$(iv detach --qmp "$(qmp g1)" --vm g1 --vf "$VF0" --timeout-ms 120000 2>&1) 
 	ok "retried detach after resume freed VF0 in $(el "$s") s" || fail "retried detach: $out"
 iv pool | grep -q "vf=$VF0" && fail "VF0 not freed after g1 resumed: $(iv pool)"
 [ "$(drv "$VF0")" = igbvf ] && ok "VF0 back on igbvf" || fail "VF0 driver after late release: $(drv "$VF0")"
-wait_vfs g1 0 60 && ok "g1 no longer sees a VF" || fail "g1 still sees VF0"
+wait_vfs g1 0 300 && ok "g1 no longer sees a VF" || fail "g1 still sees VF0"
 
 # --- 5. QEMU killed while a VF is attached: reclaimed
 out=$(iv attach --qmp "$(qmp g1)" --vm g1 --vf "$VF0" --timeout-ms 20000 2>&1) || fail "re-attach VF0 to g1: $out"

@@ -68,7 +68,8 @@ wait_vfs() {
 	while :; do
 		n=$(guest_vfs "$1")
 		[ "$n" = "$2" ] && return 0
-		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2" >&2; return 1; }
+		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2;" \
+			"last exec errors: $(tail -3 "$W/guest-exec.err" 2>/dev/null)" >&2; return 1; }
 		sleep 1
 	done
 }
@@ -97,9 +98,9 @@ consistent() {
 	[ -z "$bad" ] || fail "$label: attached VFs not on vfio-pci: $bad"
 	n1=$(jq '[.[] | select(.vm == "g1")] | length' <<<"$vfs")
 	n2=$(jq '[.[] | select(.vm == "g2")] | length' <<<"$vfs")
-	[[ " $guests " != *" g1 "* ]] || wait_vfs g1 "$n1" 90 ||
+	[[ " $guests " != *" g1 "* ]] || wait_vfs g1 "$n1" 300 ||
 		fail "$label: g1 holds a different number of VFs than the daemon records ($n1)"
-	[[ " $guests " != *" g2 "* ]] || wait_vfs g2 "$n2" 90 ||
+	[[ " $guests " != *" g2 "* ]] || wait_vfs g2 "$n2" 300 ||
 		fail "$label: g2 holds a different number of VFs than the daemon records ($n2)"
 	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "$label: open intents left"
 	echo "ok: $label: consistent (g1 $n1 VF, g2 $n2 VF)"
@@ -131,8 +132,8 @@ VF0=$(ctl --json vf show eth0/0 | jq -r .vf)
 # --json: the reply on stdout; progress lines go to stderr.
 out=$(ctl --json attach g1 --vf eth0/0 2>"$W/err") && ok "attach g1 eth0/0: $(jq -c . <<<"$out")" || fail "attach g1: $out $(cat "$W/err")"
 out=$(ctl --json attach g2 --pf eth0 2>"$W/err") && ok "attach g2 (auto pick): $(jq -c . <<<"$out")" || fail "attach g2: $out $(cat "$W/err")"
-wait_vfs g1 1 120 && ok "g1 sees its VF" || fail "g1 does not see its VF"
-wait_vfs g2 1 120 && ok "g2 sees its VF" || fail "g2 does not see its VF"
+wait_vfs g1 1 300 && ok "g1 sees its VF" || fail "g1 does not see its VF"
+wait_vfs g2 1 300 && ok "g2 sees its VF" || fail "g2 does not see its VF"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci: $(drv "$VF0")"
 out=$(ctl attach g2 --vf eth0/0 2>&1); rc=$?
 [ $rc = 16 ] && [[ "$out" == *"assigned to vm g1"* ]] && ok "VF in g1 refused to g2: $out" || fail "double attach: rc=$rc $out"
@@ -200,7 +201,7 @@ done
 start_d || exit 1
 consistent "after the crash cycles"
 ctl attach g2 --vf eth0/2 >/dev/null || fail "attach g2 eth0/2"
-wait_vfs g2 1 120 || fail "g2 does not see eth0/2"
+wait_vfs g2 1 300 || fail "g2 does not see eth0/2"
 kill -9 "$($G pid g2)"
 for _ in $(seq 1 150); do
 	[ "$(ctl --json vf show eth0/2 | jq -r .state)" = free ] && break; sleep 0.2
