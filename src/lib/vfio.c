@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -136,6 +137,29 @@ static int upper_devices(const iovm_host *h, const char *ifname, char *desc, siz
 	return users;
 }
 
+/* Whether anyone holds VFIO group G, asked of the kernel: a group's
+ * character device opens once at a time (vfio_group_fops_open() answers
+ * EBUSY while it is open), so opening it and closing it at once is an O(1)
+ * check where the /proc scan reads every process's fds. Returns 0 (free),
+ * 1 (held) or -errno when it cannot tell (not the machine's own /sys and
+ * /proc, no group device, a kernel with per-device cdevs, which bypass the
+ * group); then the caller scans. */
+static int group_held(const iovm_host *h, int g, bool has_cdev)
+{
+	char dev[32];
+	int fd;
+
+	if (has_cdev || strcmp(h->sysfs_root, "/sys") || strcmp(h->proc_root, "/proc"))
+		return -EOPNOTSUPP;
+	snprintf(dev, sizeof(dev), "/dev/vfio/%d", g);
+	fd = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EBUSY ? 1 : -errno;
+}
+
 int vf_users(const iovm_host *h, const char *addr, char *desc, size_t n)
 {
 	char drv[IOVM_DRIVER_MAX], p[PATH_MAX], ifname[IF_NAMESIZE];
@@ -170,7 +194,17 @@ int vf_users(const iovm_host *h, const char *addr, char *desc, size_t n)
 				}
 		}
 		snprintf(what, sizeof(what), "vfio group %d", g);
-		return scan_openers(h, paths, cdev_path[0] ? 2 : 1, what, desc, n);
+		r = group_held(h, g, cdev_path[0]);
+		if (r == 0)
+			return 0;
+		/* Held, or unknown: the scan names the holders. */
+		users = scan_openers(h, paths, cdev_path[0] ? 2 : 1, what, desc, n);
+		if (r == 1 && users == 0) {
+			/* Held by a process this one cannot see (another PID namespace). */
+			desc_append(desc, n, "%s is open (by a process not visible here)", what);
+			users = 1;
+		}
+		return users;
 	}
 	r = pci_first_netdev(h, addr, ifname, sizeof(ifname));
 	if (r < 0 || !ifname[0])
