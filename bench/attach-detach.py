@@ -28,6 +28,10 @@ if not BUILD or not os.path.isdir("/sys/bus/pci/devices/0000:01:00.0"):
     sys.exit(77)
 VM = os.path.join(BUILD, "src/tools/iovm-vm/iovm-vm")
 SR = os.path.join(BUILD, "src/tools/iovm-sriov/iovm-sriov")
+IOVMD = os.path.join(BUILD, "src/iovmd/iovmd")
+CTL = os.path.join(BUILD, "src/iovmctl/iovmctl")
+DDIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-iovmd")
+DSOCK = os.path.join(DDIR, "iovm.sock")
 GUEST = "lab/guest"
 NAME = "bench1"
 QMP = f"/run/iovm-lab/guests/{NAME}/qmp.sock"
@@ -49,11 +53,32 @@ def log(msg):
         pass
 
 
-def sh(*args, check=True):
-    r = subprocess.run(args, capture_output=True, text=True)
+def sh(*args, check=True, env=None, stderr_to=None):
+    r = subprocess.run(args, capture_output=True, text=True, env=env)
     if check and r.returncode != 0:
         raise SystemExit(f"{' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    if stderr_to is not None:
+        stderr_to.append(r.stderr)
     return r.stdout
+
+
+TRACE_ENV = dict(os.environ, IOVM_VM_TRACE="1")
+# Per-step durations of the iovm rounds: {phase: [seconds, ...]}
+STEPS = {}
+
+
+def record_steps(kind, stderr, total):
+    """IOVM_VM_TRACE lines ('trace: MS ms STEP VF') into phase durations:
+    from process start to the connection, between steps, and from the last
+    step to the process's end."""
+    marks = [(0.0, "start")]
+    for line in stderr.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "trace:" and parts[2] == "ms":
+            marks.append((float(parts[1]) / 1000, parts[3]))
+    marks.append((total, "exit"))
+    for (t0, a), (t1, b) in zip(marks, marks[1:]):
+        STEPS.setdefault(f"{kind}: {a} -> {b}", []).append(max(0.0, t1 - t0))
 
 
 def guest_vfs():
@@ -126,7 +151,12 @@ def round_raw(vf, port):
     c.wait_deleted(f"/machine/peripheral/{devid}")
     c.close()
     t_detach = time.monotonic() - t0
+    RAW_PARTS["attach"].append(t_attach)
+    RAW_PARTS["detach"].append(t_detach)
     return t_attach, t_detach
+
+
+RAW_PARTS = {"attach": [], "detach": []}
 
 
 def lib_ms(out):
@@ -139,14 +169,72 @@ def lib_ms(out):
 def round_iovm(vf):
     """Returns (attach, detach) wall times of the whole processes and the
     same two in libiovm only (connect, negotiation, the call)."""
+    err = []
     t0 = time.monotonic()
-    out = sh(VM, "--pool", POOL, "attach", "--qmp", QMP, "--vm", NAME, "--vf", vf, "--timeout-ms", "30000")
+    out = sh(VM, "--pool", POOL, "attach", "--qmp", QMP, "--vm", NAME, "--vf", vf, "--timeout-ms", "30000",
+             env=TRACE_ENV, stderr_to=err)
     t_attach, l_attach = time.monotonic() - t0, lib_ms(out)
+    # The trace's clock starts when libiovm starts (after process start-up).
+    record_steps("attach", err[-1], l_attach)
     wait_guest(1)
     t0 = time.monotonic()
-    out = sh(VM, "--pool", POOL, "detach", "--qmp", QMP, "--vm", NAME, "--vf", vf, "--timeout-ms", "60000")
+    out = sh(VM, "--pool", POOL, "detach", "--qmp", QMP, "--vm", NAME, "--vf", vf, "--timeout-ms", "60000",
+             env=TRACE_ENV, stderr_to=err)
     t_detach, l_detach = time.monotonic() - t0, lib_ms(out)
+    record_steps("detach", err[-1], l_detach)
+    STEPS.setdefault("process start-up and exit (attach + detach)", []).append(
+        t_attach + t_detach - l_attach - l_detach)
     return t_attach, t_detach, l_attach + l_detach
+
+
+class Daemon:
+    """iovmd holding the VM's QMP connection (QEMU serves one QMP client at
+    a time, so the daemon is stopped for the raw rounds; its start and stop
+    are not timed)."""
+
+    def __init__(self):
+        os.makedirs(DDIR, exist_ok=True)
+        self.proc = None
+        self.added = False
+
+    def start(self):
+        self.log = open(os.path.join(DDIR, "iovmd.log"), "a")
+        self.proc = subprocess.Popen([IOVMD, "--socket", DSOCK, "--state", os.path.join(DDIR, "iovm.db"),
+                                      "--log-level", "info"], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 120
+        while subprocess.run([CTL, "--socket", DSOCK, "status"], capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("iovmd did not start: see " + os.path.join(DDIR, "iovmd.log"))
+            time.sleep(0.2)
+        if not self.added:
+            sh(CTL, "--socket", DSOCK, "vm", "add", NAME, "--qmp", QMP)
+            self.added = True
+        # Connected to the VM's QMP before the timed part.
+        deadline = time.monotonic() + 60
+        while '"connected":true' not in sh(CTL, "--socket", DSOCK, "--json", "vm", "show", NAME).replace(" ", ""):
+            if time.monotonic() > deadline:
+                raise SystemExit("iovmd did not connect to the guest's QMP socket")
+            time.sleep(0.2)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+        self.proc = None
+
+
+def round_iovmd(d, vf):
+    """iovmctl attach / detach through a running iovmd: the product's path."""
+    d.start()
+    t0 = time.monotonic()
+    sh(CTL, "--socket", DSOCK, "attach", NAME, "--vf", vf, "--mode", "exclusive")
+    t_attach = time.monotonic() - t0
+    wait_guest(1)
+    t0 = time.monotonic()
+    sh(CTL, "--socket", DSOCK, "detach", NAME, "--vf", vf)
+    t_detach = time.monotonic() - t0
+    d.stop()
+    return t_attach, t_detach
 
 
 def main():
@@ -157,17 +245,22 @@ def main():
     log(f"VF {vf}; starting guest {NAME}")
     sh(GUEST, "start", NAME)
     log("guest up")
+    daemon = Daemon()
     try:
         wait_guest(0, 60)
-        raw, iovm, iovm_lib = [], [], []
+        raw, iovm, iovm_lib, iovmd = [], [], [], []
         for i in range(ROUNDS):
-            # Alternate so that drift in the emulated machine hits both.
-            for kind in (("raw", "iovm") if i % 2 == 0 else ("iovm", "raw")):
+            # Alternate so that drift in the emulated machine hits all.
+            for kind in (("raw", "iovm", "iovmd") if i % 2 == 0 else ("iovmd", "iovm", "raw")):
                 log(f"round {i} {kind}")
                 if kind == "raw":
                     a, d = round_raw(vf, "hp1")
                     raw.append(a + d)
                     extra = ""
+                elif kind == "iovmd":
+                    a, d = round_iovmd(daemon, vf)
+                    iovmd.append(a + d)
+                    extra = " (iovmctl through iovmd)"
                 else:
                     a, d, lib = round_iovm(vf)
                     iovm.append(a + d)
@@ -181,9 +274,19 @@ def main():
         print(f"raw       median {mr:.3f}s  all {' '.join(f'{x:.3f}' for x in raw)}")
         print(f"iovm      median {mi:.3f}s  all {' '.join(f'{x:.3f}' for x in iovm)}")
         print(f"iovm lib  median {ml:.3f}s  all {' '.join(f'{x:.3f}' for x in iovm_lib)}")
+        md = statistics.median(iovmd)
+        print(f"iovmd     median {md:.3f}s  all {' '.join(f'{x:.3f}' for x in iovmd)}")
         print(f"ratio iovm/raw = {mi / mr:.3f} (whole iovm-vm processes; target <= 1.10)")
         print(f"ratio iovm-lib/raw = {ml / mr:.3f} (libiovm calls only, like the raw client's timing)")
+        print(f"ratio iovmd/raw = {md / mr:.3f} (iovmctl processes through a running iovmd)")
+        print("iovm per step (median s over rounds):")
+        for k, v in STEPS.items():
+            print(f"  {statistics.median(v):7.3f}  {k}  (all {' '.join(f'{x:.3f}' for x in v)})")
+        for k in ("attach", "detach"):
+            v = RAW_PARTS[k]
+            print(f"  {statistics.median(v):7.3f}  raw {k} (all {' '.join(f'{x:.3f}' for x in v)})")
     finally:
+        daemon.stop()
         subprocess.run([GUEST, "stop", NAME])
 
 

@@ -52,6 +52,18 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* IOVM_VM_TRACE=1: each step of an attach or detach on stderr, with the
+ * milliseconds since the process started its libiovm work (for profiling
+ * against a raw QMP client; see bench/attach-detach.py). */
+static double trace_t0;
+
+static void trace_step(iovm_vm *vm, const char *vf, const char *step, void *userdata)
+{
+	(void)vm;
+	(void)userdata;
+	fprintf(stderr, "trace: %.1f ms %s %s\n", now_ms() - trace_t0, step, vf);
+}
+
 struct opts {
 	const char *pool, *sysfs, *qmp, *vm, *vf, *port, *port_prefix, *failover, *mac;
 	int vlan, timeout_ms;
@@ -393,11 +405,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	lib_ms = now_ms();
+	lib_ms = trace_t0 = now_ms();
 	r = iovm_vm_open(o.vm, o.qmp, host, pool, o.timeout_ms > 0 ? o.timeout_ms : 10000, &vm, &err);
 	lib_ms = now_ms() - lib_ms;
 	if (r < 0)
 		goto out;
+	if (getenv("IOVM_VM_TRACE")) {
+		fprintf(stderr, "trace: %.1f ms connected\n", now_ms() - trace_t0);
+		iovm_vm_set_step_hook(vm, trace_step, NULL);
+	}
 	if (!strcmp(cmd, "attach"))
 		r = cmd_attach(vm, pool, &o, &err);
 	else if (!strcmp(cmd, "detach"))
