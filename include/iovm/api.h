@@ -72,6 +72,7 @@ typedef struct iovm_api_request {
 	char vf[IOVM_API_VF_MAX];
 	char vm[IOVM_API_NAME_MAX];           /* attach/detach "vm", vm-add/vm-remove "name" */
 	char qmp[IOVM_API_PATH_MAX];
+	char qga[IOVM_API_PATH_MAX];          /* vm-add: guest-agent socket, "" = none */
 	char failover_pair_id[IOVM_API_NAME_MAX];
 
 	unsigned count;                       /* pf-set-vfs: 0..65535 */

@@ -89,3 +89,5 @@ int iovm_vfnet_config_format(const iovm_vfnet_config *cfg, char *ret, size_t n);
 int iovm_vfnet_config_parse(const char *s, iovm_vfnet_config *ret, iovm_error *err);
 /* "aa:bb:cc:dd:ee:ff" -> bytes; -EINVAL if malformed. */
 int iovm_mac_parse(const char *s, uint8_t ret[6]);
+/* bytes -> "aa:bb:cc:dd:ee:ff" (lower case) into ret[18]; returns ret. */
+char *iovm_mac_format(const uint8_t mac[6], char ret[18]);

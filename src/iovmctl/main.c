@@ -1108,6 +1108,7 @@ static int check_vf_set(json_object *args)
 static const param vm_add_params[] = {
 	{ .key = "name", .kind = P_NAME, .label = "VM name" },
 	{ .opt = "qmp", .key = "qmp", .kind = P_PATH, .label = "SOCKET", .required = true },
+	{ .opt = "qga", .key = "qga", .kind = P_PATH, .label = "SOCKET" },
 	{ .opt = "priority", .key = "priority", .kind = P_CHOICE, .choices = priorities },
 	{ .opt = "numa-node", .key = "numa_node", .kind = P_INT, .min = 0, .max = 1023 },
 	{}
@@ -1295,7 +1296,7 @@ static const command commands[] = {
 	COMMAND("vf set", "VF [--mac MAC] [--vlan ID] [--qos N] [--rate MBPS] [--trust on|off] "
 		"[--spoofchk on|off] [--link auto|enable|disable]", "vf-set", vf_set_params, check_vf_set,
 		print_show),
-	COMMAND("vm add", "NAME --qmp SOCKET [--priority high|normal|low] [--numa-node N]", "vm-add",
+	COMMAND("vm add", "NAME --qmp SOCKET [--qga SOCKET] [--priority high|normal|low] [--numa-node N]", "vm-add",
 		vm_add_params, NULL, print_show),
 	COMMAND("vm list", "", "vm-list", no_params, NULL, print_vm_list),
 	COMMAND("vm remove", "NAME", "vm-remove", vm_params, NULL, print_nothing),

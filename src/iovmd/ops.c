@@ -16,6 +16,7 @@
 
 #include "iovm/pci.h"
 #include "iovm/policy.h"
+#include "iovm/qga.h"
 #include "iovm/sriov.h"
 #include "iovm/store.h"
 #include "iovm/vfio.h"
@@ -33,6 +34,8 @@ typedef struct vmrec {
 	iovm_vm *vm;                 /* NULL while not connected */
 	int64_t next_try_ms;
 	unsigned failures;           /* connection attempts failed in a row */
+	int64_t qga_next_try_ms;     /* guest agent: not asked again before this */
+	bool qga_warned;             /* its last failure is logged */
 } vmrec;
 
 typedef struct ops {
@@ -359,9 +362,7 @@ static json_object *config_json(const iovm_vfnet_config *c)
 	char mac[18];
 
 	if (c->present & IOVM_VFNET_MAC) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1],
-			 c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
-		obj_s(o, "mac", mac);
+		obj_s(o, "mac", iovm_mac_format(c->mac, mac));
 	}
 	if (c->present & IOVM_VFNET_VLAN) {
 		json_object_object_add(o, "vlan", json_object_new_int(c->vlan));
@@ -510,6 +511,7 @@ static json_object *vm_json(ops *o, vmrec *v)
 
 	obj_s(j, "name", v->info.name);
 	obj_s(j, "qmp", v->info.qmp);
+	obj_s(j, "qga", v->info.qga);
 	obj_s(j, "priority", iovm_store_priority_to_string(v->info.priority));
 	json_object_object_add(j, "numa_node", json_object_new_int(v->info.numa_node));
 	json_object_object_add(j, "connected", json_object_new_boolean(v->vm && iovm_vm_is_alive(v->vm)));
@@ -804,6 +806,7 @@ static json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *er
 	}
 	snprintf(rec.name, sizeof(rec.name), "%s", q->vm);
 	snprintf(rec.qmp, sizeof(rec.qmp), "%s", q->qmp);
+	snprintf(rec.qga, sizeof(rec.qga), "%s", q->qga);
 	rec.priority = q->priority < 0 ? IOVM_STORE_PRIO_NORMAL : (iovm_store_priority)q->priority;
 	rec.numa_node = q->numa_node;
 	if (iovm_store_vm_put(o->store, &rec, err) < 0)
@@ -1011,9 +1014,7 @@ static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 	iovm_store_share_set_state(o->store, vf.addr, v->info.name, IOVM_STORE_ATTACHING, NULL, NULL, NULL);
 	so.vf = vf.addr;
 	if (q->cfg.present & IOVM_VFNET_MAC) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", q->cfg.mac[0], q->cfg.mac[1],
-			 q->cfg.mac[2], q->cfg.mac[3], q->cfg.mac[4], q->cfg.mac[5]);
-		so.mac = mac;
+		so.mac = iovm_mac_format(q->cfg.mac, mac);
 	}
 	so.timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : o->d->cfg.attach_timeout_ms;
 	r = iovm_vm_attach_shared(v->vm, &so, &res, err);
@@ -1096,9 +1097,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	ao.vf = vf.addr;
 	ao.failover_pair_id = q->failover_pair_id[0] ? q->failover_pair_id : NULL;
 	if (q->cfg.present & IOVM_VFNET_MAC) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", q->cfg.mac[0], q->cfg.mac[1],
-			 q->cfg.mac[2], q->cfg.mac[3], q->cfg.mac[4], q->cfg.mac[5]);
-		ao.mac = mac;
+		ao.mac = iovm_mac_format(q->cfg.mac, mac);
 	}
 	ao.vlan = q->cfg.present & IOVM_VFNET_VLAN ? q->cfg.vlan : 0;
 	ao.timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : o->d->cfg.attach_timeout_ms;
@@ -1569,6 +1568,51 @@ static int vf_counter(ops *o, const iovm_vf *vf, uint64_t *ret)
 	return 0;
 }
 
+/* An exclusive VF inside a guest, on a driver whose PF keeps no per-VF
+ * counters (igb): the guest's own counters of the interface with the VF's
+ * administrative MAC, through the VM's guest agent. A failing agent is
+ * asked again after 30 s (-EAGAIN until then), so it cannot stall every
+ * sample. -ENODATA: no agent, no MAC or not an exclusive VF in a VM. */
+#define QGA_RETRY_MS 30000
+#define QGA_TIMEOUT_MS 2000
+#define QGA_MIN_INTERVAL_MS 2000
+
+static int vf_guest_counter(ops *o, const iovm_vf *vf, const iovm_vfnet_config *cfg, uint64_t *ret)
+{
+	static const uint8_t zero[6];
+	char mac[18];
+	iovm_error err = {};
+	vmrec *v = NULL;
+	int r;
+
+	if (!(cfg->present & IOVM_VFNET_MAC) || !memcmp(cfg->mac, zero, 6))
+		return -ENODATA;
+	for (size_t i = 0; i < o->n_as && !v; i++)
+		if (!strcmp(o->as[i].vf, vf->addr) && o->as[i].state == IOVM_STORE_ATTACHED)
+			v = vm_find(o, o->as[i].vm);
+	if (!v || !v->info.qga[0])
+		return -ENODATA;
+	if (iovmd_now_ms() < v->qga_next_try_ms)
+		return -EAGAIN;
+	r = iovm_qga_if_bytes(v->info.qga, iovm_mac_format(cfg->mac, mac), QGA_TIMEOUT_MS, ret, &err);
+	/* At most one question per QGA_MIN_INTERVAL_MS: the counter is
+	 * cumulative, so fewer samples lose nothing, and the agent (one client
+	 * at a time) stays free for others. */
+	v->qga_next_try_ms = iovmd_now_ms() + QGA_MIN_INTERVAL_MS;
+	if (r < 0) {
+		v->qga_next_try_ms = iovmd_now_ms() + QGA_RETRY_MS;
+		if (!v->qga_warned)
+			log_warning(r, "vm %s: vf %s: no counters from the guest agent (asking again every %d s): %s",
+				    v->info.name, vf->addr, QGA_RETRY_MS / 1000, err.msg);
+		v->qga_warned = true;
+		return r;
+	}
+	if (v->qga_warned)
+		log_info("vm %s: vf %s: counters from the guest agent again", v->info.name, vf->addr);
+	v->qga_warned = false;
+	return 0;
+}
+
 static void sample(ops *o, bool close_window)
 {
 	iovm_vfnet *nl = NULL;
@@ -1578,6 +1622,7 @@ static void sample(ops *o, bool close_window)
 	/* The inventory is sorted by PF: one group of VFs per PF. */
 	for (size_t i = 0, end; i < o->n_inv; i = end) {
 		_cleanup_free_ iovm_vfnet_stats *st = NULL;
+		_cleanup_free_ iovm_vfnet_config *cf = NULL;
 		unsigned nvf = 0;
 		bool need_pf = false;
 		int m = -1;
@@ -1591,14 +1636,28 @@ static void sample(ops *o, bool close_window)
 				need_pf = true;
 			nvf = o->inv[end].index + 1 > nvf ? o->inv[end].index + 1 : nvf;
 		}
-		/* VFs without a host netdev: the PF's per-VF counters, one request. */
-		if (need_pf && nl && o->inv[i].pf_netdev[0] && (st = calloc(nvf, sizeof(*st))))
-			m = iovm_vfnet_get_all(nl, o->inv[i].pf_addr, NULL, st, nvf, NULL);
-		for (size_t k = i; m > 0 && k < end; k++)
-			if (!o->inv[k].netdev[0] && (int)o->inv[k].index < m)
-				(void)iovm_policy_sample(o->pol, o->inv[k].addr,
-							 st[o->inv[k].index].rx_bytes + st[o->inv[k].index].tx_bytes,
-							 NULL);
+		/* VFs without a host netdev: the PF's per-VF counters, one request;
+		 * where those are zero, the guest's (vf_guest_counter). */
+		if (need_pf && nl && o->inv[i].pf_netdev[0] && (st = calloc(nvf, sizeof(*st))) &&
+		    (cf = calloc(nvf, sizeof(*cf))))
+			m = iovm_vfnet_get_all(nl, o->inv[i].pf_addr, cf, st, nvf, NULL);
+		for (size_t k = i; m > 0 && k < end; k++) {
+			const iovm_vf *vf = &o->inv[k];
+			uint64_t c;
+
+			if (vf->netdev[0] || (int)vf->index >= m)
+				continue;
+			c = st[vf->index].rx_bytes + st[vf->index].tx_bytes;
+			if (c == 0) {
+				int r = vf_guest_counter(o, vf, &cf[vf->index], &c);
+
+				/* An agent that did not answer: no sample rather than
+				 * a zero that would look like a counter reset. */
+				if (r < 0 && r != -ENODATA)
+					continue;
+			}
+			(void)iovm_policy_sample(o->pol, vf->addr, c, NULL);
+		}
 	}
 	iovm_vfnet_close(nl);
 	if (close_window)

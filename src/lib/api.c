@@ -20,17 +20,12 @@
 #include "iovm/pci.h"
 #include "iovm/store.h"
 #include "lib/util.h"
+#include "lib/json-util.h"
 
 #define JSON_DEPTH_MAX 16
 #define QUOTE_MAX 32            /* client text quoted in an error message */
 #define VF_INDEX_MAX 65535u
 
-static void json_object_putp(json_object **o)
-{
-	if (*o)
-		json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_object_putp)
 
 /* ---- commands and their arguments ----------------------------------------------- */
 
@@ -70,6 +65,7 @@ typedef enum arg_id {
 	A_LINK,
 	A_FAILOVER,
 	A_TIMEOUT,
+	A_QGA,
 	_A_MAX,
 } arg_id;
 
@@ -93,6 +89,7 @@ static const char *const arg_names[_A_MAX] = {
 	[A_LINK] = "link",
 	[A_FAILOVER] = "failover_pair_id",
 	[A_TIMEOUT] = "timeout_ms",
+	[A_QGA] = "qga",
 };
 
 #define B(a) (1u << (a))
@@ -106,7 +103,7 @@ static const struct cmd_def {
 	[IOVM_API_VF_LIST] = { B(A_PF), 0 },
 	[IOVM_API_VF_SHOW] = { B(A_VF), B(A_VF) },
 	[IOVM_API_VF_SET] = { B(A_VF) | VF_SET_FIELDS, B(A_VF) },
-	[IOVM_API_VM_ADD] = { B(A_NAME) | B(A_QMP) | B(A_PRIORITY) | B(A_NUMA), B(A_NAME) | B(A_QMP) },
+	[IOVM_API_VM_ADD] = { B(A_NAME) | B(A_QMP) | B(A_QGA) | B(A_PRIORITY) | B(A_NUMA), B(A_NAME) | B(A_QMP) },
 	[IOVM_API_VM_REMOVE] = { B(A_NAME), B(A_NAME) },
 	/* No qos on attach: the VLAN is given to the device without a priority. */
 	[IOVM_API_ATTACH] = { B(A_VM) | B(A_VF) | B(A_PF) | B(A_MODE) | B(A_MAC) | B(A_VLAN) |
@@ -425,8 +422,10 @@ static int parse_arg(const char *cmd, arg_id a, json_object *v, iovm_api_request
 	case A_VF:
 		return arg_vf(cmd, name, v, req->vf, err);
 	case A_QMP:
+	case A_QGA:
 		return arg_checked(cmd, name, v, path_valid, "an absolute path shorter than 108 bytes",
-				   req->qmp, sizeof(req->qmp), err);
+				   a == A_QMP ? req->qmp : req->qga, a == A_QMP ? sizeof(req->qmp) : sizeof(req->qga),
+				   err);
 	case A_COUNT:
 		r = arg_int(cmd, name, v, 0, 65535, &x, err);
 		req->count = (unsigned)x;

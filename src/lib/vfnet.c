@@ -472,6 +472,12 @@ int iovm_vfnet_restore(iovm_vfnet *nl, const char *pf, unsigned vf,
 	return 0;
 }
 
+char *iovm_mac_format(const uint8_t mac[6], char ret[18])
+{
+	snprintf(ret, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	return ret;
+}
+
 int iovm_mac_parse(const char *s, uint8_t ret[6])
 {
 	uint8_t m[6];

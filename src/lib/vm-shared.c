@@ -26,6 +26,7 @@
 #include "lib/sysfs.h"
 #include "lib/util.h"
 #include "lib/vm-internal.h"
+#include "lib/json-util.h"
 
 #define SHARED_TIMEOUT_MS 10000
 #define SHARED_DETACH_TIMEOUT_MS 15000
@@ -33,12 +34,6 @@
 #define TAP_NODE_WAIT_MS 2000
 #define ALIAS_MAX 128
 
-static void json_putp(json_object **o)
-{
-	if (*o)
-		json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
 
 /* ---- pure helpers ------------------------------------------------------ */
 

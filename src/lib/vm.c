@@ -16,6 +16,7 @@
 #include "iovm/vm.h"
 #include "lib/util.h"
 #include "lib/vm-internal.h"
+#include "lib/json-util.h"
 
 #define ATTACH_TIMEOUT_MS 10000
 #define DETACH_TIMEOUT_MS 15000
@@ -57,12 +58,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void json_putp(json_object **o)
-{
-	if (*o)
-		json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
 
 /* Events seen by the VM's connection, whoever is waiting. A DEVICE_DELETED for
  * one of our VFs means QEMU let go of it: it is returned by iovm_vm_process()

@@ -449,6 +449,10 @@ def vm_add():
         rc, out, err = run(["vm", "add", "g2", "--qmp", "/q.sock"], d)
     ok(rc, out, err)
     one_request(d, "vm-add", {"name": "g2", "qmp": "/q.sock"})
+    with FakeDaemon() as d:
+        rc, out, err = run(["vm", "add", "g4", "--qmp", "/q.sock", "--qga", "/run/vms/g4/qga.sock"], d)
+    ok(rc, out, err)
+    one_request(d, "vm-add", {"name": "g4", "qmp": "/q.sock", "qga": "/run/vms/g4/qga.sock"})
 
 
 @test

@@ -388,6 +388,12 @@ def vm_list_and_query_commands(d):
     vms = c.ret("vm-list")
     check(len(vms) == 1 and vms[0] == vm, "vm-list after vm-add %r" % vms)
     check(c.ret("status")["vms"] == 1, "status vms after vm-add")
+    check(vm["qga"] == "", "no guest agent given %r" % vm)
+    qga = os.path.join(d.tmp, "absent-qga.sock")
+    vm2 = c.ret("vm-add", {"name": "g2", "qmp": qmp + "2", "qga": qga})
+    check(vm2["qga"] == qga, "vm-add with a guest agent %r" % vm2)
+    check([v["qga"] for v in c.ret("vm-list") if v["name"] == "g2"] == [qga], "vm-list keeps qga")
+    c.ret("vm-remove", {"name": "g2"})
     names = c.ret("query-commands")
     check(isinstance(names, list) and all(set(n) == {"name"} for n in names),
           "query-commands shape %r" % names)

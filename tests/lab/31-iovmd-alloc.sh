@@ -101,7 +101,10 @@ for g in "${GUESTS[@]}"; do
 done
 echo "guests up; memory: $(free -m | sed -n 2p)"
 for g in "${GUESTS[@]}"; do
-	ctl vm add "$g" --qmp "$(qmp "$g")" --priority "${PRIO[$g]}" >/dev/null || fail "vm add $g"
+	# The guest agent gives the counters of an exclusive VF (igb keeps none
+	# per VF on the PF side).
+	ctl vm add "$g" --qmp "$(qmp "$g")" --qga "/run/iovm-lab/guests/$g/qga.sock" --priority "${PRIO[$g]}" \
+		>/dev/null || fail "vm add $g"
 done
 ctl vm list
 
@@ -134,8 +137,11 @@ if [ "${IOVM_LAB_ALLOC_TRAFFIC:-0}" = 1 ]; then
 declare -A GIF
 for g in "${GUESTS[@]}"; do
 	GIF[$g]=$(wait_if "$g" "${MAC[$g]}" 240) || { fail "$g does not see its NIC (${MAC[$g]})"; continue; }
-	$G exec "$g" -- sh -c "ip addr add ${GIP[$g]}/24 dev ${GIF[$g]} && ip link set ${GIF[$g]} up" ||
-		fail "$g: configuring ${GIF[$g]}"
+	# An igbvf that missed the PF's MAC at probe (mailbox timeouts on a
+	# loaded emulator) came up with a random one, which the PF's receive
+	# filter does not deliver to; asking for the PF-set MAC is allowed.
+	$G exec "$g" -- sh -c "ip link set ${GIF[$g]} address ${MAC[$g]}; ip addr add ${GIP[$g]}/24 dev ${GIF[$g]} &&
+		ip link set ${GIF[$g]} up" || fail "$g: configuring ${GIF[$g]}"
 done
 for g in "${GUESTS[@]}"; do
 	[ -n "${GIF[$g]:-}" ] || continue
@@ -166,19 +172,29 @@ for _ in range(n):
 for t in ts:
     t.join()
 EOF
-SECS=${IOVM_LAB_ALLOC_SECS:-12}
+SECS=${IOVM_LAB_ALLOC_SECS:-60}
 : > "$W/sink.out"
 ip netns exec srv python3 "$W/sink.py" "$SRV_IP" 4 "$W/sink.out" & SINK_PID=$!
 sleep 1
-pids=()
+# Each guest's sender runs in the background of a short agent command, so
+# the agent is free for iovmd's counter questions meanwhile.
 for g in "${GUESTS[@]}"; do
 	[ -n "${GIF[$g]:-}" ] || continue
-	$G exec --timeout $((SECS + 120)) "$g" -- sh -c "timeout $SECS nc $SRV_IP 5201 < /dev/zero; true" \
-		> "$W/nc-$g.out" 2>&1 & pids+=($!)
+	$G exec --timeout 120 "$g" -- sh -c "timeout $SECS nc $SRV_IP 5201 < /dev/zero > /dev/null 2>&1 &" ||
+		fail "$g: starting its sender"
 done
-sleep $((SECS / 2))
-mid=$(ctl --json vf show "${VFOF[g3]:-eth0/2}" | jq .throughput_bps)
-for p in "${pids[@]}"; do wait "$p"; done
+# iovmd's throughput of each guest's VF while the senders run (the best of
+# a few readings: the window is 3 s, the agents answer slowly).
+declare -A BEST
+for _ in $(seq 4); do
+	sleep $((SECS / 5))
+	for g in "${GUESTS[@]}"; do
+		t=$(ctl --json vf show "${VFOF[$g]:-eth0/0}" | jq .throughput_bps)
+		[ "${t:-0}" -gt "${BEST[$g]:-0}" ] && BEST[$g]=$t
+	done
+done
+mid=${BEST[g3]:-0}
+sleep $((SECS / 5 + 5))
 for _ in $(seq 60); do [ "$(wc -l < "$W/sink.out")" -ge 4 ] && break; sleep 1; done
 kill "$SINK_PID" 2>/dev/null; SINK_PID=
 for g in "${GUESTS[@]}"; do
@@ -189,6 +205,11 @@ for g in "${GUESTS[@]}"; do
 done
 echo "shared VF throughput sampled by iovmd mid-run: $mid bit/s"
 [ "${mid:-0}" -gt 0 ] && ok "iovmd measured the shared VF's throughput" || fail "shared VF throughput not measured"
+for g in g1 g2; do
+	echo "$g's exclusive VF ${VFOF[$g]:-}: best throughput read by iovmd ${BEST[$g]:-0} bit/s (guest agent)"
+	[ "${BEST[$g]:-0}" -gt 0 ] && ok "iovmd measured $g's exclusive VF through its guest agent" ||
+		fail "$g's exclusive VF throughput not measured ($(grep 'guest agent' "$LOG" | tail -2))"
+done
 fi
 
 # --- detach everything

@@ -282,6 +282,12 @@ static void test_typed_fields(void **state)
 	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\"}}", &r);
 	assert_int_equal(r.priority, -1);
 	assert_int_equal(r.numa_node, -1);
+	assert_string_equal(r.qga, "");
+	iovm_api_request_done(&r);
+	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\",\"qga\":\"/run/g1/qga.sock\"}}",
+		 &r);
+	assert_string_equal(r.qga, "/run/g1/qga.sock");
+	assert_string_equal(r.qmp, "/q");
 	iovm_api_request_done(&r);
 	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\",\"priority\":\"low\","
 		 "\"numa_node\":-1}}", &r);
@@ -459,6 +465,9 @@ static void test_ranges(void **state)
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"priority\":\"urgent\"}}", "vm-add", "'priority'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"qmp.sock\"}}", "vm-add", "'qmp'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"\"}}", "vm-add", "'qmp'" },
+		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"qga\":\"qga.sock\"}}", "vm-add", "'qga'" },
+		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"qga\":5}}", "vm-add", "'qga'" },
+		{ "{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g\",\"qga\":\"/q\"}}", "attach", "'qga'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\\u0000x\"}}", "vm-add", "'qmp'" },
 	};
 	static const char *const bad_macs[] = {

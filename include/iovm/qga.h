@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A minimal, blocking client of the QEMU guest agent (qemu-ga over a
+ * virtio-serial port, the host end a UNIX socket), for interface counters
+ * of a VF that is inside a guest: a driver such as igb keeps no per-VF
+ * statistics on the host, so the guest's own count is the only one.
+ *
+ * The agent has no greeting and keeps no session: a client that connects
+ * may find replies meant for an earlier one still queued. Every call first
+ * sends guest-sync-delimited with a fresh token and drops everything up to
+ * the agent's 0xFF delimiter and the matching reply (as the agent's
+ * documentation asks), then sends its command. Each call has a deadline
+ * for all of it; one reply may be at most IOVM_QGA_REPLY_MAX bytes.
+ */
+
+#include <stdint.h>
+
+#include "iovm/error.h"
+
+#define IOVM_QGA_REPLY_MAX (1u << 20)
+
+/* The receive and transmit byte counters of the guest interface whose MAC
+ * is MAC ("xx:xx:xx:xx:xx:xx", any case), summed, from
+ * guest-network-get-interfaces. -ENOENT: no interface has that MAC;
+ * -ENODATA: the agent reports no statistics (qemu-ga < 5.2); -ETIMEDOUT:
+ * the deadline passed; -EPROTO: a malformed or oversized reply; other
+ * -errno from connecting. */
+int iovm_qga_if_bytes(const char *socket_path, const char *mac, int timeout_ms, uint64_t *ret,
+		      iovm_error *err);

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The guest agent, for one thing: a guest interface's byte counters. See
+ * include/iovm/qga.h. Blocking with one deadline per call; the daemon calls
+ * it from its ops thread with a short one.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "iovm/qga.h"
+#include "lib/json-util.h"
+#include "lib/util.h"
+
+typedef struct qga_conn {
+	int fd;
+	int64_t deadline_ms;
+	const char *path;
+	char *buf;                   /* received, not yet consumed */
+	size_t len, cap;
+} qga_conn;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(qga_conn *c, short events)
+{
+	struct pollfd p = { .fd = c->fd, .events = events };
+	int64_t left;
+	int r;
+
+	for (;;) {
+		left = c->deadline_ms - mono_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return negative_errno();
+	}
+}
+
+static int send_all(qga_conn *c, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (k > 0) {
+			s += k;
+			n -= (size_t)k;
+			continue;
+		}
+		if (k < 0 && errno != EAGAIN && errno != EINTR)
+			return negative_errno();
+		int r = wait_fd(c, POLLOUT);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int send_cmd(qga_conn *c, json_object *cmd)
+{
+	const char *s = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
+	int r = send_all(c, s, strlen(s));
+
+	return r < 0 ? r : send_all(c, "\n", 1);
+}
+
+/* More bytes into c->buf; 0 at end of stream is -ECONNRESET. */
+static int fill(qga_conn *c)
+{
+	ssize_t k;
+	int r;
+
+	if (c->len == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 4096;
+		char *b;
+
+		if (cap > IOVM_QGA_REPLY_MAX + 1)
+			return -EPROTO;
+		b = realloc(c->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		c->buf = b;
+		c->cap = cap;
+	}
+	for (;;) {
+		k = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+		if (k > 0) {
+			c->len += (size_t)k;
+			return 0;
+		}
+		if (k == 0)
+			return -ECONNRESET;
+		if (errno != EAGAIN && errno != EINTR)
+			return negative_errno();
+		r = wait_fd(c, POLLIN);
+		if (r < 0)
+			return r;
+	}
+}
+
+static void consume(qga_conn *c, size_t n)
+{
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+}
+
+/* The next newline-terminated JSON object. */
+static int read_obj(qga_conn *c, json_object **ret)
+{
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+			json_tokener *tok = json_tokener_new();
+			json_object *o;
+
+			if (!tok)
+				return -ENOMEM;
+			o = json_tokener_parse_ex(tok, c->buf, (int)n);
+			if (o && tok->char_offset != (int)n) {
+				json_object_put(o);
+				o = NULL;
+			}
+			json_tokener_free(tok);
+			consume(c, n + 1);
+			if (!o || !json_object_is_type(o, json_type_object)) {
+				json_object_put(o);
+				return -EPROTO;
+			}
+			*ret = o;
+			return 0;
+		}
+		int r = fill(c);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* guest-sync-delimited: the agent answers with 0xFF then the token; what
+ * came before the 0xFF is a stale reply to someone else. */
+static int sync_stream(qga_conn *c)
+{
+	_cleanup_json_ json_object *cmd = json_object_new_object();
+	json_object *args = json_object_new_object();
+	uint32_t token = 0;
+	int r;
+
+	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+		token = (uint32_t)mono_ms();
+	token &= 0x7fffffff;
+	json_object_object_add(cmd, "execute", json_object_new_string("guest-sync-delimited"));
+	json_object_object_add(args, "id", json_object_new_int64(token));
+	json_object_object_add(cmd, "arguments", args);
+	r = send_cmd(c, cmd);
+	if (r < 0)
+		return r;
+	for (;;) {
+		char *ff = c->len ? memchr(c->buf, 0xff, c->len) : NULL;
+
+		if (ff) {
+			consume(c, (size_t)(ff - c->buf) + 1);
+			break;
+		}
+		c->len = 0;            /* stale bytes before the delimiter */
+		r = fill(c);
+		if (r < 0)
+			return r;
+	}
+	for (;;) {
+		_cleanup_json_ json_object *o = NULL;
+		json_object *v;
+
+		r = read_obj(c, &o);
+		if (r == -EPROTO)
+			continue;       /* a partial stale line right after the delimiter */
+		if (r < 0)
+			return r;
+		if (json_object_object_get_ex(o, "return", &v) && json_object_get_int64(v) == token)
+			return 0;
+	}
+}
+
+static int call(qga_conn *c, const char *command, json_object **ret_return, iovm_error *err)
+{
+	_cleanup_json_ json_object *cmd = json_object_new_object();
+	int r;
+
+	json_object_object_add(cmd, "execute", json_object_new_string(command));
+	r = send_cmd(c, cmd);
+	if (r < 0)
+		return iovm_error_set(err, r, "guest agent %s: %s: %s", c->path, command, strerror(-r));
+	for (;;) {
+		_cleanup_json_ json_object *o = NULL;
+		json_object *v;
+
+		r = read_obj(c, &o);
+		if (r < 0)
+			return iovm_error_set(err, r, "guest agent %s: %s: %s", c->path, command,
+					      r == -EPROTO ? "malformed or oversized reply" : strerror(-r));
+		if (json_object_object_get_ex(o, "error", &v)) {
+			json_object *d = NULL;
+
+			json_object_object_get_ex(v, "desc", &d);
+			return iovm_error_set(err, -EREMOTEIO, "guest agent %s: %s: %s", c->path, command,
+					      d ? json_object_get_string(d) : "error");
+		}
+		if (json_object_object_get_ex(o, "return", &v)) {
+			*ret_return = json_object_get(v);
+			return 0;
+		}
+		/* anything else (an event-like line) is not ours */
+	}
+}
+
+static int mac_equal(const char *a, const char *b)
+{
+	return a && b && strlen(a) == 17 && strcasecmp(a, b) == 0;
+}
+
+int iovm_qga_if_bytes(const char *socket_path, const char *mac, int timeout_ms, uint64_t *ret,
+		      iovm_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_json_ json_object *ifs = NULL;
+	qga_conn c = { .fd = -1, .path = socket_path };
+	int r;
+
+	if (!socket_path || !mac || !ret || timeout_ms <= 0)
+		return iovm_error_set(err, -EINVAL, "guest agent: invalid argument");
+	if (strlen(socket_path) >= sizeof(sa.sun_path))
+		return iovm_error_set(err, -ENAMETOOLONG, "guest agent %s: socket path too long", socket_path);
+	strcpy(sa.sun_path, socket_path);
+	c.deadline_ms = mono_ms() + timeout_ms;
+	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c.fd < 0)
+		return iovm_error_set(err, negative_errno(), "guest agent %s: socket: %m", socket_path);
+	if (connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = iovm_error_set(err, negative_errno(), "guest agent %s: cannot connect: %m", socket_path);
+		goto out;
+	}
+	r = sync_stream(&c);
+	if (r < 0) {
+		r = iovm_error_set(err, r, "guest agent %s: no answer to guest-sync-delimited: %s", socket_path,
+				   r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		goto out;
+	}
+	r = call(&c, "guest-network-get-interfaces", &ifs, err);
+	if (r < 0)
+		goto out;
+	r = iovm_error_set(err, -ENOENT, "guest agent %s: no interface with MAC %s", socket_path, mac);
+	for (size_t i = 0; json_object_is_type(ifs, json_type_array) && i < json_object_array_length(ifs); i++) {
+		json_object *it = json_object_array_get_idx(ifs, i), *hw, *st, *rx, *tx;
+
+		if (!json_object_object_get_ex(it, "hardware-address", &hw) ||
+		    !mac_equal(json_object_get_string(hw), mac))
+			continue;
+		if (!json_object_object_get_ex(it, "statistics", &st) ||
+		    !json_object_object_get_ex(st, "rx-bytes", &rx) || !json_object_object_get_ex(st, "tx-bytes", &tx)) {
+			r = iovm_error_set(err, -ENODATA, "guest agent %s: interface with MAC %s has no statistics",
+					   socket_path, mac);
+			break;
+		}
+		*ret = (uint64_t)json_object_get_int64(rx) + (uint64_t)json_object_get_int64(tx);
+		iovm_error_clear(err);
+		r = 0;
+		break;
+	}
+out:
+	close(c.fd);
+	free(c.buf);
+	return r;
+}
