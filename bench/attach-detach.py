@@ -211,7 +211,8 @@ class Daemon:
             self.added = True
         # Connected to the VM's QMP before the timed part.
         deadline = time.monotonic() + 60
-        while '"connected":true' not in sh(CTL, "--socket", DSOCK, "--json", "vm", "show", NAME).replace(" ", ""):
+        while not [v for v in json.loads(sh(CTL, "--socket", DSOCK, "--json", "vm", "list"))
+                   if v["name"] == NAME and v["connected"]]:
             if time.monotonic() > deadline:
                 raise SystemExit("iovmd did not connect to the guest's QMP socket")
             time.sleep(0.2)

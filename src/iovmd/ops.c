@@ -1610,6 +1610,8 @@ static int vf_guest_counter(ops *o, const iovm_vf *vf, const iovm_vfnet_config *
 	if (v->qga_warned)
 		log_info("vm %s: vf %s: counters from the guest agent again", v->info.name, vf->addr);
 	v->qga_warned = false;
+	log_debug("vm %s: vf %s: %llu bytes from the guest agent (interface %s)", v->info.name, vf->addr,
+		  (unsigned long long)*ret, mac);
 	return 0;
 }
 
