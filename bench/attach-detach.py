@@ -7,7 +7,10 @@ IOVM_BUILD set. One guest, one VF on vfio-pci. Rounds alternate between
         (guest sees the VF, not timed), device_del, wait for DEVICE_DELETED;
   iovm: `iovm-vm attach` and `iovm-vm detach` (each a whole process: connect,
         VF checks in sysfs, query-pci to pick the port and to verify,
-        device_add / device_del + DEVICE_DELETED, release checks, pool file).
+        device_add / device_del + DEVICE_DELETED, release checks, pool file),
+        with IOVM_VM_TRACE for a per-step breakdown;
+  iovmd: `iovmctl attach` / `iovmctl detach` through a running iovmd, which
+        keeps the QMP connection (stopped during the other rounds).
 The timed part of both is the attach command and the detach command until
 the VF is released; between them both wait (untimed) until the guest sees
 the VF, so each unplug meets a guest in the same state. Prints per-round
