@@ -25,13 +25,16 @@ modprobe vfio-pci && modprobe igbvf || { echo "skip: modules missing" >&2; exit 
 ip link set eth0 up
 # igb refuses a VF rate above the PF's link speed, which is 0 until the link
 # is up; the emulated link comes up a moment after `ip link set up` (later on
-# a loaded machine), so wait for the carrier before setting rates.
-for _ in $(seq 1 300); do
-	[ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] && break
-	sleep 0.1
-done
-[ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] || fail "eth0 carrier not up after 30 s"
+# a loaded machine), and enabling SR-IOV resets igb, which takes the link
+# down again: so wait for carrier and a link speed after creating the VFs.
 expect 0 "$T" set-vfs eth0 7 vfio || exit 1
+link_ready() {
+	local speed
+	speed=$(cat /sys/class/net/eth0/speed 2>/dev/null) || return 1
+	[ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] && [ "${speed:-0}" -gt 0 ] 2>/dev/null
+}
+for _ in $(seq 1 600); do link_ready && break; sleep 0.1; done
+link_ready || fail "eth0 link not up with a speed after 60 s"
 
 # --- original settings, saved before any change
 orig=$("$T" vf-save eth0 2) || fail "vf-save"
