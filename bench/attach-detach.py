@@ -18,6 +18,7 @@ times and the ratio iovm/raw of the medians (target <= 1.10).
 """
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -203,7 +204,7 @@ class Daemon:
     def start(self):
         self.log = open(os.path.join(DDIR, "iovmd.log"), "a")
         self.proc = subprocess.Popen([IOVMD, "--socket", DSOCK, "--state", os.path.join(DDIR, "iovm.db"),
-                                      "--log-level", "info"], stdout=self.log, stderr=self.log)
+                                      "--log-level", "debug"], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 120
         while subprocess.run([CTL, "--socket", DSOCK, "status"], capture_output=True).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -227,18 +228,48 @@ class Daemon:
         self.proc = None
 
 
+IOVMD_LINE = re.compile(r"^iovmd: (\d+\.\d+) debug: (.*)$")
+
+
+def iovmd_label(msg):
+    """A debug line of iovmd without what changes between rounds."""
+    msg = re.sub(r"client \d+", "client", msg)
+    msg = re.sub(r" \(intent \d+\)", "", msg)
+    msg = re.sub(r" \(pid \d+ uid \d+\)|: pid \d+ uid \d+", " connected", msg)
+    msg = re.sub(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", "VF", msg)
+    return msg
+
+
+def record_iovmd_steps(kind, t0, t1):
+    """iovmd's debug lines (stamped with CLOCK_MONOTONIC, the clock of
+    time.monotonic()) between t0 and t1 into phase durations, like
+    record_steps: the iovmctl process start, the daemon's steps, the reply
+    and the process exit."""
+    marks = [(t0, "iovmctl start")]
+    with open(os.path.join(DDIR, "iovmd.log")) as f:
+        for line in f:
+            m = IOVMD_LINE.match(line.rstrip("\n"))
+            if m and t0 <= float(m.group(1)) <= t1:
+                marks.append((float(m.group(1)), iovmd_label(m.group(2))))
+    marks.append((t1, "iovmctl exit"))
+    for (a_t, a), (b_t, b) in zip(marks, marks[1:]):
+        STEPS.setdefault(f"iovmd {kind}: {a} -> {b}", []).append(max(0.0, b_t - a_t))
+
+
 def round_iovmd(d, vf):
     """iovmctl attach / detach through a running iovmd: the product's path."""
     d.start()
     t0 = time.monotonic()
     sh(CTL, "--socket", DSOCK, "attach", NAME, "--vf", vf, "--mode", "exclusive")
-    t_attach = time.monotonic() - t0
+    t1 = time.monotonic()
     wait_guest(1)
-    t0 = time.monotonic()
+    t2 = time.monotonic()
     sh(CTL, "--socket", DSOCK, "detach", NAME, "--vf", vf)
-    t_detach = time.monotonic() - t0
+    t3 = time.monotonic()
     d.stop()
-    return t_attach, t_detach
+    record_iovmd_steps("attach", t0, t1)
+    record_iovmd_steps("detach", t2, t3)
+    return t1 - t0, t3 - t2
 
 
 def main():

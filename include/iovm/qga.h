@@ -15,6 +15,7 @@
  * for all of it; one reply may be at most IOVM_QGA_REPLY_MAX bytes.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "iovm/error.h"
@@ -29,3 +30,10 @@
  * -errno from connecting. */
 int iovm_qga_if_bytes(const char *socket_path, const char *mac, int timeout_ms, uint64_t *ret,
 		      iovm_error *err);
+
+/* The same for N MACs with one question to the agent: ret[k] and
+ * status[k] (0, -ENOENT or -ENODATA as above) for macs[k]. Returns 0 when
+ * the agent answered (whatever the statuses), or the errors above for the
+ * agent as a whole. */
+int iovm_qga_if_bytes_many(const char *socket_path, const char *const *macs, size_t n, int timeout_ms,
+			   uint64_t *ret, int *status, iovm_error *err);

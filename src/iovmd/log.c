@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "iovmd/iovmd.h"
 
@@ -19,7 +20,16 @@ void iovmd_log(log_level l, int err, const char *fmt, ...)
 
 	if (l > iovmd_log_level)
 		return;
-	n = snprintf(line, sizeof(line), "iovmd: %s: ", names[l]);
+	if (iovmd_log_level >= LOG_LVL_DEBUG) {
+		/* At debug level every line carries the monotonic time, so that
+		 * the steps of one request can be timed from the log. */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		n = snprintf(line, sizeof(line), "iovmd: %lld.%03ld %s: ", (long long)ts.tv_sec,
+			     ts.tv_nsec / 1000000, names[l]);
+	} else
+		n = snprintf(line, sizeof(line), "iovmd: %s: ", names[l]);
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);

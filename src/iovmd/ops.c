@@ -1075,6 +1075,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	}
 	if (choose_vf(o, v, q, &vf, &mode, err) < 0)
 		return NULL;
+	log_debug("attach: vm %s: chose vf %s", q->vm, vf.addr);
 	if (mode == IOVM_POLICY_SHARED)
 		return attach_shared(o, v, q, &vf, err);
 	/* The original settings, saved before anything is touched. */
@@ -1090,6 +1091,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 		policy_forget(o, q->vm, vf.addr);
 		return NULL;
 	}
+	log_debug("attach: vm %s: vf %s reserved (intent %lld)", q->vm, vf.addr, (long long)id);
 	o->intent = id;
 	o->op = "attach";
 	iovmd_crash_point("attach", "reserved");
@@ -1116,6 +1118,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 		}
 		return NULL;
 	}
+	log_debug("attach: vm %s: vf %s in the guest", q->vm, vf.addr);
 	iovm_store_assignment_set_state(o->store, vf.addr, IOVM_STORE_ATTACHED, res.devid, NULL);
 	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
 	iovmd_crash_point("attach", "done");
@@ -1219,6 +1222,7 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 	o->op = "detach";
 	iovm_store_assignment_set_state(o->store, vfaddr, IOVM_STORE_DETACHING, NULL, NULL);
 	iovmd_crash_point("detach", "intent");
+	log_debug("detach: vm %s: vf %s journalled (intent %lld)", q->vm, vfaddr, (long long)id);
 	if (!v->vm && vm_connect(o, v, NULL) < 0) {
 		/* The VM is not there: its VF comes back through reclaim. */
 		iovm_store_intent_finish(o->store, id, IOVM_INTENT_ROLLED_BACK, NULL);
@@ -1238,6 +1242,7 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 		}
 		return NULL;
 	}
+	log_debug("detach: vm %s: vf %s out of the guest", q->vm, vfaddr);
 	release_record(o, vfaddr);
 	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
 	iovmd_crash_point("detach", "done");
@@ -1272,10 +1277,12 @@ static void run_job(ops *o, iovmd_job *j)
 		log_error(err.code, "%s: %s", iovm_api_cmd_to_string(j->req.cmd), err.msg);
 	/* The snapshot first, so a client reading right after the reply sees
 	 * the change. */
+	log_debug("%s: done; publishing", iovm_api_cmd_to_string(j->req.cmd));
 	if (j->req.cmd == IOVM_API_VM_ADD || j->req.cmd == IOVM_API_VM_REMOVE)
 		publish_vms(o);
 	else
 		publish(o);
+	log_debug("%s: published; replying", iovm_api_cmd_to_string(j->req.cmd));
 	line = ret ? iovm_api_format_return(j->req.id, ret) : iovm_api_format_error(j->req.id, err.code, err.msg);
 	post(o, j->client, line, true);
 	json_object_put(ret);
@@ -1570,20 +1577,29 @@ static int vf_counter(ops *o, const iovm_vf *vf, uint64_t *ret)
 
 /* An exclusive VF inside a guest, on a driver whose PF keeps no per-VF
  * counters (igb): the guest's own counters of the interface with the VF's
- * administrative MAC, through the VM's guest agent. A failing agent is
- * asked again after 30 s (-EAGAIN until then), so it cannot stall every
- * sample. -ENODATA: no agent, no MAC or not an exclusive VF in a VM. */
+ * administrative MAC, through the VM's guest agent. sample() collects such
+ * VFs as guest_q entries and then asks each VM's agent once for all of its
+ * VFs (guest_counters). A failing agent is asked again after 30 s, so it
+ * cannot stall every sample; its VFs get no sample meanwhile. */
 #define QGA_RETRY_MS 30000
 #define QGA_TIMEOUT_MS 2000
 #define QGA_MIN_INTERVAL_MS 2000
 
-static int vf_guest_counter(ops *o, const iovm_vf *vf, const iovm_vfnet_config *cfg, uint64_t *ret)
+typedef struct guest_q {
+	vmrec *v;
+	const char *vf;
+	char mac[18];
+} guest_q;
+
+/* The VM that holds VF exclusively and has an agent, and the VF's MAC:
+ * then VF is queued in *q (grown as needed) and 0 is returned; -ENODATA:
+ * no agent, no MAC or not an exclusive VF in a VM. */
+static int guest_counter_queue(ops *o, const iovm_vf *vf, const iovm_vfnet_config *cfg, guest_q **q,
+			       size_t *n)
 {
 	static const uint8_t zero[6];
-	char mac[18];
-	iovm_error err = {};
 	vmrec *v = NULL;
-	int r;
+	guest_q *nq;
 
 	if (!(cfg->present & IOVM_VFNET_MAC) || !memcmp(cfg->mac, zero, 6))
 		return -ENODATA;
@@ -1592,32 +1608,83 @@ static int vf_guest_counter(ops *o, const iovm_vf *vf, const iovm_vfnet_config *
 			v = vm_find(o, o->as[i].vm);
 	if (!v || !v->info.qga[0])
 		return -ENODATA;
-	if (iovmd_now_ms() < v->qga_next_try_ms)
-		return -EAGAIN;
-	r = iovm_qga_if_bytes(v->info.qga, iovm_mac_format(cfg->mac, mac), QGA_TIMEOUT_MS, ret, &err);
-	/* At most one question per QGA_MIN_INTERVAL_MS: the counter is
-	 * cumulative, so fewer samples lose nothing, and the agent (one client
-	 * at a time) stays free for others. */
-	v->qga_next_try_ms = iovmd_now_ms() + QGA_MIN_INTERVAL_MS;
-	if (r < 0) {
-		v->qga_next_try_ms = iovmd_now_ms() + QGA_RETRY_MS;
-		if (!v->qga_warned)
-			log_warning(r, "vm %s: vf %s: no counters from the guest agent (asking again every %d s): %s",
-				    v->info.name, vf->addr, QGA_RETRY_MS / 1000, err.msg);
-		v->qga_warned = true;
-		return r;
-	}
-	if (v->qga_warned)
-		log_info("vm %s: vf %s: counters from the guest agent again", v->info.name, vf->addr);
-	v->qga_warned = false;
-	log_debug("vm %s: vf %s: %llu bytes from the guest agent (interface %s)", v->info.name, vf->addr,
-		  (unsigned long long)*ret, mac);
+	nq = reallocarray(*q, *n + 1, sizeof(**q));
+	if (!nq)
+		return -ENOMEM;
+	*q = nq;
+	nq[*n] = (guest_q){ .v = v, .vf = vf->addr };
+	iovm_mac_format(cfg->mac, nq[*n].mac);
+	(*n)++;
 	return 0;
+}
+
+/* One guest-network-get-interfaces per VM for all of its queued VFs. */
+static void guest_counters(ops *o, const guest_q *q, size_t n)
+{
+	for (vmrec *v = o->vms; v; v = v->next) {
+		_cleanup_free_ const char **macs = NULL;
+		_cleanup_free_ uint64_t *bytes = NULL;
+		_cleanup_free_ int *st = NULL;
+		_cleanup_free_ size_t *idx = NULL;
+		iovm_error err = {};
+		size_t m = 0;
+		int r;
+
+		for (size_t i = 0; i < n; i++)
+			m += q[i].v == v;
+		if (!m || iovmd_now_ms() < v->qga_next_try_ms)
+			continue;
+		macs = calloc(m, sizeof(*macs));
+		bytes = calloc(m, sizeof(*bytes));
+		st = calloc(m, sizeof(*st));
+		idx = calloc(m, sizeof(*idx));
+		if (!macs || !bytes || !st || !idx)
+			return;
+		m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (q[i].v == v) {
+				idx[m] = i;
+				macs[m++] = q[i].mac;
+			}
+		r = iovm_qga_if_bytes_many(v->info.qga, macs, m, QGA_TIMEOUT_MS, bytes, st, &err);
+		/* At most one question per QGA_MIN_INTERVAL_MS: the counters
+		 * are cumulative, so fewer samples lose nothing, and the agent
+		 * (one client at a time) stays free for others. */
+		v->qga_next_try_ms = iovmd_now_ms() + QGA_MIN_INTERVAL_MS;
+		if (r < 0) {
+			v->qga_next_try_ms = iovmd_now_ms() + QGA_RETRY_MS;
+			if (!v->qga_warned)
+				log_warning(r, "vm %s: no counters from the guest agent (asking again every %d s): %s",
+					    v->info.name, QGA_RETRY_MS / 1000, err.msg);
+			v->qga_warned = true;
+			continue;
+		}
+		if (v->qga_warned)
+			log_info("vm %s: counters from the guest agent again", v->info.name);
+		v->qga_warned = false;
+		for (size_t k = 0; k < m; k++) {
+			const guest_q *e = &q[idx[k]];
+
+			if (st[k] < 0) {
+				/* The guest has no such interface (yet), or no
+				 * statistics: no sample rather than a zero that
+				 * would look like a counter reset. */
+				log_debug("vm %s: vf %s: the guest agent has no counters for MAC %s: %s",
+					  v->info.name, e->vf, e->mac, strerror(-st[k]));
+				continue;
+			}
+			log_debug("vm %s: vf %s: %llu bytes from the guest agent (interface %s)", v->info.name,
+				  e->vf, (unsigned long long)bytes[k], e->mac);
+			(void)iovm_policy_sample(o->pol, e->vf, bytes[k], NULL);
+		}
+	}
 }
 
 static void sample(ops *o, bool close_window)
 {
+	_cleanup_free_ guest_q *gq = NULL;
 	iovm_vfnet *nl = NULL;
+	size_t ngq = 0;
 
 	if (iovm_vfnet_open(o->inv_host, &nl, NULL) < 0)
 		nl = NULL;
@@ -1639,7 +1706,7 @@ static void sample(ops *o, bool close_window)
 			nvf = o->inv[end].index + 1 > nvf ? o->inv[end].index + 1 : nvf;
 		}
 		/* VFs without a host netdev: the PF's per-VF counters, one request;
-		 * where those are zero, the guest's (vf_guest_counter). */
+		 * where those are zero, the guest's (guest_counters). */
 		if (need_pf && nl && o->inv[i].pf_netdev[0] && (st = calloc(nvf, sizeof(*st))) &&
 		    (cf = calloc(nvf, sizeof(*cf))))
 			m = iovm_vfnet_get_all(nl, o->inv[i].pf_addr, cf, st, nvf, NULL);
@@ -1650,18 +1717,15 @@ static void sample(ops *o, bool close_window)
 			if (vf->netdev[0] || (int)vf->index >= m)
 				continue;
 			c = st[vf->index].rx_bytes + st[vf->index].tx_bytes;
-			if (c == 0) {
-				int r = vf_guest_counter(o, vf, &cf[vf->index], &c);
-
-				/* An agent that did not answer: no sample rather than
-				 * a zero that would look like a counter reset. */
-				if (r < 0 && r != -ENODATA)
-					continue;
-			}
+			/* Zero here and the guest counts: its sample comes
+			 * from guest_counters below. */
+			if (c == 0 && guest_counter_queue(o, vf, &cf[vf->index], &gq, &ngq) == 0)
+				continue;
 			(void)iovm_policy_sample(o->pol, vf->addr, c, NULL);
 		}
 	}
 	iovm_vfnet_close(nl);
+	guest_counters(o, gq, ngq);
 	if (close_window)
 		(void)iovm_policy_window_reset(o->pol, now_ns(), NULL);
 }

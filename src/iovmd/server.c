@@ -433,6 +433,7 @@ static void take_messages(iovmd *d)
 			if (!c) {
 				free(m->line);
 			} else if (client_send(c, m->line) == 0 && m->final) {
+				log_debug("client %llu: reply sent", (unsigned long long)c->id);
 				c->busy = false;
 				client_update_events(c);
 				process_input(c);

@@ -237,16 +237,22 @@ static int mac_equal(const char *a, const char *b)
 	return a && b && strlen(a) == 17 && strcasecmp(a, b) == 0;
 }
 
-int iovm_qga_if_bytes(const char *socket_path, const char *mac, int timeout_ms, uint64_t *ret,
-		      iovm_error *err)
+int iovm_qga_if_bytes_many(const char *socket_path, const char *const *macs, size_t n, int timeout_ms,
+			   uint64_t *ret, int *status, iovm_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_json_ json_object *ifs = NULL;
 	qga_conn c = { .fd = -1, .path = socket_path };
 	int r;
 
-	if (!socket_path || !mac || !ret || timeout_ms <= 0)
+	if (!socket_path || (n && (!macs || !ret || !status)) || timeout_ms <= 0)
 		return iovm_error_set(err, -EINVAL, "guest agent: invalid argument");
+	for (size_t k = 0; k < n; k++) {
+		if (!macs[k])
+			return iovm_error_set(err, -EINVAL, "guest agent: invalid argument");
+		status[k] = -ENOENT;
+		ret[k] = 0;
+	}
 	if (strlen(socket_path) >= sizeof(sa.sun_path))
 		return iovm_error_set(err, -ENAMETOOLONG, "guest agent %s: socket path too long", socket_path);
 	strcpy(sa.sun_path, socket_path);
@@ -267,26 +273,51 @@ int iovm_qga_if_bytes(const char *socket_path, const char *mac, int timeout_ms, 
 	r = call(&c, "guest-network-get-interfaces", &ifs, err);
 	if (r < 0)
 		goto out;
-	r = iovm_error_set(err, -ENOENT, "guest agent %s: no interface with MAC %s", socket_path, mac);
-	for (size_t i = 0; json_object_is_type(ifs, json_type_array) && i < json_object_array_length(ifs); i++) {
-		json_object *it = json_object_array_get_idx(ifs, i), *hw, *st, *rx, *tx;
+	if (!json_object_is_type(ifs, json_type_array)) {
+		r = iovm_error_set(err, -EPROTO, "guest agent %s: guest-network-get-interfaces: not a list",
+				   socket_path);
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < json_object_array_length(ifs); i++) {
+			json_object *it = json_object_array_get_idx(ifs, i), *hw, *st, *rx, *tx;
 
-		if (!json_object_object_get_ex(it, "hardware-address", &hw) ||
-		    !mac_equal(json_object_get_string(hw), mac))
-			continue;
-		if (!json_object_object_get_ex(it, "statistics", &st) ||
-		    !json_object_object_get_ex(st, "rx-bytes", &rx) || !json_object_object_get_ex(st, "tx-bytes", &tx)) {
-			r = iovm_error_set(err, -ENODATA, "guest agent %s: interface with MAC %s has no statistics",
-					   socket_path, mac);
+			if (!json_object_object_get_ex(it, "hardware-address", &hw) ||
+			    !mac_equal(json_object_get_string(hw), macs[k]))
+				continue;
+			if (!json_object_object_get_ex(it, "statistics", &st) ||
+			    !json_object_object_get_ex(st, "rx-bytes", &rx) ||
+			    !json_object_object_get_ex(st, "tx-bytes", &tx))
+				status[k] = -ENODATA;
+			else {
+				ret[k] = (uint64_t)json_object_get_int64(rx) + (uint64_t)json_object_get_int64(tx);
+				status[k] = 0;
+			}
 			break;
 		}
-		*ret = (uint64_t)json_object_get_int64(rx) + (uint64_t)json_object_get_int64(tx);
-		iovm_error_clear(err);
-		r = 0;
-		break;
-	}
+	r = 0;
 out:
 	close(c.fd);
 	free(c.buf);
 	return r;
+}
+
+int iovm_qga_if_bytes(const char *socket_path, const char *mac, int timeout_ms, uint64_t *ret,
+		      iovm_error *err)
+{
+	uint64_t v = 0;
+	int st = 0, r;
+
+	if (!mac || !ret)
+		return iovm_error_set(err, -EINVAL, "guest agent: invalid argument");
+	r = iovm_qga_if_bytes_many(socket_path, &mac, 1, timeout_ms, &v, &st, err);
+	if (r < 0)
+		return r;
+	if (st == -ENOENT)
+		return iovm_error_set(err, -ENOENT, "guest agent %s: no interface with MAC %s", socket_path, mac);
+	if (st == -ENODATA)
+		return iovm_error_set(err, -ENODATA, "guest agent %s: interface with MAC %s has no statistics",
+				      socket_path, mac);
+	*ret = v;
+	return 0;
 }

@@ -162,6 +162,45 @@ static void test_counters(void **state)
 	assert_int_equal(b, 1234);
 }
 
+/* Several MACs, one question: the fake agent accepts one connection and
+ * answers one guest-network-get-interfaces, so a second question would
+ * fail. */
+static void test_many_one_question(void **state)
+{
+	const char *macs[] = { "02:78:0a:bc:00:11", "02:78:00:00:00:12", "02:78:00:00:00:99",
+			       "00:00:00:00:00:00" };
+	uint64_t b[4] = { 9, 9, 9, 9 };
+	int st[4] = { 1, 1, 1, 1 };
+	iovm_error err = {};
+	struct fake f;
+
+	fake_start(&f, OK);
+	assert_int_equal(iovm_qga_if_bytes_many(f.path, macs, 4, 5000, b, st, &err), 0);
+	fake_stop(&f);
+	assert_int_equal(st[0], 0);
+	assert_int_equal(b[0], 1234);
+	assert_int_equal(st[1], -ENODATA);
+	assert_int_equal(st[2], -ENOENT);
+	assert_int_equal(b[2], 0);
+	assert_int_equal(st[3], 0);
+	assert_int_equal(b[3], 10);
+}
+
+/* The agent as a whole failing is the call's error, not a status. */
+static void test_many_agent_error(void **state)
+{
+	const char *macs[] = { "02:78:0a:bc:00:11" };
+	uint64_t b[1];
+	int st[1];
+	iovm_error err = {};
+	struct fake f;
+
+	fake_start(&f, ERROR_REPLY);
+	assert_int_equal(iovm_qga_if_bytes_many(f.path, macs, 1, 5000, b, st, &err), -EREMOTEIO);
+	fake_stop(&f);
+	assert_non_null(strstr(err.msg, "no network"));
+}
+
 static void test_mac_case(void **state)
 {
 	iovm_error err = {};
@@ -249,6 +288,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_many_one_question),
+		cmocka_unit_test(test_many_agent_error),
 		cmocka_unit_test(test_mac_case),
 		cmocka_unit_test(test_stale_replies_dropped),
 		cmocka_unit_test(test_no_such_mac),
