@@ -67,7 +67,10 @@ typedef struct iovmd_msg {
 	uint64_t client;
 	char *line;                   /* NULL for a snapshot message */
 	bool final;                   /* the reply that ends the client's job */
-	json_object *snapshot;        /* a new inventory snapshot, handed over */
+	bool snapshot_follows;        /* a final reply sent before the job's snapshot:
+	                               * reads wait for the next snapshot message */
+	json_object *snapshot;        /* a new inventory snapshot, handed over (line and
+	                               * snapshot both NULL: none could be made) */
 	bool partial;                 /* snapshot holds only the members that changed */
 } iovmd_msg;
 
@@ -86,6 +89,7 @@ typedef struct iovmd {
 	iovmd_queue jobs;             /* main -> ops */
 	iovmd_queue msgs;             /* ops -> main */
 	json_object *snapshot;        /* main thread only: {"pfs":[PF+vfs],"vms":[VM],...} */
+	bool snapshot_stale;          /* main thread only: a job's reply is out, its snapshot not yet */
 	int64_t started_ms;
 	unsigned n_clients;
 	volatile bool stopping;

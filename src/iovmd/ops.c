@@ -526,14 +526,14 @@ static json_object *vm_json(ops *o, vmrec *v)
 	return j;
 }
 
-static void publish(ops *o)
+/* The whole snapshot, in m (allocated here if NULL). */
+static void publish_into(ops *o, iovmd_msg *m)
 {
 	_cleanup_free_ iovm_pf *pfs = NULL;
 	_cleanup_free_ iovm_store_intent *open = NULL;
 	json_object *snap = json_object_new_object(), *arr = json_object_new_array();
 	iovm_vfnet *nl = NULL;
 	size_t n = 0, na = 0, ni = 0;
-	iovmd_msg *m;
 	iovm_error err = {};
 
 	load_holders(o);
@@ -565,8 +565,7 @@ static void publish(ops *o)
 	json_object_object_add(snap, "assignments", json_object_new_int((int)na));
 	json_object_object_add(snap, "open_intents", json_object_new_int((int)ni));
 	json_object_object_add(snap, "taken_ms", json_object_new_int64(iovmd_now_ms()));
-	m = calloc(1, sizeof(*m));
-	if (!m) {
+	if (!m && !(m = calloc(1, sizeof(*m)))) {
 		json_object_put(snap);
 		return;
 	}
@@ -574,14 +573,18 @@ static void publish(ops *o)
 	iovmd_queue_push(&o->d->msgs, m);
 }
 
+static void publish(ops *o)
+{
+	publish_into(o, NULL);
+}
+
 /* The VM list alone, for changes that touch nothing else (vm-add,
  * vm-remove): a whole snapshot reads every VF. */
-static void publish_vms(ops *o)
+static void publish_vms(ops *o, iovmd_msg *m)
 {
 	json_object *part = json_object_new_object(), *arr = json_object_new_array();
-	iovmd_msg *m = calloc(1, sizeof(*m));
 
-	if (!m) {
+	if (!m && !(m = calloc(1, sizeof(*m)))) {
 		json_object_put(part);
 		json_object_put(arr);
 		return;
@@ -1255,6 +1258,7 @@ static void run_job(ops *o, iovmd_job *j)
 {
 	iovm_error err = {};
 	json_object *ret = NULL;
+	iovmd_msg *snap, *reply;
 	char *line;
 
 	o->job = j;
@@ -1277,14 +1281,27 @@ static void run_job(ops *o, iovmd_job *j)
 		log_error(err.code, "%s: %s", iovm_api_cmd_to_string(j->req.cmd), err.msg);
 	/* The snapshot first, so a client reading right after the reply sees
 	 * the change. */
-	log_debug("%s: done; publishing", iovm_api_cmd_to_string(j->req.cmd));
-	if (j->req.cmd == IOVM_API_VM_ADD || j->req.cmd == IOVM_API_VM_REMOVE)
-		publish_vms(o);
-	else
-		publish(o);
-	log_debug("%s: published; replying", iovm_api_cmd_to_string(j->req.cmd));
 	line = ret ? iovm_api_format_return(j->req.id, ret) : iovm_api_format_error(j->req.id, err.code, err.msg);
-	post(o, j->client, line, true);
+	/* The reply first, the snapshot (which reads the whole inventory)
+	 * after it: the main thread holds back reads until that snapshot is
+	 * in, so a client reading right after the reply still sees the
+	 * change. The snapshot's message is allocated before the reply goes,
+	 * so that the main thread is sure to get one. */
+	snap = calloc(1, sizeof(*snap));
+	reply = calloc(1, sizeof(*reply));
+	if (snap && reply && line) {
+		*reply = (iovmd_msg){ .client = j->client, .line = line, .final = true, .snapshot_follows = true };
+		iovmd_queue_push(&o->d->msgs, reply);
+		log_debug("%s: replied; publishing", iovm_api_cmd_to_string(j->req.cmd));
+	} else {
+		free(reply);
+		post(o, j->client, line, true);
+	}
+	if (j->req.cmd == IOVM_API_VM_ADD || j->req.cmd == IOVM_API_VM_REMOVE)
+		publish_vms(o, snap);
+	else
+		publish_into(o, snap);
+	log_debug("%s: published", iovm_api_cmd_to_string(j->req.cmd));
 	json_object_put(ret);
 	o->job = NULL;
 	o->intent = 0;

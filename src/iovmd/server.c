@@ -40,7 +40,8 @@ typedef struct client {
 	size_t in_len;
 	char *out;
 	size_t out_len, out_cap;
-	bool busy;                   /* a job of this client is at the ops thread */
+	bool busy;                   /* a job of this client is at the ops thread, or parked */
+	bool parked;                 /* a read waits for the snapshot after a job (snapshot_stale) */
 	bool closing;                /* close once out is flushed */
 	bool eof;                    /* the client shut down its side: answer what came, then close */
 } client;
@@ -190,7 +191,8 @@ static char *cached_reply(iovmd *d, const iovm_api_request *r)
 	return line;
 }
 
-/* One complete request line. Returns -1 if the client was freed. */
+/* One complete request line. Returns -1 if the client was freed, 1 if the
+ * line was left unhandled until the next snapshot (parked). */
 static int handle_line(client *c, const char *line, size_t len)
 {
 	iovm_api_request req;
@@ -219,6 +221,15 @@ static int handle_line(client *c, const char *line, size_t len)
 			  iovm_api_cmd_to_string(req.cmd));
 		iovmd_queue_push(&c->d->jobs, j);
 		return 0;
+	}
+	if (c->d->snapshot_stale) {
+		/* A job's reply is out and its snapshot not yet: this read
+		 * waits for it (take_messages), so it sees the change. */
+		iovm_api_request_done(&req);
+		c->parked = true;
+		c->busy = true;
+		client_update_events(c);
+		return 1;
 	}
 	char *cached = cached_reply(c->d, &req);
 
@@ -254,8 +265,12 @@ static int process_input(client *c)
 		if (len > IOVM_API_LINE_MAX)
 			break;    /* over-long: refused below, connection closed */
 		if (len > 0 && !(len == 1 && c->in[start] == '\r')) {
-			if (handle_line(c, c->in + start, len + 1) < 0)
+			int r = handle_line(c, c->in + start, len + 1);
+
+			if (r < 0)
 				return -1;
+			if (r > 0)
+				break;    /* parked: the line stays in the buffer */
 		}
 		start += len + 1;
 	}
@@ -405,6 +420,24 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *userda
 	return 0;
 }
 
+/* The snapshot a job's reply promised is in: the reads held back since
+ * then are answered from it. */
+static void resume_parked(iovmd *d)
+{
+	if (!d->snapshot_stale)
+		return;
+	d->snapshot_stale = false;
+	for (client *c = clients, *cn; c; c = cn) {
+		cn = c->next;
+		if (!c->parked)
+			continue;
+		c->parked = false;
+		c->busy = false;
+		client_update_events(c);
+		process_input(c);    /* may free c */
+	}
+}
+
 static void take_messages(iovmd *d)
 {
 	iovmd_msg *m = iovmd_queue_pop_all(&d->msgs);
@@ -412,15 +445,20 @@ static void take_messages(iovmd *d)
 	while (m) {
 		iovmd_msg *next = m->next;
 
-		if (m->snapshot && m->partial && d->snapshot) {
+		if (!m->snapshot && !m->line) {
+			/* A job's snapshot that could not be made. */
+			resume_parked(d);
+		} else if (m->snapshot && m->partial && d->snapshot) {
 			json_object_object_foreach(m->snapshot, k, v)
 				json_object_object_add(d->snapshot, k, json_object_get(v));
 			json_object_put(m->snapshot);
 			cache_drop();
+			resume_parked(d);
 		} else if (m->snapshot) {
 			json_object_put(d->snapshot);
 			d->snapshot = m->snapshot;
 			cache_drop();
+			resume_parked(d);
 		} else if (m->client == 0) {
 			for (client *c = clients, *cn; c; c = cn) {
 				cn = c->next;
@@ -430,6 +468,8 @@ static void take_messages(iovmd *d)
 		} else {
 			client *c = client_find(m->client);
 
+			if (m->snapshot_follows)
+				d->snapshot_stale = true;
 			if (!c) {
 				free(m->line);
 			} else if (client_send(c, m->line) == 0 && m->final) {

@@ -452,6 +452,27 @@ def replies_in_order_with_ids(d):
 
 
 @case
+def read_after_job_sees_its_change(d):
+    # iovmd replies to a job before it publishes the job's snapshot; reads
+    # in between wait for that snapshot. Each pf-set-vfs writes the
+    # fixture's sriov_numvfs (the fixture kernel never makes the VFs, so
+    # the job fails, but num_vfs changes); the pf-show pipelined right
+    # behind it must show the new count every time.
+    c = d.client()
+    for i in range(20):
+        n = 1 + i % 3
+        c.send_raw((json.dumps({"execute": "pf-set-vfs", "arguments": {"pf": "eth1", "count": n},
+                                "id": 2 * i}) + "\n" +
+                    json.dumps({"execute": "pf-show", "arguments": {"pf": "eth1"}, "id": 2 * i + 1})
+                    + "\n").encode())
+        r1, r2 = c.read_reply(), c.read_reply()
+        check(r1.get("id") == 2 * i and r2.get("id") == 2 * i + 1, "ids %r %r" % (r1, r2))
+        check(r2["return"]["num_vfs"] == n, "pf-show after pf-set-vfs %d: %r" % (n, r2))
+    check("replied; publishing" in d.log_text(), "the reply did not go before the snapshot")
+    status_ok(d)
+
+
+@case
 def many_requests_pipelined(d):
     c = d.client()
     n = 2000
