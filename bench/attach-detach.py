@@ -272,6 +272,44 @@ def round_iovmd(d, vf):
     return t1 - t0, t3 - t2
 
 
+def api_call(cmd, args):
+    """A minimal client of iovmd's API, in this process like the raw QMP
+    client: connect, greeting, one request, its reply (events skipped)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(180)
+    s.connect(DSOCK)
+    f = s.makefile("rwb")
+    f.readline()
+    f.write(json.dumps({"execute": cmd, "arguments": args, "id": 1}).encode() + b"\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if r.get("id") == 1:
+            break
+    f.close()
+    s.close()
+    if "error" in r:
+        raise SystemExit(f"iovmd {cmd}: {r['error']}")
+    return r["return"]
+
+
+def round_api(d, vf):
+    """The same through iovmd's socket from this process: the daemon's own
+    cost, without starting iovmctl."""
+    d.start()
+    t0 = time.monotonic()
+    api_call("attach", {"vm": NAME, "vf": vf, "mode": "exclusive"})
+    t1 = time.monotonic()
+    wait_guest(1)
+    t2 = time.monotonic()
+    api_call("detach", {"vm": NAME, "vf": vf})
+    t3 = time.monotonic()
+    d.stop()
+    record_iovmd_steps("api attach", t0, t1)
+    record_iovmd_steps("api detach", t2, t3)
+    return t1 - t0, t3 - t2
+
+
 def main():
     sh("modprobe", "vfio-pci")
     sh(SR, "set-vfs", "eth0", "1", "vfio")
@@ -283,15 +321,19 @@ def main():
     daemon = Daemon()
     try:
         wait_guest(0, 60)
-        raw, iovm, iovm_lib, iovmd = [], [], [], []
+        raw, iovm, iovm_lib, iovmd, api = [], [], [], [], []
         for i in range(ROUNDS):
             # Alternate so that drift in the emulated machine hits all.
-            for kind in (("raw", "iovm", "iovmd") if i % 2 == 0 else ("iovmd", "iovm", "raw")):
+            for kind in (("raw", "iovm", "iovmd", "api") if i % 2 == 0 else ("api", "iovmd", "iovm", "raw")):
                 log(f"round {i} {kind}")
                 if kind == "raw":
                     a, d = round_raw(vf, "hp1")
                     raw.append(a + d)
                     extra = ""
+                elif kind == "api":
+                    a, d = round_api(daemon, vf)
+                    api.append(a + d)
+                    extra = " (iovmd's API from this process)"
                 elif kind == "iovmd":
                     a, d = round_iovmd(daemon, vf)
                     iovmd.append(a + d)
@@ -311,9 +353,12 @@ def main():
         print(f"iovm lib  median {ml:.3f}s  all {' '.join(f'{x:.3f}' for x in iovm_lib)}")
         md = statistics.median(iovmd)
         print(f"iovmd     median {md:.3f}s  all {' '.join(f'{x:.3f}' for x in iovmd)}")
+        ma = statistics.median(api)
+        print(f"api       median {ma:.3f}s  all {' '.join(f'{x:.3f}' for x in api)}")
         print(f"ratio iovm/raw = {mi / mr:.3f} (whole iovm-vm processes; target <= 1.10)")
         print(f"ratio iovm-lib/raw = {ml / mr:.3f} (libiovm calls only, like the raw client's timing)")
         print(f"ratio iovmd/raw = {md / mr:.3f} (iovmctl processes through a running iovmd)")
+        print(f"ratio api/raw = {ma / mr:.3f} (iovmd's API from this process, like the raw client)")
         print("iovm per step (median s over rounds):")
         for k, v in STEPS.items():
             print(f"  {statistics.median(v):7.3f}  {k}  (all {' '.join(f'{x:.3f}' for x in v)})")

@@ -852,8 +852,9 @@ static json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error 
 /* Picks a VF for an attach through the policy (docs/allocation.md), or
  * takes the one named; either way the policy holds it for the VM until
  * policy_forget(). The decision and its reason are logged. */
-static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, iovm_vf *ret, iovm_policy_mode *ret_mode,
-		     iovm_error *err)
+/* named: q->vf already resolved into *ret (else it is resolved here). */
+static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, bool named, iovm_vf *ret,
+		     iovm_policy_mode *ret_mode, iovm_error *err)
 {
 	iovm_policy_mode want = q->mode == IOVM_API_MODE_SHARED ? IOVM_POLICY_SHARED :
 				q->mode == IOVM_API_MODE_EXCLUSIVE ? IOVM_POLICY_EXCLUSIVE : IOVM_POLICY_AUTO;
@@ -862,7 +863,7 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, iovm_vf *ret, 
 	int r;
 
 	if (q->vf[0]) {
-		r = resolve_vf(o, q->vf, ret, err);
+		r = named ? 0 : resolve_vf(o, q->vf, ret, err);
 		if (r < 0)
 			return r;
 		if (want == IOVM_POLICY_AUTO) {
@@ -1052,6 +1053,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	iovm_vf vf;
 	int64_t id = 0;
 	vmrec *v = vm_find(o, q->vm);
+	bool named;
 	int r;
 
 	if (!v) {
@@ -1066,7 +1068,8 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 			return NULL;
 		}
 	}
-	if (q->vf[0] && resolve_vf(o, q->vf, &vf, err) == 0 && vf_taken(o, vf.addr)) {
+	named = q->vf[0] && resolve_vf(o, q->vf, &vf, NULL) == 0;
+	if (named && vf_taken(o, vf.addr)) {
 		iovm_store_assignment held;
 
 		if (iovm_store_assignment_get(o->store, vf.addr, &held, NULL) == 0)
@@ -1076,7 +1079,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 			iovm_error_set(err, -EBUSY, "vf %s: being released; try again later", vf.addr);
 		return NULL;
 	}
-	if (choose_vf(o, v, q, &vf, &mode, err) < 0)
+	if (choose_vf(o, v, q, named, &vf, &mode, err) < 0)
 		return NULL;
 	log_debug("attach: vm %s: chose vf %s", q->vm, vf.addr);
 	if (mode == IOVM_POLICY_SHARED)

@@ -266,9 +266,11 @@ static int cmp_vf(const void *a, const void *b)
 	return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-/* Appends the VFs of one PF, from its virtfnN links. */
-static int list_pf_vfs(iovm_host *h, const char *pf, iovm_vf **list, size_t *n, size_t *cap,
-		       iovm_error *err)
+/* Appends the VFs of one PF, from its virtfnN links; only the VF at address
+ * only if that is not NULL (its attributes are the costly part: one read of
+ * each, through the deadline workers). */
+static int list_pf_vfs(iovm_host *h, const char *pf, const char *only, iovm_vf **list, size_t *n,
+		       size_t *cap, iovm_error *err)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
 	char p[PATH_MAX], netdev[IF_NAMESIZE], vaddr[64];
@@ -290,6 +292,8 @@ static int list_pf_vfs(iovm_host *h, const char *pf, iovm_vf **list, size_t *n, 
 			continue;
 		if (pci_dev_attr(h, pf, de->d_name, p, sizeof(p)) < 0 ||
 		    sysfs_read_link_base(p, vaddr, sizeof(vaddr)) < 0 || !iovm_pci_addr_valid(vaddr))
+			continue;
+		if (only && strcmp(vaddr, only) != 0)
 			continue;
 		if (*n == *cap) {
 			iovm_vf *nl = reallocarray(*list, *cap ? *cap * 2 : 8, sizeof(**list));
@@ -323,11 +327,11 @@ int iovm_vf_list(iovm_host *h, const char *pf, iovm_vf **ret, size_t *ret_n, iov
 		r = iovm_pf_resolve(h, pf, addr, sizeof(addr), err);
 		if (r < 0)
 			return r;
-		r = list_pf_vfs(h, addr, &list, &n, &cap, err);
+		r = list_pf_vfs(h, addr, NULL, &list, &n, &cap, err);
 	} else {
 		r = iovm_pf_list(h, &pfs, &n_pfs, err);
 		for (size_t i = 0; r >= 0 && i < n_pfs; i++)
-			r = list_pf_vfs(h, pfs[i].addr, &list, &n, &cap, err);
+			r = list_pf_vfs(h, pfs[i].addr, NULL, &list, &n, &cap, err);
 	}
 	if (r < 0)
 		return r;
@@ -355,7 +359,7 @@ int iovm_vf_get(iovm_host *h, const char *vf_addr, iovm_vf *ret, iovm_error *err
 	if (pci_dev_attr(h, addr, "physfn", p, sizeof(p)) < 0 ||
 	    sysfs_read_link_base(p, pf, sizeof(pf)) < 0 || !iovm_pci_addr_valid(pf))
 		return iovm_error_set(err, -ENODEV, "vf %s: not a virtual function (no physfn)", addr);
-	r = list_pf_vfs(h, pf, &list, &n, &cap, err);
+	r = list_pf_vfs(h, pf, addr, &list, &n, &cap, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -393,7 +397,7 @@ static int pf_vf_users(iovm_host *h, const char *pf, char *desc, size_t n, iovm_
 	int r, total = 0;
 
 	desc[0] = '\0';
-	r = list_pf_vfs(h, pf, &vfs, &n_vfs, &cap, err);
+	r = list_pf_vfs(h, pf, NULL, &vfs, &n_vfs, &cap, err);
 	if (r < 0)
 		return r;
 	if (n_vfs > 0)
