@@ -55,6 +55,10 @@ typedef struct ops {
 	iovm_vf *inv;                /* the VFs at the last snapshot, for sampling */
 	size_t n_inv;
 	vmrec *vms;
+	/* a rebalancing move proposed by the policy, carried out after the
+	 * job or tick that freed the VF (--rebalance) */
+	iovm_policy_move move;
+	bool move_pending;
 	/* the job being run, for progress and the step hook */
 	const iovmd_job *job;
 	const char *op;
@@ -294,8 +298,11 @@ static void policy_forget(ops *o, const char *vm, const char *vf)
 	iovm_policy_move move = {};
 	int r = iovm_policy_release(o->pol, vm, vf, &move, NULL);
 
-	if (r > 0)
+	if (r > 0) {
 		log_info("policy: %s (%s -> %s): %s", move.vm, move.from_vf, move.to_vf, move.reason);
+		o->move = move;
+		o->move_pending = true;
+	}
 }
 
 static bool known_has(ops *o, const char *vf, size_t *ret_i)
@@ -1257,6 +1264,75 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 	return obj_s(obj_s(json_object_new_object(), "vm", q->vm), "vf", vfaddr);
 }
 
+/* Carries out the rebalancing move the policy proposed when a VF freed up:
+ * the sharer leaves its shared VF (its macvtap NIC is unplugged) and gets
+ * the free VF exclusively (a VF appears in the guest). If the exclusive
+ * attach fails, it shares its old VF again. Each outcome is logged and
+ * sent as an event. */
+static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err);
+static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err);
+
+static void run_move(ops *o)
+{
+	iovm_api_request q = {};
+	iovm_store_share sh;
+	iovm_policy_move m;
+	iovm_error err = {};
+	json_object *ret;
+	vmrec *v;
+
+	if (!o->move_pending)
+		return;
+	m = o->move;
+	o->move_pending = false;
+	v = vm_find(o, m.vm);
+	if (!v || iovm_store_share_get(o->store, m.from_vf, m.vm, &sh, NULL) < 0 || sh.state != IOVM_STORE_ATTACHED ||
+	    vf_taken(o, m.to_vf)) {
+		log_info("rebalance: vm %s (%s -> %s): no longer applies", m.vm, m.from_vf, m.to_vf);
+		return;
+	}
+	log_info("rebalance: vm %s leaves shared vf %s for vf %s", m.vm, m.from_vf, m.to_vf);
+	o->op = "rebalance";
+	q.cmd = IOVM_API_DETACH;
+	snprintf(q.vm, sizeof(q.vm), "%s", m.vm);
+	snprintf(q.vf, sizeof(q.vf), "%s", m.from_vf);
+	ret = cmd_detach(o, &q, &err);
+	if (!ret) {
+		log_warning(err.code, "rebalance: vm %s: cannot leave shared vf %s: %s", m.vm, m.from_vf, err.msg);
+		emit(o, "REBALANCE_FAILED", obj_s(obj_s(obj_s(obj_s(json_object_new_object(), "vm", m.vm),
+							    "from_vf", m.from_vf), "to_vf", m.to_vf), "reason", err.msg));
+		goto out;
+	}
+	json_object_put(ret);
+	q.cmd = IOVM_API_ATTACH;
+	q.mode = IOVM_API_MODE_EXCLUSIVE;
+	snprintf(q.vf, sizeof(q.vf), "%s", m.to_vf);
+	ret = cmd_attach(o, &q, &err);
+	if (!ret) {
+		iovm_error err2 = {};
+
+		log_warning(err.code, "rebalance: vm %s: cannot take vf %s: %s; sharing vf %s again", m.vm, m.to_vf,
+			    err.msg, m.from_vf);
+		emit(o, "REBALANCE_FAILED", obj_s(obj_s(obj_s(obj_s(json_object_new_object(), "vm", m.vm),
+							    "from_vf", m.from_vf), "to_vf", m.to_vf), "reason", err.msg));
+		q.mode = IOVM_API_MODE_SHARED;
+		snprintf(q.vf, sizeof(q.vf), "%s", m.from_vf);
+		ret = cmd_attach(o, &q, &err2);
+		if (!ret)
+			log_error(err2.code, "rebalance: vm %s: cannot share vf %s again: %s", m.vm, m.from_vf, err2.msg);
+		json_object_put(ret);
+		goto out;
+	}
+	json_object_put(ret);
+	emit(o, "VF_REBALANCED", obj_s(obj_s(obj_s(json_object_new_object(), "vm", m.vm), "from_vf", m.from_vf),
+				       "to_vf", m.to_vf));
+	log_info("rebalance: vm %s now holds vf %s exclusively (was sharing vf %s)", m.vm, m.to_vf, m.from_vf);
+out:
+	o->op = "";
+	o->intent = 0;
+	publish(o);
+}
+
 static void run_job(ops *o, iovmd_job *j)
 {
 	iovm_error err = {};
@@ -1923,6 +1999,10 @@ static void *thread_main(void *userdata)
 				j = next;
 			}
 		}
+		/* At most one move per turn of the loop: jobs and VM events
+		 * come in between. */
+		if (!d->stopping)
+			run_move(&o);
 		if (iovmd_now_ms() >= next_sample) {
 			bool close_window = iovmd_now_ms() >= next_window;
 

@@ -1,0 +1,126 @@
+#!/bin/bash
+# lab-seconds: 600 (typical on a CI machine; scripts/run-tests starts the longest first)
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Lab: rebalancing through iovmd (issue 6, opt-in --rebalance), real guests.
+# eth0 has 2 VFs. r1 (high) holds VF 0 exclusively; r2 (normal) shares VF 1
+# (macvtap, virtio-net in the guest). When r1 lets go of VF 0, iovmd moves
+# r2 onto it: r2's macvtap NIC is unplugged and VF 0 is attached to r2
+# exclusively, VF 1 goes back to free. Checked from iovmd's API, its events,
+# the host (no macvtap left) and inside r2 (the VF is there, the virtio NIC
+# is gone).
+set -uo pipefail
+B=${IOVM_BUILD:?}
+D=$B/src/iovmd/iovmd
+CTL=$B/src/iovmctl/iovmctl
+G=lab/guest
+[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
+[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
+[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
+command -v jq >/dev/null && command -v socat >/dev/null || { echo "skip: no jq or socat" >&2; exit 77; }
+modprobe vfio-pci && modprobe igbvf && modprobe macvtap ||
+	{ echo "skip: vfio-pci/igbvf/macvtap modules missing" >&2; exit 77; }
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+W=$TMPDIR/rebalance
+mkdir -p "$W"
+SOCK=$W/iovm.sock
+LOG=$W/iovmd.log
+DPID=
+EVPID=
+ctl() { "$CTL" --socket "$SOCK" --timeout 300 "$@"; }
+cleanup() {
+	[ -n "$EVPID" ] && kill "$EVPID" 2>/dev/null
+	[ -n "$DPID" ] && { kill "$DPID"; wait "$DPID"; } 2>/dev/null
+	cp "$LOG" /run/iovm-lab/share/34-iovmd.log 2>/dev/null
+	for g in r1 r2; do $G stop "$g" >/dev/null 2>&1; done
+}
+trap cleanup EXIT
+
+# PCI functions in guest g with vendor:device ID (0x8086:0x10ca igbvf,
+# 0x1af4:0x1000 or 0x1af4:0x1041 virtio-net).
+count_dev() {
+	$G exec "$1" -- sh -c "n=0; for d in /sys/bus/pci/devices/*; do
+		case \"\$(cat \$d/vendor):\$(cat \$d/device)\" in $2) n=\$((n+1)) ;; esac; done; echo \$n" \
+		2>/dev/null | tr -d '\r\n'
+}
+wait_dev() {    # guest, pattern, count, what
+	local n=
+	for _ in $(seq 150); do
+		n=$(count_dev "$1" "$2")
+		[ "$n" = "$3" ] && return 0
+		sleep 2
+	done
+	echo "$4: guest $1 shows $n, not $3" >&2
+	return 1
+}
+VFDEV=0x8086:0x10ca
+VIRTIO=0x1af4:0x1000\|0x1af4:0x1041
+
+ip link set eth0 up
+echo 0 > /sys/class/net/eth0/device/sriov_numvfs
+for g in r1 r2; do
+	$G start "$g" --timeout 600 || { fail "guest $g did not start"; exit 1; }
+done
+"$D" --socket "$SOCK" --state "$W/iovm.db" --rebalance --refresh-interval 1000 \
+	--attach-timeout 120000 --detach-timeout 120000 --log-level debug > "$LOG" 2>&1 &
+DPID=$!
+for _ in $(seq 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
+ctl status >/dev/null || { fail "iovmd does not answer: $(tail -5 "$LOG")"; exit 1; }
+# Every client gets the events: one that only listens.
+socat -u "UNIX-CONNECT:$SOCK" STDOUT > "$W/events" 2>&1 &
+EVPID=$!
+out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || { fail "set-vfs: $out"; exit 1; }
+ctl vm add r1 --qmp /run/iovm-lab/guests/r1/qmp.sock --priority high >/dev/null || fail "vm add r1"
+ctl vm add r2 --qmp /run/iovm-lab/guests/r2/qmp.sock --priority normal >/dev/null || fail "vm add r2"
+virtio0=$(count_dev r2 "$VIRTIO")
+echo "r2 has $virtio0 virtio-net function(s) of its own"
+
+out=$(ctl --json attach r1 --vf eth0/0 --mode exclusive 2>&1) || { fail "attach r1: $out"; exit 1; }
+VF0=$(jq -r .vf <<<"$out")
+out=$(ctl --json attach r2 --pf eth0 --mode shared 2>&1) || { fail "attach r2 shared: $out"; exit 1; }
+VF1=$(jq -r .vf <<<"$out")
+[ "$(jq -r .mode <<<"$out")" = shared ] && [ "$VF1" != "$VF0" ] && ok "r1 holds $VF0, r2 shares $VF1" ||
+	fail "r2's attach: $out"
+wait_dev r2 "$VIRTIO" $((virtio0 + 1)) "the shared VF's virtio-net NIC" && ok "r2 sees its virtio-net NIC" ||
+	fail "r2 does not see the shared VF's NIC"
+[ "$(ip -o link show type macvtap | wc -l)" = 1 ] && ok "one macvtap on the host" ||
+	fail "macvtaps: $(ip -o link show type macvtap)"
+wait_dev r1 "$VFDEV" 1 "r1's VF" || fail "r1 does not see its VF"
+
+# r1 lets go: VF 0 is free, and r2 (the only sharer) moves onto it.
+out=$(ctl detach r1 2>&1) && ok "r1 detached" || fail "detach r1: $out"
+moved=
+for _ in $(seq 300); do
+	v=$(ctl --json vf show "$VF0")
+	if [ "$(jq -r '.vm + " " + .mode' <<<"$v")" = "r2 exclusive" ] &&
+	   [ "$(ctl --json vf show "$VF1" | jq -r .state)" = free ]; then
+		moved=1; break
+	fi
+	sleep 1
+done
+ctl vf list --pf eth0
+[ -n "$moved" ] && ok "iovmd moved r2 onto $VF0 exclusively; $VF1 is free" ||
+	fail "no move: $(grep -i 'rebalance' "$LOG" | tail -5)"
+grep "rebalance" "$LOG"
+for _ in $(seq 30); do grep -q VF_REBALANCED "$W/events" && break; sleep 1; done
+grep -q "\"VF_REBALANCED\".*\"vm\":\"r2\"" "$W/events" && ok "VF_REBALANCED event: $(grep VF_REBALANCED "$W/events")" ||
+	fail "no VF_REBALANCED event for r2: $(tail -5 "$W/events")"
+[ "$(ip -o link show type macvtap | wc -l)" = 0 ] && ok "no macvtap left on the host" ||
+	fail "macvtaps left: $(ip -o link show type macvtap)"
+wait_dev r2 "$VFDEV" 1 "the VF moved to r2" && ok "r2 sees the VF" || fail "r2 does not see $VF0"
+wait_dev r2 "$VIRTIO" "$virtio0" "the shared NIC's removal" && ok "r2's shared virtio-net NIC is gone" ||
+	fail "r2 still has the shared VF's NIC"
+[ "$(readlink "/sys/bus/pci/devices/$VF0/driver" | xargs basename)" = vfio-pci ] &&
+	ok "$VF0 on vfio-pci" || fail "$VF0 driver: $(readlink "/sys/bus/pci/devices/$VF0/driver")"
+
+out=$(ctl detach r2 2>&1) && ok "r2 detached" || fail "detach r2: $out"
+v=$(ctl --json vf list --pf eth0)
+bad=$(jq -r '.[] | select(.state != "free" or .driver != "igbvf") | "\(.vf) \(.state) \(.driver)"' <<<"$v")
+[ -z "$bad" ] && ok "all VFs free on igbvf" || fail "after detach: $bad"
+[ "$(ctl --json status | jq '.assignments, .open_intents' | tr '\n' ' ')" = "0 0 " ] ||
+	fail "status: $(ctl --json status)"
+kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
+[ $fails = 0 ] && echo "all ok" || echo "$fails failures" >&2
+exit $((fails > 0))
