@@ -163,6 +163,21 @@ static int vm_connect(ops *o, vmrec *v, iovm_error *err)
 
 static void policy_forget(ops *o, const char *vm, const char *vf);
 
+/* Commits what a step wrote in one transaction (begun with
+ * iovm_store_begin; if that failed, each write committed on its own). */
+static int store_commit(ops *o)
+{
+	iovm_error err = {};
+	int r;
+
+	if (!iovm_store_in_transaction(o->store))
+		return 0;
+	r = iovm_store_commit(o->store, &err);
+	if (r < 0)
+		log_error(r, "store: %s", err.msg);
+	return r;
+}
+
 static void release_record(ops *o, const char *vf)
 {
 	iovm_store_assignment a;
@@ -1132,8 +1147,11 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 		return NULL;
 	}
 	log_debug("attach: vm %s: vf %s in the guest", q->vm, vf.addr);
+	/* One commit for both: the record and the journal agree. */
+	(void)iovm_store_begin(o->store, NULL);
 	iovm_store_assignment_set_state(o->store, vf.addr, IOVM_STORE_ATTACHED, res.devid, NULL);
 	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	store_commit(o);
 	iovmd_crash_point("attach", "done");
 	json_object *ret = obj_s(obj_s(obj_s(obj_s(obj_s(json_object_new_object(), "vm", q->vm), "vf", vf.addr),
 					   "devid", res.devid), "port", res.port), "mode", "exclusive");
@@ -1229,11 +1247,18 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 	}
 	snprintf(object, sizeof(object), "vf %s", vfaddr);
 	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
-	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0)
+	(void)iovm_store_begin(o->store, NULL);
+	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0) {
+		iovm_store_rollback(o->store);
 		return NULL;
+	}
 	o->intent = id;
 	o->op = "detach";
 	iovm_store_assignment_set_state(o->store, vfaddr, IOVM_STORE_DETACHING, NULL, NULL);
+	if (store_commit(o) < 0) {
+		iovm_error_set(err, -EIO, "vf %s: the state db did not take the detach; nothing done", vfaddr);
+		return NULL;
+	}
 	iovmd_crash_point("detach", "intent");
 	log_debug("detach: vm %s: vf %s journalled (intent %lld)", q->vm, vfaddr, (long long)id);
 	if (!v->vm && vm_connect(o, v, NULL) < 0) {
@@ -1256,8 +1281,10 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 		return NULL;
 	}
 	log_debug("detach: vm %s: vf %s out of the guest", q->vm, vfaddr);
+	(void)iovm_store_begin(o->store, NULL);
 	release_record(o, vfaddr);
 	iovm_store_intent_finish(o->store, id, IOVM_INTENT_DONE, NULL);
+	store_commit(o);
 	iovmd_crash_point("detach", "done");
 	emit(o, "VF_DETACHED", obj_s(obj_s(json_object_new_object(), "vm", q->vm), "vf", vfaddr));
 	log_info("vm %s: vf %s detached", q->vm, vfaddr);

@@ -77,9 +77,11 @@ ctl vm add r2 --qmp /run/iovm-lab/guests/r2/qmp.sock --priority normal >/dev/nul
 virtio0=$(count_dev r2 "$VIRTIO")
 echo "r2 has $virtio0 virtio-net function(s) of its own"
 
-out=$(ctl --json attach r1 --vf eth0/0 --mode exclusive 2>&1) || { fail "attach r1: $out"; exit 1; }
+out=$(ctl --json attach r1 --vf eth0/0 --mode exclusive 2>"$W/err") ||
+	{ fail "attach r1: $out $(cat "$W/err")"; exit 1; }
 VF0=$(jq -r .vf <<<"$out")
-out=$(ctl --json attach r2 --pf eth0 --mode shared 2>&1) || { fail "attach r2 shared: $out"; exit 1; }
+out=$(ctl --json attach r2 --pf eth0 --mode shared 2>"$W/err") ||
+	{ fail "attach r2 shared: $out $(cat "$W/err")"; exit 1; }
 VF1=$(jq -r .vf <<<"$out")
 [ "$(jq -r .mode <<<"$out")" = shared ] && [ "$VF1" != "$VF0" ] && ok "r1 holds $VF0, r2 shares $VF1" ||
 	fail "r2's attach: $out"
