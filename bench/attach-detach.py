@@ -10,11 +10,15 @@ IOVM_BUILD set. One guest, one VF on vfio-pci. Rounds alternate between
         device_add / device_del + DEVICE_DELETED, release checks, pool file),
         with IOVM_VM_TRACE for a per-step breakdown;
   iovmd: `iovmctl attach` / `iovmctl detach` through a running iovmd, which
-        keeps the QMP connection (stopped during the other rounds).
+        keeps the QMP connection (stopped during the other rounds);
+  api:  the same two requests sent to iovmd's socket from this process (the
+        daemon's cost without starting iovmctl). iovmd runs at debug level:
+        its log lines carry CLOCK_MONOTONIC, so its steps are timed too.
 The timed part of both is the attach command and the detach command until
 the VF is released; between them both wait (untimed) until the guest sees
 the VF, so each unplug meets a guest in the same state. Prints per-round
-times and the ratio iovm/raw of the medians (target <= 1.10).
+times, the ratio of each variant's median to raw's (target <= 1.10) and
+the median of every step.
 """
 import json
 import os
