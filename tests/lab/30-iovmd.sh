@@ -14,19 +14,8 @@
 #  4. a simulated host reboot (VFs destroyed, igb reloaded): the restarted
 #     daemon re-applies the desired VF count and VF settings.
 set -uo pipefail
-B=${IOVM_BUILD:?}
-D=$B/src/iovmd/iovmd
-CTL=$B/src/iovmctl/iovmctl
-G=lab/guest
-[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
-[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
-[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
-command -v jq >/dev/null || { echo "skip: no jq" >&2; exit 77; }
-modprobe vfio-pci && modprobe igbvf || { echo "skip: vfio-pci/igbvf modules missing" >&2; exit 77; }
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+# shellcheck source=lib/iovmd.sh
+. tests/lab/lib/iovmd.sh
 W=$TMPDIR/iovmd
 mkdir -p "$W"
 SOCK=$W/iovm.sock

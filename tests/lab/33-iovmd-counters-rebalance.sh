@@ -16,20 +16,10 @@
 #    exclusively, VF 1 goes back to free. Checked from iovmd's API, its
 #    events, the host (no macvtap left) and inside r2.
 set -uo pipefail
-B=${IOVM_BUILD:?}
-D=$B/src/iovmd/iovmd
-CTL=$B/src/iovmctl/iovmctl
-G=lab/guest
-[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
-[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
-[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
-command -v jq >/dev/null && command -v socat >/dev/null || { echo "skip: no jq or socat" >&2; exit 77; }
-modprobe vfio-pci && modprobe igbvf && modprobe macvtap ||
-	{ echo "skip: vfio-pci/igbvf/macvtap modules missing" >&2; exit 77; }
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+LAB_TOOLS=socat
+LAB_MODULES=macvtap
+# shellcheck source=lib/iovmd.sh
+. tests/lab/lib/iovmd.sh
 W=$TMPDIR/counters-rebalance
 mkdir -p "$W"
 SOCK=$W/iovm.sock
