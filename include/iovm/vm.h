@@ -231,9 +231,13 @@ typedef struct iovm_shared_result {
 	char ifname[IF_NAMESIZE];       /* the macvtap */
 	char vf_netdev[IF_NAMESIZE];    /* the VF's host netdev */
 	int ifindex;                    /* the macvtap's: its tap is /dev/tapIFINDEX */
+	bool vf_carrier;                /* the VF netdev had carrier (else: no link yet) */
 } iovm_shared_result;
 
-/* Creates the macvtap (and sets it and the VF netdev up), opens its tap,
+/* Creates the macvtap (and sets it and the VF netdev up; a VF netdev without
+ * carrier is waited for, 5 s at a time, and bounced up to twice, which
+ * redoes igbvf's reset handshake with the PF; one that stays down is
+ * reported in vf_carrier, not as an error), opens its tap,
  * getfd + netdev_add + device_add, and verifies with query-pci. Refuses a VF
  * on vfio-pci or without a netdev (-EBUSY / -ENODEV), and a VF this VM
  * already shares (-EEXIST). On failure everything done is undone. The VM

@@ -1054,6 +1054,10 @@ static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 						 "vf", vf.addr), "devid", res.devid), "port", res.port),
 				 "mode", "shared");
 	obj_s(obj_s(ret, "macvtap", res.ifname), "mac", res.mac);
+	json_object_object_add(ret, "vf_carrier", json_object_new_boolean(res.vf_carrier));
+	if (!res.vf_carrier)
+		log_warning(0, "vm %s: vf %s: its netdev %s has no carrier; the shared NIC has no link until it does",
+			    v->info.name, vf.addr, res.vf_netdev);
 	emit(o, "VF_ATTACHED", json_object_get(ret));
 	log_info("vm %s: shares vf %s (%s) through %s as %s on %s", v->info.name, vf.addr, res.vf_netdev,
 		 res.ifname, res.devid, res.port);

@@ -30,6 +30,9 @@
 
 #define SHARED_TIMEOUT_MS 10000
 #define SHARED_DETACH_TIMEOUT_MS 15000
+/* Waiting for the VF netdev's carrier: per try, and down/up bounces. */
+#define SHARED_CARRIER_WAIT_MS 5000
+#define SHARED_CARRIER_BOUNCES 2
 /* devtmpfs creates /dev/tapN when the macvtap registers; allow a moment. */
 #define TAP_NODE_WAIT_MS 2000
 #define ALIAS_MAX 128
@@ -258,10 +261,75 @@ static int link_up(struct nl_sock *sk, const char *ifname, const char *alias, io
 	return rtnl_link_get_ifindex(cur);
 }
 
+/* Sets a link administratively down or up. */
+static int link_set_state(struct nl_sock *sk, const char *ifname, bool up, iovm_error *err)
+{
+	_cleanup_link_ struct rtnl_link *cur = NULL;
+	_cleanup_link_ struct rtnl_link *change = rtnl_link_alloc();
+	int r;
+
+	if (!change)
+		return iovm_error_set(err, -ENOMEM, "netdev %s: out of memory", ifname);
+	r = rtnl_link_get_kernel(sk, 0, ifname, &cur);
+	if (r >= 0) {
+		if (up)
+			rtnl_link_set_flags(change, IFF_UP);
+		else
+			rtnl_link_unset_flags(change, IFF_UP);
+		r = rtnl_link_change(sk, cur, change, 0);
+	}
+	if (r < 0)
+		return iovm_error_set(err, nl_errno(r), "netdev %s: setting it %s: %s", ifname,
+				      up ? "up" : "down", nl_geterror(r));
+	return 0;
+}
+
+/* 1 if the link has carrier, 0 if not. */
+static int link_carrier(struct nl_sock *sk, const char *ifname, iovm_error *err)
+{
+	_cleanup_link_ struct rtnl_link *l = NULL;
+	int r;
+
+	r = rtnl_link_get_kernel(sk, 0, ifname, &l);
+	if (r < 0)
+		return iovm_error_set(err, nl_errno(r), "netdev %s: %s", ifname, nl_geterror(r));
+	return rtnl_link_get_carrier(l) ? 1 : 0;
+}
+
+/* A VF netdev that is up may still report no carrier, for good: igbvf
+ * learns the link from the PF over the mailbox, and a reset handshake that
+ * overran the driver's budgets (a loaded host; moving the netdev between
+ * namespaces is one down, hence one reset) leaves it down until its next
+ * down/up, which redoes the handshake. Waits for carrier, bouncing the
+ * netdev up to SHARED_CARRIER_BOUNCES times (its users, if any, have no
+ * link either). A link that stays down (no cable) is not an error: the
+ * sharing works once it comes up. Returns 1 with carrier, 0 without. */
+static int parent_carrier(struct nl_sock *sk, const char *ifname, iovm_error *err)
+{
+	for (int bounce = 0;; bounce++) {
+		for (int waited = 0;; waited += 50) {
+			int c = link_carrier(sk, ifname, err);
+
+			if (c != 0)
+				return c;
+			if (waited >= SHARED_CARRIER_WAIT_MS)
+				break;
+			poll(NULL, 0, 50);
+		}
+		if (bounce == SHARED_CARRIER_BOUNCES)
+			return 0;
+		int r = link_set_state(sk, ifname, false, err);
+		if (r >= 0)
+			r = link_set_state(sk, ifname, true, err);
+		if (r < 0)
+			return r;
+	}
+}
+
 static int macvtap_delete(struct nl_sock *sk, const char *ifname, iovm_error *err);
 
 static int macvtap_create(struct nl_sock *sk, const char *parent, const char *ifname,
-			  const uint8_t mac[6], const char *alias, iovm_error *err)
+			  const uint8_t mac[6], const char *alias, bool *carrier, iovm_error *err)
 {
 	_cleanup_link_ struct rtnl_link *l = rtnl_link_macvtap_alloc();
 	struct nl_addr *addr;
@@ -272,6 +340,10 @@ static int macvtap_create(struct nl_sock *sk, const char *parent, const char *if
 	parent_index = link_up(sk, parent, NULL, err);
 	if (parent_index < 0)
 		return parent_index;
+	r = parent_carrier(sk, parent, err);
+	if (r < 0)
+		return r;
+	*carrier = r > 0;
 	addr = nl_addr_build(AF_LLC, mac, 6);
 	if (!addr)
 		return iovm_error_set(err, -ENOMEM, "macvtap %s: out of memory", ifname);
@@ -393,6 +465,7 @@ int iovm_vm_attach_shared(iovm_vm *vm, const iovm_shared_opts *o, iovm_shared_re
 	iovm_error e2 = {};
 	uint8_t macb[6];
 	int timeout_ms, ifindex, r;
+	bool carrier = false;
 	iovm_vf info;
 
 	if (!vm || !o || !o->vf)
@@ -443,7 +516,7 @@ int iovm_vm_attach_shared(iovm_vm *vm, const iovm_shared_opts *o, iovm_shared_re
 	if (r < 0)
 		return r;
 	alias_of(name, vf, alias, sizeof(alias));
-	ifindex = macvtap_create(sk, info.netdev, ifname, macb, alias, err);
+	ifindex = macvtap_create(sk, info.netdev, ifname, macb, alias, &carrier, err);
 	if (ifindex < 0)
 		return iovm_error_prefix(err, "vm %s: share vf %s", name, vf);
 	tapfd = tap_open(ifindex, err);
@@ -483,6 +556,7 @@ int iovm_vm_attach_shared(iovm_vm *vm, const iovm_shared_opts *o, iovm_shared_re
 		snprintf(ret->ifname, sizeof(ret->ifname), "%s", ifname);
 		snprintf(ret->vf_netdev, sizeof(ret->vf_netdev), "%s", info.netdev);
 		ret->ifindex = ifindex;
+		ret->vf_carrier = carrier;
 	}
 	return 0;
 

@@ -254,10 +254,14 @@ static int cmd_attach_shared(iovm_vm *vm, const struct opts *o, iovm_error *err)
 	int r = iovm_vm_attach_shared(vm, &a, &res, err);
 
 	lib_ms += now_ms() - t0;
-	if (r >= 0)
+	if (r >= 0) {
 		printf("vf=%s vm=%s devid=%s netdev=%s port=%s mac=%s macvtap=%s ifindex=%d vf_netdev=%s "
-		       "lib_ms=%.1f\n", o->vf, o->vm, res.devid, res.netdev_id, res.port, res.mac, res.ifname,
-		       res.ifindex, res.vf_netdev, lib_ms);
+		       "carrier=%s lib_ms=%.1f\n", o->vf, o->vm, res.devid, res.netdev_id, res.port, res.mac,
+		       res.ifname, res.ifindex, res.vf_netdev, res.vf_carrier ? "yes" : "no", lib_ms);
+		if (!res.vf_carrier)
+			fprintf(stderr, "iovm-vm: warning: vf %s: its netdev %s has no carrier; the VM's NIC "
+				"has no link until it does\n", o->vf, res.vf_netdev);
+	}
 	return r;
 }
 
