@@ -206,8 +206,9 @@ EOF
 SRV_MAC=$(ip netns exec srv cat "/sys/class/net/$VF_TRAFFIC_DEV_B/address")
 for g in g1 g2; do
 	[ -n "${GIF[$g]:-}" ] || continue
-	$G exec --timeout 120 "$g" -- ip neigh replace "$SRV_IP" lladdr "$SRV_MAC" dev "${GIF[$g]}" nud permanent ||
-		echo "$g: could not pin the server's neighbour entry"
+	# (busybox ip has no "neigh replace"; its arp -s makes a permanent entry)
+	$G exec --timeout 120 "$g" -- arp -i "${GIF[$g]}" -s "$SRV_IP" "$SRV_MAC" ||
+		fail "$g: could not pin the server's neighbour entry"
 	ip -n srv neigh replace "${GIP[$g]}" lladdr "${MAC[$g]}" dev "$VF_TRAFFIC_DEV_B" nud permanent
 done
 : > "$TMPDIR/sink.out"
