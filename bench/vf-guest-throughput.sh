@@ -118,7 +118,11 @@ for _ in 1 2 3 4 5; do
 	$G exec --timeout 120 b1 -- ping -c 2 -W 10 "$SRV_IP" >/dev/null 2>&1 && { pinged=1; break; }
 done
 [ -n "$pinged" ] || die "the guest cannot ping the sink"
-# (busybox ip has no "neigh replace"; the ping above resolved the sink)
+# Fixed neighbour entries both ways: with round trips of seconds an entry
+# gone stale may not be re-resolved in time (busybox ip has no "neigh
+# replace"; its arp -s makes a permanent entry).
+SRV_MAC=$(ip netns exec srv cat "/sys/class/net/$SRV_DEV/address")
+$G exec --timeout 120 b1 -- arp -i "$GIF" -s "$SRV_IP" "$SRV_MAC" || die "pinning the sink's neighbour entry"
 ip -n srv neigh replace "$GUEST_IP" lladdr "$GMAC" dev "$SRV_DEV" nud permanent
 measure guest $G exec --timeout $((SECS + 300)) b1 -- sh -c "timeout $((SECS + 240)) nc $SRV_IP 5201 < /dev/zero; true"
 "$VM" --pool "$W/pool.json" detach --qmp "$QMP" --vm b1 --vf "$VFG" --timeout-ms 120000 >/dev/null ||

@@ -6,6 +6,11 @@
 #
 # e.g. vf_traffic_setup 0000:01:00.0 1 0000:02:00.0 1 a b 192.0.2.1 192.0.2.2
 #
+# or, for one end only (a sink for senders that are not host VFs, such as
+# nested guests):
+#
+#   vf_endpoint_setup PF_ADDR VF_IDX NS IP     (sets VF_TRAFFIC_DEV)
+#
 # Preconditions: the VFs exist (sriov_numvfs), sriov_drivers_autoprobe=0 and
 # they are unbound. IP_A/IP_B may carry a prefix length (default /24).
 # It brings both PFs up and waits for their carrier; then, one VF at a time, it
@@ -154,21 +159,27 @@ _vft_link() {
 	return 1
 }
 
+# _vft_pf_up PF: bring the PF up and wait for its carrier. Bringing a down
+# PF up clears RSTI for its VFs (PFRSTD); an up PF is left alone (a bounce
+# would reset the VFs' mailboxes).
+_vft_pf_up() {
+	local pf=$1 pfdev
+	pfdev=$(ls "/sys/bus/pci/devices/$pf/net" 2>/dev/null | head -n 1)
+	[ -n "$pfdev" ] || { _vft_err "$pf has no netdev (is igb bound?)"; return 1; }
+	ip link set dev "$pfdev" up || return 1
+	_vft_wait "${VF_TRAFFIC_TIMEOUT:-60}" "carrier on $pfdev ($pf)" _vft_carrier "$pfdev"
+}
+
 vf_traffic_setup() {
 	if [ $# -ne 8 ]; then
 		_vft_err "usage: vf_traffic_setup PF_A_ADDR VF_IDX PF_B_ADDR VF_IDX NS_A NS_B IP_A IP_B"
 		return 1
 	fi
 	local pfa=$1 ia=$2 pfb=$3 ib=$4 nsa=$5 nsb=$6 ipa=$7 ipb=$8 t=${VF_TRAFFIC_TIMEOUT:-60}
-	local pf pfdev da db
+	local pf da db
 	modprobe igbvf || { _vft_err "modprobe igbvf failed"; return 1; }
 	for pf in "$pfa" "$pfb"; do
-		pfdev=$(ls "/sys/bus/pci/devices/$pf/net" 2>/dev/null | head -n 1)
-		[ -n "$pfdev" ] || { _vft_err "$pf has no netdev (is igb bound?)"; return 1; }
-		# Bringing a down PF up clears RSTI for its VFs (PFRSTD); an up
-		# PF is left alone (a bounce would reset the VFs' mailboxes).
-		ip link set dev "$pfdev" up || return 1
-		_vft_wait "$t" "carrier on $pfdev ($pf)" _vft_carrier "$pfdev" || return 1
+		_vft_pf_up "$pf" || return 1
 	done
 	# One VF at a time, each up to carrier before the next is bound: the
 	# two VFs' mailbox exchanges (probe, open) then do not compete for the
@@ -184,5 +195,20 @@ vf_traffic_setup() {
 	VF_TRAFFIC_DEV_A=$da
 	# shellcheck disable=SC2034
 	VF_TRAFFIC_DEV_B=$db
+	return 0
+}
+
+vf_endpoint_setup() {
+	if [ $# -ne 4 ]; then
+		_vft_err "usage: vf_endpoint_setup PF_ADDR VF_IDX NS IP"
+		return 1
+	fi
+	local pf=$1 idx=$2 ns=$3 ip=$4 dev
+	modprobe igbvf || { _vft_err "modprobe igbvf failed"; return 1; }
+	_vft_pf_up "$pf" || return 1
+	dev=$(_vft_one "$pf" "$idx" "$ns" "$ip") || return 1
+	_vft_link "$ns" "$dev" || return 1
+	# shellcheck disable=SC2034 # for the caller
+	VF_TRAFFIC_DEV=$dev
 	return 0
 }
