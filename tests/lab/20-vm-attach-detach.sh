@@ -15,6 +15,8 @@ B=${IOVM_BUILD:?}
 VM=$B/src/tools/iovm-vm/iovm-vm
 SR=$B/src/tools/iovm-sriov/iovm-sriov
 G=lab/guest
+# shellcheck source=lib/guest.sh
+. tests/lab/lib/guest.sh
 [ -x "$VM" ] && [ -x "$SR" ] || { echo "skip: iovm-vm/iovm-sriov not built" >&2; exit 77; }
 [ -d /sys/bus/pci/devices/0000:01:00.0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
 [ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
@@ -31,8 +33,7 @@ iv() { "$VM" --pool "$POOL" "$@"; }
 qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
 # count of 82576 VFs (8086:10ca) the guest sees
 guest_vfs() {
-	$G exec "$1" -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device 2>/dev/null | wc -l' \
-		2>>"$TMPDIR/guest-exec.err" | tr -d '\r\n '
+	GUEST_EXEC_ERR=$TMPDIR/guest-exec.err guest_pci_count "$1" 0x8086:0x10ca
 }
 # wait_vfs GUEST N SECONDS: poll until the guest sees N VFs
 wait_vfs() {
@@ -42,7 +43,7 @@ wait_vfs() {
 		[ "$n" = "$2" ] && return 0
 		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2;" \
 			"last exec errors: $(tail -3 "$TMPDIR/guest-exec.err" 2>/dev/null)" >&2; return 1; }
-		sleep 1
+		sleep "${GUEST_POLL_SECS:-3}"
 	done
 }
 WATCH_PIDS=()

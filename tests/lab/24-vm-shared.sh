@@ -21,6 +21,8 @@ set -uo pipefail
 B=${IOVM_BUILD:?}
 VM=$B/src/tools/iovm-vm/iovm-vm
 G=lab/guest
+# shellcheck source=lib/guest.sh
+. tests/lab/lib/guest.sh
 [ -x "$VM" ] || { echo "skip: iovm-vm not built" >&2; exit 77; }
 [ -d /sys/class/net/eth0/device ] && [ -d /sys/class/net/eth1/device ] ||
 	{ echo "skip: no two emulated igb (not in the lab?)" >&2; exit 77; }
@@ -47,20 +49,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The guest's interface with MAC, "" if none.
-guest_if() {
-	$G exec "$1" -- sh -c "for i in /sys/class/net/*; do
-		[ \"\$(cat \$i/address)\" = $2 ] && basename \$i; done; true" 2>/dev/null | tr -d '\r'
-}
 # wait_if GUEST MAC SECONDS [gone]: poll until the NIC appears (or is gone)
 wait_if() {
 	local deadline=$(( $(date +%s) + $3 )) i
 	while :; do
-		i=$(guest_if "$1" "$2")
+		i=$(guest_if_by_mac "$1" "$2")
 		if [ "${4:-}" = gone ]; then [ -z "$i" ] && return 0
 		else [ -n "$i" ] && { echo "$i"; return 0; }; fi
 		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep 2
+		sleep "${GUEST_POLL_SECS:-3}"
 	done
 }
 macvtaps() { ip -o link show type macvtap 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1; }

@@ -49,8 +49,7 @@ wait_dead() {
 	wait "$DPID" 2>/dev/null; DPID=
 }
 guest_vfs() {
-	$G exec "$1" -- sh -c 'grep -l 0x10ca /sys/bus/pci/devices/*/device 2>/dev/null | wc -l' \
-		2>>"$W/guest-exec.err" | tr -d '\r\n '
+	GUEST_EXEC_ERR=$W/guest-exec.err guest_pci_count "$1" 0x8086:0x10ca
 }
 wait_vfs() {
 	local deadline=$(( $(date +%s) + $3 )) n
@@ -59,7 +58,7 @@ wait_vfs() {
 		[ "$n" = "$2" ] && return 0
 		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2;" \
 			"last exec errors: $(tail -3 "$W/guest-exec.err" 2>/dev/null)" >&2; return 1; }
-		sleep 1
+		sleep "${GUEST_POLL_SECS:-3}"
 	done
 }
 cleanup() {

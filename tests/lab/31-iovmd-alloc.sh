@@ -12,23 +12,13 @@
 # in `vf list`; detaching everything leaves every VF free on igbvf and no
 # macvtap behind.
 set -uo pipefail
-B=${IOVM_BUILD:?}
-D=$B/src/iovmd/iovmd
-CTL=$B/src/iovmctl/iovmctl
-G=lab/guest
-[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
-[ -d /sys/class/net/eth0/device ] && [ -d /sys/class/net/eth1/device ] ||
-	{ echo "skip: no two emulated igb (not in the lab?)" >&2; exit 77; }
-[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
-command -v jq >/dev/null || { echo "skip: no jq" >&2; exit 77; }
-modprobe vfio-pci && modprobe igbvf && modprobe macvtap ||
-	{ echo "skip: vfio-pci/igbvf/macvtap modules missing" >&2; exit 77; }
+LAB_MODULES=macvtap
+# shellcheck source=lib/iovmd.sh
+. tests/lab/lib/iovmd.sh
+[ -d /sys/class/net/eth1/device ] || { echo "skip: no second emulated igb" >&2; exit 77; }
 # shellcheck source=lib/vf-traffic.sh
 . tests/lab/lib/vf-traffic.sh
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 W=$TMPDIR/alloc
 mkdir -p "$W"
 SOCK=$W/iovm.sock
@@ -55,21 +45,12 @@ trap cleanup EXIT
 # The guest's interface with MAC $2; for an exclusive VF (igbvf may miss the
 # PF-set MAC on a loaded emulator), the one on an 82576 VF (8086:10ca).
 guest_if() {
-	$G exec "$1" -- sh -c "for i in /sys/class/net/*; do
-		[ \"\$(cat \$i/address)\" = $2 ] && { basename \$i; exit 0; }; done
-		for i in /sys/class/net/*; do
-		[ \"\$(cat \$i/device/device 2>/dev/null)\" = 0x10ca ] && { basename \$i; exit 0; }; done; true" \
-		2>/dev/null | tr -d '\r'
+	local i
+	i=$(guest_if_by_mac "$1" "$2")
+	[ -n "$i" ] || i=$(guest_if_by_dev "$1" 0x8086:0x10ca)
+	[ -n "$i" ] && echo "$i"
 }
-wait_if() {
-	local deadline=$(( $(date +%s) + $3 )) i
-	while :; do
-		i=$(guest_if "$1" "$2")
-		[ -n "$i" ] && { echo "$i"; return 0; }
-		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep 2
-	done
-}
+wait_if() { guest_wait "$3" guest_if "$1" "$2"; }
 
 # --- the server side: one eth1 VF in netns srv
 PF0=$(basename "$(readlink /sys/class/net/eth0/device)")
@@ -129,11 +110,8 @@ users=$(ctl --json vf show "${VFOF[g3]:-eth0/2}" | jq .users)
 out=$(ctl attach g1 --pf eth0 --mode exclusive 2>&1); rc=$?
 [ $rc = 16 ] && ok "a fourth exclusive VF refused: $out" || fail "exclusive at exhaustion: $rc $out"
 
-# --- traffic from all four at once (IOVM_LAB_ALLOC_TRAFFIC=1). Not in the
-# default run yet: an exclusive VF's igbvf in a nested guest often misses
-# the PF's MAC hand-over on a loaded emulator, and the guests' traffic
-# through either path is kbit/s here; issue 6's lab reproduction takes it on.
-if [ "${IOVM_LAB_ALLOC_TRAFFIC:-0}" = 1 ]; then
+# --- traffic from all four at once (IOVM_LAB_ALLOC_TRAFFIC=0 leaves it out)
+if [ "${IOVM_LAB_ALLOC_TRAFFIC:-1}" = 1 ]; then
 declare -A GIF
 for g in "${GUESTS[@]}"; do
 	GIF[$g]=$(wait_if "$g" "${MAC[$g]}" 240) || { fail "$g does not see its NIC (${MAC[$g]})"; continue; }
@@ -150,6 +128,17 @@ for g in "${GUESTS[@]}"; do
 		$G exec --timeout 60 "$g" -- ping -c 1 -W 3 "$SRV_IP" >/dev/null 2>&1 && { ok=1; break; }
 	done
 	[ -n "$ok" ] && ok "$g (${MODE[$g]:-}) reaches $SRV_IP" || fail "$g cannot ping $SRV_IP"
+done
+# Fixed neighbour entries both ways: with round trips of seconds an entry
+# gone stale may not be re-resolved in time (busybox ip has no "neigh
+# replace"; its arp -s makes a permanent entry).
+SRV_MAC=$(ip netns exec srv cat "/sys/class/net/$SRVDEV/address")
+for g in "${GUESTS[@]}"; do
+	[ -n "${GIF[$g]:-}" ] || continue
+	$G exec --timeout 120 "$g" -- arp -i "${GIF[$g]}" -s "$SRV_IP" "$SRV_MAC" ||
+		fail "$g: could not pin the server's neighbour entry"
+	gmac=$($G exec "$g" -- cat "/sys/class/net/${GIF[$g]}/address" | tr -d '\r')
+	ip -n srv neigh replace "${GIP[$g]}" lladdr "$gmac" dev "$SRVDEV" nud permanent
 done
 cat > "$W/sink.py" <<'EOF'
 import socket, sys, threading

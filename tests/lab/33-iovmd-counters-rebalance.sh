@@ -37,20 +37,13 @@ cleanup() {
 trap cleanup EXIT
 
 # PCI functions in guest g with vendor:device ID (0x8086:0x10ca igbvf,
-# 0x1af4:0x1000 or 0x1af4:0x1041 virtio-net).
-count_dev() {
-	$G exec "$1" -- sh -c "n=0; for d in /sys/bus/pci/devices/*; do
-		case \"\$(cat \$d/vendor):\$(cat \$d/device)\" in $2) n=\$((n+1)) ;; esac; done; echo \$n" \
-		2>/dev/null | tr -d '\r\n'
-}
-wait_dev() {    # guest, pattern, count, what
-	local n=
-	for _ in $(seq 150); do
-		n=$(count_dev "$1" "$2")
-		[ "$n" = "$3" ] && return 0
-		sleep 2
-	done
-	echo "$4: guest $1 shows $n, not $3" >&2
+# 0x1af4:0x1000 or 0x1af4:0x1041 virtio-net): count_dev G PATTERN, and
+# wait_dev G PATTERN COUNT WHAT (up to 600 s).
+count_dev() { guest_pci_count "$@"; }
+dev_is() { [ "$(guest_pci_count "$1" "$2")" = "$3" ]; }
+wait_dev() {
+	guest_wait 600 dev_is "$1" "$2" "$3" && return 0
+	echo "$4: guest $1 shows $(count_dev "$1" "$2"), not $3" >&2
 	return 1
 }
 VFDEV=0x8086:0x10ca
@@ -98,10 +91,8 @@ wait_dev r1 "$VFDEV" 1 "r1's VF" || fail "r1 does not see its VF"
 IF=
 deadline=$(( $(date +%s) + 300 ))
 while [ -z "$IF" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-	IF=$($G exec r1 -- sh -c "for i in /sys/class/net/*; do
-		[ \"\$(cat \$i/device/device 2>/dev/null)\" = 0x10ca ] && { basename \$i; exit 0; }; done; true" \
-		2>/dev/null | tr -d '\r')
-	[ -n "$IF" ] || sleep 2
+	IF=$(guest_if_by_dev r1 0x8086:0x10ca)
+	[ -n "$IF" ] || sleep "${GUEST_POLL_SECS:-3}"
 done
 [ -n "$IF" ] || { fail "the guest shows no igbvf interface"; exit 1; }
 $G exec r1 -- sh -c "ip link set $IF address $MAC; ip addr add 10.33.0.2/24 dev $IF; ip link set $IF up" ||

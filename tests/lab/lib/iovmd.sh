@@ -9,6 +9,8 @@ B=${IOVM_BUILD:?}
 D=$B/src/iovmd/iovmd
 CTL=$B/src/iovmctl/iovmctl
 G=lab/guest
+# shellcheck source=guest.sh
+. tests/lab/lib/guest.sh
 [ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
 [ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
 [ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
