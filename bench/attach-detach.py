@@ -5,6 +5,9 @@ Runs inside the lab (`lab/iovm-lab run -- bench/attach-detach.py`), with
 IOVM_BUILD set. One guest, one VF on vfio-pci. Rounds alternate between
   raw:  a minimal QMP client: connect, qmp_capabilities, device_add vfio-pci,
         (guest sees the VF, not timed), device_del, wait for DEVICE_DELETED;
+  rawq: the same client sending the QMP commands iovm sends: query-pci
+        before device_add (iovm picks the port with it) and after (iovm
+        verifies with it), then device_del and DEVICE_DELETED;
   iovm: `iovm-vm attach` and `iovm-vm detach` (each a whole process: connect,
         VF checks in sysfs, query-pci to pick the port and to verify,
         device_add / device_del + DEVICE_DELETED, release checks, pool file),
@@ -145,11 +148,15 @@ class Raw:
         self.s.close()
 
 
-def round_raw(vf, port):
+def round_raw(vf, port, query=False):
     devid = "raw-" + vf.replace(":", "-")
     t0 = time.monotonic()
     c = Raw()
+    if query:
+        c.call("query-pci")
     c.call("device_add", {"driver": "vfio-pci", "host": vf, "id": devid, "bus": port})
+    if query:
+        c.call("query-pci")
     c.close()
     t_attach = time.monotonic() - t0
     wait_guest(1)
@@ -159,12 +166,14 @@ def round_raw(vf, port):
     c.wait_deleted(f"/machine/peripheral/{devid}")
     c.close()
     t_detach = time.monotonic() - t0
-    RAW_PARTS["attach"].append(t_attach)
-    RAW_PARTS["detach"].append(t_detach)
+    parts = RAWQ_PARTS if query else RAW_PARTS
+    parts["attach"].append(t_attach)
+    parts["detach"].append(t_detach)
     return t_attach, t_detach
 
 
 RAW_PARTS = {"attach": [], "detach": []}
+RAWQ_PARTS = {"attach": [], "detach": []}
 
 
 def lib_ms(out):
@@ -325,15 +334,20 @@ def main():
     daemon = Daemon()
     try:
         wait_guest(0, 60)
-        raw, iovm, iovm_lib, iovmd, api = [], [], [], [], []
+        raw, rawq, iovm, iovm_lib, iovmd, api = [], [], [], [], [], []
         for i in range(ROUNDS):
             # Alternate so that drift in the emulated machine hits all.
-            for kind in (("raw", "iovm", "iovmd", "api") if i % 2 == 0 else ("api", "iovmd", "iovm", "raw")):
+            for kind in (("raw", "rawq", "iovm", "iovmd", "api") if i % 2 == 0
+                         else ("api", "iovmd", "iovm", "rawq", "raw")):
                 log(f"round {i} {kind}")
                 if kind == "raw":
                     a, d = round_raw(vf, "hp1")
                     raw.append(a + d)
                     extra = ""
+                elif kind == "rawq":
+                    a, d = round_raw(vf, "hp1", query=True)
+                    rawq.append(a + d)
+                    extra = " (raw with iovm's two query-pci)"
                 elif kind == "api":
                     a, d = round_api(daemon, vf)
                     api.append(a + d)
@@ -355,6 +369,8 @@ def main():
         print(f"raw       median {mr:.3f}s  all {' '.join(f'{x:.3f}' for x in raw)}")
         print(f"iovm      median {mi:.3f}s  all {' '.join(f'{x:.3f}' for x in iovm)}")
         print(f"iovm lib  median {ml:.3f}s  all {' '.join(f'{x:.3f}' for x in iovm_lib)}")
+        mq = statistics.median(rawq)
+        print(f"rawq      median {mq:.3f}s  all {' '.join(f'{x:.3f}' for x in rawq)}")
         md = statistics.median(iovmd)
         print(f"iovmd     median {md:.3f}s  all {' '.join(f'{x:.3f}' for x in iovmd)}")
         ma = statistics.median(api)
@@ -363,12 +379,15 @@ def main():
         print(f"ratio iovm-lib/raw = {ml / mr:.3f} (libiovm calls only, like the raw client's timing)")
         print(f"ratio iovmd/raw = {md / mr:.3f} (iovmctl processes through a running iovmd)")
         print(f"ratio api/raw = {ma / mr:.3f} (iovmd's API from this process, like the raw client)")
+        print(f"against rawq (the same QMP commands as iovm): iovm {mi / mq:.3f}, iovm-lib {ml / mq:.3f}, "
+              f"iovmd {md / mq:.3f}, api {ma / mq:.3f}")
         print("iovm per step (median s over rounds):")
         for k, v in STEPS.items():
             print(f"  {statistics.median(v):7.3f}  {k}  (all {' '.join(f'{x:.3f}' for x in v)})")
-        for k in ("attach", "detach"):
-            v = RAW_PARTS[k]
-            print(f"  {statistics.median(v):7.3f}  raw {k} (all {' '.join(f'{x:.3f}' for x in v)})")
+        for name, parts in (("raw", RAW_PARTS), ("rawq", RAWQ_PARTS)):
+            for k in ("attach", "detach"):
+                v = parts[k]
+                print(f"  {statistics.median(v):7.3f}  {name} {k} (all {' '.join(f'{x:.3f}' for x in v)})")
     finally:
         daemon.stop()
         subprocess.run([GUEST, "stop", NAME])
