@@ -31,6 +31,10 @@
 #   own iperf3 server in netns srv behind a VF of eth1; throughput is what
 #   the server received. A baseline with no caps, all four guests at once,
 #   comes first: the caps are meaningful only below it.
+# - Only the guests a step needs run; the others are paused (QMP stop):
+#   four idle nested guests already take more than the emulated host's CPU.
+#   A table's idle guests (g4 in table 1, one sharer in each half of
+#   table 4) are paused too.
 # Prints per table and guest: cap, throughput, throughput/cap, and the
 # paper's numbers; writes them to /run/iovm-lab/share/alloc-tables.csv (the
 # run's log directory with --keep-log) for bench/alloc-tables-plot.sh.
@@ -80,6 +84,12 @@ kbit() { awk -v m="$1" -v s="$SCALE" 'BEGIN { printf "%g", m * 1000 / s }'; }
 for pf in eth0 eth1; do
 	echo 0 > "/sys/class/net/$pf/device/sriov_drivers_autoprobe"
 	echo 0 > "/sys/class/net/$pf/device/sriov_numvfs"
+done
+# The PFs up with carrier first: an igbvf probed while its PF still
+# resets gets a random MAC and no mailbox (seen 4 s after boot).
+for pf in eth0 eth1; do
+	ip link set "$pf" up
+	_vft_wait 60 "carrier on $pf" _vft_carrier "$pf" || die "no carrier on $pf"
 done
 echo 1 > /sys/class/net/eth1/device/sriov_numvfs || die "eth1: cannot create a VF"
 PF0=$(basename "$(readlink /sys/class/net/eth0/device)")
@@ -169,11 +179,11 @@ echo 0 > /sys/class/net/eth0/device/sriov_numvfs
 
 # --- guests and iovmd
 say "starting guests $GUESTS"
-spids=()
 for g in $GUESTS; do
-	$G start "$g" --timeout 900 & spids+=($!)
+	$G start "$g" --timeout 900 || die "guest $g did not start"
+	$G qmp "$g" stop >/dev/null || die "$g: QMP stop"
+	say "$g started and paused"
 done
-for p in "${spids[@]}"; do wait "$p" || die "a guest did not start"; done
 say "guests up; memory: $(free -m | sed -n 2p)"
 "$D" --socket "$SOCK" --state "$W/iovm.db" --sample-interval 1000 --window 10000 \
 	--attach-timeout 180000 --detach-timeout 180000 --log-level debug > "$W/iovmd.log" 2>&1 &
@@ -181,20 +191,27 @@ DPID=$!
 for _ in $(seq 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
 ctl status >/dev/null || die "iovmd does not answer: $(tail -5 "$W/iovmd.log")"
 ctl pf set-vfs eth0 4 --driver host >/dev/null || die "set-vfs eth0 4"
+# Without --qga: iovmd would ask each guest's agent for its interface
+# counters every 2 s, and this script drives the guests through the same
+# agent channel (one client at a time), on an emulated host whose one CPU
+# four nested guests already fill. No decision here needs an exclusive
+# VF's throughput (shared attaches take a free VF, then join it); a shared
+# VF's counters come from its host netdev.
 for g in $GUESTS; do
-	ctl vm add "$g" --qmp "/run/iovm-lab/guests/$g/qmp.sock" --qga "/run/iovm-lab/guests/$g/qga.sock" \
+	ctl vm add "$g" --qmp "/run/iovm-lab/guests/$g/qmp.sock" \
 		--priority "${PRIO[$g]}" >/dev/null || die "vm add $g"
 done
 
 # attach G MODE [MAC]: iovmd chooses; prints its decision.
 attach() {
 	local g=$1 mode=$2 out
+	running "$g"
 	out=$(ctl --json attach "$g" --pf eth0 --mode "$mode" ${3:+--mac "$3"} 2>"$W/attach.err") ||
 		die "attach $g --mode $mode: $out $(cat "$W/attach.err")"
 	VF[$g]=$(jq -r .vf <<<"$out"); MODE[$g]=$(jq -r .mode <<<"$out")
 	say "$g (${PRIO[$g]}): ${VF[$g]} ${MODE[$g]}; iovmd: $(grep "policy: vm $g gets" "$W/iovmd.log" | tail -n 1 | sed 's/.*policy: //')"
 }
-detach() { ctl detach "$1" --timeout-ms 180000 >/dev/null 2>&1 || die "detach $1"; }
+detach() { running "$1"; ctl detach "$1" --timeout-ms 180000 >/dev/null 2>&1 || die "detach $1"; }
 
 # hostvf_bounce VF: down/up the host's igbvf netdev of a shared VF that has
 # no carrier (redoes the mailbox handshake; its macvtaps stay).
@@ -206,28 +223,54 @@ hostvf_bounce() {
 	ip link set "$nd" down; ip link set "$nd" up
 }
 
+# running G...: exactly these guests run; every other one is paused (QMP
+# stop: its vCPUs halt, its devices and iovmd's QMP connection stay). Four
+# nested guests, even idle, take more than the emulated host's one CPU
+# (each about a third of it): started together, their agents did not
+# answer within 600 s. So guests are started one at a time and paused, and
+# each step runs only the guests it needs: the one being attached,
+# configured or detached, a table's senders.
+running() {
+	local g k verb
+	for g in $GUESTS; do
+		verb=stop
+		for k in "$@"; do [ "$g" = "$k" ] && verb=cont; done
+		$G qmp "$g" "$verb" >/dev/null || die "$g: QMP $verb"
+	done
+	say "running: ${*:-none}"
+}
+
 # gnet G: find the guest's interface for its VF (igbvf when exclusive,
 # virtio-net when shared), address it, reach the sink, pin neighbours.
 gnet() {
 	local g=$1 want=0x8086:0x10ca ifc="" deadline
 	[ "${MODE[$g]}" = shared ] && want=0x1af4:
+	running "$g"
 	deadline=$(( $(date +%s) + 600 ))
+	say "$g: looking for its ${MODE[$g]} interface"
 	while [ -z "$ifc" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-		ifc=$(guest_if_by_dev "$g" "$want*")
-		[ -n "$ifc" ] || sleep "${GUEST_POLL_SECS:-3}"
+		ifc=$(GUEST_EXEC_ERR=$W/guest-exec.err guest_if_by_dev "$g" "$want*")
+		[ -n "$ifc" ] || { say "$g: not yet ($(tail -n 1 "$W/guest-exec.err" 2>/dev/null))"; sleep "${GUEST_POLL_SECS:-3}"; }
 	done
 	[ -n "$ifc" ] || die "$g shows no interface for ${VF[$g]}"
-	# One guest command per step: each costs a nested guest seconds. A
-	# probe under load can miss the MAC the PF set (it may be set again);
+	# A probe under load can miss the MAC the PF set (it is set again);
 	# the sink's neighbour entry is pinned (round trips of seconds: an
 	# entry gone stale may not be re-resolved in time; busybox ip has no
 	# "neigh replace", its arp -s is permanent).
-	local setmac=
-	[ "${MODE[$g]}" = exclusive ] && setmac="ip link set $ifc address ${GMAC[$g]};"
-	GMAC[$g]=$($G exec "$g" -- sh -c "$setmac ip addr flush dev $ifc; ip addr add ${GIP[$g]}/24 dev $ifc &&
-		ip link set $ifc up && arp -i $ifc -s $SRV_IP $SRV_MAC && read m < /sys/class/net/$ifc/address &&
-		echo \$m" | tr -d '\r') || die "$g: configuring $ifc"
+	# Separate bounded steps, so that a step that stalls is named.
+	say "$g: configuring $ifc"
+	if [ "${MODE[$g]}" = exclusive ]; then
+		$G exec --timeout 240 "$g" -- ip link set "$ifc" address "${GMAC[$g]}" ||
+			say "$g: setting ${GMAC[$g]} on $ifc failed; keeping the address it has"
+	fi
+	$G exec --timeout 240 "$g" -- ip addr flush dev "$ifc" || die "$g: ip addr flush dev $ifc"
+	$G exec --timeout 240 "$g" -- ip addr add "${GIP[$g]}/24" dev "$ifc" || die "$g: ip addr add on $ifc"
+	$G exec --timeout 240 "$g" -- ip link set "$ifc" up || die "$g: ip link set $ifc up"
+	$G exec --timeout 240 "$g" -- arp -i "$ifc" -s "$SRV_IP" "$SRV_MAC" || die "$g: arp -s on $ifc"
+	GMAC[$g]=$($G exec --timeout 240 "$g" -- cat "/sys/class/net/$ifc/address" | tr -d '\r') ||
+		die "$g: reading the address of $ifc"
 	ip -n srv neigh replace "${GIP[$g]}" lladdr "${GMAC[$g]}" dev "$SRV_DEV" nud permanent
+	say "$g: $ifc has ${GMAC[$g]}; pinging the sink"
 	local try
 	for try in 1 2 3; do
 		# igbvf may miss its link-up mailbox answer under load: bounce it
@@ -254,23 +297,54 @@ run() {
 	for spec in $paperspec; do PAPER[${spec%%:*}]=${spec#*:}; done
 	# shellcheck disable=SC2086
 	caps $capspec
+	running "$@"
 	say "table $table ($phase): ${*} send for ${SECS} s"
 	SERVERS=()
 	for g in "$@"; do serve $((5200 + ${g#g})) "$W/t$table-$phase-$g.json"; done
+	# Each sender starts in the background of a short agent command, all
+	# guests at once, and nothing asks the agents anything while they send:
+	# an agent polled for a sender's exit status shares its guest's CPU
+	# with the sender, and four such polls did not end within 11 minutes.
 	for g in "$@"; do
 		port=$((5200 + ${g#g}))
-		$G exec --timeout $((SECS + 600)) "$g" -- iperf3 -c "$SRV_IP" -p "$port" -t "$SECS" -i 0 \
+		$G exec --timeout 300 "$g" -- sh -c "iperf3 -c $SRV_IP -p $port -t $SECS -i 0 > /tmp/iperf3.out 2>&1 &" \
 			> "$W/t$table-$phase-$g.client" 2>&1 & pids+=($!)
 	done
-	for p in "${pids[@]}"; do wait "$p"; done
+	for p in "${pids[@]}"; do wait "$p" || say "a sender did not start ($p)"; done
+	# A server ends with its test; one whose client never came is stopped.
+	local deadline=$(( $(date +%s) + SECS + 600 ))
 	for p in "${SERVERS[@]}"; do
-		# A server whose client never came: stop it after a grace time.
-		for _ in $(seq 120); do kill -0 "$p" 2>/dev/null || break; sleep 1; done
+		while kill -0 "$p" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
 		kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
 	done
+	# The senders start some seconds apart: what counts is the window in
+	# which all of them were sending, from the servers' per-second reports.
+	python3 - "$W/overlap" "${@/#/$W/t$table-$phase-}" <<'PY'
+import json, sys
+out, names = sys.argv[1], sys.argv[2:]
+runs = {}
+for n in names:
+    try:
+        d = json.load(open(n + ".json"))
+        t0 = d["start"]["timestamp"]["timesecs"]
+        runs[n] = [(t0 + i["sum"]["start"], t0 + i["sum"]["end"], i["sum"]["bytes"]) for i in d["intervals"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+with open(out, "w") as f:
+    if len(runs) != len(names) or not all(runs.values()):
+        sys.exit(0)
+    lo = max(r[0][0] for r in runs.values()); hi = min(r[-1][1] for r in runs.values())
+    for n, r in runs.items():
+        b = sum(x[2] * max(0, min(x[1], hi) - max(x[0], lo)) / (x[1] - x[0]) for x in r if x[1] > x[0])
+        if hi - lo >= 10:
+            f.write(f"{n.rsplit('-', 1)[1]} {b * 8 / (hi - lo):.0f} {hi - lo:.1f}\n")
+PY
+	[ -s "$W/overlap" ] && say "window in which all sent: $(awk 'NR == 1 { print $3 }' "$W/overlap") s" ||
+		say "no common window of 10 s or more: whole-test averages"
 	for g in "$@"; do
 		local bps cap=${CAP[$g]:-} paper=${PAPER[$g]:-}
-		bps=$(rx_bps "$W/t$table-$phase-$g.json")
+		bps=$(awk -v g="$g" '$1 == g { print $2 }' "$W/overlap" 2>/dev/null)
+		[ -n "$bps" ] || bps=$(rx_bps "$W/t$table-$phase-$g.json")
 		[ -n "$bps" ] || { echo "$g: no result ($(tail -c 300 "$W/t$table-$phase-$g.client"))"; bps=0; }
 		awk -v t="$table" -v ph="$phase" -v g="$g" -v pr="${PRIO[$g]}" -v vf="${VF[$g]}" -v mo="${MODE[$g]}" \
 			-v cap="$cap" -v pa="$paper" -v b="$bps" -v s="$SCALE" -v secs="$SECS" 'BEGIN {
