@@ -4,7 +4,9 @@
 # in the lab with iovmd, real nested guests, real igb VFs and iperf3.
 #   IOVM_BUILD=$PWD/build lab/iovm-lab run --keep-log -- bench/alloc-tables.sh
 # IOVM_BENCH_PHASE0_ONLY=1 stops after phase 0 (no guests: a 2-minute check
-# of the NIC's rate and of the sink's cap).
+# of the NIC's rate and of the sink's cap); IOVM_BENCH_EXCLUSIVE_ONLY=1 stops
+# after tables 0, 2 and 1 (no shared VF). IOVM_BENCH_LEAD (default 20 s):
+# how long after the table's guests resume together their senders start.
 #
 # The published runs (Intel 82576, netperf, 10 minutes each):
 #   table 1: 3 guests, exclusive VFs capped 400/400/200 Mb/s
@@ -57,6 +59,7 @@ done
 . tests/lab/lib/guest.sh
 
 SECS=${IOVM_BENCH_SECS:-60}
+LEAD=${IOVM_BENCH_LEAD:-20}
 SCALE=${IOVM_BENCH_SCALE:-4000}
 NET=10.81.0
 SRV_IP=$NET.1
@@ -72,6 +75,7 @@ DPID=
 cleanup() {
 	[ -n "$DPID" ] && { kill "$DPID"; wait "$DPID"; } 2>/dev/null
 	cp "$W/iovmd.log" /run/iovm-lab/share/alloc-tables-iovmd.log 2>/dev/null
+	mkdir -p /run/iovm-lab/share/alloc-tables && cp "$W"/t*.json "$W"/t*.client /run/iovm-lab/share/alloc-tables/ 2>/dev/null
 	for g in $GUESTS; do $G stop "$g" >/dev/null 2>&1; done
 }
 trap cleanup EXIT
@@ -132,7 +136,7 @@ caps() {
 		g=${spec%%:*} m=${spec#*:}
 		vfc=${cls[${VF[$g]}]:-}
 		if [ -z "$vfc" ]; then
-			vfc=$(printf %x $((n += 1))); cls[${VF[$g]}]=$vfc
+			n=$((n + 1)); vfc=$(printf %x "$n"); cls[${VF[$g]}]=$vfc
 			tc -n srv class add dev ifb-alloc parent 1: classid "1:$vfc" htb rate "$(kbit "$m")kbit" \
 				ceil "$(kbit "$m")kbit" burst 3028 cburst 3028 quantum 1514 || die "class for ${VF[$g]}"
 			tc -n srv qdisc add dev ifb-alloc parent "1:$vfc" pfifo limit 8 || die "fifo for ${VF[$g]}"
@@ -297,20 +301,22 @@ run() {
 	for spec in $paperspec; do PAPER[${spec%%:*}]=${spec#*:}; done
 	# shellcheck disable=SC2086
 	caps $capspec
-	running "$@"
 	say "table $table ($phase): ${*} send for ${SECS} s"
 	SERVERS=()
 	for g in "$@"; do serve $((5200 + ${g#g})) "$W/t$table-$phase-$g.json"; done
-	# Each sender starts in the background of a short agent command, all
-	# guests at once, and nothing asks the agents anything while they send:
-	# an agent polled for a sender's exit status shares its guest's CPU
-	# with the sender, and four such polls did not end within 11 minutes.
+	# Each sender is started while its guest runs alone, behind a sleep of
+	# LEAD seconds, and the guest is paused again at once; then all of the
+	# table's guests resume together, and their senders start LEAD seconds
+	# later, within seconds of each other (a paused guest's clock stops).
+	# Nothing asks the agents anything while the senders run: with four
+	# guests running, agent round trips took minutes (session 8).
 	for g in "$@"; do
 		port=$((5200 + ${g#g}))
-		$G exec --timeout 300 "$g" -- sh -c "iperf3 -c $SRV_IP -p $port -t $SECS -i 0 > /tmp/iperf3.out 2>&1 &" \
-			> "$W/t$table-$phase-$g.client" 2>&1 & pids+=($!)
+		running "$g"
+		$G exec --timeout 300 "$g" -- sh -c "(sleep $LEAD; iperf3 -c $SRV_IP -p $port -t $SECS -i 0) < /dev/null > /tmp/iperf3.out 2>&1 &" \
+			> "$W/t$table-$phase-$g.client" 2>&1 || say "$g: its sender did not start"
 	done
-	for p in "${pids[@]}"; do wait "$p" || say "a sender did not start ($p)"; done
+	running "$@"
 	# A server ends with its test; one whose client never came is stopped.
 	local deadline=$(( $(date +%s) + SECS + 600 ))
 	for p in "${SERVERS[@]}"; do
@@ -369,6 +375,7 @@ awk -F, -v top="$(kbit 400)" 'NR > 1 && $1 == 0 && $9 < 1.2 * top {
 run 2 all "g1:400 g2:400 g3:100 g4:100" "g1:369.89 g2:372.54 g3:92.66 g4:91.71" g1 g2 g3 g4
 detach g4
 run 1 all "g1:400 g2:400 g3:200" "g1:374.25 g2:373.82 g3:186.34" g1 g2 g3
+[ "${IOVM_BENCH_EXCLUSIVE_ONLY:-0}" = 1 ] && { say "IOVM_BENCH_EXCLUSIVE_ONLY=1: stopping after table 1"; exit 0; }
 detach g3
 attach g3 shared
 attach g4 shared
