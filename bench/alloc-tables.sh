@@ -293,7 +293,7 @@ echo "table,phase,guest,priority,vf,mode,cap_paper_mbps,cap_lab_kbps,rx_kbps,rx_
 declare -A CAP PAPER
 run() {
 	local table=$1 phase=$2 capspec=$3 paperspec=$4; shift 4
-	local g p port spec pids=()
+	local g p port spec
 	CAP=() PAPER=()
 	[ "$capspec" = - ] && capspec=
 	[ "$paperspec" = - ] && paperspec=
