@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The guest agent, for one thing: a guest interface's byte counters. See
- * include/iovm/qga.h. Blocking with one deadline per call; the daemon calls
- * it from its ops thread with a short one.
+ * include/iovm/qga.h. Blocking with one deadline per call, and an optional
+ * file descriptor that cancels it; the daemon calls it from a sampler
+ * thread of its own (src/iovmd/gsample.c).
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 
 typedef struct qga_conn {
 	int fd;
+	int cancel_fd;               /* readable: give up (-ECANCELED); -1: none */
 	int64_t deadline_ms;
 	const char *path;
 	char *buf;                   /* received, not yet consumed */
@@ -36,23 +38,67 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int wait_fd(qga_conn *c, short events)
+static const char *why(int r)
 {
-	struct pollfd p = { .fd = c->fd, .events = events };
+	return r == -ETIMEDOUT ? "timed out" : r == -ECANCELED ? "cancelled" : strerror(-r);
+}
+
+/* Wait for EVENTS on the connection (fd >= 0) or only for time to pass
+ * (fd < 0, at most SLICE_MS): 0, -ETIMEDOUT at the deadline, -ECANCELED
+ * once cancel_fd is readable. */
+static int wait_on(qga_conn *c, int fd, short events, int slice_ms)
+{
+	struct pollfd p[2];
+	nfds_t n = 0;
 	int64_t left;
 	int r;
 
+	if (fd >= 0)
+		p[n++] = (struct pollfd){ .fd = fd, .events = events };
+	if (c->cancel_fd >= 0)
+		p[n++] = (struct pollfd){ .fd = c->cancel_fd, .events = POLLIN };
 	for (;;) {
 		left = c->deadline_ms - mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		r = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
+		if (slice_ms > 0 && left > slice_ms)
+			left = slice_ms;
+		r = poll(p, n, left > 1000000 ? 1000000 : (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			return negative_errno();
+		if (c->cancel_fd >= 0 && p[n - 1].revents)
+			return -ECANCELED;
+		if (r > 0 || fd < 0)
+			return 0;
+		return -ETIMEDOUT;
+	}
+}
+
+static int wait_fd(qga_conn *c, short events)
+{
+	return wait_on(c, c->fd, events, 0);
+}
+
+/* A chardev socket in QEMU serves one client and queues one more: with
+ * both taken, a blocking connect() would wait for as long as the other
+ * client stays. Non-blocking, the kernel says EAGAIN and the deadline
+ * holds: ask again every 20 ms until it passes. */
+static int connect_agent(qga_conn *c, const struct sockaddr_un *sa)
+{
+	for (;;) {
+		int r;
+
+		if (connect(c->fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return 0;
+		if (errno == EINPROGRESS)
+			return wait_fd(c, POLLOUT);
+		if (errno != EAGAIN && errno != EINTR)
+			return negative_errno();
+		r = wait_on(c, -1, 0, 20);
+		if (r < 0)
+			return r;
 	}
 }
 
@@ -208,7 +254,7 @@ static int call(qga_conn *c, const char *command, json_object **ret_return, iovm
 	json_object_object_add(cmd, "execute", json_object_new_string(command));
 	r = send_cmd(c, cmd);
 	if (r < 0)
-		return iovm_error_set(err, r, "guest agent %s: %s: %s", c->path, command, strerror(-r));
+		return iovm_error_set(err, r, "guest agent %s: %s: %s", c->path, command, why(r));
 	for (;;) {
 		_cleanup_json_ json_object *o = NULL;
 		json_object *v;
@@ -216,7 +262,7 @@ static int call(qga_conn *c, const char *command, json_object **ret_return, iovm
 		r = read_obj(c, &o);
 		if (r < 0)
 			return iovm_error_set(err, r, "guest agent %s: %s: %s", c->path, command,
-					      r == -EPROTO ? "malformed or oversized reply" : strerror(-r));
+					      r == -EPROTO ? "malformed or oversized reply" : why(r));
 		if (json_object_object_get_ex(o, "error", &v)) {
 			json_object *d = NULL;
 
@@ -240,9 +286,15 @@ static int mac_equal(const char *a, const char *b)
 int iovm_qga_if_bytes_many(const char *socket_path, const char *const *macs, size_t n, int timeout_ms,
 			   uint64_t *ret, int *status, iovm_error *err)
 {
+	return iovm_qga_if_bytes_many_cancel(socket_path, macs, n, timeout_ms, -1, ret, status, err);
+}
+
+int iovm_qga_if_bytes_many_cancel(const char *socket_path, const char *const *macs, size_t n, int timeout_ms,
+				  int cancel_fd, uint64_t *ret, int *status, iovm_error *err)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_json_ json_object *ifs = NULL;
-	qga_conn c = { .fd = -1, .path = socket_path };
+	qga_conn c = { .fd = -1, .cancel_fd = cancel_fd, .path = socket_path };
 	int r;
 
 	if (!socket_path || (n && (!macs || !ret || !status)) || timeout_ms <= 0)
@@ -257,17 +309,23 @@ int iovm_qga_if_bytes_many(const char *socket_path, const char *const *macs, siz
 		return iovm_error_set(err, -ENAMETOOLONG, "guest agent %s: socket path too long", socket_path);
 	strcpy(sa.sun_path, socket_path);
 	c.deadline_ms = mono_ms() + timeout_ms;
-	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c.fd < 0)
 		return iovm_error_set(err, negative_errno(), "guest agent %s: socket: %m", socket_path);
-	if (connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = iovm_error_set(err, negative_errno(), "guest agent %s: cannot connect: %m", socket_path);
+	r = connect_agent(&c, &sa);
+	if (r == -ETIMEDOUT || r == -ECANCELED) {
+		r = iovm_error_set(err, r, "guest agent %s: cannot connect: %s (another client holds the agent)",
+				   socket_path, why(r));
+		goto out;
+	}
+	if (r < 0) {
+		r = iovm_error_set(err, r, "guest agent %s: cannot connect: %s", socket_path, strerror(-r));
 		goto out;
 	}
 	r = sync_stream(&c);
 	if (r < 0) {
 		r = iovm_error_set(err, r, "guest agent %s: no answer to guest-sync-delimited: %s", socket_path,
-				   r == -ETIMEDOUT ? "timed out" : strerror(-r));
+				   why(r));
 		goto out;
 	}
 	r = call(&c, "guest-network-get-interfaces", &ifs, err);

@@ -4,8 +4,10 @@
  * socket: the sync handshake (stale bytes before the 0xFF delimiter are
  * dropped), the counters of the interface with a given MAC, and every error:
  * no such MAC, no statistics, an error reply, garbage, an oversized reply,
- * a silent agent (deadline), no agent at all. A real qemu-ga in a guest is
- * covered by tests/lab/31-iovmd-alloc.sh.
+ * a silent agent (deadline), an agent another client holds (deadline, not
+ * a hang), cancelling from another thread, no agent at all. The fake is
+ * tests/unit/fake-qga.h; a real qemu-ga in a guest is covered by
+ * tests/lab/33-iovmd-counters-rebalance.sh.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,125 +25,7 @@
 
 #include "iovm/qga.h"
 
-#define IFACES                                                                                        \
-	"[{\"name\":\"lo\",\"hardware-address\":\"00:00:00:00:00:00\","                               \
-	"\"statistics\":{\"rx-bytes\":5,\"tx-bytes\":5}},"                                            \
-	"{\"name\":\"eth0\",\"hardware-address\":\"02:78:0a:bc:00:11\","                              \
-	"\"statistics\":{\"rx-bytes\":1000,\"rx-packets\":3,\"tx-bytes\":234,\"tx-packets\":2}},"      \
-	"{\"name\":\"eth1\",\"hardware-address\":\"02:78:00:00:00:12\"}]"
-
-enum mode { OK, STALE, ERROR_REPLY, GARBAGE, OVERSIZED, SILENT };
-
-struct fake {
-	char path[108];
-	int lfd;
-	enum mode mode;
-	pthread_t thr;
-};
-
-static int read_line(int fd, char *buf, size_t n)
-{
-	size_t len = 0;
-
-	while (len + 1 < n) {
-		ssize_t k = recv(fd, buf + len, 1, 0);
-
-		if (k <= 0)
-			return -1;
-		if (buf[len] == '\n') {
-			buf[len] = '\0';
-			return 0;
-		}
-		len++;
-	}
-	return -1;
-}
-
-static void send_str(int fd, const char *s)
-{
-	(void)!send(fd, s, strlen(s), MSG_NOSIGNAL);
-}
-
-static void *agent(void *arg)
-{
-	struct fake *f = arg;
-	char line[4096], out[4096];
-	const char *id;
-	int fd = accept(f->lfd, NULL, NULL);
-
-	if (fd < 0)
-		return NULL;
-	if (f->mode == SILENT) {
-		while (read(fd, line, sizeof(line)) > 0)
-			; /* until the client gives up and closes */
-		close(fd);
-		return NULL;
-	}
-	if (f->mode == STALE)
-		send_str(fd, "{\"return\": [\"a reply for an earlier client\"]}\n{\"retu");
-	if (read_line(fd, line, sizeof(line)) < 0 || !strstr(line, "guest-sync-delimited") ||
-	    !(id = strstr(line, "\"id\":")))
-		goto out;
-	snprintf(out, sizeof(out), "\xff{\"return\": %ld}\n", strtol(id + 5, NULL, 10));
-	send_str(fd, out);
-	if (read_line(fd, line, sizeof(line)) < 0 || !strstr(line, "guest-network-get-interfaces"))
-		goto out;
-	switch (f->mode) {
-	case OK:
-	case STALE:
-		send_str(fd, "{\"return\": " IFACES "}\n");
-		break;
-	case ERROR_REPLY:
-		send_str(fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no network\"}}\n");
-		break;
-	case GARBAGE:
-		send_str(fd, "this is not json\n");
-		break;
-	case OVERSIZED: {
-		char *big = malloc(64 * 1024);
-
-		memset(big, ' ', 64 * 1024);
-		for (int i = 0; i < 40; i++)
-			if (send(fd, big, 64 * 1024, MSG_NOSIGNAL) < 0)
-				break;
-		free(big);
-		break;
-	}
-	default:
-		break;
-	}
-out:
-	close(fd);
-	return NULL;
-}
-
-static void fake_start(struct fake *f, enum mode mode)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[] = "/tmp/iovm-qga-XXXXXX";
-
-	assert_non_null(mkdtemp(dir));
-	snprintf(f->path, sizeof(f->path), "%s/qga.sock", dir);
-	strcpy(sa.sun_path, f->path);
-	f->mode = mode;
-	f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_true(f->lfd >= 0);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(f->lfd, 1), 0);
-	assert_int_equal(pthread_create(&f->thr, NULL, agent, f), 0);
-}
-
-static void fake_stop(struct fake *f)
-{
-	char *slash;
-
-	pthread_join(f->thr, NULL);
-	close(f->lfd);
-	unlink(f->path);
-	slash = strrchr(f->path, '/');
-	*slash = '\0';
-	rmdir(f->path);
-}
+#include "fake-qga.h"
 
 static int run(enum mode mode, const char *mac, int timeout_ms, uint64_t *bytes, iovm_error *err)
 {
@@ -273,6 +158,83 @@ static void test_silent_agent_times_out(void **state)
 	assert_non_null(strstr(err.msg, "timed out"));
 }
 
+/* Cancelled before the call: the agent is silent, so only the cancel fd
+ * can end the call before its minute is up; it must say -ECANCELED. */
+static void test_cancel_before(void **state)
+{
+	const char *macs[] = { "02:78:0a:bc:00:11" };
+	int efd = eventfd(0, EFD_CLOEXEC), st[1];
+	uint64_t one = 1, b[1];
+	iovm_error err = {};
+	struct fake f;
+
+	assert_true(efd >= 0);
+	assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+	fake_start(&f, SILENT);
+	assert_int_equal(iovm_qga_if_bytes_many_cancel(f.path, macs, 1, 60000, efd, b, st, &err), -ECANCELED);
+	fake_stop(&f);
+	assert_non_null(strstr(err.msg, "cancelled"));
+	close(efd);
+}
+
+static void *cancel_later(void *arg)
+{
+	uint64_t one = 1;
+
+	usleep(200 * 1000);
+	(void)!write(*(int *)arg, &one, sizeof(one));
+	return NULL;
+}
+
+/* Cancelled by another thread while the call waits for a silent agent. */
+static void test_cancel_while_waiting(void **state)
+{
+	const char *macs[] = { "02:78:0a:bc:00:11" };
+	int efd = eventfd(0, EFD_CLOEXEC), st[1];
+	iovm_error err = {};
+	uint64_t b[1];
+	struct fake f;
+	pthread_t t;
+
+	assert_true(efd >= 0);
+	fake_start(&f, SILENT);
+	assert_int_equal(pthread_create(&t, NULL, cancel_later, &efd), 0);
+	assert_int_equal(iovm_qga_if_bytes_many_cancel(f.path, macs, 1, 60000, efd, b, st, &err), -ECANCELED);
+	pthread_join(t, NULL);
+	fake_stop(&f);
+	close(efd);
+}
+
+/* An agent whose one connection slot and one queue slot are taken (QEMU's
+ * chardev socket while lab tooling or another manager talks to it): the
+ * kernel refuses a non-blocking connect, and the call must end at its
+ * deadline instead of blocking in connect() for as long as the other
+ * client stays. A blocking connect() here would hang the test. */
+static void test_busy_agent_times_out(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/iovm-qga-XXXXXX", path[108];
+	int lfd, other;
+	iovm_error err = {};
+	uint64_t b;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/qga.sock", dir);
+	strcpy(sa.sun_path, path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 0), 0);      /* never accepted: the queue holds one */
+	other = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(other, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(iovm_qga_if_bytes(path, "02:78:00:00:00:11", 300, &b, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "another client holds the agent"));
+	close(other);
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_no_agent(void **state)
 {
 	iovm_error err = {};
@@ -298,6 +260,9 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_silent_agent_times_out),
+		cmocka_unit_test(test_cancel_before),
+		cmocka_unit_test(test_cancel_while_waiting),
+		cmocka_unit_test(test_busy_agent_times_out),
 		cmocka_unit_test(test_no_agent),
 	};
 
