@@ -2,13 +2,15 @@
 #pragma once
 
 /*
- * iovmd: the per-host daemon. Two threads:
+ * iovmd: the per-host daemon. Two main threads:
  *  - the main thread runs the sd-event loop: the API socket, clients, read
  *    commands answered from the inventory snapshot, replies and events out;
  *  - the ops thread owns the host, the state store and the VMs' QMP
  *    connections: it runs mutating commands one at a time (journaled), keeps
  *    the snapshot current, watches the VMs, and does start-up recovery.
- * They talk through two queues, each with an eventfd. See docs/iovmd.md.
+ * They talk through two queues, each with an eventfd. The ops thread hands
+ * questions to the VMs' guest agents to a few workers of its own
+ * (gsample.h), so a slow agent holds up no operation. See docs/iovmd.md.
  */
 
 #include <pthread.h>

@@ -22,6 +22,7 @@
 #include "iovm/vfio.h"
 #include "iovm/vfnet.h"
 #include "iovm/vm.h"
+#include "iovmd/gsample.h"
 #include "iovmd/iovmd.h"
 #include "lib/util.h"
 
@@ -55,6 +56,7 @@ typedef struct ops {
 	iovm_vf *inv;                /* the VFs at the last snapshot, for sampling */
 	size_t n_inv;
 	vmrec *vms;
+	gsample *gs;                 /* the guest agents' questions (NULL: none asked) */
 	/* a rebalancing move proposed by the policy, carried out after the
 	 * job or tick that freed the VF (--rebalance) */
 	iovm_policy_move move;
@@ -1705,11 +1707,13 @@ static int vf_counter(ops *o, const iovm_vf *vf, uint64_t *ret)
 /* An exclusive VF inside a guest, on a driver whose PF keeps no per-VF
  * counters (igb): the guest's own counters of the interface with the VF's
  * administrative MAC, through the VM's guest agent. sample() collects such
- * VFs as guest_q entries and then asks each VM's agent once for all of its
- * VFs (guest_counters). A failing agent is asked again after 30 s, so it
- * cannot stall every sample; its VFs get no sample meanwhile. */
-#define QGA_RETRY_MS 30000
-#define QGA_TIMEOUT_MS 2000
+ * VFs as guest_q entries and hands each VM's agent one question for all of
+ * its VFs (guest_counters) to the gsample workers, so a slow or busy agent
+ * holds up no operation; the answers come back through gsample_fd()
+ * (guest_answers). A failing agent is asked again after QGA_RETRY_MS; its
+ * VFs get no sample meanwhile. */
+#define QGA_RETRY_MS 10000
+#define QGA_TIMEOUT_MS 20000
 #define QGA_MIN_INTERVAL_MS 2000
 
 typedef struct guest_q {
@@ -1745,66 +1749,89 @@ static int guest_counter_queue(ops *o, const iovm_vf *vf, const iovm_vfnet_confi
 	return 0;
 }
 
-/* One guest-network-get-interfaces per VM for all of its queued VFs. */
+/* One guest-network-get-interfaces per VM for all of its queued VFs, unless
+ * the VM's last question is still pending or failed too recently. */
 static void guest_counters(ops *o, const guest_q *q, size_t n)
 {
+	if (!o->gs)
+		return;
 	for (vmrec *v = o->vms; v; v = v->next) {
-		_cleanup_free_ const char **macs = NULL;
-		_cleanup_free_ uint64_t *bytes = NULL;
-		_cleanup_free_ int *st = NULL;
-		_cleanup_free_ size_t *idx = NULL;
-		iovm_error err = {};
+		_cleanup_free_ const char **vfs = NULL, **macs = NULL;
 		size_t m = 0;
 		int r;
 
 		for (size_t i = 0; i < n; i++)
 			m += q[i].v == v;
-		if (!m || iovmd_now_ms() < v->qga_next_try_ms)
+		if (!m || iovmd_now_ms() < v->qga_next_try_ms || gsample_pending(o->gs, v->info.name))
 			continue;
+		vfs = calloc(m, sizeof(*vfs));
 		macs = calloc(m, sizeof(*macs));
-		bytes = calloc(m, sizeof(*bytes));
-		st = calloc(m, sizeof(*st));
-		idx = calloc(m, sizeof(*idx));
-		if (!macs || !bytes || !st || !idx)
+		if (!vfs || !macs)
 			return;
 		m = 0;
 		for (size_t i = 0; i < n; i++)
 			if (q[i].v == v) {
-				idx[m] = i;
+				vfs[m] = q[i].vf;
 				macs[m++] = q[i].mac;
 			}
-		r = iovm_qga_if_bytes_many(v->info.qga, macs, m, QGA_TIMEOUT_MS, bytes, st, &err);
+		r = gsample_ask(o->gs, v->info.name, v->info.qga, m, vfs, macs);
+		if (r < 0)
+			log_debug("vm %s: no question for the guest agent: %s", v->info.name, strerror(-r));
 		/* At most one question per QGA_MIN_INTERVAL_MS: the counters
 		 * are cumulative, so fewer samples lose nothing, and the agent
 		 * (one client at a time) stays free for others. */
 		v->qga_next_try_ms = iovmd_now_ms() + QGA_MIN_INTERVAL_MS;
-		if (r < 0) {
+	}
+}
+
+/* VF is still attached to VM (an answer can outlive the assignment it was
+ * asked for; a count from another guest must not land on the VF). */
+static bool vf_in_vm(const ops *o, const char *vf, const char *vm)
+{
+	for (size_t i = 0; i < o->n_as; i++)
+		if (!strcmp(o->as[i].vf, vf) && !strcmp(o->as[i].vm, vm) && o->as[i].state == IOVM_STORE_ATTACHED)
+			return true;
+	return false;
+}
+
+/* The agents' answers so far, into the policy's counters. */
+static void guest_answers(ops *o)
+{
+	gsample_q *all = gsample_take(o->gs);
+
+	for (gsample_q *a = all; a; a = a->next) {
+		vmrec *v = vm_find(o, a->vm);
+
+		if (!v)
+			continue;       /* removed meanwhile */
+		if (a->r < 0) {
 			v->qga_next_try_ms = iovmd_now_ms() + QGA_RETRY_MS;
 			if (!v->qga_warned)
-				log_warning(r, "vm %s: no counters from the guest agent (asking again every %d s): %s",
-					    v->info.name, QGA_RETRY_MS / 1000, err.msg);
+				log_warning(a->r, "vm %s: no counters from the guest agent (asking again every %d s): %s",
+					    v->info.name, QGA_RETRY_MS / 1000, a->err);
 			v->qga_warned = true;
 			continue;
 		}
 		if (v->qga_warned)
 			log_info("vm %s: counters from the guest agent again", v->info.name);
 		v->qga_warned = false;
-		for (size_t k = 0; k < m; k++) {
-			const guest_q *e = &q[idx[k]];
-
-			if (st[k] < 0) {
+		for (size_t k = 0; k < a->n; k++) {
+			if (a->status[k] < 0) {
 				/* The guest has no such interface (yet), or no
 				 * statistics: no sample rather than a zero that
 				 * would look like a counter reset. */
 				log_debug("vm %s: vf %s: the guest agent has no counters for MAC %s: %s",
-					  v->info.name, e->vf, e->mac, strerror(-st[k]));
+					  v->info.name, a->vf[k], a->mac[k], strerror(-a->status[k]));
 				continue;
 			}
+			if (!vf_in_vm(o, a->vf[k], v->info.name))
+				continue;
 			log_debug("vm %s: vf %s: %llu bytes from the guest agent (interface %s)", v->info.name,
-				  e->vf, (unsigned long long)bytes[k], e->mac);
-			(void)iovm_policy_sample(o->pol, e->vf, bytes[k], NULL);
+				  a->vf[k], (unsigned long long)a->bytes[k], a->mac[k]);
+			(void)iovm_policy_sample(o->pol, a->vf[k], a->bytes[k], NULL);
 		}
 	}
+	gsample_q_free(all);
 }
 
 static void sample(ops *o, bool close_window)
@@ -1852,6 +1879,7 @@ static void sample(ops *o, bool close_window)
 		}
 	}
 	iovm_vfnet_close(nl);
+	guest_answers(o);
 	guest_counters(o, gq, ngq);
 	if (close_window)
 		(void)iovm_policy_window_reset(o->pol, now_ns(), NULL);
@@ -1981,6 +2009,9 @@ static void *thread_main(void *userdata)
 					log_warning(perr.code, "policy: %s", perr.msg);
 			}
 	}
+	r = gsample_new(QGA_TIMEOUT_MS, &o.gs);
+	if (r < 0)
+		log_warning(r, "no threads for the guest agents: exclusive VFs on igb will show no throughput");
 	publish(&o);
 	result = 1;
 	(void)!write(d->ready_efd, &result, sizeof(result));
@@ -1989,12 +2020,14 @@ static void *thread_main(void *userdata)
 	next_window = iovmd_now_ms() + d->cfg.window_ms;
 
 	while (!d->stopping) {
-		struct pollfd pfd[1 + 256];
-		vmrec *who[1 + 256];
-		nfds_t k = 1;
+		struct pollfd pfd[2 + 256];
+		vmrec *who[2 + 256];
+		nfds_t k = 2;
 		int64_t wait = (next_tick < next_sample ? next_tick : next_sample) - iovmd_now_ms();
 
 		pfd[0] = (struct pollfd){ .fd = d->jobs.efd, .events = POLLIN };
+		/* the guest agents' answers (-1: no workers, ignored by poll) */
+		pfd[1] = (struct pollfd){ .fd = o.gs ? gsample_fd(o.gs) : -1, .events = POLLIN };
 		for (vmrec *v = o.vms; v && k < ELEMENTSOF(pfd); v = v->next)
 			if (v->vm) {
 				who[k] = v;
@@ -2006,7 +2039,9 @@ static void *thread_main(void *userdata)
 			log_error(errno, "poll");
 			break;
 		}
-		for (nfds_t i = 1; r > 0 && i < k; i++) {
+		if (r > 0 && pfd[1].revents)
+			guest_answers(&o);
+		for (nfds_t i = 2; r > 0 && i < k; i++) {
 			if (!pfd[i].revents)
 				continue;
 			iovm_error perr = {};
@@ -2051,6 +2086,8 @@ static void *thread_main(void *userdata)
 fail:
 	(void)!write(d->ready_efd, &result, sizeof(result));
 out:
+	/* Stops the questions under way (each polls the cancel fd). */
+	gsample_free(o.gs);
 	while (o.vms) {
 		vmrec *v = o.vms;
 
