@@ -81,6 +81,19 @@ ip -n sha link set dev "$VFDEV" netns 1 || { fail "moving $VFDEV back"; exit 1; 
 # the VF the extra unicast filters (one per macvtap) only if trusted, since
 # its MAC was set through the PF.
 ip link set eth0 vf 0 spoofchk off trust on || fail "eth0 vf 0 spoofchk off trust on"
+# The move back took the netdev down, and bringing it up redoes igbvf's
+# mailbox handshake with the PF, whose 1 s budgets a loaded TCG host can
+# overrun: the VF then stays without carrier ("PF still resetting", CI in
+# session 9) and every guest behind it is cut off. Up to carrier here, with
+# a down/up (a new handshake) after each 15 s without it.
+ip link set dev "$VFDEV" up || { fail "ip link set $VFDEV up"; exit 1; }
+for try in 1 2 3 4; do
+	_vft_wait 15 "carrier on $VFDEV" _vft_carrier "$VFDEV" 2>/dev/null && break
+	echo "no carrier on the shared VF's $VFDEV after 15 s (attempt $try); bouncing it"
+	ip link set dev "$VFDEV" down
+	ip link set dev "$VFDEV" up
+done
+_vft_carrier "$VFDEV" || { fail "the shared VF's $VFDEV has no carrier: $(dmesg | grep "igbvf $VF" | tail -3)"; exit 1; }
 echo "shared VF $VF ($VFDEV), server $SRV_IP in netns srv ($VF_TRAFFIC_DEV_B)"
 
 # A VF on vfio-pci is not shareable.
