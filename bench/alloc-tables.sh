@@ -323,6 +323,13 @@ run() {
 		while kill -0 "$p" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
 		kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
 	done
+	# The senders' own reports (why a client sent nothing: session 9's
+	# table 0), each fetched while its guest runs alone.
+	for g in "$@"; do
+		running "$g"
+		{ echo "--- $g: /tmp/iperf3.out"; $G exec --timeout 300 "$g" -- cat /tmp/iperf3.out; } \
+			>> "$W/t$table-$phase-$g.client" 2>&1 || say "$g: its sender's report could not be read"
+	done
 	# The senders start some seconds apart: what counts is the window in
 	# which all of them were sending, from the servers' per-second reports.
 	python3 - "$W/overlap" "${@/#/$W/t$table-$phase-}" <<'PY'
