@@ -183,11 +183,8 @@ echo 0 > /sys/class/net/eth0/device/sriov_numvfs
 
 # --- guests and iovmd
 say "starting guests $GUESTS"
-for g in $GUESTS; do
-	$G start "$g" --timeout 900 || die "guest $g did not start"
-	$G qmp "$g" stop >/dev/null || die "$g: QMP stop"
-	say "$g started and paused"
-done
+# shellcheck disable=SC2086 # a list
+guests_start_paused $GUESTS || die "starting the guests"
 say "guests up; memory: $(free -m | sed -n 2p)"
 "$D" --socket "$SOCK" --state "$W/iovm.db" --sample-interval 1000 --window 10000 \
 	--attach-timeout 180000 --detach-timeout 180000 --log-level debug > "$W/iovmd.log" 2>&1 &
@@ -217,74 +214,18 @@ attach() {
 }
 detach() { running "$1"; ctl detach "$1" --timeout-ms 180000 >/dev/null 2>&1 || die "detach $1"; }
 
-# hostvf_bounce VF: down/up the host's igbvf netdev of a shared VF that has
-# no carrier (redoes the mailbox handshake; its macvtaps stay).
-hostvf_bounce() {
-	local nd
-	nd=$(basename "$(ls -d "/sys/bus/pci/devices/$1/net/"* 2>/dev/null | head -n 1)")
-	[ -n "$nd" ] && [ "$(cat "/sys/class/net/$nd/carrier" 2>/dev/null)" != 1 ] || return 0
-	say "host netdev $nd of $1 has no carrier: bouncing it"
-	ip link set "$nd" down; ip link set "$nd" up
-}
-
-# running G...: exactly these guests run; every other one is paused (QMP
-# stop: its vCPUs halt, its devices and iovmd's QMP connection stay). Four
-# nested guests, even idle, take more than the emulated host's one CPU
-# (each about a third of it): started together, their agents did not
-# answer within 600 s. So guests are started one at a time and paused, and
-# each step runs only the guests it needs: the one being attached,
-# configured or detached, a table's senders.
-running() {
-	local g k verb
-	for g in $GUESTS; do
-		verb=stop
-		for k in "$@"; do [ "$g" = "$k" ] && verb=cont; done
-		$G qmp "$g" "$verb" >/dev/null || die "$g: QMP $verb"
-	done
-	say "running: ${*:-none}"
-}
+# running G...: exactly these guests run; every other one is paused
+# (tests/lab/lib/guest.sh, guests_only): each step runs only the guests it
+# needs: the one being attached, configured or detached, a table's senders.
+running() { guests_only "$GUESTS" "$@" || die "pausing/resuming guests"; }
 
 # gnet G: find the guest's interface for its VF (igbvf when exclusive,
 # virtio-net when shared), address it, reach the sink, pin neighbours.
 gnet() {
-	local g=$1 want=0x8086:0x10ca ifc="" deadline
-	[ "${MODE[$g]}" = shared ] && want=0x1af4:
-	running "$g"
-	deadline=$(( $(date +%s) + 600 ))
-	say "$g: looking for its ${MODE[$g]} interface"
-	while [ -z "$ifc" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-		ifc=$(GUEST_EXEC_ERR=$W/guest-exec.err guest_if_by_dev "$g" "$want*")
-		[ -n "$ifc" ] || { say "$g: not yet ($(tail -n 1 "$W/guest-exec.err" 2>/dev/null))"; sleep "${GUEST_POLL_SECS:-3}"; }
-	done
-	[ -n "$ifc" ] || die "$g shows no interface for ${VF[$g]}"
-	# A probe under load can miss the MAC the PF set (it is set again);
-	# the sink's neighbour entry is pinned (round trips of seconds: an
-	# entry gone stale may not be re-resolved in time; busybox ip has no
-	# "neigh replace", its arp -s is permanent).
-	# Separate bounded steps, so that a step that stalls is named.
-	say "$g: configuring $ifc"
-	if [ "${MODE[$g]}" = exclusive ]; then
-		$G exec --timeout 240 "$g" -- ip link set "$ifc" address "${GMAC[$g]}" ||
-			say "$g: setting ${GMAC[$g]} on $ifc failed; keeping the address it has"
-	fi
-	$G exec --timeout 240 "$g" -- ip addr flush dev "$ifc" || die "$g: ip addr flush dev $ifc"
-	$G exec --timeout 240 "$g" -- ip addr add "${GIP[$g]}/24" dev "$ifc" || die "$g: ip addr add on $ifc"
-	$G exec --timeout 240 "$g" -- ip link set "$ifc" up || die "$g: ip link set $ifc up"
-	$G exec --timeout 240 "$g" -- arp -i "$ifc" -s "$SRV_IP" "$SRV_MAC" || die "$g: arp -s on $ifc"
-	GMAC[$g]=$($G exec --timeout 240 "$g" -- cat "/sys/class/net/$ifc/address" | tr -d '\r') ||
-		die "$g: reading the address of $ifc"
-	ip -n srv neigh replace "${GIP[$g]}" lladdr "${GMAC[$g]}" dev "$SRV_DEV" nud permanent
-	say "$g: $ifc has ${GMAC[$g]}; pinging the sink"
-	local try
-	for try in 1 2 3; do
-		# igbvf may miss its link-up mailbox answer under load: bounce it
-		# (in the guest when exclusive, in the host when shared).
-		$G exec --timeout 300 "$g" -- sh -c "for i in 1 2 3; do ping -c 2 -W 10 $SRV_IP >/dev/null && exit 0
-			[ ${MODE[$g]} = exclusive ] && { ip link set $ifc down; ip link set $ifc up; }; done; exit 1" && break
-		[ $try = 3 ] && die "$g cannot ping the sink through $ifc"
-		[ "${MODE[$g]}" = shared ] && hostvf_bounce "${VF[$g]}"
-	done
-	say "$g: $ifc ${GMAC[$g]} ${GIP[$g]} reaches the sink"
+	running "$1"
+	guest_vf_net "$1" "${MODE[$1]}" "${VF[$1]}" "${GIP[$1]}" "${GMAC[$1]}" "$SRV_IP" srv "$SRV_DEV" ||
+		die "$1: network through ${VF[$1]} not up"
+	GMAC[$1]=$GUEST_NET_MAC
 }
 
 # run TABLE PHASE "G:MBPS ..." "G:PAPER ..." [ACTIVE...]: the active guests

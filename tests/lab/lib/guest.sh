@@ -47,3 +47,100 @@ guest_wait() {
 		sleep "${GUEST_POLL_SECS:-3}"
 	done
 }
+
+# Several guests on one emulated host. A nested guest costs the emulated
+# host's single TCG CPU about a third of it even when idle, so four running
+# guests leave nothing for the work a scenario waits for: started together,
+# their agents did not answer within 600 s (docs/lab.md). Scenarios with
+# several guests therefore start them one at a time, pause each, and let
+# run only the guests a step needs.
+
+_guest_say() { echo "[$(date +%T)] $*"; }
+
+# guests_start_paused G...: start each guest alone (lab/guest start, which
+# restores it and waits for a first command; deadline GUEST_START_SECS,
+# default 900), then pause it (QMP stop through lab/guest's own monitor).
+guests_start_paused() {
+	local g
+	for g in "$@"; do
+		$G start "$g" --timeout "${GUEST_START_SECS:-900}" || { echo "guest $g did not start" >&2; return 1; }
+		$G qmp "$g" stop >/dev/null || { echo "guest $g: QMP stop failed" >&2; return 1; }
+		_guest_say "$g started and paused"
+	done
+}
+
+# guests_only "ALL" [G...]: of the guests in ALL (space-separated), exactly
+# G... run; the others are paused. A paused guest's vCPUs halt (its clock
+# too); its devices and any other QMP connection to it (iovmd's) stay.
+guests_only() {
+	local all=$1 g k verb; shift
+	for g in $all; do
+		verb=stop
+		for k in "$@"; do [ "$g" = "$k" ] && verb=cont; done
+		$G qmp "$g" "$verb" >/dev/null || { echo "guest $g: QMP $verb failed" >&2; return 1; }
+	done
+	_guest_say "running: ${*:-none}"
+}
+
+# host_vf_bounce VF: down/up the emulated host's igbvf netdev of a (shared)
+# VF that has no carrier: that redoes igbvf's mailbox handshake with the PF,
+# which a loaded emulator can make overrun its budgets. Its macvtaps stay.
+host_vf_bounce() {
+	local nd
+	nd=$(basename "$(ls -d "/sys/bus/pci/devices/$1/net/"* 2>/dev/null | head -n 1)")
+	[ -n "$nd" ] && [ "$(cat "/sys/class/net/$nd/carrier" 2>/dev/null)" != 1 ] || return 0
+	_guest_say "host netdev $nd of $1 has no carrier: bouncing it"
+	ip link set "$nd" down; ip link set "$nd" up
+}
+
+# guest_vf_net G MODE VF IP MAC SRV_IP SRV_NS SRV_DEV: give the running
+# guest G's interface for VF (MODE exclusive: the igbvf of a passthrough
+# 82576 VF; shared: virtio-net over a macvtap) the address IP/24 and make
+# it reach SRV_IP, the address of SRV_DEV in netns SRV_NS. MAC, if not
+# empty, is set on an exclusive VF's interface (a probe under load can miss
+# the MAC the PF set). Neighbour entries are pinned both ways: with round
+# trips of seconds an entry gone stale may not be re-resolved in time
+# (busybox ip has no "neigh replace"; its arp -s is permanent). Each step
+# is bounded and named when it fails. Sets GUEST_NET_IF and GUEST_NET_MAC;
+# returns 1 with a message on stderr.
+guest_vf_net() {
+	local g=$1 mode=$2 vf=$3 ip=$4 mac=$5 srv_ip=$6 srv_ns=$7 srv_dev=$8
+	local want=0x8086:0x10ca ifc="" deadline srv_mac try err=${TMPDIR:-/tmp}/guest-vf-net.$$.err
+	[ "$mode" = shared ] && want='0x1af4:*'
+	GUEST_NET_IF='' GUEST_NET_MAC=''
+	srv_mac=$(ip netns exec "$srv_ns" cat "/sys/class/net/$srv_dev/address") ||
+		{ echo "$g: no $srv_dev in netns $srv_ns" >&2; return 1; }
+	deadline=$(( $(date +%s) + ${GUEST_NET_SECS:-600} ))
+	_guest_say "$g: looking for its $mode interface for $vf"
+	while [ -z "$ifc" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+		ifc=$(GUEST_EXEC_ERR=$err guest_if_by_dev "$g" "$want")
+		[ -n "$ifc" ] || { _guest_say "$g: not yet ($(tail -n 1 "$err" 2>/dev/null))"; sleep "${GUEST_POLL_SECS:-3}"; }
+	done
+	rm -f "$err"
+	[ -n "$ifc" ] || { echo "$g shows no interface for $vf" >&2; return 1; }
+	_guest_say "$g: configuring $ifc"
+	if [ "$mode" = exclusive ] && [ -n "$mac" ]; then
+		$G exec --timeout 240 "$g" -- ip link set "$ifc" address "$mac" ||
+			_guest_say "$g: setting $mac on $ifc failed; keeping the address it has"
+	fi
+	local step
+	for step in "ip addr flush dev $ifc" "ip addr add $ip/24 dev $ifc" "ip link set $ifc up" \
+		"arp -i $ifc -s $srv_ip $srv_mac"; do
+		# shellcheck disable=SC2086 # the step is words on purpose
+		$G exec --timeout 240 "$g" -- $step || { echo "$g: '$step' failed" >&2; return 1; }
+	done
+	GUEST_NET_MAC=$($G exec --timeout 240 "$g" -- cat "/sys/class/net/$ifc/address" | tr -d '\r')
+	[ -n "$GUEST_NET_MAC" ] || { echo "$g: cannot read the address of $ifc" >&2; return 1; }
+	ip -n "$srv_ns" neigh replace "$ip" lladdr "$GUEST_NET_MAC" dev "$srv_dev" nud permanent
+	_guest_say "$g: $ifc has $GUEST_NET_MAC; pinging $srv_ip"
+	for try in 1 2 3; do
+		# igbvf may miss its link-up mailbox answer under load: bounce it
+		# (in the guest when exclusive, in the host when shared).
+		$G exec --timeout 300 "$g" -- sh -c "for i in 1 2 3; do ping -c 2 -W 10 $srv_ip >/dev/null && exit 0
+			[ $mode = exclusive ] && { ip link set $ifc down; ip link set $ifc up; }; done; exit 1" && break
+		[ $try = 3 ] && { echo "$g cannot ping $srv_ip through $ifc" >&2; return 1; }
+		[ "$mode" = shared ] && host_vf_bounce "$vf"
+	done
+	GUEST_NET_IF=$ifc
+	_guest_say "$g: $ifc $GUEST_NET_MAC $ip reaches $srv_ip"
+}
