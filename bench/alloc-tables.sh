@@ -4,8 +4,9 @@
 # in the lab with iovmd, real nested guests, real igb VFs and iperf3.
 #   IOVM_BUILD=$PWD/build lab/iovm-lab run --keep-log -- bench/alloc-tables.sh
 # IOVM_BENCH_PHASE0_ONLY=1 stops after phase 0 (no guests: a 2-minute check
-# of the NIC's rate and of the sink's cap); IOVM_BENCH_EXCLUSIVE_ONLY=1 stops
-# after tables 0, 2 and 1 (no shared VF). IOVM_BENCH_LEAD (default 20 s):
+# of the NIC's rate and of the sink's cap); IOVM_BENCH_TABLES (default
+# "0 2 1 3 4") picks the experiments, e.g. "3 4" for the shared ones only;
+# IOVM_BENCH_EXCLUSIVE_ONLY=1 is "0 2 1" (no shared VF). IOVM_BENCH_LEAD (default 20 s):
 # how long after the table's guests resume together their senders start.
 #
 # The published runs (Intel 82576, netperf, 10 minutes each):
@@ -27,7 +28,8 @@
 #   no rate scheduler in hw/net/igb_core.c's transmit path), so the caps are
 #   enforced at the receiving end: the sink VF's ingress is redirected to an
 #   ifb whose HTB has one class per sending VF (rate = ceil = the VF's cap,
-#   an 8-packet FIFO), traffic sorted by the guest's source address. Guests
+#   a FIFO of IOVM_BENCH_FIFO packets, default 1000), traffic sorted by the
+#   guest's source address. Guests
 #   that share a VF fall into the same class: one capped VF.
 # - Every guest sends TCP with iperf3 (-t IOVM_BENCH_SECS, default 60) to its
 #   own iperf3 server in netns srv behind a VF of eth1; throughput is what
@@ -61,6 +63,12 @@ done
 SECS=${IOVM_BENCH_SECS:-60}
 LEAD=${IOVM_BENCH_LEAD:-20}
 SCALE=${IOVM_BENCH_SCALE:-4000}
+# The cap's queue. A NIC's transmit rate limiter holds packets back and
+# drops none; a short FIFO at the sink drops, and with a few segments a
+# second TCP then sits in retransmission timeouts for tens of seconds (run
+# of session 12 with 8 packets: in table 3 one sharer got 0.007 of the VF,
+# 15 retransmissions, cwnd one segment). 1000 packets holds every window.
+FIFO=${IOVM_BENCH_FIFO:-1000}
 NET=10.81.0
 SRV_IP=$NET.1
 W=$TMPDIR/alloc-tables
@@ -139,7 +147,7 @@ caps() {
 			n=$((n + 1)); vfc=$(printf %x "$n"); cls[${VF[$g]}]=$vfc
 			tc -n srv class add dev ifb-alloc parent 1: classid "1:$vfc" htb rate "$(kbit "$m")kbit" \
 				ceil "$(kbit "$m")kbit" burst 3028 cburst 3028 quantum 1514 || die "class for ${VF[$g]}"
-			tc -n srv qdisc add dev ifb-alloc parent "1:$vfc" pfifo limit 8 || die "fifo for ${VF[$g]}"
+			tc -n srv qdisc add dev ifb-alloc parent "1:$vfc" pfifo limit "$FIFO" || die "fifo for ${VF[$g]}"
 		fi
 		tc -n srv filter add dev ifb-alloc parent 1: protocol ip prio 1 flower src_ip "${GIP[$g]}" \
 			classid "1:$vfc" || die "filter for $g"
@@ -230,7 +238,7 @@ gnet() {
 
 # run TABLE PHASE "G:MBPS ..." "G:PAPER ..." [ACTIVE...]: the active guests
 # send at once for SECS; one CSV row per active guest.
-echo "table,phase,guest,priority,vf,mode,cap_paper_mbps,cap_lab_kbps,rx_kbps,rx_over_cap,paper_mbps,paper_over_cap,secs,scale,sending_secs,rx_sending_median_kbps,sending_median_over_cap,rx_sending_mean_kbps" > "$OUT"
+echo "table,phase,guest,priority,vf,mode,cap_paper_mbps,cap_lab_kbps,rx_kbps,rx_over_cap,paper_mbps,paper_over_cap,secs,scale,sending_secs,rx_sending_median_kbps,sending_median_over_cap,rx_sending_mean_kbps,fifo_pkts" > "$OUT"
 declare -A CAP PAPER
 run() {
 	local table=$1 phase=$2 capspec=$3 paperspec=$4; shift 4
@@ -326,14 +334,14 @@ PY
 		[ -n "$bps" ] || bps=$(rx_bps "$W/t$table-$phase-$g.json")
 		[ -n "$bps" ] || { echo "$g: no result ($(tail -c 300 "$W/t$table-$phase-$g.client"))"; bps=0; }
 		awk -v t="$table" -v ph="$phase" -v g="$g" -v pr="${PRIO[$g]}" -v vf="${VF[$g]}" -v mo="${MODE[$g]}" \
-			-v cap="$cap" -v pa="$paper" -v b="$bps" -v s="$SCALE" -v secs="$SECS" -v sb="$sbps" -v sn="${sn:-0}" -v sm="$smean" 'BEGIN {
+			-v cap="$cap" -v pa="$paper" -v b="$bps" -v s="$SCALE" -v secs="$SECS" -v sb="$sbps" -v sn="${sn:-0}" -v sm="$smean" -v fifo="$FIFO" 'BEGIN {
 			lab = (cap == "" ? "" : cap * 1000 / s); kb = b / 1000
 			r = (lab == "" ? "" : sprintf("%.3f", kb / lab))
 			pr2 = (cap == "" || pa == "" ? "" : sprintf("%.3f", pa / cap))
 			skb = (sb == "" ? "" : sprintf("%.2f", sb / 1000))
 			sr = (lab == "" || sb == "" ? "" : sprintf("%.3f", sb / 1000 / lab))
 			smk = (sm == "" ? "" : sprintf("%.2f", sm / 1000))
-			printf "%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%d,%d,%d,%s,%s,%s\n", t, ph, g, pr, vf, mo, cap, lab, kb, r, pa, pr2, secs, s, sn, skb, sr, smk >> "'"$OUT"'"
+			printf "%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%d,%d,%d,%s,%s,%s,%d\n", t, ph, g, pr, vf, mo, cap, lab, kb, r, pa, pr2, secs, s, sn, skb, sr, smk, fifo >> "'"$OUT"'"
 			printf "  %s %-6s %s %-9s cap %4s Mb/s -> %6s kbit/s  got %7.2f kbit/s  ratio %6s   paper %6s Mb/s ratio %s   sending %d s: median %s kbit/s ratio %s, mean %s kbit/s\n",
 				g, pr, vf, mo, (cap == "" ? "-" : cap), (lab == "" ? "-" : lab), kb, (r == "" ? "-" : r),
 				(pa == "" ? "-" : pa), (pr2 == "" ? "-" : pr2), sn, (skb == "" ? "-" : skb), (sr == "" ? "-" : sr), (smk == "" ? "-" : smk) }'
@@ -341,29 +349,48 @@ PY
 }
 
 for i in 1 2 3 4; do GMAC[g$i]=02:81:00:00:00:0$i; done
-for g in $GUESTS; do attach "$g" auto "${GMAC[$g]}"; done
-for g in $GUESTS; do gnet "$g"; done
-
-run 0 free - - g1 g2 g3 g4
-# The caps are what limits a guest only if it could send more without them.
-awk -F, -v top="$(kbit 400)" 'NR > 1 && $1 == 0 && $9 < 1.2 * top {
-	printf "WARNING: %s sent %.1f kbit/s without a cap, less than 1.2 x the largest cap (%s kbit/s): raise IOVM_BENCH_SCALE\n", $3, $9, top }' "$OUT"
-run 2 all "g1:400 g2:400 g3:100 g4:100" "g1:369.89 g2:372.54 g3:92.66 g4:91.71" g1 g2 g3 g4
-detach g4
-run 1 all "g1:400 g2:400 g3:200" "g1:374.25 g2:373.82 g3:186.34" g1 g2 g3
-[ "${IOVM_BENCH_EXCLUSIVE_ONLY:-0}" = 1 ] && { say "IOVM_BENCH_EXCLUSIVE_ONLY=1: stopping after table 1"; exit 0; }
-detach g3
-attach g3 shared
-attach g4 shared
-[ "${VF[g3]}" = "${VF[g4]}" ] || die "g3 and g4 do not share a VF: ${VF[g3]} ${VF[g4]}"
-gnet g3; gnet g4
-# The baseline again, now that g3 and g4 go through macvtap on one VF.
-run 0 shared-free - - g1 g2 g3 g4
-awk -F, -v top="$(kbit 200)" 'NR > 1 && $2 == "shared-free" && $6 == "shared" && $9 < 1.2 * top {
-	printf "WARNING: %s sent %.1f kbit/s through the shared VF without a cap, less than 1.2 x its cap (%s kbit/s)\n", $3, $9, top }' "$OUT"
-run 3 both "g1:400 g2:400 g3:200 g4:200" "g1:371.57 g2:373.80 g3:81.58 g4:79.62" g1 g2 g3 g4
-run 4 first "g1:400 g2:400 g3:200 g4:200" "g1:373.51 g2:369.91 g3:182.44" g1 g2 g3
-run 4 second "g1:400 g2:400 g3:200 g4:200" "g1:373.51 g2:369.91 g4:183.29" g1 g2 g4
+# IOVM_BENCH_TABLES: which experiments run, in this order: the exclusive
+# ones (0, 2, 1: all four guests exclusive), then the shared ones (0 again
+# as "shared-free", 3, 4). "3 4" skips the exclusive part: g1 and g2 are
+# attached exclusively, g3 and g4 shared from the start.
+TABLES=" ${IOVM_BENCH_TABLES:-0 2 1 3 4} "
+[ "${IOVM_BENCH_EXCLUSIVE_ONLY:-0}" = 1 ] && TABLES=" 0 2 1 "
+want() { [[ $TABLES == *" $1 "* ]]; }
+want 0 || want 1 || want 2 || want 3 || want 4 || die "IOVM_BENCH_TABLES names no table of 0-4: $TABLES"
+if want 2 || want 1 || { want 0 && ! want 3 && ! want 4; }; then
+	for g in $GUESTS; do attach "$g" auto "${GMAC[$g]}"; done
+	for g in $GUESTS; do gnet "$g"; done
+	want 0 && run 0 free - - g1 g2 g3 g4
+	# The caps are what limits a guest only if it could send more without them.
+	awk -F, -v top="$(kbit 400)" 'NR > 1 && $1 == 0 && $9 < 1.2 * top {
+		printf "WARNING: %s sent %.1f kbit/s without a cap, less than 1.2 x the largest cap (%s kbit/s): raise IOVM_BENCH_SCALE\n", $3, $9, top }' "$OUT"
+	want 2 && run 2 all "g1:400 g2:400 g3:100 g4:100" "g1:369.89 g2:372.54 g3:92.66 g4:91.71" g1 g2 g3 g4
+	detach g4
+	want 1 && run 1 all "g1:400 g2:400 g3:200" "g1:374.25 g2:373.82 g3:186.34" g1 g2 g3
+	detach g3
+	EXCL_DONE=1
+fi
+if want 3 || want 4; then
+	if [ -z "${EXCL_DONE:-}" ]; then
+		for g in g1 g2; do attach "$g" auto "${GMAC[$g]}"; done
+		for g in g1 g2; do gnet "$g"; done
+	fi
+	attach g3 shared
+	attach g4 shared
+	[ "${VF[g3]}" = "${VF[g4]}" ] || die "g3 and g4 do not share a VF: ${VF[g3]} ${VF[g4]}"
+	gnet g3; gnet g4
+	# The baseline again, now that g3 and g4 go through macvtap on one VF.
+	if want 0; then
+		run 0 shared-free - - g1 g2 g3 g4
+		awk -F, -v top="$(kbit 200)" 'NR > 1 && $2 == "shared-free" && $6 == "shared" && $9 < 1.2 * top {
+			printf "WARNING: %s sent %.1f kbit/s through the shared VF without a cap, less than 1.2 x its cap (%s kbit/s)\n", $3, $9, top }' "$OUT"
+	fi
+	want 3 && run 3 both "g1:400 g2:400 g3:200 g4:200" "g1:371.57 g2:373.80 g3:81.58 g4:79.62" g1 g2 g3 g4
+	if want 4; then
+		run 4 first "g1:400 g2:400 g3:200 g4:200" "g1:373.51 g2:369.91 g3:182.44" g1 g2 g3
+		run 4 second "g1:400 g2:400 g3:200 g4:200" "g1:373.51 g2:369.91 g4:183.29" g1 g2 g4
+	fi
+fi
 say "iovmd's view at the end:"
 ctl vf list
 echo "results: $OUT"
