@@ -15,8 +15,8 @@
  * Build and run: scripts/run-fuzz. */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
