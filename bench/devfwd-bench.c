@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* devfwd benchmark: native vs forwarded on the same device, in one run.
- *   - read throughput of a device (/dev/zero) at 4 KiB and 64 KiB,
+ *   - read throughput of a device (/dev/zero) at 4, 16 and 64 KiB,
  *   - small-ioctl round trip (EVIOCGVERSION on an evdev node),
  *   - the raw transport round trip (a HELLO through the backend's worker),
  *   - the same reads through the protocol alone (client library -> backend
@@ -33,84 +33,170 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Bytes per second reading path in chunks of bs for about `seconds`. */
-static double read_rate(const char *path, size_t bs)
-{
-	char *buf = malloc(bs);
-	double t0, t;
-	size_t total = 0;
-	int fd = open(path, O_RDONLY);
+/* One measured operation: does it once on ctx, returns the bytes it moved
+ * (0 for a round trip), or exits with a message if it failed. */
+typedef size_t (*bench_op)(void *ctx);
 
-	if (fd < 0 || !buf) {
+/* Runs op in batches of 16 for about `seconds`; returns the elapsed
+ * seconds and, in *ret_ops and *ret_bytes, how many ran and what they moved. */
+static double run_for(bench_op op, void *ctx, long *ret_ops, size_t *ret_bytes)
+{
+	double t0 = now(), t;
+	size_t bytes = 0;
+	long n = 0;
+
+	do {
+		for (int i = 0; i < 16; i++, n++)
+			bytes += op(ctx);
+		t = now() - t0;
+	} while (t < seconds);
+	*ret_ops = n;
+	*ret_bytes = bytes;
+	return t;
+}
+
+static double bytes_per_second(bench_op op, void *ctx)
+{
+	size_t bytes;
+	long n;
+	double t = run_for(op, ctx, &n, &bytes);
+
+	return (double)bytes / t;
+}
+
+static double us_per_op(bench_op op, void *ctx)
+{
+	size_t bytes;
+	long n;
+	double t = run_for(op, ctx, &n, &bytes);
+
+	return t / (double)n * 1e6;
+}
+
+struct rd {
+	const char *path;
+	int fd;
+	struct devfwd_client *c;
+	uint32_t fh;
+	char *buf, *src;
+	size_t bs;
+};
+
+static size_t op_read(void *ctx)
+{
+	struct rd *r = ctx;
+	ssize_t n = read(r->fd, r->buf, r->bs);
+
+	if (n <= 0) {
+		fprintf(stderr, "devfwd-bench: read %s: %s\n", r->path, n < 0 ? strerror(errno) : "EOF");
+		exit(1);
+	}
+	return (size_t)n;
+}
+
+static size_t op_proto_read(void *ctx)
+{
+	struct rd *r = ctx;
+	ssize_t n = devfwd_client_read(r->c, r->fh, r->buf, r->bs);
+
+	if (n <= 0) {
+		fprintf(stderr, "devfwd-bench: protocol read of %s: %s\n", r->path, n < 0 ? strerror((int)-n) : "EOF");
+		exit(1);
+	}
+	return (size_t)n;
+}
+
+static volatile char copied; /* makes the copy's result observable */
+
+static size_t op_memcpy(void *ctx)
+{
+	struct rd *r = ctx;
+
+	r->src[r->bs - 1]++; /* a different copy each time */
+	memcpy(r->buf, r->src, r->bs);
+	copied = r->buf[r->bs - 1];
+	return r->bs;
+}
+
+static size_t op_eviocgversion(void *ctx)
+{
+	struct rd *r = ctx;
+	int v;
+
+	if (ioctl(r->fd, EVIOCGVERSION, &v) < 0 || v != EV_VERSION) {
+		fprintf(stderr, "devfwd-bench: EVIOCGVERSION on %s failed\n", r->path);
+		exit(1);
+	}
+	return 0;
+}
+
+static size_t op_ping(void *ctx)
+{
+	struct rd *r = ctx;
+
+	if (devfwd_client_ping(r->c) < 0) {
+		fprintf(stderr, "devfwd-bench: ping failed\n");
+		exit(1);
+	}
+	return 0;
+}
+
+static void open_or_exit(struct rd *r, const char *path)
+{
+	r->path = path;
+	r->fd = open(path, O_RDONLY);
+	if (r->fd < 0) {
 		fprintf(stderr, "devfwd-bench: open %s: %m\n", path);
 		exit(1);
 	}
-	t0 = now();
-	do {
-		for (int i = 0; i < 16; i++) {
-			ssize_t n = read(fd, buf, bs);
+}
 
-			if (n <= 0) {
-				fprintf(stderr, "devfwd-bench: read %s: %s\n", path, n < 0 ? strerror(errno) : "EOF");
-				exit(1);
-			}
-			total += (size_t)n;
-		}
-		t = now() - t0;
-	} while (t < seconds);
-	close(fd);
-	free(buf);
-	return (double)total / t;
+static char *buf_or_exit(size_t bs)
+{
+	char *b = calloc(1, bs);
+
+	if (!b) {
+		fputs("devfwd-bench: out of memory\n", stderr);
+		exit(1);
+	}
+	return b;
+}
+
+/* Bytes per second reading path in chunks of bs for about `seconds`. */
+static double read_rate(const char *path, size_t bs)
+{
+	struct rd r = { .bs = bs, .buf = buf_or_exit(bs) };
+	double rate;
+
+	open_or_exit(&r, path);
+	rate = bytes_per_second(op_read, &r);
+	close(r.fd);
+	free(r.buf);
+	return rate;
 }
 
 /* Bytes per second of memcpy in chunks of bs: what one user-space copy of
  * the data costs on this (possibly emulated) CPU, for reading the rest. */
 static double memcpy_rate(size_t bs)
 {
-	char *a = calloc(1, bs), *b = calloc(1, bs);
-	volatile char sink = 0;
-	double t0, t;
-	size_t total = 0;
+	struct rd r = { .bs = bs, .buf = buf_or_exit(bs), .src = buf_or_exit(bs) };
+	double rate = bytes_per_second(op_memcpy, &r);
 
-	if (!a || !b)
-		exit(1);
-	t0 = now();
-	do {
-		for (int i = 0; i < 16; i++) {
-			a[i] = (char)i;
-			memcpy(b, a, bs);
-			sink = (char)(sink + b[bs - 1 - (size_t)i]);
-			total += bs;
-		}
-		t = now() - t0;
-	} while (t < seconds);
-	free(a);
-	free(b);
-	return (double)total / t;
+	free(r.buf);
+	free(r.src);
+	return rate;
 }
 
 /* Microseconds per EVIOCGVERSION on path. */
 static double ioctl_rtt(const char *path)
 {
-	double t0, t;
-	long n = 0;
-	int fd = open(path, O_RDONLY), v;
+	struct rd r = {};
+	double us;
 
-	if (fd < 0) {
-		fprintf(stderr, "devfwd-bench: open %s: %m\n", path);
-		exit(1);
-	}
-	t0 = now();
-	do {
-		for (int i = 0; i < 16; i++, n++)
-			if (ioctl(fd, EVIOCGVERSION, &v) < 0 || v != EV_VERSION) {
-				fprintf(stderr, "devfwd-bench: EVIOCGVERSION on %s failed\n", path);
-				exit(1);
-			}
-		t = now() - t0;
-	} while (t < seconds);
-	close(fd);
-	return t / (double)n * 1e6;
+	open_or_exit(&r, path);
+	us = us_per_op(op_eviocgversion, &r);
+	close(r.fd);
+	return us;
 }
 
 static struct devfwd_client *client(const char *addr)
@@ -134,55 +220,29 @@ static struct devfwd_client *client(const char *addr)
 /* Bytes per second reading the backend's path through the protocol alone. */
 static double proto_read_rate(const char *addr, const char *path, size_t bs)
 {
-	struct devfwd_client *c = client(addr);
-	char *buf = malloc(bs);
-	double t0, t;
-	size_t total = 0;
-	uint32_t fh;
-	int r = devfwd_client_open(c, path, DEVFWD_OPEN_READ, &fh);
+	struct rd r = { .path = path, .bs = bs, .buf = buf_or_exit(bs), .c = client(addr) };
+	int e = devfwd_client_open(r.c, path, DEVFWD_OPEN_READ, &r.fh);
+	double rate;
 
-	if (r < 0 || !buf) {
-		fprintf(stderr, "devfwd-bench: open %s through %s: %s\n", path, addr, strerror(r < 0 ? -r : ENOMEM));
+	if (e < 0) {
+		fprintf(stderr, "devfwd-bench: open %s through %s: %s\n", path, addr, strerror(-e));
 		exit(1);
 	}
-	t0 = now();
-	do {
-		for (int i = 0; i < 16; i++) {
-			ssize_t n = devfwd_client_read(c, fh, buf, bs);
-
-			if (n <= 0) {
-				fprintf(stderr, "devfwd-bench: protocol read of %s: %s\n", path,
-					n < 0 ? strerror((int)-n) : "EOF");
-				exit(1);
-			}
-			total += (size_t)n;
-		}
-		t = now() - t0;
-	} while (t < seconds);
-	(void)devfwd_client_release(c, fh);
-	devfwd_client_free(c);
-	free(buf);
-	return (double)total / t;
+	rate = bytes_per_second(op_proto_read, &r);
+	(void)devfwd_client_release(r.c, r.fh);
+	devfwd_client_free(r.c);
+	free(r.buf);
+	return rate;
 }
 
 /* Microseconds per protocol round trip with no device operation. */
 static double transport_rtt(const char *addr)
 {
-	struct devfwd_client *c = client(addr);
-	double t0, t;
-	long n = 0;
+	struct rd r = { .c = client(addr) };
+	double us = us_per_op(op_ping, &r);
 
-	t0 = now();
-	do {
-		for (int i = 0; i < 16; i++, n++)
-			if (devfwd_client_ping(c) < 0) {
-				fprintf(stderr, "devfwd-bench: ping failed\n");
-				exit(1);
-			}
-		t = now() - t0;
-	} while (t < seconds);
-	devfwd_client_free(c);
-	return t / (double)n * 1e6;
+	devfwd_client_free(r.c);
+	return us;
 }
 
 int main(int argc, char **argv)
@@ -195,7 +255,9 @@ int main(int argc, char **argv)
 		{}
 	};
 	const char *rn = NULL, *rf = NULL, *in = NULL, *inf = NULL, *addr = NULL;
-	double rate[3];
+	static const size_t sizes[] = { 4096, 16384, 65536 };
+	enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
+	double fwd[NSIZES];
 	int c;
 
 	while ((c = getopt_long(argc, argv, "r:i:c:s:", opts, NULL)) != -1) {
@@ -224,19 +286,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("%-28s %14s %14s %8s\n", "measure", "native", "forwarded", "ratio");
-	for (size_t bs = 4096; bs <= 65536; bs *= 4) {
-		double n = read_rate(rn, bs), f = read_rate(rf, bs);
+	for (size_t i = 0; i < NSIZES; i++) {
+		double n = read_rate(rn, sizes[i]);
 
-		printf("read %-3zu KiB (MiB/s)        %14.1f %14.1f %7.1f%%\n", bs / 1024, n / 1048576, f / 1048576,
-		       100 * f / n);
-		rate[bs == 4096 ? 0 : bs == 16384 ? 1 : 2] = f;
+		fwd[i] = read_rate(rf, sizes[i]);
+		printf("read %-3zu KiB (MiB/s)        %14.1f %14.1f %7.1f%%\n", sizes[i] / 1024, n / 1048576,
+		       fwd[i] / 1048576, 100 * fwd[i] / n);
 	}
 	/* The same reads without CUSE: what the transport and worker cost. */
-	for (size_t bs = 4096; bs <= 65536; bs *= 4) {
-		double p = proto_read_rate(addr, rn, bs), f = rate[bs == 4096 ? 0 : bs == 16384 ? 1 : 2];
+	for (size_t i = 0; i < NSIZES; i++) {
+		double p = proto_read_rate(addr, rn, sizes[i]);
 
 		printf("protocol read %-3zu KiB (MiB/s) %13s %14.1f   (us/read: protocol %.0f, forwarded %.0f)\n",
-		       bs / 1024, "", p / 1048576, 1e6 * (double)bs / p, 1e6 * (double)bs / f);
+		       sizes[i] / 1024, "", p / 1048576, 1e6 * (double)sizes[i] / p, 1e6 * (double)sizes[i] / fwd[i]);
 	}
 	printf("memcpy 64  KiB (MiB/s)       %14.1f   (one user-space copy, for scale)\n",
 	       memcpy_rate(65536) / 1048576);
