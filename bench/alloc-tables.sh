@@ -375,7 +375,7 @@ want 0 || want 1 || want 2 || want 3 || want 4 || die "IOVM_BENCH_TABLES names n
 # 01:10.0; priority still decides among guests waiting together). A
 # diagnostic: does a guest's behaviour follow its VF or the guest?
 ORDER=${IOVM_BENCH_ATTACH_ORDER:-$GUESTS}
-[ "$(tr ' ' '\n' <<< "$ORDER" | grep -c .)" = 4 ] && [ "$(tr ' ' '\n' <<< "$ORDER" | sort -u | tr '\n' ' ')" = "g1 g2 g3 g4 " ] ||
+[ "$(tr ' ' '\n' <<< "$ORDER" | sort | tr '\n' ' ')" = "g1 g2 g3 g4 " ] ||
 	die "IOVM_BENCH_ATTACH_ORDER must name g1 g2 g3 g4 once each, not '$ORDER'"
 if want 2 || want 1 || { want 0 && ! want 3 && ! want 4; }; then
 	for g in $ORDER; do attach "$g" auto "${GMAC[$g]}"; done
