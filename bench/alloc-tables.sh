@@ -53,7 +53,7 @@ G=lab/guest
 for t in iperf3 tc jq python3; do
 	command -v "$t" >/dev/null || { echo "skip: no $t" >&2; exit 77; }
 done
-for m in vfio-pci igbvf macvtap ifb sch_ingress sch_htb cls_matchall cls_flower act_mirred; do
+for m in vfio-pci igbvf macvtap ifb sch_ingress sch_htb sch_sfq cls_matchall cls_flower act_mirred; do
 	modprobe "$m" || { echo "skip: module $m missing" >&2; exit 77; }
 done
 # shellcheck source=../tests/lab/lib/vf-traffic.sh
@@ -73,6 +73,18 @@ SCALE=${IOVM_BENCH_SCALE:-4000}
 # collapse a flow instead (session 13: g1 in every table). 8 came closer to
 # the paper over all tables (mean |lab - paper| of the ratios 0.19 vs 0.28).
 FIFO=${IOVM_BENCH_FIFO:-8}
+# IOVM_BENCH_CAP_AT (default sender): where a VF's cap is enforced (in a
+# guest, /usr/sbin/tc: busybox's own tc applet comes first on its PATH and
+# knows no tbf).
+#   sender: in the sending VF's transmit path, where the 82576's own VF rate
+#     limiter holds packets back: a tbf on an exclusive VF's interface in its
+#     guest (the guest's TCP meets the full queue as back-pressure, TCP small
+#     queues, not as loss), and on the shared VF's host netdev, which g3's
+#     and g4's macvtaps transmit through, an HTB class at the VF's cap with
+#     an SFQ of IOVM_BENCH_FIFO packets (the guests' TCP is outside the host:
+#     a full queue drops, but fairly between the two flows). Nothing at the sink.
+#   sink: the sink's ifb (below), as in sessions 9-13.
+CAP_AT=${IOVM_BENCH_CAP_AT:-sender}
 NET=10.81.0
 SRV_IP=$NET.1
 W=$TMPDIR/alloc-tables
@@ -80,7 +92,7 @@ SOCK=$W/iovm.sock
 OUT=/run/iovm-lab/share/alloc-tables.csv
 GUESTS="g1 g2 g3 g4"
 declare -A PRIO=([g1]=high [g2]=high [g3]=normal [g4]=normal)
-declare -A GIP GMAC VF MODE
+declare -A GIP GMAC GIF VF MODE
 for i in 1 2 3 4; do GIP[g$i]=$NET.1$i; done
 mkdir -p "$W"
 DPID=
@@ -93,6 +105,7 @@ cleanup() {
 trap cleanup EXIT
 die() { echo "alloc-tables: $*" >&2; exit 1; }
 say() { echo "[$(date +%T)] $*"; }
+case $CAP_AT in sink | sender) ;; *) die "IOVM_BENCH_CAP_AT is sink or sender, not '$CAP_AT'" ;; esac
 ctl() { "$CTL" --socket "$SOCK" --timeout 300 "$@"; }
 kbit() { awk -v m="$1" -v s="$SCALE" 'BEGIN { printf "%g", m * 1000 / s }'; }
 
@@ -158,6 +171,30 @@ caps() {
 	done
 }
 
+# sender_caps "G:MBPS ...": the shared VF's cap on its host netdev (the
+# exclusive VFs' caps are set in their guests, by run); none at the sink.
+# "sender_caps" with no argument lifts them.
+SHDEVS=
+sender_caps() {
+	local spec g dev r
+	caps
+	for dev in $SHDEVS; do tc qdisc del dev "$dev" root 2>/dev/null; done
+	SHDEVS=
+	for spec in "$@"; do
+		g=${spec%%:*}
+		[ "${MODE[$g]}" = shared ] || continue
+		dev=$(ls "/sys/bus/pci/devices/0000:${VF[$g]#0000:}/net" 2>/dev/null | head -n 1)
+		[ -n "$dev" ] || die "the shared VF ${VF[$g]} has no host netdev"
+		[[ " $SHDEVS " == *" $dev "* ]] && continue
+		SHDEVS+=" $dev" r=$(kbit "${spec#*:}")kbit
+		tc qdisc add dev "$dev" root handle 1: htb default 1 || die "htb on $dev"
+		tc class add dev "$dev" parent 1: classid 1:1 htb rate "$r" ceil "$r" burst 3028 cburst 3028 \
+			quantum 1514 || die "class on $dev"
+		tc qdisc add dev "$dev" parent 1:1 sfq limit "$FIFO" || die "sfq on $dev"
+		say "${VF[$g]} ($dev, shared): capped at $r in the host"
+	done
+}
+
 # --- phase 0: does the emulated NIC enforce max_tx_rate? A host VF of eth0,
 # iperf3 for 10 s without a rate, then with max_tx_rate 10 (Mbit/s; igb
 # takes whole Mbit/s from 2 up, so this is the lowest-cost check).
@@ -199,7 +236,7 @@ awk -v b="${sink_bps:-0}" -v cap="$(kbit 200)" 'BEGIN {
 ip netns del cli
 echo 0 > /sys/class/net/eth0/device/sriov_numvfs
 else
-	say "phase 0 not run (IOVM_BENCH_PHASE0_ONLY=1 runs it alone): caps are enforced at the sink"
+	say "phase 0 not run (IOVM_BENCH_PHASE0_ONLY=1 runs it alone); caps enforced at the $CAP_AT"
 fi
 
 # --- guests and iovmd
@@ -246,12 +283,12 @@ gnet() {
 	running "$1"
 	guest_vf_net "$1" "${MODE[$1]}" "${VF[$1]}" "${GIP[$1]}" "${GMAC[$1]}" "$SRV_IP" srv "$SRV_DEV" ||
 		die "$1: network through ${VF[$1]} not up"
-	GMAC[$1]=$GUEST_NET_MAC
+	GMAC[$1]=$GUEST_NET_MAC GIF[$1]=$GUEST_NET_IF
 }
 
 # run TABLE PHASE "G:MBPS ..." "G:PAPER ..." [ACTIVE...]: the active guests
 # send at once for SECS; one CSV row per active guest.
-echo "table,phase,guest,priority,vf,mode,cap_paper_mbps,cap_lab_kbps,rx_kbps,rx_over_cap,paper_mbps,paper_over_cap,secs,scale,sending_secs,rx_sending_median_kbps,sending_median_over_cap,rx_sending_mean_kbps,fifo_pkts" > "$OUT"
+echo "table,phase,guest,priority,vf,mode,cap_paper_mbps,cap_lab_kbps,rx_kbps,rx_over_cap,paper_mbps,paper_over_cap,secs,scale,sending_secs,rx_sending_median_kbps,sending_median_over_cap,rx_sending_mean_kbps,fifo_pkts,cap_at" > "$OUT"
 declare -A CAP PAPER
 run() {
 	local table=$1 phase=$2 capspec=$3 paperspec=$4; shift 4
@@ -262,7 +299,7 @@ run() {
 	for spec in $capspec; do CAP[${spec%%:*}]=${spec#*:}; done
 	for spec in $paperspec; do PAPER[${spec%%:*}]=${spec#*:}; done
 	# shellcheck disable=SC2086
-	caps $capspec
+	if [ "$CAP_AT" = sender ]; then sender_caps $capspec; else caps $capspec; fi
 	say "table $table ($phase): ${*} send for ${SECS} s"
 	SERVERS=()
 	for g in "$@"; do serve $((5200 + ${g#g})) "$W/t$table-$phase-$g.json"; done
@@ -272,10 +309,19 @@ run() {
 	# later, within seconds of each other (a paused guest's clock stops).
 	# Nothing asks the agents anything while the senders run: with four
 	# guests running, agent round trips took minutes (session 8).
+	local gcap
 	for g in "$@"; do
 		port=$((5200 + ${g#g}))
+		# An exclusive VF's cap, with IOVM_BENCH_CAP_AT=sender: a tbf on its
+		# interface in the guest, 2 packets of burst like the sink's classes.
+		gcap=
+		if [ "$CAP_AT" = sender ] && [ "${MODE[$g]}" = exclusive ]; then
+			gcap="/usr/sbin/tc qdisc del dev ${GIF[$g]} root 2>/dev/null; "
+			[ -n "${CAP[$g]:-}" ] &&
+				gcap="/usr/sbin/tc qdisc replace dev ${GIF[$g]} root tbf rate $(kbit "${CAP[$g]}")kbit burst 3028 limit 30000 || exit 1; "
+		fi
 		running "$g"
-		$G exec --timeout 300 "$g" -- sh -c "(sleep $LEAD; iperf3 -c $SRV_IP -p $port -t $SECS -i 0) < /dev/null > /tmp/iperf3.out 2>&1 &" \
+		$G exec --timeout 300 "$g" -- sh -c "$gcap(sleep $LEAD; iperf3 -c $SRV_IP -p $port -t $SECS -i 0) < /dev/null > /tmp/iperf3.out 2>&1 &" \
 			> "$W/t$table-$phase-$g.client" 2>&1 || say "$g: its sender did not start"
 	done
 	running "$@"
@@ -289,7 +335,8 @@ run() {
 	# table 0), each fetched while its guest runs alone.
 	for g in "$@"; do
 		running "$g"
-		{ echo "--- $g: /tmp/iperf3.out"; $G exec --timeout 300 "$g" -- cat /tmp/iperf3.out; } \
+		{ echo "--- $g: /tmp/iperf3.out"; $G exec --timeout 300 "$g" -- cat /tmp/iperf3.out
+		  [ -n "${GIF[$g]:-}" ] && $G exec --timeout 300 "$g" -- /usr/sbin/tc -s qdisc show dev "${GIF[$g]}"; } \
 			>> "$W/t$table-$phase-$g.client" 2>&1 || say "$g: its sender's report could not be read"
 	done
 	# The senders start some seconds apart: what counts is the window in
@@ -347,14 +394,14 @@ PY
 		[ -n "$bps" ] || bps=$(rx_bps "$W/t$table-$phase-$g.json")
 		[ -n "$bps" ] || { echo "$g: no result ($(tail -c 300 "$W/t$table-$phase-$g.client"))"; bps=0; }
 		awk -v t="$table" -v ph="$phase" -v g="$g" -v pr="${PRIO[$g]}" -v vf="${VF[$g]}" -v mo="${MODE[$g]}" \
-			-v cap="$cap" -v pa="$paper" -v b="$bps" -v s="$SCALE" -v secs="$SECS" -v sb="$sbps" -v sn="${sn:-0}" -v sm="$smean" -v fifo="$FIFO" 'BEGIN {
+			-v cap="$cap" -v pa="$paper" -v b="$bps" -v s="$SCALE" -v secs="$SECS" -v sb="$sbps" -v sn="${sn:-0}" -v sm="$smean" -v fifo="$FIFO" -v at="$CAP_AT" 'BEGIN {
 			lab = (cap == "" ? "" : cap * 1000 / s); kb = b / 1000
 			r = (lab == "" ? "" : sprintf("%.3f", kb / lab))
 			pr2 = (cap == "" || pa == "" ? "" : sprintf("%.3f", pa / cap))
 			skb = (sb == "" ? "" : sprintf("%.2f", sb / 1000))
 			sr = (lab == "" || sb == "" ? "" : sprintf("%.3f", sb / 1000 / lab))
 			smk = (sm == "" ? "" : sprintf("%.2f", sm / 1000))
-			printf "%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%d,%d,%d,%s,%s,%s,%d\n", t, ph, g, pr, vf, mo, cap, lab, kb, r, pa, pr2, secs, s, sn, skb, sr, smk, fifo >> "'"$OUT"'"
+			printf "%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%d,%d,%d,%s,%s,%s,%d,%s\n", t, ph, g, pr, vf, mo, cap, lab, kb, r, pa, pr2, secs, s, sn, skb, sr, smk, fifo, at >> "'"$OUT"'"
 			printf "  %s %-6s %s %-9s cap %4s Mb/s -> %6s kbit/s  got %7.2f kbit/s  ratio %6s   paper %6s Mb/s ratio %s   sending %d s: median %s kbit/s ratio %s, mean %s kbit/s\n",
 				g, pr, vf, mo, (cap == "" ? "-" : cap), (lab == "" ? "-" : lab), kb, (r == "" ? "-" : r),
 				(pa == "" ? "-" : pa), (pr2 == "" ? "-" : pr2), sn, (skb == "" ? "-" : skb), (sr == "" ? "-" : sr), (smk == "" ? "-" : smk) }'
