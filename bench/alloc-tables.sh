@@ -27,11 +27,14 @@
 #   measures whether the emulated 82576 enforces the VF rate the igb driver
 #   programs for `ip link set PF vf N max_tx_rate` (it does not in QEMU 10.0:
 #   no rate scheduler in hw/net/igb_core.c's transmit path), so the caps are
-#   enforced at the receiving end: the sink VF's ingress is redirected to an
-#   ifb whose HTB has one class per sending VF (rate = ceil = the VF's cap,
-#   a FIFO of IOVM_BENCH_FIFO packets, default 8), traffic sorted by the
-#   guest's source address. Guests
-#   that share a VF fall into the same class: one capped VF.
+#   enforced by tc, by default in the sending VF's transmit path where the
+#   NIC's limiter would act (IOVM_BENCH_CAP_AT below: a tbf in an exclusive
+#   VF's guest, HTB + SFQ on the shared VF's host netdev); with
+#   IOVM_BENCH_CAP_AT=sink at the receiving end: the sink VF's ingress is
+#   redirected to an ifb whose HTB has one class per sending VF (rate =
+#   ceil = the VF's cap, a FIFO of IOVM_BENCH_FIFO packets, default 8),
+#   traffic sorted by the guest's source address. Either way guests that
+#   share a VF share one capped queue: one capped VF.
 # - Every guest sends TCP with iperf3 (-t IOVM_BENCH_SECS, default 60) to its
 #   own iperf3 server in netns srv behind a VF of eth1; throughput is what
 #   the server received. A baseline with no caps, all four guests at once,
