@@ -5,11 +5,13 @@
  *   - the raw transport round trip (a HELLO through the backend's worker),
  *   - the same reads through the protocol alone (client library -> backend
  *     worker -> device, no CUSE), which splits a forwarded read's cost into
- *     the transport's part and the CUSE frontend's part.
+ *     the transport's part and the CUSE frontend's part,
+ *   - with --floor, the same reads and ioctl on cuse-null, a CUSE device
+ *     that forwards nothing: the floor of any CUSE frontend.
  * Prints each figure and the ratios the issue asks for; it asserts nothing,
  * since only ratios measured in the same run mean anything (the lab is TCG).
  * usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED
- *                     --connect ADDR [--seconds S] */
+ *                     --connect ADDR [--floor CUSE-NULL] [--seconds S] */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -252,15 +254,16 @@ int main(int argc, char **argv)
 		{ "ioctl", required_argument, NULL, 'i' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "floor", required_argument, NULL, 'f' },
 		{}
 	};
-	const char *rn = NULL, *rf = NULL, *in = NULL, *inf = NULL, *addr = NULL;
+	const char *rn = NULL, *rf = NULL, *in = NULL, *inf = NULL, *addr = NULL, *floor_dev = NULL;
 	static const size_t sizes[] = { 4096, 16384, 65536 };
 	enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
-	double fwd[NSIZES];
+	double fwd[NSIZES], nat[NSIZES];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:i:c:s:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:c:s:f:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			rn = optarg;
@@ -276,22 +279,24 @@ int main(int argc, char **argv)
 		case 's':
 			seconds = atof(optarg);
 			break;
+		case 'f':
+			floor_dev = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!rn || !rf || !in || !inf || !addr || seconds <= 0) {
 		fputs("usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED --connect ADDR "
-		      "[--seconds S]\n", stderr);
+		      "[--floor CUSE-NULL] [--seconds S]\n", stderr);
 		return 2;
 	}
 	printf("%-28s %14s %14s %8s\n", "measure", "native", "forwarded", "ratio");
 	for (size_t i = 0; i < NSIZES; i++) {
-		double n = read_rate(rn, sizes[i]);
-
+		nat[i] = read_rate(rn, sizes[i]);
 		fwd[i] = read_rate(rf, sizes[i]);
-		printf("read %-3zu KiB (MiB/s)        %14.1f %14.1f %7.1f%%\n", sizes[i] / 1024, n / 1048576,
-		       fwd[i] / 1048576, 100 * fwd[i] / n);
+		printf("read %-3zu KiB (MiB/s)        %14.1f %14.1f %7.1f%%\n", sizes[i] / 1024, nat[i] / 1048576,
+		       fwd[i] / 1048576, 100 * fwd[i] / nat[i]);
 	}
 	/* The same reads without CUSE: what the transport and worker cost. */
 	for (size_t i = 0; i < NSIZES; i++) {
@@ -300,6 +305,13 @@ int main(int argc, char **argv)
 		printf("protocol read %-3zu KiB (MiB/s) %13s %14.1f   (us/read: protocol %.0f, forwarded %.0f)\n",
 		       sizes[i] / 1024, "", p / 1048576, 1e6 * (double)sizes[i] / p, 1e6 * (double)sizes[i] / fwd[i]);
 	}
+	/* A CUSE device that forwards nothing: what CUSE alone costs. */
+	for (size_t i = 0; floor_dev && i < NSIZES; i++) {
+		double z = read_rate(floor_dev, sizes[i]);
+
+		printf("CUSE floor read %-3zu KiB (MiB/s) %10s %14.1f %7.1f%%  (us/read %.0f)\n", sizes[i] / 1024, "",
+		       z / 1048576, 100 * z / nat[i], 1e6 * (double)sizes[i] / z);
+	}
 	printf("memcpy 64  KiB (MiB/s)       %14.1f   (one user-space copy, for scale)\n",
 	       memcpy_rate(65536) / 1048576);
 	double in_us = ioctl_rtt(in), f_us = ioctl_rtt(inf), t_us = transport_rtt(addr);
@@ -307,5 +319,11 @@ int main(int argc, char **argv)
 	printf("EVIOCGVERSION (us)           %14.1f %14.1f %7.1fx\n", in_us, f_us, f_us / in_us);
 	printf("transport round trip (us)    %14s %14.1f\n", "-", t_us);
 	printf("forwarded ioctl / transport  %14s %14s %7.2fx  (target <= 3x)\n", "", "", f_us / t_us);
+	if (floor_dev) {
+		double z_us = ioctl_rtt(floor_dev);
+
+		printf("CUSE floor EVIOCGVERSION (us) %13s %14.1f   (forwarded minus floor %.1f us, %.2fx transport)\n",
+		       "", z_us, f_us - z_us, (f_us - z_us) / t_us);
+	}
 	return 0;
 }

@@ -52,13 +52,15 @@ def wait_for(cond, what, timeout=30.0, interval=0.05):
 
 
 class Backend:
-    def __init__(self, policy, listen, name="backend", wrap=()):
+    def __init__(self, policy, listen, name="backend", wrap=(), verbose=True):
         self.policy = os.path.join(TMP, f"devfwd-{name}.conf")
         self.logpath = os.path.join(TMP, f"devfwd-backend-{name}.log")
         with open(self.policy, "w") as f:
             f.write(policy)
         rfd, wfd = os.pipe()
-        args = [*wrap, binary("devfwd-backend"), "--policy", self.policy, "--ready-fd", str(wfd), "-v"]
+        args = [*wrap, binary("devfwd-backend"), "--policy", self.policy, "--ready-fd", str(wfd)]
+        if verbose:
+            args.append("-v")  # every ioctl logged: for tests, not for timing
         for addr in listen:
             args += ["--listen", addr]
         self.log_file = open(self.logpath, "w")

@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """devfwd benchmark in one lab run (vsock loopback, CID 1): /dev/zero read
 throughput native vs forwarded at 4 and 64 KiB, EVIOCGVERSION round trip
-native vs forwarded on a uinput evdev node, and the raw transport round
-trip. Prints the table; fails only if the benchmark cannot run."""
+native vs forwarded on a uinput evdev node, the raw transport round
+trip, and the same reads and ioctl on cuse-null (a CUSE device that forwards
+nothing: the floor of any CUSE frontend). Prints the table; fails only if the benchmark cannot run."""
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import BUILD, Backend, Frontend, fail, make_uinput_keyboard, modprobe, skip  # noqa: E402
+from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, wait_for  # noqa: E402
 
 PORT = 7075
 
@@ -31,13 +32,18 @@ def main():
     listen, addr = (f"unix:{sock}", f"unix:{sock}") if unix else (f"vsock:{PORT}", f"vsock:1:{PORT}")
     who = "uid=0" if unix else "cid=1"
     backend = Backend(f"[guest {who}]\nallow-path = /dev/zero\nallow-path = {ev}\nallow-ioctl = E:*\n",
-                      [listen], name="bench", wrap=wrap)
+                      [listen], name="bench", wrap=wrap, verbose=bool(os.environ.get("IOVM_DEVFWD_DEBUG")))
     frontend = Frontend(addr, [("/dev/zero", "devfwd-zero"), (ev, "input/devfwd-bench")],
                         name="bench", wrap=wrap)
+    null_log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "cuse-null.log"), "w")
+    null = subprocess.Popen([*wrap, binary("cuse-null"), "devfwd-null"], stderr=null_log)
     try:
+        wait_for(lambda: os.path.exists("/dev/devfwd-null") or null.poll() is not None, "/dev/devfwd-null")
+        if null.poll() is not None:
+            fail(f"cuse-null exited ({null.returncode})")
         r = subprocess.run([*wrap, bench, "--read", "/dev/zero", "/dev/devfwd-zero",
                             "--ioctl", ev, "/dev/input/devfwd-bench",
-                            "--connect", addr, "--seconds", os.environ.get("IOVM_BENCH_SECONDS", "3")],
+                            "--connect", addr, "--floor", "/dev/devfwd-null", "--seconds", os.environ.get("IOVM_BENCH_SECONDS", "3")],
                            capture_output=True, text=True, timeout=300)
         print(f"devfwd benchmark ({'all on CPU ' + cpu if cpu else 'unpinned'}, "
               f"{'UNIX socket' if unix else 'vsock loopback'}):")
@@ -45,6 +51,13 @@ def main():
         if r.returncode:
             fail(f"devfwd-bench failed: {r.stderr}\nfrontend: {frontend.log()}\nbackend: {backend.log()[-1500:]}")
     finally:
+        null.terminate()
+        try:
+            null.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            null.kill()
+            null.wait()
+        null_log.close()
         frontend.stop()
         backend.stop()
         os.close(ufd)
