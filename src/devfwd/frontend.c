@@ -2,8 +2,9 @@
 /* devfwd-frontend: the guest side. Each forwarded device becomes a real
  * character device made with CUSE, named as on the host, whose file
  * operations travel to devfwd-backend. Handlers never wait: they send a
- * request and return; a receiver thread completes the FUSE request when the
- * reply with the same id arrives, so many operations are in flight at once.
+ * request and return; the same thread's loop completes the FUSE request when
+ * the reply with the same id arrives, so many operations are in flight at
+ * once.
  *
  * ioctls are unrestricted: the layout code says which guest buffers an ioctl
  * uses and CUSE's retry mechanism fetches them (twice for nested pointers).
@@ -137,8 +138,7 @@ static void send_or_fail(fuse_req_t req, struct devfwd_msg *m, const struct pend
 		}
 		memcpy(q.copy.payload, m->payload, m->hdr.len);
 	}
-	/* Before sending: once sent, the receiver thread may complete and free
-	 * req at any moment. */
+	/* Before sending: once the reply has been handled, req is gone. */
 	if (interruptible)
 		fuse_req_interrupt_func(req, on_interrupt, (void *)(uintptr_t)id);
 	r = submit(m, &q);
@@ -484,39 +484,40 @@ static void notify(uint32_t fh)
 	}
 }
 
-static void *receiver(void *arg)
+/* Reads one message from the backend and completes what it answers.
+ * Returns 0, or a negative errno when the stream has ended. */
+static int receive_one(void)
 {
-	for (;;) {
-		struct devfwd_msg m;
-		struct pending p = {};
-		int r = devfwd_recv(fe.sock, &m);
+	struct devfwd_msg m;
+	struct pending p = {};
+	int r = devfwd_recv(fe.sock, &m);
 
-		if (r < 0) {
-			fprintf(stderr, "devfwd-frontend: %s: backend stream ended: %s\n", fe.host_path,
-				r == -ECONNRESET ? "backend hung up" : strerror(-r));
+	if (r < 0)
+		return r;
+	if (m.hdr.op == DEVFWD_OP_POLL_NOTIFY) {
+		notify(m.hdr.fh);
+		devfwd_msg_done(&m);
+		return 0;
+	}
+	pthread_mutex_lock(&fe.lock);
+	for (size_t i = 0; i < MAX_PENDING; i++)
+		if (fe.pending[i].id == m.hdr.id && (m.hdr.flags & DEVFWD_F_REPLY)) {
+			p = fe.pending[i];
+			fe.pending[i].id = 0;
 			break;
 		}
-		if (m.hdr.op == DEVFWD_OP_POLL_NOTIFY) {
-			notify(m.hdr.fh);
-			devfwd_msg_done(&m);
-			continue;
-		}
-		pthread_mutex_lock(&fe.lock);
-		for (size_t i = 0; i < MAX_PENDING; i++)
-			if (fe.pending[i].id == m.hdr.id && (m.hdr.flags & DEVFWD_F_REPLY)) {
-				p = fe.pending[i];
-				fe.pending[i].id = 0;
-				break;
-			}
-		pthread_mutex_unlock(&fe.lock);
-		if (p.id)
-			complete(&p, &m);
-		else if (m.hdr.op != DEVFWD_OP_CANCEL && m.hdr.op != DEVFWD_OP_HELLO)
-			dbg("reply %u matches no request\n", m.hdr.id);
-		devfwd_msg_done(&m);
-	}
-	/* Without a backend the device is useless: fail what waits and leave,
-	 * which removes the CUSE device. */
+	pthread_mutex_unlock(&fe.lock);
+	if (p.id)
+		complete(&p, &m);
+	else if (m.hdr.op != DEVFWD_OP_CANCEL && m.hdr.op != DEVFWD_OP_HELLO)
+		dbg("reply %u matches no request\n", m.hdr.id);
+	devfwd_msg_done(&m);
+	return 0;
+}
+
+/* Without a backend the device is useless: fail what waits. */
+static void fail_pending(void)
+{
 	pthread_mutex_lock(&fe.lock);
 	for (size_t i = 0; i < MAX_PENDING; i++)
 		if (fe.pending[i].id) {
@@ -526,9 +527,60 @@ static void *receiver(void *arg)
 			fe.pending[i].id = 0;
 		}
 	pthread_mutex_unlock(&fe.lock);
-	fuse_session_exit(fe.se);
-	kill(getpid(), SIGTERM); /* wake the FUSE loop out of its read */
-	return NULL;
+}
+
+/* One thread serves both sides: requests from CUSE and replies from the
+ * backend. Handlers never wait, so nothing is lost by not having a thread
+ * per side, and each hop wakes one thread instead of handing over between
+ * two (which under an emulator often means between two vCPUs).
+ * Returns 0 when told to stop, 1 when the backend's stream ended or CUSE
+ * failed. */
+static int serve_loop(void)
+{
+	struct fuse_buf fbuf = {};
+	int r = 0;
+
+	while (!fuse_session_exited(fe.se)) {
+		struct pollfd pfd[2] = {
+			{ .fd = fuse_session_fd(fe.se), .events = POLLIN },
+			{ .fd = fe.sock, .events = POLLIN },
+		};
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue; /* a stop signal sets the session's exit flag */
+			fprintf(stderr, "devfwd-frontend: poll: %m\n");
+			r = 1;
+			break;
+		}
+		/* Replies first: they free the slots new requests need. */
+		if (pfd[1].revents) {
+			int e = receive_one();
+
+			if (e < 0) {
+				fprintf(stderr, "devfwd-frontend: %s: backend stream ended: %s\n", fe.host_path,
+					e == -ECONNRESET ? "backend hung up" : strerror(-e));
+				r = 1;
+				break;
+			}
+		}
+		if (pfd[0].revents) {
+			int e = fuse_session_receive_buf(fe.se, &fbuf);
+
+			if (e == -EINTR || e == -EAGAIN)
+				continue;
+			if (e <= 0) {
+				if (e < 0)
+					fprintf(stderr, "devfwd-frontend: %s: CUSE: %s\n", fe.dev_path, strerror(-e));
+				r = e < 0;
+				break;
+			}
+			fuse_session_process_buf(fe.se, &fbuf);
+		}
+	}
+	free(fbuf.mem);
+	fail_pending();
+	return r;
 }
 
 static const struct cuse_lowlevel_ops ops = {
@@ -607,7 +659,6 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 	char *argv[] = { (char *)"devfwd-frontend", (char *)"-f", (char *)"-s", debug ? (char *)"-d" : NULL, NULL };
 	struct devfwd_client *hello = NULL;
 	iovm_error err = {};
-	pthread_t thr;
 	int mt, r, fd;
 
 	snprintf(devname, sizeof(devname), "DEVNAME=%s", name);
@@ -634,14 +685,9 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 			host_path, name);
 		return 1;
 	}
-	r = pthread_create(&thr, NULL, receiver, NULL);
-	if (r) {
-		fprintf(stderr, "devfwd-frontend: pthread_create: %s\n", strerror(r));
-		return 1;
-	}
-	r = fuse_session_loop(fe.se);
+	r = serve_loop();
 	cuse_lowlevel_teardown(fe.se);
-	return r < 0 ? 1 : 0;
+	return r;
 }
 
 static void usage(FILE *f)
