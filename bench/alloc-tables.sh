@@ -303,7 +303,7 @@ run() {
 	for spec in $paperspec; do PAPER[${spec%%:*}]=${spec#*:}; done
 	# shellcheck disable=SC2086
 	if [ "$CAP_AT" = sender ]; then sender_caps $capspec; else caps $capspec; fi
-	say "table $table ($phase): ${*} send for ${SECS} s"
+	say "table $table ($phase): ${*} send for ${SECS} s; eth0 $(ip -d link show eth0 | grep -o 'promiscuity [0-9]*')"
 	SERVERS=()
 	for g in "$@"; do serve $((5200 + ${g#g})) "$W/t$table-$phase-$g.json"; done
 	# Each sender is started while its guest runs alone, behind a sleep of

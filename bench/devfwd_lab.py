@@ -51,6 +51,17 @@ def wait_for(cond, what, timeout=30.0, interval=0.05):
     fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def stop_process(proc, timeout=10):
+    """SIGTERM, then SIGKILL if proc has not exited within timeout seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Backend:
     def __init__(self, policy, listen, name="backend", wrap=(), verbose=True):
         self.policy = os.path.join(TMP, f"devfwd-{name}.conf")
@@ -77,9 +88,7 @@ class Backend:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self.log_file.close()
 
 
@@ -106,13 +115,7 @@ class Frontend:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log_file.close()
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, wait_for  # noqa: E402
+from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, stop_process, wait_for  # noqa: E402
 
 EV_SYN, EV_KEY, KEY_A, KEY_B = 0, 1, 30, 48
 EVIOCGVERSION = IOR("E", 0x01, 4)
@@ -151,13 +151,7 @@ def connect_retry(host_path):
             fail(f"EVIOCGVERSION through the late frontend gave {ver:#x}")
         print(f"ok: frontend started before the backend connected: {open(log).read().strip()}")
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if backend:
             backend.stop()
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, wait_for  # noqa: E402
+from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, stop_process, wait_for  # noqa: E402
 
 PORT = 7075
 
@@ -51,12 +51,7 @@ def main():
         if r.returncode:
             fail(f"devfwd-bench failed: {r.stderr}\nfrontend: {frontend.log()}\nbackend: {backend.log()[-1500:]}")
     finally:
-        null.terminate()
-        try:
-            null.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            null.kill()
-            null.wait()
+        stop_process(null)
         null_log.close()
         frontend.stop()
         backend.stop()
