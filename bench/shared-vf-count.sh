@@ -3,7 +3,9 @@
 # Why does a shared VF's host netdev count about twice what its sharers send?
 # (docs/allocation.md, lab 31: 1.94x.) A diagnostic, run in the lab, no guests:
 #
-#   lab/iovm-lab run -- bench/shared-vf-count.sh
+#   IOVM_LAB_TCG=multi lab/iovm-lab run -- bench/shared-vf-count.sh
+#
+# (with single-threaded TCG igbvf's handshake often fails: docs/lab.md)
 #
 # VF 0 of eth0 (igbvf, netns gs) sends IOVM_COUNT_BYTES of TCP with iperf3 to
 # VF 0 of eth1 (netns srv), in four cases:
