@@ -87,5 +87,32 @@ for promisc in off on; do
 			"$(awk -v a="$rx" -v b="$tx" -v g="$s" 'BEGIN { printf "%.2f", (a + b) / g }')"
 	done
 done
+
+# Two senders at once through the one VF, from its own address and from the
+# macvlan, as two sharers send (PF not promiscuous): does the path lose
+# frames then? Lab 31's shared VF sent 1.55x what reached the sink's netdev.
+ip link set eth0 promisc off
+SECS=${IOVM_COUNT_SECS:-20}
+pids=()
+declare -A PORT
+for c in own mvl; do
+	port=$((port + 1)); PORT[$c]=$port
+	ip netns exec srv iperf3 -s -1 -p "$port" -J > "$TMPDIR/both-$c.srv.json" 2>&1 & pids+=($!)
+	_vft_wait 30 "iperf3 server on $port" sh -c "ip netns exec srv ss -ltn | grep -q :$port" || die "server"
+done
+tx0=$(stat gs "$DEV" tx); rx0=$(stat gs "$DEV" rx); s0=$(stat srv "$SINKDEV" rx)
+d0=$(ip -n srv -s -j link show dev "$SINKDEV" | jq '.[0].stats64.rx | .dropped + .missed + .errors')
+ip netns exec gs timeout 300 iperf3 -c 10.82.0.1 -p "${PORT[own]}" -t "$SECS" -J > "$TMPDIR/both-own.json" 2>&1 &
+ip netns exec gm timeout 300 iperf3 -c 10.82.0.1 -p "${PORT[mvl]}" -t "$SECS" -J > "$TMPDIR/both-mvl.json" 2>&1
+wait "${pids[@]}"
+sleep 2
+tx=$(( $(stat gs "$DEV" tx) - tx0 )); rx=$(( $(stat gs "$DEV" rx) - rx0 )); s=$(( $(stat srv "$SINKDEV" rx) - s0 ))
+d=$(( $(ip -n srv -s -j link show dev "$SINKDEV" | jq '.[0].stats64.rx | .dropped + .missed + .errors') - d0 ))
+for c in own mvl; do
+	echo "both, $c: iperf3 sent $(jq '.end.sum_sent.bytes' "$TMPDIR/both-$c.json") bytes," \
+		"$(jq '.end.sum_sent.retransmits' "$TMPDIR/both-$c.json") retransmissions; received $(jq '.end.sum_received.bytes' "$TMPDIR/both-$c.json")"
+done
+echo "both: VF tx $tx rx $rx; sink VF netdev rx $s (dropped+missed+errors $d);" \
+	"tx / sink rx $(awk -v t="$tx" -v s="$s" 'BEGIN { printf "%.2f", t / s }')"
 echo "eth0: $(ip -d link show eth0 | grep -o 'promiscuity [0-9]*'); netstat of the sender VF:"
 ip -n gs -s link show dev "$DEV"
