@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,14 +51,13 @@ static struct {
 	char dev_path[300]; /* our node, /dev/NAME */
 	int sock;
 	struct fuse_session *se;
-	pthread_mutex_t lock; /* pending, fh state, poll handles, and sends */
 	uint32_t next_id;
 	struct pending pending[MAX_PENDING];
 	struct devfwd_file_state st[MAX_FH + 1];
 	bool opened_nonblock[MAX_FH + 1];
 	struct fuse_pollhandle *ph[MAX_FH + 1];
 	bool debug;
-} fe = { .sock = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+} fe = { .sock = -1 }; /* one thread uses it all: serve_loop */
 
 #define dbg(...)                                              \
 	do {                                                  \
@@ -67,13 +65,11 @@ static struct {
 			fprintf(stderr, "devfwd-frontend: " __VA_ARGS__); \
 	} while (0)
 
-/* Registers a pending request and sends m under the lock, so replies can
- * never overtake their registration. Consumes m. */
+/* Registers a pending request and sends m. Consumes m. */
 static int submit(struct devfwd_msg *m, const struct pending *p)
 {
 	int r = -EAGAIN;
 
-	pthread_mutex_lock(&fe.lock);
 	for (size_t i = 0; i < MAX_PENDING; i++) {
 		if (fe.pending[i].id)
 			continue;
@@ -85,7 +81,6 @@ static int submit(struct devfwd_msg *m, const struct pending *p)
 			fe.pending[i].id = 0;
 		break;
 	}
-	pthread_mutex_unlock(&fe.lock);
 	devfwd_msg_done(m);
 	return r;
 }
@@ -94,11 +89,9 @@ static uint32_t new_id(void)
 {
 	uint32_t id;
 
-	pthread_mutex_lock(&fe.lock);
 	if (++fe.next_id == 0)
 		fe.next_id = 1;
 	id = fe.next_id;
-	pthread_mutex_unlock(&fe.lock);
 	return id;
 }
 
@@ -116,9 +109,7 @@ static void on_interrupt(fuse_req_t req, void *data)
 
 	if (devfwd_encode_cancel(&m, new_id(), 0, victim) < 0)
 		return;
-	pthread_mutex_lock(&fe.lock);
 	(void)devfwd_send(fe.sock, &m);
-	pthread_mutex_unlock(&fe.lock);
 	devfwd_msg_done(&m);
 }
 
@@ -222,11 +213,9 @@ static void fe_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollh
 		return fail(req, -EBADF);
 	}
 	if (ph) {
-		pthread_mutex_lock(&fe.lock);
 		if (fe.ph[fh])
 			fuse_pollhandle_destroy(fe.ph[fh]);
 		fe.ph[fh] = ph;
-		pthread_mutex_unlock(&fe.lock);
 	}
 	/* The kernel's poll interface does not tell which events the caller
 	 * waits for; ask for all, as CUSE drivers report all. */
@@ -288,9 +277,7 @@ static void fe_ioctl(fuse_req_t req, int cmd_, void *arg, struct fuse_file_info 
 	if (nested && (seg[0].dir & DEVFWD_SEG_IN)) {
 		struct devfwd_file_state st;
 
-		pthread_mutex_lock(&fe.lock);
 		st = fe.st[fh];
-		pthread_mutex_unlock(&fe.lock);
 		n = devfwd_layout_nested(cmd, &st, in_buf, seg[0].len, seg, ptr);
 		if (n < 0)
 			return fail(req, n);
@@ -373,9 +360,7 @@ static bool ioctl_eagain(struct pending *p)
 {
 	bool nb;
 
-	pthread_mutex_lock(&fe.lock);
 	nb = p->fh && p->fh <= MAX_FH && fe.opened_nonblock[p->fh];
-	pthread_mutex_unlock(&fe.lock);
 	if (!nb || !p->copy.payload || !caller_blocks(p->pid))
 		return false;
 	if (devfwd_ioctl_set_mode(&p->copy, DEVFWD_IOCTL_BLOCK) < 0)
@@ -392,9 +377,7 @@ static bool ioctl_eagain(struct pending *p)
 static void ioctl_complete(const struct pending *p, const struct devfwd_msg *m)
 {
 	if (p->root_out && m->hdr.len >= p->root_len && p->fh && p->fh <= MAX_FH) {
-		pthread_mutex_lock(&fe.lock);
 		devfwd_layout_update(p->cmd, &fe.st[p->fh], m->payload, p->root_len);
-		pthread_mutex_unlock(&fe.lock);
 	}
 	fuse_reply_ioctl(p->req, m->hdr.result, m->hdr.len ? m->payload : NULL, m->hdr.len);
 }
@@ -421,10 +404,8 @@ static void complete(struct pending *p, const struct devfwd_msg *m)
 			fuse_reply_err(p->req, EPROTO);
 			return;
 		}
-		pthread_mutex_lock(&fe.lock);
 		fe.st[res] = (struct devfwd_file_state){};
 		fe.opened_nonblock[res] = p->fi.flags & O_NONBLOCK;
-		pthread_mutex_unlock(&fe.lock);
 		fi.fh = (uint64_t)res;
 		fi.nonseekable = 1;
 		if (fuse_reply_open(p->req, &fi) == -ENOENT) {
@@ -436,12 +417,10 @@ static void complete(struct pending *p, const struct devfwd_msg *m)
 		return;
 	}
 	case DEVFWD_OP_RELEASE:
-		pthread_mutex_lock(&fe.lock);
 		if (p->fh && p->fh <= MAX_FH && fe.ph[p->fh]) {
 			fuse_pollhandle_destroy(fe.ph[p->fh]);
 			fe.ph[p->fh] = NULL;
 		}
-		pthread_mutex_unlock(&fe.lock);
 		if (p->req)
 			fuse_reply_err(p->req, 0);
 		return;
@@ -472,12 +451,10 @@ static void notify(uint32_t fh)
 {
 	struct fuse_pollhandle *ph = NULL;
 
-	pthread_mutex_lock(&fe.lock);
 	if (fh && fh <= MAX_FH) {
 		ph = fe.ph[fh];
 		fe.ph[fh] = NULL;
 	}
-	pthread_mutex_unlock(&fe.lock);
 	if (ph) {
 		fuse_lowlevel_notify_poll(ph);
 		fuse_pollhandle_destroy(ph);
@@ -499,14 +476,12 @@ static int receive_one(void)
 		devfwd_msg_done(&m);
 		return 0;
 	}
-	pthread_mutex_lock(&fe.lock);
 	for (size_t i = 0; i < MAX_PENDING; i++)
 		if (fe.pending[i].id == m.hdr.id && (m.hdr.flags & DEVFWD_F_REPLY)) {
 			p = fe.pending[i];
 			fe.pending[i].id = 0;
 			break;
 		}
-	pthread_mutex_unlock(&fe.lock);
 	if (p.id)
 		complete(&p, &m);
 	else if (m.hdr.op != DEVFWD_OP_CANCEL && m.hdr.op != DEVFWD_OP_HELLO)
@@ -518,7 +493,6 @@ static int receive_one(void)
 /* Without a backend the device is useless: fail what waits. */
 static void fail_pending(void)
 {
-	pthread_mutex_lock(&fe.lock);
 	for (size_t i = 0; i < MAX_PENDING; i++)
 		if (fe.pending[i].id) {
 			if (fe.pending[i].req)
@@ -526,7 +500,6 @@ static void fail_pending(void)
 			devfwd_msg_done(&fe.pending[i].copy);
 			fe.pending[i].id = 0;
 		}
-	pthread_mutex_unlock(&fe.lock);
 }
 
 /* One thread serves both sides: requests from CUSE and replies from the

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, stop_process, wait_for  # noqa: E402
+from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, stop_process, TMP, wait_for  # noqa: E402
 
 PORT = 7075
 
@@ -28,14 +28,14 @@ def main():
     wrap = ("taskset", "-c", cpu) if cpu else ()
     # IOVM_BENCH_TRANSPORT=unix compares with a UNIX socket (same host only).
     unix = os.environ.get("IOVM_BENCH_TRANSPORT") == "unix"
-    sock = os.path.join(os.environ.get("TMPDIR", "/tmp"), "devfwd-bench.sock")
+    sock = os.path.join(TMP, "devfwd-bench.sock")
     listen, addr = (f"unix:{sock}", f"unix:{sock}") if unix else (f"vsock:{PORT}", f"vsock:1:{PORT}")
     who = "uid=0" if unix else "cid=1"
     backend = Backend(f"[guest {who}]\nallow-path = /dev/zero\nallow-path = {ev}\nallow-ioctl = E:*\n",
                       [listen], name="bench", wrap=wrap, verbose=bool(os.environ.get("IOVM_DEVFWD_DEBUG")))
     frontend = Frontend(addr, [("/dev/zero", "devfwd-zero"), (ev, "input/devfwd-bench")],
                         name="bench", wrap=wrap)
-    null_log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "cuse-null.log"), "w")
+    null_log = open(os.path.join(TMP, "cuse-null.log"), "w")
     null = subprocess.Popen([*wrap, binary("cuse-null"), "devfwd-null"], stderr=null_log)
     try:
         wait_for(lambda: os.path.exists("/dev/devfwd-null") or null.poll() is not None, "/dev/devfwd-null")
