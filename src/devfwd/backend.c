@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define MAX_LISTEN 8
 

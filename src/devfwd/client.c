@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define CLIENT_MAX_FH 64
 

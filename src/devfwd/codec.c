@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 _Static_assert(__BYTE_ORDER == __LITTLE_ENDIAN, "devfwd wire structs are copied as little-endian");
 _Static_assert(sizeof(struct devfwd_hdr) == 32, "header is 32 bytes");

@@ -27,7 +27,7 @@
 #include <fuse_lowlevel.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define MAX_PENDING 1024
 #define MAX_FH 64

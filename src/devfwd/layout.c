@@ -16,7 +16,7 @@
 #include <sound/asound.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 enum desc_kind {
 	DESC_VALUE, /* argument is a scalar, never dereferenced */

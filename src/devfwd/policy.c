@@ -18,7 +18,7 @@
 #include <linux/ioctl.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define MAX_GUESTS 64
 #define MAX_PATHS 64

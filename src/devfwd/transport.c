@@ -15,7 +15,7 @@
 #include <linux/vm_sockets.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 static int parse_u32(const char *s, uint32_t *ret)
 {

@@ -20,7 +20,7 @@
 #include <linux/openat2.h>
 
 #include "devfwd/devfwd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define MAX_FILES 64
 #define MAX_PARKED 64

@@ -27,7 +27,7 @@
 
 #include <json-c/json.h>
 
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define DEFAULT_SOCKET "/run/iovm/iovm.sock"
 #define DEFAULT_TIMEOUT_S 120.0

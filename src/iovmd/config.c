@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "iovmd/iovmd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define DEFAULT_CONFIG "/etc/iovm/iovm.conf"
 

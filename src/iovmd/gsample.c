@@ -15,7 +15,7 @@
 
 #include "iovm/qga.h"
 #include "iovmd/gsample.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 struct gsample {
 	pthread_mutex_t lock;

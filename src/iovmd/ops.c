@@ -24,7 +24,7 @@
 #include "iovm/vm.h"
 #include "iovmd/gsample.h"
 #include "iovmd/iovmd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define CONNECT_TIMEOUT_MS 2000
 #define LET_GO_MS 5000

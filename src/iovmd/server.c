@@ -23,7 +23,7 @@
 #include <systemd/sd-event.h>
 
 #include "iovmd/iovmd.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define OUT_MAX (1u << 20)      /* unsent bytes before a client is dropped */
 #define READ_CHUNK 16384

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "iovm/host.h"
-#include "lib/sysfs.h"
+#include "lib/host/sysfs.h"
 
 static void test_new_defaults(void **state)
 {

@@ -17,7 +17,7 @@
 #include "iovm/deadline.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
-#include "lib/sysfs.h"
+#include "lib/host/sysfs.h"
 #include "fixtures/fixture.h"
 
 typedef struct ctx {

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "iovm/pci.h"
-#include "pci-internal.h"
-#include "sysfs.h"
-#include "util.h"
+#include "lib/host/pci-internal.h"
+#include "lib/host/sysfs.h"
+#include "shared/util.h"
 
 static int hexfield(const char *s, size_t len, unsigned long max, unsigned long *ret)
 {

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "iovm/deadline.h"
-#include "sysfs.h"
-#include "util.h"
+#include "lib/host/sysfs.h"
+#include "shared/util.h"
 
 /* Unbinding a device or probing a driver is quick unless something holds
  * the device; creating VFs is slow (each VF is probed), hence two values. */

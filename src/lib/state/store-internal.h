@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Shared by store.c (database, migrations, transactions, intent journal) and
- * store-objects.c (the typed records). Not part of the public API. */
+/* Shared by store.c (database, migrations, transactions), journal.c (intents) and
+ * records.c (the typed records). Not part of the public API. */
 #pragma once
 
 #include <sqlite3.h>

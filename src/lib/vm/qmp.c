@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "iovm/qmp.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 static void json_object_putp(json_object **o)
 {

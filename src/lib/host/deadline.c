@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "iovm/deadline.h"
-#include "util.h"
+#include "shared/util.h"
 
 struct iovm_sysop {
 	pid_t pid;          /* > 0 until reaped */

@@ -17,8 +17,8 @@
 
 #include "iovm/sriov.h"
 #include "iovm/vfnet.h"
-#include "sysfs.h"
-#include "util.h"
+#include "lib/host/sysfs.h"
+#include "shared/util.h"
 
 struct iovm_vfnet {
 	iovm_host *h;

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "iovm/pci.h"
-#include "lib/store-internal.h"
-#include "lib/util.h"
+#include "lib/state/store-internal.h"
+#include "shared/util.h"
 
 /* ---- enum names ------------------------------------------------------------------ */
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "iovm/policy.h"
-#include "lib/util.h"
+#include "shared/util.h"
 
 #define NO_POS SIZE_MAX
 

@@ -18,8 +18,8 @@
 #include <json-c/json.h>
 
 #include "iovm/qga.h"
-#include "lib/json-util.h"
-#include "lib/util.h"
+#include "shared/json-util.h"
+#include "shared/util.h"
 
 typedef struct qga_conn {
 	int fd;

@@ -19,8 +19,8 @@
 #include "iovm/api.h"
 #include "iovm/pci.h"
 #include "iovm/store.h"
-#include "lib/util.h"
-#include "lib/json-util.h"
+#include "shared/util.h"
+#include "shared/json-util.h"
 
 #define JSON_DEPTH_MAX 16
 #define QUOTE_MAX 32            /* client text quoted in an error message */

@@ -16,10 +16,10 @@
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
-#include "pci-internal.h"
-#include "sysfs.h"
-#include "util.h"
-#include "vfio-internal.h"
+#include "lib/host/pci-internal.h"
+#include "lib/host/sysfs.h"
+#include "shared/util.h"
+#include "lib/host/vfio-internal.h"
 
 #define USEC_PER_SEC 1000000u
 #define MAX_VFS 256

@@ -23,10 +23,10 @@
 #include "iovm/sriov.h"
 #include "iovm/vfnet.h"
 #include "iovm/vm.h"
-#include "lib/sysfs.h"
-#include "lib/util.h"
-#include "lib/vm-internal.h"
-#include "lib/json-util.h"
+#include "lib/host/sysfs.h"
+#include "shared/util.h"
+#include "lib/vm/vm-internal.h"
+#include "shared/json-util.h"
 
 #define SHARED_TIMEOUT_MS 10000
 #define SHARED_DETACH_TIMEOUT_MS 15000

@@ -14,9 +14,9 @@
 #include "iovm/vfio.h"
 #include "iovm/vfnet.h"
 #include "iovm/vm.h"
-#include "lib/util.h"
-#include "lib/vm-internal.h"
-#include "lib/json-util.h"
+#include "shared/util.h"
+#include "lib/vm/vm-internal.h"
+#include "shared/json-util.h"
 
 #define ATTACH_TIMEOUT_MS 10000
 #define DETACH_TIMEOUT_MS 15000
