@@ -89,7 +89,7 @@ static void request(const world *w, iovm_policy *p, run *r, unsigned vm, hold *h
 	unsigned m = below(100);
 	iovm_policy_req q = {
 		.vm = w->vm_name[vm],
-		.mode = m < 70 ? IOVM_POLICY_AUTO : m < 85 ? IOVM_POLICY_EXCLUSIVE : IOVM_POLICY_SHARED,
+		.mode = m < 70 ? IOVM_MODE_AUTO : m < 85 ? IOVM_MODE_EXCLUSIVE : IOVM_MODE_SHARED,
 		.pf = below(20) == 0 ? w->pf_id[below(w->vfs / VFS_PER_PF)] : NULL,
 	};
 	iovm_policy_decision *d = &r->d[r->n];
@@ -111,7 +111,7 @@ static void request(const world *w, iovm_policy *p, run *r, unsigned vm, hold *h
 		r->refused++;
 		return;
 	}
-	if (d->mode == IOVM_POLICY_SHARED)
+	if (d->mode == IOVM_MODE_SHARED)
 		r->shared++;
 	else
 		r->exclusive++;
@@ -148,7 +148,7 @@ static void replay(const world *w, run *r)
 			die("vf add", &e);
 	}
 	for (unsigned i = 0; i < w->vms; i++) {
-		iovm_policy_vm m = { .name = w->vm_name[i], .priority = (iovm_store_priority)below(3),
+		iovm_policy_vm m = { .name = w->vm_name[i], .priority = (iovm_priority)below(3),
 				     .numa_node = (int)below(NODES + 1) - 1 };
 
 		if (iovm_policy_vm_add(p, &m, &e) < 0)

@@ -22,7 +22,8 @@
 #include <json-c/json.h>
 
 #include "iovm/error.h"
-#include "iovm/vfnet.h"
+#include "iovm/types.h"
+#include "iovm/vfconfig.h"
 
 #define IOVM_API_VERSION 1
 #define IOVM_API_LINE_MAX 65536           /* a request line longer than this is refused */
@@ -54,11 +55,6 @@ typedef enum iovm_api_driver {
 	IOVM_API_DRIVER_HOST,      /* "host": the PF's own VF driver */
 } iovm_api_driver;
 
-typedef enum iovm_api_mode {
-	IOVM_API_MODE_AUTO,        /* default */
-	IOVM_API_MODE_EXCLUSIVE,
-	IOVM_API_MODE_SHARED,
-} iovm_api_mode;
 
 typedef struct iovm_api_request {
 	iovm_api_cmd cmd;
@@ -77,8 +73,8 @@ typedef struct iovm_api_request {
 
 	unsigned count;                       /* pf-set-vfs: 0..65535 */
 	iovm_api_driver driver;
-	iovm_api_mode mode;
-	int priority;                         /* iovm_store_priority; -1 absent (normal) */
+	iovm_mode mode;
+	int priority;                         /* iovm_priority; -1 absent (normal) */
 	int numa_node;                        /* -1 absent / no preference; else 0..1023 */
 	int timeout_ms;                       /* 0 absent (daemon default); else 100..600000 */
 

@@ -44,10 +44,10 @@
 #include <stdint.h>
 
 #include "iovm/error.h"
-#include "iovm/store.h"
+#include "iovm/types.h"
 
-#define IOVM_POLICY_ID_MAX IOVM_STORE_ADDR_MAX      /* VF and PF ids: PCI addresses */
-#define IOVM_POLICY_NAME_MAX IOVM_STORE_NAME_MAX    /* VM names */
+#define IOVM_POLICY_ID_MAX IOVM_ADDR_MAX            /* VF and PF ids: PCI addresses */
+#define IOVM_POLICY_NAME_MAX IOVM_NAME_MAX          /* VM names */
 #define IOVM_POLICY_REASON_MAX 256
 
 #define IOVM_POLICY_DEFAULT_MAX_USERS 4
@@ -60,12 +60,6 @@ typedef enum iovm_policy_algo {
 	IOVM_POLICY_ALGO_REFERENCE,   /* the original: sort every VF on every request */
 } iovm_policy_algo;
 
-typedef enum iovm_policy_mode {
-	IOVM_POLICY_AUTO,             /* requests only: exclusive if a VF is free, else shared */
-	IOVM_POLICY_EXCLUSIVE,
-	IOVM_POLICY_SHARED,
-	_IOVM_POLICY_MODE_MAX,
-} iovm_policy_mode;
 
 typedef enum iovm_policy_vf_state {
 	IOVM_POLICY_VF_FREE,
@@ -89,13 +83,13 @@ typedef struct iovm_policy_vf {
 
 typedef struct iovm_policy_vm {
 	const char *name;
-	iovm_store_priority priority;
+	iovm_priority priority;
 	int numa_node;                /* -1: no preference */
 } iovm_policy_vm;
 
 typedef struct iovm_policy_req {
 	const char *vm;
-	iovm_policy_mode mode;
+	iovm_mode mode;
 	const char *pf;               /* NULL: any PF; else only VFs of this PF */
 } iovm_policy_req;
 
@@ -103,7 +97,7 @@ typedef struct iovm_policy_decision {
 	int result;                   /* 0, or the negative errno (batch admission) */
 	char vm[IOVM_POLICY_NAME_MAX];
 	char vf[IOVM_POLICY_ID_MAX];  /* "" when result < 0 */
-	iovm_policy_mode mode;        /* EXCLUSIVE or SHARED */
+	iovm_mode mode;        /* EXCLUSIVE or SHARED */
 	unsigned users;               /* users of the VF after the decision */
 	char reason[IOVM_POLICY_REASON_MAX];   /* why; the error message when result < 0 */
 } iovm_policy_decision;
@@ -168,7 +162,7 @@ int iovm_policy_request_batch(iovm_policy *p, const iovm_policy_req *reqs, size_
 /* Holds a named VF for the VM in the given mode (attach with an explicit
  * VF, and start-up recovery of recorded assignments). Same rules as
  * decisions: -EBUSY if the VF is not available in that mode. */
-int iovm_policy_assign(iovm_policy *p, const char *vm, const char *vf, iovm_policy_mode mode,
+int iovm_policy_assign(iovm_policy *p, const char *vm, const char *vf, iovm_mode mode,
 		       iovm_error *err);
 
 /* Gives the VM's use of the VF back. If the VF becomes free, rebalancing is
@@ -195,6 +189,4 @@ int iovm_policy_sample(iovm_policy *p, const char *vf, uint64_t counter, iovm_er
 int iovm_policy_window_reset(iovm_policy *p, uint64_t now_ns, iovm_error *err);
 uint64_t iovm_policy_last_reset(const iovm_policy *p);
 
-const char *iovm_policy_mode_to_string(iovm_policy_mode m);
-int iovm_policy_mode_from_string(const char *s);   /* mode, or -EINVAL */
 const char *iovm_policy_vf_state_to_string(iovm_policy_vf_state s);

@@ -32,14 +32,15 @@
 #include <stdint.h>
 
 #include "iovm/error.h"
-#include "iovm/vfnet.h"
+#include "iovm/types.h"
+#include "iovm/vfconfig.h"
 
 #define IOVM_STORE_DEFAULT_PATH "/var/lib/iovm/iovm.db"
 #define IOVM_STORE_SCHEMA_VERSION 3   /* newest schema this code writes */
 
-#define IOVM_STORE_ADDR_MAX 16        /* "dddd:bb:ss.f" + NUL, with room */
-#define IOVM_STORE_NAME_MAX 64        /* VM names, QEMU device ids, drivers, steps */
-#define IOVM_STORE_PATH_MAX 108       /* a UNIX socket path (sun_path) */
+#define IOVM_STORE_ADDR_MAX IOVM_ADDR_MAX
+#define IOVM_STORE_NAME_MAX IOVM_NAME_MAX
+#define IOVM_STORE_PATH_MAX IOVM_SOCKET_PATH_MAX
 #define IOVM_STORE_OBJECT_MAX 128     /* intent object, e.g. "vf 0000:01:10.2" */
 #define IOVM_STORE_ARGS_MAX 2048      /* intent arguments, a JSON object */
 
@@ -104,16 +105,11 @@ int iovm_store_vf_config_delete(iovm_store *s, const char *pf, unsigned vf, iovm
 
 /* ---- VM registry -------------------------------------------------------------- */
 
-typedef enum iovm_store_priority {
-	IOVM_STORE_PRIO_LOW,
-	IOVM_STORE_PRIO_NORMAL,
-	IOVM_STORE_PRIO_HIGH,
-} iovm_store_priority;
 
 typedef struct iovm_store_vm {
 	char name[IOVM_STORE_NAME_MAX];
 	char qmp[IOVM_STORE_PATH_MAX];     /* QMP socket path */
-	iovm_store_priority priority;
+	iovm_priority priority;
 	int numa_node;                     /* -1: no preference */
 	int64_t created;                   /* set by the store on first put, kept after */
 	char qga[IOVM_STORE_PATH_MAX];     /* guest-agent socket path, "" = none (schema 3) */
@@ -127,10 +123,6 @@ int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err);
 
 /* ---- assignments ------------------------------------------------------------- */
 
-typedef enum iovm_store_mode {
-	IOVM_STORE_MODE_EXCLUSIVE,   /* the VF is passed through to the VM */
-	IOVM_STORE_MODE_SHARED,      /* the VF stays on the host, shared with the VM (devfwd) */
-} iovm_store_mode;
 
 typedef enum iovm_store_assign_state {
 	IOVM_STORE_RESERVED,         /* taken for the VM, nothing done yet */
@@ -143,7 +135,7 @@ typedef enum iovm_store_assign_state {
 typedef struct iovm_store_assignment {
 	char vf[IOVM_STORE_ADDR_MAX];
 	char vm[IOVM_STORE_NAME_MAX];
-	iovm_store_mode mode;
+	iovm_mode mode;
 	char devid[IOVM_STORE_NAME_MAX];   /* QEMU device id, "" before device_add */
 	iovm_store_assign_state state;
 	int64_t updated;
@@ -240,8 +232,6 @@ typedef struct iovm_store_intent {
 
 const char *iovm_store_intent_kind_to_string(iovm_store_intent_kind k);
 const char *iovm_store_intent_status_to_string(iovm_store_intent_status st);
-const char *iovm_store_priority_to_string(iovm_store_priority p);
-const char *iovm_store_mode_to_string(iovm_store_mode m);
 const char *iovm_store_assign_state_to_string(iovm_store_assign_state st);
 
 /* Writes the intent before acting. args_json NULL means "{}"; otherwise it

@@ -20,6 +20,7 @@
 #include "iovm/sriov.h"
 #include "iovm/store.h"
 #include "iovm/vfio.h"
+#include "iovm/shared.h"
 #include "iovm/vfnet.h"
 #include "iovm/vm.h"
 #include "iovmd/gsample.h"
@@ -399,8 +400,7 @@ static json_object *config_json(const iovm_vfnet_config *c)
 	if (c->present & IOVM_VFNET_TRUST)
 		json_object_object_add(o, "trust", json_object_new_boolean(c->trust));
 	if (c->present & IOVM_VFNET_LINK_STATE)
-		obj_s(o, "link", c->link_state == IOVM_VF_LINK_ENABLE ? "enable" :
-				 c->link_state == IOVM_VF_LINK_DISABLE ? "disable" : "auto");
+		obj_s(o, "link", iovm_vf_link_state_to_string(c->link_state) ?: "auto");
 	return o;
 }
 
@@ -446,7 +446,7 @@ static const char *state_name(ops *o, const char *vf, const char **ret_vm, const
 		if (strcmp(o->as[i].vf, vf))
 			continue;
 		*ret_vm = o->as[i].vm;
-		*ret_mode = iovm_store_mode_to_string(o->as[i].mode);
+		*ret_mode = iovm_mode_to_string(o->as[i].mode);
 		return iovm_store_assign_state_to_string(o->as[i].state);
 	}
 	if (e) {
@@ -536,7 +536,7 @@ static json_object *vm_json(ops *o, vmrec *v)
 	obj_s(j, "name", v->info.name);
 	obj_s(j, "qmp", v->info.qmp);
 	obj_s(j, "qga", v->info.qga);
-	obj_s(j, "priority", iovm_store_priority_to_string(v->info.priority));
+	obj_s(j, "priority", iovm_priority_to_string(v->info.priority));
 	json_object_object_add(j, "numa_node", json_object_new_int(v->info.numa_node));
 	json_object_object_add(j, "connected", json_object_new_boolean(v->vm && iovm_vm_is_alive(v->vm)));
 	for (size_t i = 0; i < o->n_as; i++)
@@ -834,7 +834,7 @@ static json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *er
 	snprintf(rec.name, sizeof(rec.name), "%s", q->vm);
 	snprintf(rec.qmp, sizeof(rec.qmp), "%s", q->qmp);
 	snprintf(rec.qga, sizeof(rec.qga), "%s", q->qga);
-	rec.priority = q->priority < 0 ? IOVM_STORE_PRIO_NORMAL : (iovm_store_priority)q->priority;
+	rec.priority = q->priority < 0 ? IOVM_PRIO_NORMAL : (iovm_priority)q->priority;
 	rec.numa_node = q->numa_node;
 	if (iovm_store_vm_put(o->store, &rec, err) < 0)
 		return NULL;
@@ -878,10 +878,9 @@ static json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error 
  * policy_forget(). The decision and its reason are logged. */
 /* named: q->vf already resolved into *ret (else it is resolved here). */
 static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, bool named, iovm_vf *ret,
-		     iovm_policy_mode *ret_mode, iovm_error *err)
+		     iovm_mode *ret_mode, iovm_error *err)
 {
-	iovm_policy_mode want = q->mode == IOVM_API_MODE_SHARED ? IOVM_POLICY_SHARED :
-				q->mode == IOVM_API_MODE_EXCLUSIVE ? IOVM_POLICY_EXCLUSIVE : IOVM_POLICY_AUTO;
+	iovm_mode want = q->mode;
 	iovm_policy_decision dec = {};
 	char pf[IOVM_PCI_ADDR_MAX] = "";
 	int r;
@@ -890,26 +889,26 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, bool named, io
 		r = named ? 0 : resolve_vf(o, q->vf, ret, err);
 		if (r < 0)
 			return r;
-		if (want == IOVM_POLICY_AUTO) {
+		if (want == IOVM_MODE_AUTO) {
 			iovm_policy_vf_info pi;
 
 			/* A named VF that is already shared is joined; else exclusive. */
 			want = iovm_policy_vf_get(o->pol, ret->addr, &pi, NULL) == 0 &&
-			       pi.state == IOVM_POLICY_VF_SHARED ? IOVM_POLICY_SHARED : IOVM_POLICY_EXCLUSIVE;
+			       pi.state == IOVM_POLICY_VF_SHARED ? IOVM_MODE_SHARED : IOVM_MODE_EXCLUSIVE;
 		}
 		r = iovm_policy_assign(o->pol, v->info.name, ret->addr, want, err);
 		if (r < 0)
 			return r;
 		*ret_mode = want;
 		log_info("policy: vm %s takes the named vf %s %s", v->info.name, ret->addr,
-			 iovm_policy_mode_to_string(want));
+			 iovm_mode_to_string(want));
 		return 0;
 	}
 	if (q->pf[0] && iovm_pf_resolve(o->host, q->pf, pf, sizeof(pf), err) < 0)
 		return err->code;
 	/* Auto mode leaves --shared-reserve free VFs for sharing, counted
 	 * among the VFs this request may get (the PF asked for, else all). */
-	if (want == IOVM_POLICY_AUTO && o->d->cfg.shared_reserve) {
+	if (want == IOVM_MODE_AUTO && o->d->cfg.shared_reserve) {
 		unsigned free_here = 0;
 
 		for (size_t i = 0; i < o->n_inv; i++) {
@@ -921,7 +920,7 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, bool named, io
 				free_here++;
 		}
 		if (free_here <= o->d->cfg.shared_reserve) {
-			want = IOVM_POLICY_SHARED;
+			want = IOVM_MODE_SHARED;
 			log_info("policy: vm %s: %u free VF%s left%s%s, --shared-reserve %u: asking to share",
 				 v->info.name, free_here, free_here == 1 ? "" : "s", pf[0] ? " on pf " : "", pf,
 				 o->d->cfg.shared_reserve);
@@ -1077,7 +1076,7 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	iovm_store_vf_saved saved = {};
 	iovm_attach_result res = {};
 	iovm_attach_opts ao = {};
-	iovm_policy_mode mode = IOVM_POLICY_EXCLUSIVE;
+	iovm_mode mode = IOVM_MODE_EXCLUSIVE;
 	iovm_vf vf;
 	int64_t id = 0;
 	vmrec *v = vm_find(o, q->vm);
@@ -1110,13 +1109,13 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	if (choose_vf(o, v, q, named, &vf, &mode, err) < 0)
 		return NULL;
 	log_debug("attach: vm %s: chose vf %s", q->vm, vf.addr);
-	if (mode == IOVM_POLICY_SHARED)
+	if (mode == IOVM_MODE_SHARED)
 		return attach_shared(o, v, q, &vf, err);
 	/* The original settings, saved before anything is touched. */
 	original_settings(o, &vf, &saved);
 	snprintf(a.vf, sizeof(a.vf), "%s", vf.addr);
 	snprintf(a.vm, sizeof(a.vm), "%s", q->vm);
-	a.mode = IOVM_STORE_MODE_EXCLUSIVE;
+	a.mode = IOVM_MODE_EXCLUSIVE;
 	a.state = IOVM_STORE_RESERVED;
 	iovm_vm_device_id(vf.addr, a.devid, sizeof(a.devid));
 	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
@@ -1338,7 +1337,7 @@ static void run_move(ops *o)
 	}
 	json_object_put(ret);
 	q.cmd = IOVM_API_ATTACH;
-	q.mode = IOVM_API_MODE_EXCLUSIVE;
+	q.mode = IOVM_MODE_EXCLUSIVE;
 	snprintf(q.vf, sizeof(q.vf), "%s", m.to_vf);
 	ret = cmd_attach(o, &q, &err);
 	if (!ret) {
@@ -1348,7 +1347,7 @@ static void run_move(ops *o)
 			    err.msg, m.from_vf);
 		emit(o, "REBALANCE_FAILED", obj_s(obj_s(obj_s(obj_s(json_object_new_object(), "vm", m.vm),
 							    "from_vf", m.from_vf), "to_vf", m.to_vf), "reason", err.msg));
-		q.mode = IOVM_API_MODE_SHARED;
+		q.mode = IOVM_MODE_SHARED;
 		snprintf(q.vf, sizeof(q.vf), "%s", m.from_vf);
 		ret = cmd_attach(o, &q, &err2);
 		if (!ret)
@@ -1990,10 +1989,7 @@ static void *thread_main(void *userdata)
 			for (size_t i = 0; i < na; i++) {
 				iovm_error perr = {};
 
-				if (iovm_policy_assign(o.pol, as[i].vm, as[i].vf,
-						       as[i].mode == IOVM_STORE_MODE_SHARED ? IOVM_POLICY_SHARED
-											   : IOVM_POLICY_EXCLUSIVE,
-						       &perr) < 0)
+				if (iovm_policy_assign(o.pol, as[i].vm, as[i].vf, as[i].mode, &perr) < 0)
 					log_warning(perr.code, "policy: %s", perr.msg);
 			}
 	}
@@ -2005,7 +2001,7 @@ static void *thread_main(void *userdata)
 			for (size_t i = 0; i < nsh; i++) {
 				iovm_error perr = {};
 
-				if (iovm_policy_assign(o.pol, shs[i].vm, shs[i].vf, IOVM_POLICY_SHARED, &perr) < 0)
+				if (iovm_policy_assign(o.pol, shs[i].vm, shs[i].vf, IOVM_MODE_SHARED, &perr) < 0)
 					log_warning(perr.code, "policy: %s", perr.msg);
 			}
 	}

@@ -276,7 +276,7 @@ static void test_typed_fields(void **state)
 	assert_int_equal(r.cmd, IOVM_API_VM_ADD);
 	assert_string_equal(r.vm, "g1");
 	assert_string_equal(r.qmp, "/run/g1/qmp.sock");
-	assert_int_equal(r.priority, IOVM_STORE_PRIO_HIGH);
+	assert_int_equal(r.priority, IOVM_PRIO_HIGH);
 	assert_int_equal(r.numa_node, 1);
 	iovm_api_request_done(&r);
 	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\"}}", &r);
@@ -291,12 +291,12 @@ static void test_typed_fields(void **state)
 	iovm_api_request_done(&r);
 	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\",\"priority\":\"low\","
 		 "\"numa_node\":-1}}", &r);
-	assert_int_equal(r.priority, IOVM_STORE_PRIO_LOW);
+	assert_int_equal(r.priority, IOVM_PRIO_LOW);
 	assert_int_equal(r.numa_node, -1);
 	iovm_api_request_done(&r);
 	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\",\"priority\":\"normal\","
 		 "\"numa_node\":1023}}", &r);
-	assert_int_equal(r.priority, IOVM_STORE_PRIO_NORMAL);
+	assert_int_equal(r.priority, IOVM_PRIO_NORMAL);
 	assert_int_equal(r.numa_node, 1023);
 	iovm_api_request_done(&r);
 
@@ -311,7 +311,7 @@ static void test_typed_fields(void **state)
 	assert_string_equal(r.vm, "g1");
 	assert_string_equal(r.vf, "eth0/2");
 	assert_string_equal(r.pf, "");
-	assert_int_equal(r.mode, IOVM_API_MODE_EXCLUSIVE);
+	assert_int_equal(r.mode, IOVM_MODE_EXCLUSIVE);
 	assert_int_equal(r.cfg.present, IOVM_VFNET_MAC | IOVM_VFNET_VLAN);
 	assert_int_equal(r.cfg.mac[5], 2);
 	assert_int_equal(r.cfg.vlan, 10);
@@ -322,12 +322,12 @@ static void test_typed_fields(void **state)
 	parse_ok("{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"pf\":\"eth0\",\"mode\":\"shared\"}}", &r);
 	assert_string_equal(r.pf, "eth0");
 	assert_string_equal(r.vf, "");
-	assert_int_equal(r.mode, IOVM_API_MODE_SHARED);
+	assert_int_equal(r.mode, IOVM_MODE_SHARED);
 	assert_int_equal(r.cfg.present, 0);
 	assert_int_equal(r.timeout_ms, 0);
 	iovm_api_request_done(&r);
 	parse_ok("{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"mode\":\"auto\"}}", &r);
-	assert_int_equal(r.mode, IOVM_API_MODE_AUTO);
+	assert_int_equal(r.mode, IOVM_MODE_AUTO);
 	iovm_api_request_done(&r);
 
 	parse_ok("{\"execute\":\"detach\",\"arguments\":{\"vm\":\"g1\",\"vf\":\"01:10.2\",\"timeout_ms\":600000}}", &r);

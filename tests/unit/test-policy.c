@@ -44,7 +44,7 @@ static void add_vf(iovm_policy *p, const char *id, const char *pf, int node, boo
 		fail_msg("vf add %s: %s", id, e.msg);
 }
 
-static void add_vm(iovm_policy *p, const char *name, iovm_store_priority prio, int node)
+static void add_vm(iovm_policy *p, const char *name, iovm_priority prio, int node)
 {
 	iovm_policy_vm m = { .name = name, .priority = prio, .numa_node = node };
 	iovm_error e = {};
@@ -65,7 +65,7 @@ static void add_vfs(iovm_policy *p, unsigned n, bool shareable)
 }
 
 /* VMs without NUMA preference; names separated by spaces */
-static void add_vms(iovm_policy *p, iovm_store_priority prio, const char *names)
+static void add_vms(iovm_policy *p, iovm_priority prio, const char *names)
 {
 	char buf[256], *save = NULL;
 
@@ -74,7 +74,7 @@ static void add_vms(iovm_policy *p, iovm_store_priority prio, const char *names)
 		add_vm(p, n, prio, -1);
 }
 
-static int ask(iovm_policy *p, const char *vm, iovm_policy_mode mode, const char *pf, iovm_policy_decision *d,
+static int ask(iovm_policy *p, const char *vm, iovm_mode mode, const char *pf, iovm_policy_decision *d,
 	       iovm_error *e)
 {
 	iovm_policy_req r = { .vm = vm, .mode = mode, .pf = pf };
@@ -85,8 +85,8 @@ static int ask(iovm_policy *p, const char *vm, iovm_policy_mode mode, const char
 }
 
 /* Asks and expects success with the given VF and mode. */
-static void expect(iovm_policy *p, const char *vm, iovm_policy_mode mode, const char *pf, const char *vf,
-		   iovm_policy_mode got, iovm_policy_decision *d)
+static void expect(iovm_policy *p, const char *vm, iovm_mode mode, const char *pf, const char *vf,
+		   iovm_mode got, iovm_policy_decision *d)
 {
 	iovm_policy_decision dd;
 	iovm_error e;
@@ -110,7 +110,7 @@ static void release_ok(iovm_policy *p, const char *vm, const char *vf)
 		fail_msg("release %s %s: %s", vm, vf, e.msg);
 }
 
-static void assign_ok(iovm_policy *p, const char *vm, const char *vf, iovm_policy_mode mode)
+static void assign_ok(iovm_policy *p, const char *vm, const char *vf, iovm_mode mode)
 {
 	iovm_error e = {};
 
@@ -153,19 +153,19 @@ static void test_admission_order(void **state)
 {
 	iovm_policy *p = engine(state, 0, false);
 	iovm_policy_req reqs[] = {
-		{ .vm = "low1", .mode = IOVM_POLICY_EXCLUSIVE },
-		{ .vm = "norm1", .mode = IOVM_POLICY_EXCLUSIVE },
-		{ .vm = "high1", .mode = IOVM_POLICY_EXCLUSIVE },
-		{ .vm = "norm2", .mode = IOVM_POLICY_EXCLUSIVE },
-		{ .vm = "ghost", .mode = IOVM_POLICY_EXCLUSIVE },
-		{ .vm = "high2", .mode = IOVM_POLICY_EXCLUSIVE },
+		{ .vm = "low1", .mode = IOVM_MODE_EXCLUSIVE },
+		{ .vm = "norm1", .mode = IOVM_MODE_EXCLUSIVE },
+		{ .vm = "high1", .mode = IOVM_MODE_EXCLUSIVE },
+		{ .vm = "norm2", .mode = IOVM_MODE_EXCLUSIVE },
+		{ .vm = "ghost", .mode = IOVM_MODE_EXCLUSIVE },
+		{ .vm = "high2", .mode = IOVM_MODE_EXCLUSIVE },
 	};
 	iovm_policy_decision d[ELEMENTSOF(reqs)];
 
 	add_vfs(p, 3, false);
-	add_vm(p, "low1", IOVM_STORE_PRIO_LOW, -1);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "norm1 norm2");
-	add_vms(p, IOVM_STORE_PRIO_HIGH, "high1 high2");
+	add_vm(p, "low1", IOVM_PRIO_LOW, -1);
+	add_vms(p, IOVM_PRIO_NORMAL, "norm1 norm2");
+	add_vms(p, IOVM_PRIO_HIGH, "high1 high2");
 
 	assert_int_equal(iovm_policy_request_batch(p, reqs, ELEMENTSOF(reqs), d), 3);
 	/* high first in the order given, then normal: VFs go out by id */
@@ -175,7 +175,7 @@ static void test_admission_order(void **state)
 	assert_string_equal(d[5].vf, "0000:01:10.1");
 	assert_int_equal(d[1].result, 0);
 	assert_string_equal(d[1].vf, "0000:01:10.2");
-	assert_int_equal(d[1].mode, IOVM_POLICY_EXCLUSIVE);
+	assert_int_equal(d[1].mode, IOVM_MODE_EXCLUSIVE);
 	assert_int_equal(d[3].result, -EBUSY);
 	assert_string_equal(d[3].vm, "norm2");
 	assert_contains(d[3].reason, "no free VF for exclusive use");
@@ -197,20 +197,20 @@ static void test_exhaustion(void **state)
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
 	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, false, 0);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b c");
+	add_vms(p, IOVM_PRIO_NORMAL, "a b c");
 
-	expect(p, "a", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, &d);
+	expect(p, "a", IOVM_MODE_AUTO, NULL, "0000:01:10.0", IOVM_MODE_EXCLUSIVE, &d);
 	assert_contains(d.reason, "exclusive: free VF");
-	expect(p, "b", IOVM_POLICY_AUTO, NULL, "0000:01:10.1", IOVM_POLICY_EXCLUSIVE, NULL);
+	expect(p, "b", IOVM_MODE_AUTO, NULL, "0000:01:10.1", IOVM_MODE_EXCLUSIVE, NULL);
 	/* everything is held exclusively: nothing to share either */
-	assert_int_equal(ask(p, "c", IOVM_POLICY_EXCLUSIVE, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "c", IOVM_MODE_EXCLUSIVE, NULL, &d, &e), -EBUSY);
 	assert_contains(e.msg, "vm c: no free VF for exclusive use (2 VFs: 2 exclusive, 0 shared)");
-	assert_int_equal(ask(p, "c", IOVM_POLICY_AUTO, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "c", IOVM_MODE_AUTO, NULL, &d, &e), -EBUSY);
 	assert_contains(e.msg, "nothing shared yet (1 shareable VFs, all held exclusively)");
-	assert_int_equal(ask(p, "c", IOVM_POLICY_SHARED, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "c", IOVM_MODE_SHARED, NULL, &d, &e), -EBUSY);
 	assert_string_equal(d.vf, "");
 	/* an exclusively held VF is never shared, not even by name */
-	assert_int_equal(iovm_policy_assign(p, "c", "0000:01:10.0", IOVM_POLICY_SHARED, &e), -EBUSY);
+	assert_int_equal(iovm_policy_assign(p, "c", "0000:01:10.0", IOVM_MODE_SHARED, &e), -EBUSY);
 	assert_contains(e.msg, "held exclusively by vm a");
 	assert_int_equal(info(p, "0000:01:10.0").users, 1);
 	iovm_policy_free(p);
@@ -223,10 +223,10 @@ static void test_lowest_throughput(void **state)
 	iovm_policy_decision d;
 
 	add_vfs(p, 3, true);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b c new");
-	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
-	assign_ok(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED);
-	assign_ok(p, "c", "0000:01:10.2", IOVM_POLICY_SHARED);
+	add_vms(p, IOVM_PRIO_NORMAL, "a b c new");
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_SHARED);
+	assign_ok(p, "b", "0000:01:10.1", IOVM_MODE_SHARED);
+	assign_ok(p, "c", "0000:01:10.2", IOVM_MODE_SHARED);
 
 	sample_ok(p, "0000:01:10.0", 1000);   /* baselines */
 	sample_ok(p, "0000:01:10.1", 5000);
@@ -239,7 +239,7 @@ static void test_lowest_throughput(void **state)
 	assert_int_equal(info(p, "0000:01:10.1").throughput_bps, 12300000);
 	assert_int_equal(info(p, "0000:01:10.2").throughput_bps, 16000000);
 
-	expect(p, "new", IOVM_POLICY_AUTO, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, &d);
+	expect(p, "new", IOVM_MODE_AUTO, NULL, "0000:01:10.1", IOVM_MODE_SHARED, &d);
 	assert_int_equal(d.users, 2);
 	assert_string_equal(d.reason, "shared: no free VF; lowest throughput 12.3 Mbit/s of 3 shareable VFs "
 			    "with room (user 2 of cap 4)");
@@ -254,16 +254,16 @@ static void test_ties(void **state)
 	/* added out of id order on purpose */
 	add_vf(p, "0000:01:10.2", "0000:01:00.0", -1, true, 0);
 	add_vfs(p, 2, true);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a a2 b c x y");
-	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
-	assign_ok(p, "a2", "0000:01:10.0", IOVM_POLICY_SHARED);
-	assign_ok(p, "c", "0000:01:10.2", IOVM_POLICY_SHARED);
-	assign_ok(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED);
+	add_vms(p, IOVM_PRIO_NORMAL, "a a2 b c x y");
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_SHARED);
+	assign_ok(p, "a2", "0000:01:10.0", IOVM_MODE_SHARED);
+	assign_ok(p, "c", "0000:01:10.2", IOVM_MODE_SHARED);
+	assign_ok(p, "b", "0000:01:10.1", IOVM_MODE_SHARED);
 	/* all at 0 bit/s: .0 has two users; .1 and .2 one each: the lower id wins */
-	expect(p, "x", IOVM_POLICY_AUTO, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, &d);
+	expect(p, "x", IOVM_MODE_AUTO, NULL, "0000:01:10.1", IOVM_MODE_SHARED, &d);
 	assert_int_equal(d.users, 2);
 	/* now .2 is the only one with a single user */
-	expect(p, "y", IOVM_POLICY_SHARED, NULL, "0000:01:10.2", IOVM_POLICY_SHARED, NULL);
+	expect(p, "y", IOVM_MODE_SHARED, NULL, "0000:01:10.2", IOVM_MODE_SHARED, NULL);
 	iovm_policy_free(p);
 }
 
@@ -316,17 +316,17 @@ static void test_throughput_reorders(void **state)
 	uint64_t c0 = 0, c1 = 0;
 
 	add_vfs(p, 2, true);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b n1 n2");
-	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
-	assign_ok(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED);
+	add_vms(p, IOVM_PRIO_NORMAL, "a b n1 n2");
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_SHARED);
+	assign_ok(p, "b", "0000:01:10.1", IOVM_MODE_SHARED);
 	sample_ok(p, "0000:01:10.0", c0);
 	sample_ok(p, "0000:01:10.1", c1);
 	sample_ok(p, "0000:01:10.0", c0 += 1000000);
 	reset_ok(p, 1 * SEC);
-	expect(p, "n1", IOVM_POLICY_AUTO, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
+	expect(p, "n1", IOVM_MODE_AUTO, NULL, "0000:01:10.1", IOVM_MODE_SHARED, NULL);
 	sample_ok(p, "0000:01:10.1", c1 += 2000000);
 	reset_ok(p, 2 * SEC);
-	expect(p, "n2", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_SHARED, NULL);
+	expect(p, "n2", IOVM_MODE_AUTO, NULL, "0000:01:10.0", IOVM_MODE_SHARED, NULL);
 	iovm_policy_free(p);
 }
 
@@ -337,12 +337,12 @@ static void test_rebalance(void **state)
 	iovm_error e = {};
 
 	add_vfs(p, 2, true);
-	add_vms(p, IOVM_STORE_PRIO_LOW, "excl lo");
-	add_vms(p, IOVM_STORE_PRIO_HIGH, "hi hi2");
-	expect(p, "excl", IOVM_POLICY_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, NULL);
-	expect(p, "lo", IOVM_POLICY_SHARED, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
-	expect(p, "hi", IOVM_POLICY_SHARED, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
-	expect(p, "hi2", IOVM_POLICY_SHARED, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
+	add_vms(p, IOVM_PRIO_LOW, "excl lo");
+	add_vms(p, IOVM_PRIO_HIGH, "hi hi2");
+	expect(p, "excl", IOVM_MODE_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_MODE_EXCLUSIVE, NULL);
+	expect(p, "lo", IOVM_MODE_SHARED, NULL, "0000:01:10.1", IOVM_MODE_SHARED, NULL);
+	expect(p, "hi", IOVM_MODE_SHARED, NULL, "0000:01:10.1", IOVM_MODE_SHARED, NULL);
+	expect(p, "hi2", IOVM_MODE_SHARED, NULL, "0000:01:10.1", IOVM_MODE_SHARED, NULL);
 	assert_int_equal(iovm_policy_rebalance(p, &mv), 0);   /* nothing free */
 
 	/* the exclusive VF frees up: the first high-priority sharer should move */
@@ -356,7 +356,7 @@ static void test_rebalance(void **state)
 	assert_int_equal(iovm_policy_rebalance(p, &mv), 1);
 	assert_string_equal(mv.vm, "hi");
 	release_ok(p, "hi", "0000:01:10.1");
-	assign_ok(p, "hi", "0000:01:10.0", IOVM_POLICY_EXCLUSIVE);
+	assign_ok(p, "hi", "0000:01:10.0", IOVM_MODE_EXCLUSIVE);
 	assert_int_equal(info(p, "0000:01:10.1").users, 2);
 	assert_int_equal(iovm_policy_rebalance(p, &mv), 0);
 
@@ -375,10 +375,10 @@ static void test_rebalance_off(void **state)
 	iovm_error e = {};
 
 	add_vfs(p, 2, true);
-	add_vm(p, "a", IOVM_STORE_PRIO_LOW, -1);
-	add_vm(p, "b", IOVM_STORE_PRIO_HIGH, -1);
-	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_EXCLUSIVE);
-	assign_ok(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED);
+	add_vm(p, "a", IOVM_PRIO_LOW, -1);
+	add_vm(p, "b", IOVM_PRIO_HIGH, -1);
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_EXCLUSIVE);
+	assign_ok(p, "b", "0000:01:10.1", IOVM_MODE_SHARED);
 	assert_int_equal(iovm_policy_release(p, "a", "0000:01:10.0", &mv, &e), 0);
 	assert_string_equal(mv.vm, "");
 	assert_int_equal(iovm_policy_rebalance(p, &mv), 0);
@@ -394,23 +394,23 @@ static void test_numa(void **state)
 	add_vf(p, "0000:01:10.1", "0000:01:00.0", 0, false, 0);
 	add_vf(p, "0000:81:10.0", "0000:81:00.0", 1, false, 0);
 	add_vf(p, "0000:81:10.1", "0000:81:00.0", 1, false, 0);
-	add_vm(p, "n1a", IOVM_STORE_PRIO_NORMAL, 1);
-	add_vm(p, "n1b", IOVM_STORE_PRIO_NORMAL, 1);
-	add_vm(p, "n1c", IOVM_STORE_PRIO_NORMAL, 1);
-	add_vm(p, "any", IOVM_STORE_PRIO_NORMAL, -1);
-	add_vm(p, "n5", IOVM_STORE_PRIO_NORMAL, 5);   /* a node without VFs */
+	add_vm(p, "n1a", IOVM_PRIO_NORMAL, 1);
+	add_vm(p, "n1b", IOVM_PRIO_NORMAL, 1);
+	add_vm(p, "n1c", IOVM_PRIO_NORMAL, 1);
+	add_vm(p, "any", IOVM_PRIO_NORMAL, -1);
+	add_vm(p, "n5", IOVM_PRIO_NORMAL, 5);   /* a node without VFs */
 
-	expect(p, "n1a", IOVM_POLICY_AUTO, NULL, "0000:81:10.0", IOVM_POLICY_EXCLUSIVE, &d);
+	expect(p, "n1a", IOVM_MODE_AUTO, NULL, "0000:81:10.0", IOVM_MODE_EXCLUSIVE, &d);
 	assert_string_equal(d.reason, "exclusive: free VF on NUMA node 1 (2 free there)");
-	expect(p, "n1b", IOVM_POLICY_AUTO, NULL, "0000:81:10.1", IOVM_POLICY_EXCLUSIVE, NULL);
+	expect(p, "n1b", IOVM_MODE_AUTO, NULL, "0000:81:10.1", IOVM_MODE_EXCLUSIVE, NULL);
 	/* node 1 is full: fall back to node 0 */
-	expect(p, "n1c", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, &d);
+	expect(p, "n1c", IOVM_MODE_AUTO, NULL, "0000:01:10.0", IOVM_MODE_EXCLUSIVE, &d);
 	assert_string_equal(d.reason, "exclusive: free VF on NUMA node 0, none free on the VM's node 1 "
 			    "(2 free elsewhere)");
-	expect(p, "n5", IOVM_POLICY_AUTO, NULL, "0000:01:10.1", IOVM_POLICY_EXCLUSIVE, &d);
+	expect(p, "n5", IOVM_MODE_AUTO, NULL, "0000:01:10.1", IOVM_MODE_EXCLUSIVE, &d);
 	assert_contains(d.reason, "none free on the VM's node 5");
 	release_ok(p, "n1b", "0000:81:10.1");
-	expect(p, "any", IOVM_POLICY_AUTO, NULL, "0000:81:10.1", IOVM_POLICY_EXCLUSIVE, &d);
+	expect(p, "any", IOVM_MODE_AUTO, NULL, "0000:81:10.1", IOVM_MODE_EXCLUSIVE, &d);
 	assert_string_equal(d.reason, "exclusive: free VF (1 free, the VM has no NUMA preference)");
 	iovm_policy_free(p);
 }
@@ -423,19 +423,19 @@ static void test_pf_restriction(void **state)
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", 0, true, 0);
 	add_vf(p, "0000:81:10.0", "0000:81:00.0", 1, true, 0);
-	add_vm(p, "a", IOVM_STORE_PRIO_NORMAL, 0);
-	add_vm(p, "b", IOVM_STORE_PRIO_NORMAL, 0);
-	add_vm(p, "c", IOVM_STORE_PRIO_NORMAL, 0);
+	add_vm(p, "a", IOVM_PRIO_NORMAL, 0);
+	add_vm(p, "b", IOVM_PRIO_NORMAL, 0);
+	add_vm(p, "c", IOVM_PRIO_NORMAL, 0);
 	/* the PF wins over the NUMA preference */
-	expect(p, "a", IOVM_POLICY_AUTO, "0000:81:00.0", "0000:81:10.0", IOVM_POLICY_EXCLUSIVE, &d);
+	expect(p, "a", IOVM_MODE_AUTO, "0000:81:00.0", "0000:81:10.0", IOVM_MODE_EXCLUSIVE, &d);
 	assert_string_equal(d.reason, "exclusive: free VF on pf 0000:81:00.0 (1 free there)");
-	assert_int_equal(ask(p, "b", IOVM_POLICY_EXCLUSIVE, "0000:81:00.0", &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "b", IOVM_MODE_EXCLUSIVE, "0000:81:00.0", &d, &e), -EBUSY);
 	assert_contains(e.msg, "no free VF on pf 0000:81:00.0 for exclusive use");
-	expect(p, "b", IOVM_POLICY_SHARED, "0000:01:00.0", "0000:01:10.0", IOVM_POLICY_SHARED, &d);
+	expect(p, "b", IOVM_MODE_SHARED, "0000:01:00.0", "0000:01:10.0", IOVM_MODE_SHARED, &d);
 	assert_contains(d.reason, "turned shared");
-	expect(p, "c", IOVM_POLICY_AUTO, "0000:01:00.0", "0000:01:10.0", IOVM_POLICY_SHARED, &d);
+	expect(p, "c", IOVM_MODE_AUTO, "0000:01:00.0", "0000:01:10.0", IOVM_MODE_SHARED, &d);
 	assert_contains(d.reason, "on pf 0000:01:00.0");
-	assert_int_equal(ask(p, "c", IOVM_POLICY_AUTO, "0000:99:00.0", &d, &e), -ENOENT);
+	assert_int_equal(ask(p, "c", IOVM_MODE_AUTO, "0000:99:00.0", &d, &e), -ENOENT);
 	assert_contains(e.msg, "pf 0000:99:00.0 has no VFs");
 	iovm_policy_free(p);
 }
@@ -447,32 +447,32 @@ static void test_users_cap(void **state)
 	iovm_error e;
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b");
-	add_vm(p, "c", IOVM_STORE_PRIO_HIGH, -1);
-	expect(p, "a", IOVM_POLICY_SHARED, NULL, "0000:01:10.0", IOVM_POLICY_SHARED, &d);
+	add_vms(p, IOVM_PRIO_NORMAL, "a b");
+	add_vm(p, "c", IOVM_PRIO_HIGH, -1);
+	expect(p, "a", IOVM_MODE_SHARED, NULL, "0000:01:10.0", IOVM_MODE_SHARED, &d);
 	assert_int_equal(d.users, 1);
 	assert_contains(d.reason, "no shared VF with room; free VF");
 	assert_contains(d.reason, "turned shared (cap 2 users)");
-	expect(p, "b", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_SHARED, &d);
+	expect(p, "b", IOVM_MODE_AUTO, NULL, "0000:01:10.0", IOVM_MODE_SHARED, &d);
 	assert_int_equal(d.users, 2);
 	assert_contains(d.reason, "(user 2 of cap 2)");
 	/* full: priority does not break the cap */
-	assert_int_equal(ask(p, "c", IOVM_POLICY_AUTO, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "c", IOVM_MODE_AUTO, NULL, &d, &e), -EBUSY);
 	assert_string_equal(e.msg, "vm c: no free VF and all 1 shared VFs are at their user cap (cap 2 users)");
-	assert_int_equal(iovm_policy_assign(p, "c", "0000:01:10.0", IOVM_POLICY_SHARED, &e), -EBUSY);
+	assert_int_equal(iovm_policy_assign(p, "c", "0000:01:10.0", IOVM_MODE_SHARED, &e), -EBUSY);
 	assert_contains(e.msg, "cap 2 users");
 	/* a shared VF is never given exclusively while it has users */
-	assert_int_equal(iovm_policy_assign(p, "c", "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, &e), -EBUSY);
+	assert_int_equal(iovm_policy_assign(p, "c", "0000:01:10.0", IOVM_MODE_EXCLUSIVE, &e), -EBUSY);
 	assert_contains(e.msg, "shared by 2 users");
 
 	/* a VF's own cap wins over the engine's */
 	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, true, 1);
-	expect(p, "c", IOVM_POLICY_SHARED, NULL, "0000:01:10.1", IOVM_POLICY_SHARED, NULL);
+	expect(p, "c", IOVM_MODE_SHARED, NULL, "0000:01:10.1", IOVM_MODE_SHARED, NULL);
 	assert_int_equal(info(p, "0000:01:10.1").max_users, 1);
 	release_ok(p, "a", "0000:01:10.0");
-	assert_int_equal(ask(p, "a", IOVM_POLICY_SHARED, NULL, &d, &e), 0);
+	assert_int_equal(ask(p, "a", IOVM_MODE_SHARED, NULL, &d, &e), 0);
 	assert_string_equal(d.vf, "0000:01:10.0");
-	assert_int_equal(ask(p, "c", IOVM_POLICY_SHARED, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "c", IOVM_MODE_SHARED, NULL, &d, &e), -EBUSY);
 	assert_contains(e.msg, "cap 2 users; 1 VFs have their own cap");
 	iovm_policy_free(p);
 }
@@ -484,24 +484,24 @@ static void test_release_frees(void **state)
 	iovm_error e;
 
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b c");
-	expect(p, "a", IOVM_POLICY_AUTO, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, NULL);
+	add_vms(p, IOVM_PRIO_NORMAL, "a b c");
+	expect(p, "a", IOVM_MODE_AUTO, NULL, "0000:01:10.0", IOVM_MODE_EXCLUSIVE, NULL);
 	assert_int_equal(info(p, "0000:01:10.0").state, IOVM_POLICY_VF_EXCLUSIVE);
-	assert_int_equal(ask(p, "b", IOVM_POLICY_EXCLUSIVE, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "b", IOVM_MODE_EXCLUSIVE, NULL, &d, &e), -EBUSY);
 	release_ok(p, "a", "0000:01:10.0");
 	assert_int_equal(info(p, "0000:01:10.0").state, IOVM_POLICY_VF_FREE);
 	assert_int_equal(iovm_policy_vf_free_count(p), 1);
-	expect(p, "b", IOVM_POLICY_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, NULL);
+	expect(p, "b", IOVM_MODE_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_MODE_EXCLUSIVE, NULL);
 	release_ok(p, "b", "0000:01:10.0");
 
 	/* a shared VF is free again only when its last user leaves */
-	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
-	assign_ok(p, "b", "0000:01:10.0", IOVM_POLICY_SHARED);
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_SHARED);
+	assign_ok(p, "b", "0000:01:10.0", IOVM_MODE_SHARED);
 	release_ok(p, "a", "0000:01:10.0");
 	assert_int_equal(info(p, "0000:01:10.0").state, IOVM_POLICY_VF_SHARED);
-	assert_int_equal(ask(p, "c", IOVM_POLICY_EXCLUSIVE, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "c", IOVM_MODE_EXCLUSIVE, NULL, &d, &e), -EBUSY);
 	release_ok(p, "b", "0000:01:10.0");
-	expect(p, "c", IOVM_POLICY_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_POLICY_EXCLUSIVE, NULL);
+	expect(p, "c", IOVM_MODE_EXCLUSIVE, NULL, "0000:01:10.0", IOVM_MODE_EXCLUSIVE, NULL);
 	iovm_policy_free(p);
 }
 
@@ -517,13 +517,13 @@ static void test_bad_input(void **state)
 	longname[sizeof(longname) - 1] = 0;
 	add_vf(p, "0000:01:10.0", "0000:01:00.0", -1, true, 0);
 	add_vf(p, "0000:01:10.1", "0000:01:00.0", -1, false, 0);
-	add_vms(p, IOVM_STORE_PRIO_NORMAL, "a b");
+	add_vms(p, IOVM_PRIO_NORMAL, "a b");
 
-	assert_int_equal(ask(p, "nobody", IOVM_POLICY_AUTO, NULL, &d, &e), -ENOENT);
+	assert_int_equal(ask(p, "nobody", IOVM_MODE_AUTO, NULL, &d, &e), -ENOENT);
 	assert_string_equal(e.msg, "vm nobody: unknown to the allocator");
-	assert_int_equal(ask(p, "a", (iovm_policy_mode)9, NULL, &d, &e), -EINVAL);
-	assert_int_equal(ask(p, NULL, IOVM_POLICY_AUTO, NULL, &d, &e), -EINVAL);
-	assert_int_equal(ask(p, longname, IOVM_POLICY_AUTO, NULL, &d, &e), -EINVAL);
+	assert_int_equal(ask(p, "a", (iovm_mode)9, NULL, &d, &e), -EINVAL);
+	assert_int_equal(ask(p, NULL, IOVM_MODE_AUTO, NULL, &d, &e), -EINVAL);
+	assert_int_equal(ask(p, longname, IOVM_MODE_AUTO, NULL, &d, &e), -EINVAL);
 	assert_int_equal(iovm_policy_request(NULL, &(iovm_policy_req){ .vm = "a" }, &d, &e), -EINVAL);
 
 	assert_int_equal(iovm_policy_vf_add(p, &(iovm_policy_vf){ .id = "0000:01:10.0", .pf = "0000:01:00.0" }, &e),
@@ -541,20 +541,20 @@ static void test_bad_input(void **state)
 	assert_int_equal(iovm_policy_sample(p, "0000:01:10.9", 1, &e), -ENOENT);
 	assert_int_equal(iovm_policy_vf_get(p, "0000:01:10.9", &i, &e), -ENOENT);
 
-	expect(p, "a", IOVM_POLICY_SHARED, NULL, "0000:01:10.0", IOVM_POLICY_SHARED, NULL);
+	expect(p, "a", IOVM_MODE_SHARED, NULL, "0000:01:10.0", IOVM_MODE_SHARED, NULL);
 	release_ok(p, "a", "0000:01:10.0");
 	assert_int_equal(iovm_policy_release(p, "a", "0000:01:10.0", NULL, &e), -ENOENT);
 	assert_contains(e.msg, "vm a: does not hold vf 0000:01:10.0");
 	assert_int_equal(iovm_policy_release(p, "b", "0000:01:10.0", NULL, &e), -ENOENT);
 
 	/* a VM never gets a VF twice */
-	assign_ok(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED);
-	assert_int_equal(iovm_policy_assign(p, "a", "0000:01:10.0", IOVM_POLICY_SHARED, &e), -EEXIST);
-	assert_int_equal(ask(p, "a", IOVM_POLICY_SHARED, NULL, &d, &e), -EBUSY);
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_SHARED);
+	assert_int_equal(iovm_policy_assign(p, "a", "0000:01:10.0", IOVM_MODE_SHARED, &e), -EEXIST);
+	assert_int_equal(ask(p, "a", IOVM_MODE_SHARED, NULL, &d, &e), -EBUSY);
 	assert_contains(e.msg, "every shared VF with room (1) is already used by this VM");
-	assert_int_equal(iovm_policy_assign(p, "b", "0000:01:10.1", IOVM_POLICY_SHARED, &e), -EBUSY);
+	assert_int_equal(iovm_policy_assign(p, "b", "0000:01:10.1", IOVM_MODE_SHARED, &e), -EBUSY);
 	assert_contains(e.msg, "not shareable");
-	assert_int_equal(iovm_policy_assign(p, "b", "0000:01:10.1", IOVM_POLICY_AUTO, &e), -EINVAL);
+	assert_int_equal(iovm_policy_assign(p, "b", "0000:01:10.1", IOVM_MODE_AUTO, &e), -EINVAL);
 
 	/* removal while in use */
 	assert_int_equal(iovm_policy_vf_remove(p, "0000:01:10.0", &e), -EBUSY);
@@ -566,13 +566,13 @@ static void test_bad_input(void **state)
 	assert_int_equal(iovm_policy_vm_remove(p, "a", &e), -ENOENT);
 	assert_int_equal(iovm_policy_vf_remove(p, "0000:01:10.0", &e), 0);
 	assert_int_equal(iovm_policy_vf_count(p), 1);
-	assert_int_equal(ask(p, "b", IOVM_POLICY_SHARED, NULL, &d, &e), -EBUSY);
+	assert_int_equal(ask(p, "b", IOVM_MODE_SHARED, NULL, &d, &e), -EBUSY);
 	assert_contains(e.msg, "no shareable VF");
 
-	assert_int_equal(iovm_policy_mode_from_string("shared"), IOVM_POLICY_SHARED);
-	assert_int_equal(iovm_policy_mode_from_string("both"), -EINVAL);
-	assert_string_equal(iovm_policy_mode_to_string(IOVM_POLICY_AUTO), "auto");
-	assert_null(iovm_policy_mode_to_string(7));
+	assert_int_equal(iovm_mode_from_string("shared"), IOVM_MODE_SHARED);
+	assert_int_equal(iovm_mode_from_string("both"), -EINVAL);
+	assert_string_equal(iovm_mode_to_string(IOVM_MODE_AUTO), "auto");
+	assert_null(iovm_mode_to_string(7));
 	assert_string_equal(iovm_policy_vf_state_to_string(IOVM_POLICY_VF_SHARED), "shared");
 	assert_null(iovm_policy_free(p));
 	assert_int_equal(iovm_policy_new(&(iovm_policy_config){ .algo = 5 }, 0, &p, &e), -EINVAL);
@@ -657,7 +657,7 @@ static void test_equivalence(void **state)
 		vf_present[i] = true;
 	}
 	for (unsigned i = 0; i < EQ_VMS; i++) {
-		iovm_policy_vm m = { .name = vm_name[i], .priority = (iovm_store_priority)below(3),
+		iovm_policy_vm m = { .name = vm_name[i], .priority = (iovm_priority)below(3),
 				     .numa_node = (int)below(4) - 1 };
 
 		snprintf(vm_name[i], sizeof(vm_name[i]), "vm%u", i);
@@ -673,8 +673,8 @@ static void test_equivalence(void **state)
 		if (dice < 40 || nh == 0) {   /* one request */
 			unsigned vm = below(EQ_VMS), m = below(10);
 			iovm_policy_req q = { .vm = vm_name[vm],
-					      .mode = m < 6 ? IOVM_POLICY_AUTO :
-						      m < 8 ? IOVM_POLICY_EXCLUSIVE : IOVM_POLICY_SHARED,
+					      .mode = m < 6 ? IOVM_MODE_AUTO :
+						      m < 8 ? IOVM_MODE_EXCLUSIVE : IOVM_MODE_SHARED,
 					      .pf = below(10) == 0 ? pf_id[below(EQ_PFS)] : NULL };
 			iovm_policy_decision d[2] = {};
 
@@ -689,7 +689,7 @@ static void test_equivalence(void **state)
 				h[nh++] = (held){ vm, (unsigned)(strtoul(d[0].vf + 8, NULL, 16) - 16) * 8 +
 							  (unsigned)(d[0].vf[11] - '0') };
 				assert_string_equal(vf_id[h[nh - 1].vf], d[0].vf);
-				if (d[0].mode == IOVM_POLICY_SHARED)
+				if (d[0].mode == IOVM_MODE_SHARED)
 					st.shared++;
 				else
 					st.exclusive++;
@@ -701,7 +701,7 @@ static void test_equivalence(void **state)
 
 			for (unsigned j = 0; j < n; j++) {
 				vms[j] = below(EQ_VMS);
-				q[j] = (iovm_policy_req){ .vm = vm_name[vms[j]], .mode = (iovm_policy_mode)below(3) };
+				q[j] = (iovm_policy_req){ .vm = vm_name[vms[j]], .mode = (iovm_mode)below(3) };
 			}
 			for (int k = 0; k < 2; k++)
 				r[k] = iovm_policy_request_batch(p[k], q, n, d[k]);
@@ -747,7 +747,7 @@ static void test_equivalence(void **state)
 					assert_int_equal(iovm_policy_release(p[k], mv[0].vm, mv[0].from_vf, NULL, NULL) >= 0,
 							 true);
 					assert_int_equal(iovm_policy_assign(p[k], mv[0].vm, mv[0].to_vf,
-									    IOVM_POLICY_EXCLUSIVE, NULL), 0);
+									    IOVM_MODE_EXCLUSIVE, NULL), 0);
 				}
 				for (size_t j = 0; j < nh; j++)
 					if (h[j].vm == mvm && h[j].vf == from) {
@@ -771,7 +771,7 @@ static void test_equivalence(void **state)
 				assert_int_equal(iovm_policy_window_reset(p[k], now, NULL), 0);
 		} else if (dice < 96) {       /* an explicit VF */
 			unsigned vm = below(EQ_VMS), vf = below(EQ_VFS);
-			iovm_policy_mode m = below(2) ? IOVM_POLICY_EXCLUSIVE : IOVM_POLICY_SHARED;
+			iovm_mode m = below(2) ? IOVM_MODE_EXCLUSIVE : IOVM_MODE_SHARED;
 
 			for (int k = 0; k < 2; k++)
 				r[k] = iovm_policy_assign(p[k], vm_name[vm], vf_id[vf], m, &e[k]);

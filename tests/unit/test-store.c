@@ -115,7 +115,7 @@ static iovm_store *open_ok(const char *path)
 	return s;
 }
 
-static void add_vm(iovm_store *s, const char *name, iovm_store_priority prio)
+static void add_vm(iovm_store *s, const char *name, iovm_priority prio)
 {
 	iovm_store_vm vm = { .priority = prio, .numa_node = -1 };
 	iovm_error e = {};
@@ -128,7 +128,7 @@ static void add_vm(iovm_store *s, const char *name, iovm_store_priority prio)
 
 static int do_assign(iovm_store *s, const char *vf, const char *vm, iovm_error *e)
 {
-	iovm_store_assignment a = { .mode = IOVM_STORE_MODE_EXCLUSIVE, .state = IOVM_STORE_RESERVED };
+	iovm_store_assignment a = { .mode = IOVM_MODE_EXCLUSIVE, .state = IOVM_STORE_RESERVED };
 
 	snprintf(a.vf, sizeof(a.vf), "%s", vf);
 	snprintf(a.vm, sizeof(a.vm), "%s", vm);
@@ -178,7 +178,7 @@ static void test_create_and_reopen(void **state)
 	vc.cfg.qos = 5;
 	vc.cfg.link_state = IOVM_VF_LINK_DISABLE;
 	assert_int_equal(iovm_store_vf_config_put(s, &vc, &e), 0);
-	add_vm(s, "web1", IOVM_STORE_PRIO_HIGH);
+	add_vm(s, "web1", IOVM_PRIO_HIGH);
 	assert_int_equal(do_assign(s, "0000:01:10.6", "web1", &e), 0);
 	sv.cfg.present = IOVM_VFNET_SPOOFCHK | IOVM_VFNET_TRUST | IOVM_VFNET_RATE;
 	sv.cfg.spoofchk = true;
@@ -204,7 +204,7 @@ static void test_create_and_reopen(void **state)
 
 	assert_int_equal(iovm_store_vm_get(s, "web1", &gvm, &e), 0);
 	assert_string_equal(gvm.qmp, "/run/iovm/web1.qmp");
-	assert_int_equal(gvm.priority, IOVM_STORE_PRIO_HIGH);
+	assert_int_equal(gvm.priority, IOVM_PRIO_HIGH);
 	assert_int_equal(gvm.numa_node, -1);
 
 	assert_int_equal(iovm_store_assignment_get(s, "01:10.6", &ga, &e), 0);
@@ -428,7 +428,7 @@ static void test_migrate_from_v1_with_data(void **state)
 	s = open_ok(f->db);
 	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
 	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
-	assert_int_equal(vm.priority, IOVM_STORE_PRIO_LOW);
+	assert_int_equal(vm.priority, IOVM_PRIO_LOW);
 	assert_int_equal(vm.numa_node, -1);          /* the new columns' defaults */
 	assert_string_equal(vm.qga, "");
 	assert_int_equal(vm.created, 1000);
@@ -480,18 +480,18 @@ static void test_migrate_from_v2_with_data(void **state)
 	assert_int_equal(iovm_store_schema_version(s), 3);
 	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
 	assert_string_equal(vm.qmp, "/run/db1.qmp");
-	assert_int_equal(vm.priority, IOVM_STORE_PRIO_HIGH);
+	assert_int_equal(vm.priority, IOVM_PRIO_HIGH);
 	assert_int_equal(vm.numa_node, 1);
 	assert_int_equal(vm.created, 1000);
 	assert_string_equal(vm.qga, "");             /* the new column's default */
 	assert_int_equal(iovm_store_assignment_list(s, NULL, &as, &n, &e), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(as[0].vm, "db1");
-	assert_int_equal(as[0].mode, IOVM_STORE_MODE_EXCLUSIVE);
+	assert_int_equal(as[0].mode, IOVM_MODE_EXCLUSIVE);
 	assert_string_equal(as[0].devid, "iovm-0000-01-10.0");
 	assert_int_equal(as[0].state, IOVM_STORE_ATTACHED);
 	assert_string_equal(as[1].vm, "web2");
-	assert_int_equal(as[1].mode, IOVM_STORE_MODE_SHARED);
+	assert_int_equal(as[1].mode, IOVM_MODE_SHARED);
 	free(as);
 	assert_int_equal(iovm_store_share_list(s, NULL, NULL, &shares, &n, &e), 0);
 	assert_int_equal(n, 0);
@@ -617,7 +617,7 @@ static void test_corrupt_page(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "vm%02d", i);
-		add_vm(s, name, IOVM_STORE_PRIO_NORMAL);
+		add_vm(s, name, IOVM_PRIO_NORMAL);
 	}
 	iovm_store_close(s);   /* last connection: the WAL is checkpointed */
 
@@ -703,8 +703,8 @@ static void test_double_assignment(void **state)
 	size_t n = 0;
 	iovm_error e = {};
 
-	add_vm(s, "alpha", IOVM_STORE_PRIO_NORMAL);
-	add_vm(s, "beta", IOVM_STORE_PRIO_LOW);
+	add_vm(s, "alpha", IOVM_PRIO_NORMAL);
+	add_vm(s, "beta", IOVM_PRIO_LOW);
 	assert_int_equal(do_assign(s, "0000:01:10.2", "alpha", &e), 0);
 
 	/* Another VM, spelled differently: same VF, refused, holder named. */
@@ -778,13 +778,13 @@ static void test_vm_qga(void **state)
 {
 	fixture *f = *state;
 	iovm_store *s = open_ok(f->db);
-	iovm_store_vm vm = { .name = "g1", .qmp = "/run/g1.qmp", .priority = IOVM_STORE_PRIO_NORMAL,
+	iovm_store_vm vm = { .name = "g1", .qmp = "/run/g1.qmp", .priority = IOVM_PRIO_NORMAL,
 			     .numa_node = 0, .qga = "/run/g1.qga" }, g, *list = NULL;
 	size_t n = 0;
 	iovm_error e = {};
 
 	assert_int_equal(iovm_store_vm_put(s, &vm, &e), 0);
-	add_vm(s, "g0", IOVM_STORE_PRIO_LOW);      /* none: qga left "" */
+	add_vm(s, "g0", IOVM_PRIO_LOW);      /* none: qga left "" */
 	assert_int_equal(iovm_store_vm_get(s, "g1", &g, &e), 0);
 	assert_string_equal(g.qga, "/run/g1.qga");
 	assert_int_equal(iovm_store_vm_list(s, &list, &n, &e), 0);
@@ -822,9 +822,9 @@ static void test_share_records(void **state)
 	size_t n = 0;
 	iovm_error e = {};
 
-	add_vm(s, "alpha", IOVM_STORE_PRIO_NORMAL);
-	add_vm(s, "beta", IOVM_STORE_PRIO_NORMAL);
-	add_vm(s, "gamma", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "alpha", IOVM_PRIO_NORMAL);
+	add_vm(s, "beta", IOVM_PRIO_NORMAL);
+	add_vm(s, "gamma", IOVM_PRIO_NORMAL);
 
 	/* One VF, several VMs; and one VM on several VFs. */
 	assert_int_equal(iovm_store_share_add(s, &sh, &e), 0);
@@ -930,15 +930,15 @@ static void test_share_vs_exclusive(void **state)
 {
 	fixture *f = *state;
 	iovm_store *s = open_ok(f->db);
-	iovm_store_assignment a = { .vf = "0000:01:10.5", .vm = "owner", .mode = IOVM_STORE_MODE_SHARED,
+	iovm_store_assignment a = { .vf = "0000:01:10.5", .vm = "owner", .mode = IOVM_MODE_SHARED,
 				    .state = IOVM_STORE_RESERVED };
 	iovm_store_share *list = NULL;
 	size_t n = 0;
 	iovm_error e = {};
 
-	add_vm(s, "owner", IOVM_STORE_PRIO_HIGH);
-	add_vm(s, "u1", IOVM_STORE_PRIO_NORMAL);
-	add_vm(s, "u2", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "owner", IOVM_PRIO_HIGH);
+	add_vm(s, "u1", IOVM_PRIO_NORMAL);
+	add_vm(s, "u2", IOVM_PRIO_NORMAL);
 
 	/* Held exclusively -> cannot be shared; the holder is named. */
 	assert_int_equal(do_assign(s, "0000:01:10.2", "owner", &e), 0);
@@ -985,8 +985,8 @@ static void test_share_triggers_raw_sql(void **state)
 	char msg[256];
 	iovm_error e = {};
 
-	add_vm(s, "owner", IOVM_STORE_PRIO_NORMAL);
-	add_vm(s, "u1", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "owner", IOVM_PRIO_NORMAL);
+	add_vm(s, "u1", IOVM_PRIO_NORMAL);
 	iovm_store_close(s);
 	raw_exec(f->db, "INSERT INTO assignment VALUES ('0000:01:10.0', 'owner', 'exclusive', '', 'attached', 1);"
 			"INSERT INTO vf_share (vf, vm, state, updated) VALUES ('0000:01:10.1', 'u1', 'attached', 1);"
@@ -1158,7 +1158,7 @@ static void test_transaction(void **state)
 	iovm_store_intent it;
 	iovm_error e = {};
 
-	add_vm(s, "vm1", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "vm1", IOVM_PRIO_NORMAL);
 	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.1", NULL,
 						 &step.intent, &e), 0);
 
@@ -1220,8 +1220,8 @@ static void test_share_transaction(void **state)
 	iovm_store_share g;
 	iovm_error e = {};
 
-	add_vm(s, "vm1", IOVM_STORE_PRIO_NORMAL);
-	add_vm(s, "vm2", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "vm1", IOVM_PRIO_NORMAL);
+	add_vm(s, "vm2", IOVM_PRIO_NORMAL);
 
 	/* The callback form: a failure after add + set_state leaves nothing. */
 	assert_int_equal(iovm_store_transaction(s, share_then_fail, &fail, &e), -EIO);
@@ -1267,7 +1267,7 @@ static void test_commit_fails_cleanly(void **state)
 	pid_t pid;
 	int status;
 
-	add_vm(s, "kept", IOVM_STORE_PRIO_NORMAL);
+	add_vm(s, "kept", IOVM_PRIO_NORMAL);
 	s = iovm_store_close(s);   /* the child must not inherit a handle */
 	snprintf(wal, sizeof(wal), "%s-wal", f->db);
 	pid = fork();
@@ -1276,7 +1276,7 @@ static void test_commit_fails_cleanly(void **state)
 		iovm_store *c = NULL;
 		struct stat st;
 		struct rlimit lim;
-		iovm_store_vm vm = { .qmp = "/run/x.qmp", .priority = IOVM_STORE_PRIO_LOW, .numa_node = -1 };
+		iovm_store_vm vm = { .qmp = "/run/x.qmp", .priority = IOVM_PRIO_LOW, .numa_node = -1 };
 		int r;
 
 		/* The child's own connection: SQLite handles do not cross fork(). */
@@ -1342,7 +1342,7 @@ static void test_invalid_arguments(void **state)
 	assert_int_equal(iovm_store_intent_list_open(s, NULL, NULL, &e), -EINVAL);
 	assert_string_equal(iovm_store_intent_kind_to_string(IOVM_INTENT_SET_VFS), "set-vfs");
 	assert_string_equal(iovm_store_assign_state_to_string(IOVM_STORE_RELEASE_PENDING), "release-pending");
-	assert_null(iovm_store_mode_to_string(5));
+	assert_null(iovm_mode_to_string(5));
 	iovm_store_close(s);
 }
 

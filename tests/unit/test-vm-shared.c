@@ -24,7 +24,7 @@
 
 #include "iovm/host.h"
 #include "iovm/qmp.h"
-#include "iovm/vm.h"
+#include "iovm/shared.h"
 
 #define VF "0000:01:10.2"
 

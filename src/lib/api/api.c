@@ -115,21 +115,6 @@ static const char *const driver_names[] = {
 	[IOVM_API_DRIVER_VFIO] = "vfio-pci",
 	[IOVM_API_DRIVER_HOST] = "host",
 };
-static const char *const mode_names[] = {
-	[IOVM_API_MODE_AUTO] = "auto",
-	[IOVM_API_MODE_EXCLUSIVE] = "exclusive",
-	[IOVM_API_MODE_SHARED] = "shared",
-};
-static const char *const prio_names[] = {
-	[IOVM_STORE_PRIO_LOW] = "low",
-	[IOVM_STORE_PRIO_NORMAL] = "normal",
-	[IOVM_STORE_PRIO_HIGH] = "high",
-};
-static const char *const link_names[] = {
-	[IOVM_VF_LINK_AUTO] = "auto",
-	[IOVM_VF_LINK_ENABLE] = "enable",
-	[IOVM_VF_LINK_DISABLE] = "disable",
-};
 
 const char *iovm_api_cmd_to_string(iovm_api_cmd c)
 {
@@ -466,7 +451,7 @@ static int parse_arg(const char *cmd, arg_id a, json_object *v, iovm_api_request
 		req->cfg.present |= IOVM_VFNET_MAC;
 		return arg_mac(cmd, name, v, req->cfg.mac, err);
 	case A_LINK:
-		r = arg_enum(cmd, name, v, link_names, ELEMENTSOF(link_names), &e, err);
+		r = arg_enum(cmd, name, v, iovm_vf_link_state_names, _IOVM_VF_LINK_MAX, &e, err);
 		req->cfg.link_state = (iovm_vf_link_state)e;
 		req->cfg.present |= IOVM_VFNET_LINK_STATE;
 		return r;
@@ -475,11 +460,11 @@ static int parse_arg(const char *cmd, arg_id a, json_object *v, iovm_api_request
 		req->driver = (iovm_api_driver)e;
 		return r;
 	case A_MODE:
-		r = arg_enum(cmd, name, v, mode_names, ELEMENTSOF(mode_names), &e, err);
-		req->mode = (iovm_api_mode)e;
+		r = arg_enum(cmd, name, v, iovm_mode_names, _IOVM_MODE_MAX, &e, err);
+		req->mode = (iovm_mode)e;
 		return r;
 	case A_PRIORITY:
-		r = arg_enum(cmd, name, v, prio_names, ELEMENTSOF(prio_names), &e, err);
+		r = arg_enum(cmd, name, v, iovm_priority_names, _IOVM_PRIO_MAX, &e, err);
 		req->priority = e;
 		return r;
 	default:

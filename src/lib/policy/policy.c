@@ -66,7 +66,7 @@ typedef struct vf {
 
 typedef struct vm {
 	char name[IOVM_POLICY_NAME_MAX];
-	iovm_store_priority prio;
+	iovm_priority prio;
 	int node;
 	struct assign *held;
 	size_t n_held;
@@ -75,7 +75,7 @@ typedef struct vm {
 typedef struct assign {
 	vm *vm;
 	vf *vf;
-	iovm_policy_mode mode;
+	iovm_mode mode;
 	uint64_t seq;                /* order of sharing, for rebalancing ties */
 	size_t pos;                  /* in the sharers heap */
 	struct assign *vm_prev, *vm_next, *vf_prev, *vf_next;
@@ -667,7 +667,7 @@ int iovm_policy_vm_add(iovm_policy *p, const iovm_policy_vm *in, iovm_error *err
 	r = check_name("vm", in->name, IOVM_POLICY_NAME_MAX, err);
 	if (r < 0)
 		return r;
-	if (!iovm_store_priority_to_string(in->priority))
+	if (!iovm_priority_to_string(in->priority))
 		return iovm_error_set(err, -EINVAL, "vm %s: unknown priority %d", in->name, (int)in->priority);
 	if (in->numa_node < -1)
 		return iovm_error_set(err, -EINVAL, "vm %s: NUMA node %d out of range", in->name, in->numa_node);
@@ -697,7 +697,7 @@ int iovm_policy_vm_remove(iovm_policy *p, const char *name, iovm_error *err)
 		return r;
 	if (m->held)
 		return iovm_error_set(err, -EBUSY, "vm %s: still holds vf %s (%s)", m->name, m->held->vf->id,
-				      iovm_policy_mode_to_string(m->held->mode));
+				      iovm_mode_to_string(m->held->mode));
 	hmap_del(&p->vms_by_name, m->name);
 	vm_free(m);
 	return 0;
@@ -741,13 +741,13 @@ int iovm_policy_vf_get(const iovm_policy *p, const char *id, iovm_policy_vf_info
 
 /* ---- holding and releasing ----------------------------------------------------------- */
 
-static int hold(iovm_policy *p, vm *m, vf *v, iovm_policy_mode mode)
+static int hold(iovm_policy *p, vm *m, vf *v, iovm_mode mode)
 {
 	assign *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;
-	if (mode == IOVM_POLICY_SHARED && p->indexed &&
+	if (mode == IOVM_MODE_SHARED && p->indexed &&
 	    grow((void **)&p->sharers.v, &p->sharers.cap, p->sharers.n + 1, sizeof(void *)) < 0) {
 		free(a);
 		return -ENOMEM;
@@ -764,8 +764,8 @@ static int hold(iovm_policy *p, vm *m, vf *v, iovm_policy_mode mode)
 		v->users_head->vf_prev = a;
 	v->users_head = a;
 	v->users++;
-	v->state = mode == IOVM_POLICY_SHARED ? IOVM_POLICY_VF_SHARED : IOVM_POLICY_VF_EXCLUSIVE;
-	if (mode == IOVM_POLICY_SHARED && p->indexed)
+	v->state = mode == IOVM_MODE_SHARED ? IOVM_POLICY_VF_SHARED : IOVM_POLICY_VF_EXCLUSIVE;
+	if (mode == IOVM_MODE_SHARED && p->indexed)
 		(void)heap_push(&p->sharers, a);
 	vf_in(p, v);
 	return 0;
@@ -844,13 +844,13 @@ static void idx_share(iovm_policy *p, const vm *m, pool *pfp, choice *c)
 	heap *h = &(pfp ? pfp : &p->global)->h[H_SHARE];
 
 	for (assign *a = m->held; a; a = a->vm_next)
-		if (a->mode == IOVM_POLICY_SHARED)
+		if (a->mode == IOVM_MODE_SHARED)
 			vf_out(p, a->vf);
 	c->vf = heap_top(h);
 	c->where = pfp ? W_PF : W_ANY;
 	c->candidates = h->n;
 	for (assign *a = m->held; a; a = a->vm_next)
-		if (a->mode == IOVM_POLICY_SHARED)
+		if (a->mode == IOVM_MODE_SHARED)
 			vf_in(p, a->vf);
 }
 
@@ -964,13 +964,13 @@ static void cap_text(char *buf, size_t n, const iovm_policy *p, const pool *pl)
  * restricted to (its PF's, or the global one). */
 static int busy(iovm_policy *p, const vm *m, const iovm_policy_req *req, const pool *pl, iovm_error *err)
 {
-	const char *what = req->mode == IOVM_POLICY_SHARED ? "free shareable " : "free ";
+	const char *what = req->mode == IOVM_MODE_SHARED ? "free shareable " : "free ";
 	char on[IOVM_POLICY_ID_MAX + 16] = "", cap[96];
 
 	if (req->pf)
 		snprintf(on, sizeof(on), " on pf %s", req->pf);
 	cap_text(cap, sizeof(cap), p, pl);
-	if (req->mode == IOVM_POLICY_EXCLUSIVE)
+	if (req->mode == IOVM_MODE_EXCLUSIVE)
 		return iovm_error_set(err, -EBUSY, "vm %s: no free VF%s for exclusive use (%zu VFs: %zu exclusive, "
 				      "%zu shared)", m->name, on, pl->n_vfs, pl->n_exclusive, pl->n_shared);
 	if (pl->n_shareable == 0)
@@ -989,7 +989,7 @@ static int busy(iovm_policy *p, const vm *m, const iovm_policy_req *req, const p
 static int decide(iovm_policy *p, const iovm_policy_req *req, iovm_policy_decision *ret, iovm_error *err)
 {
 	iovm_policy_decision d = {};
-	iovm_policy_mode mode = IOVM_POLICY_EXCLUSIVE;
+	iovm_mode mode = IOVM_MODE_EXCLUSIVE;
 	pool *pfp = NULL;
 	choice c = {};
 	vm *m;
@@ -1000,7 +1000,7 @@ static int decide(iovm_policy *p, const iovm_policy_req *req, iovm_policy_decisi
 	r = find_vm(p, req->vm, &m, err);
 	if (r < 0)
 		return r;
-	if ((unsigned)req->mode >= _IOVM_POLICY_MODE_MAX)
+	if ((unsigned)req->mode >= _IOVM_MODE_MAX)
 		return iovm_error_set(err, -EINVAL, "vm %s: unknown mode %d", m->name, (int)req->mode);
 	if (req->pf) {
 		r = check_name("pf", req->pf, IOVM_POLICY_ID_MAX, err);
@@ -1012,21 +1012,21 @@ static int decide(iovm_policy *p, const iovm_policy_req *req, iovm_policy_decisi
 					      req->pf);
 	}
 
-	if (req->mode != IOVM_POLICY_SHARED) {
+	if (req->mode != IOVM_MODE_SHARED) {
 		choose(p, m, pfp, H_FREE, &c);
 		if (c.vf)
 			free_reason(d.reason, sizeof(d.reason), "exclusive: ", &c, m);
 	}
-	if (!c.vf && req->mode != IOVM_POLICY_EXCLUSIVE) {
+	if (!c.vf && req->mode != IOVM_MODE_EXCLUSIVE) {
 		choose(p, m, pfp, H_SHARE, &c);
-		mode = IOVM_POLICY_SHARED;
+		mode = IOVM_MODE_SHARED;
 		if (c.vf) {
 			snprintf(d.reason, sizeof(d.reason),
 				 "shared: %slowest throughput %.1f Mbit/s of %zu shareable VFs with room%s%s "
-				 "(user %u of cap %u)", req->mode == IOVM_POLICY_AUTO ? "no free VF; " : "",
+				 "(user %u of cap %u)", req->mode == IOVM_MODE_AUTO ? "no free VF; " : "",
 				 mbit(c.vf->tput), c.candidates, pfp ? " on pf " : "", pfp ? c.vf->pf : "",
 				 c.vf->users + 1, c.vf->max_users);
-		} else if (req->mode == IOVM_POLICY_SHARED) {
+		} else if (req->mode == IOVM_MODE_SHARED) {
 			choose(p, m, pfp, H_FREE_SH, &c);
 			if (c.vf) {
 				char head[128];
@@ -1063,7 +1063,7 @@ int iovm_policy_request(iovm_policy *p, const iovm_policy_req *req, iovm_policy_
 int iovm_policy_request_batch(iovm_policy *p, const iovm_policy_req *reqs, size_t n,
 			      iovm_policy_decision *ret)
 {
-	static const int order[] = { IOVM_STORE_PRIO_HIGH, IOVM_STORE_PRIO_NORMAL, IOVM_STORE_PRIO_LOW, -1 };
+	static const int order[] = { IOVM_PRIO_HIGH, IOVM_PRIO_NORMAL, IOVM_PRIO_LOW, -1 };
 	int admitted = 0;
 
 	if (!p || (n && (!reqs || !ret)) || n > INT_MAX)
@@ -1087,7 +1087,7 @@ int iovm_policy_request_batch(iovm_policy *p, const iovm_policy_req *reqs, size_
 	return admitted;
 }
 
-int iovm_policy_assign(iovm_policy *p, const char *name, const char *id, iovm_policy_mode mode,
+int iovm_policy_assign(iovm_policy *p, const char *name, const char *id, iovm_mode mode,
 		       iovm_error *err)
 {
 	vm *m;
@@ -1097,18 +1097,18 @@ int iovm_policy_assign(iovm_policy *p, const char *name, const char *id, iovm_po
 	r = find_both(p, "assign", name, id, &m, &v, err);
 	if (r < 0)
 		return r;
-	if (mode != IOVM_POLICY_EXCLUSIVE && mode != IOVM_POLICY_SHARED)
+	if (mode != IOVM_MODE_EXCLUSIVE && mode != IOVM_MODE_SHARED)
 		return iovm_error_set(err, -EINVAL, "vm %s: vf %s: mode must be exclusive or shared", m->name, v->id);
 	if (held_by(m, v))
 		return iovm_error_set(err, -EEXIST, "vm %s: already holds vf %s", m->name, v->id);
 	if (v->state == IOVM_POLICY_VF_EXCLUSIVE)
 		return iovm_error_set(err, -EBUSY, "vf %s: held exclusively by vm %s", v->id, v->users_head->vm->name);
-	if (mode == IOVM_POLICY_EXCLUSIVE && v->state == IOVM_POLICY_VF_SHARED)
+	if (mode == IOVM_MODE_EXCLUSIVE && v->state == IOVM_POLICY_VF_SHARED)
 		return iovm_error_set(err, -EBUSY, "vf %s: shared by %u users, cannot be given exclusively", v->id,
 				      v->users);
-	if (mode == IOVM_POLICY_SHARED && !v->shareable)
+	if (mode == IOVM_MODE_SHARED && !v->shareable)
 		return iovm_error_set(err, -EBUSY, "vf %s: not shareable", v->id);
-	if (mode == IOVM_POLICY_SHARED && v->users >= v->max_users)
+	if (mode == IOVM_MODE_SHARED && v->users >= v->max_users)
 		return iovm_error_set(err, -EBUSY, "vf %s: at its user cap (cap %u users)", v->id, v->max_users);
 	r = hold(p, m, v, mode);
 	if (r < 0)
@@ -1141,7 +1141,7 @@ static void fill_move(const iovm_policy *p, const assign *a, const vf *to, iovm_
 	snprintf(move->to_vf, sizeof(move->to_vf), "%s", to->id);
 	snprintf(move->reason, sizeof(move->reason),
 		 "rebalance: vm %s (priority %s) shares vf %s with %u users at %.1f Mbit/s; vf %s is free for "
-		 "exclusive use", a->vm->name, iovm_store_priority_to_string(a->vm->prio), a->vf->id, a->vf->users,
+		 "exclusive use", a->vm->name, iovm_priority_to_string(a->vm->prio), a->vf->id, a->vf->users,
 		 mbit(a->vf->tput), to->id);
 }
 
@@ -1283,29 +1283,11 @@ uint64_t iovm_policy_last_reset(const iovm_policy *p)
 
 /* ---- names --------------------------------------------------------------------------- */
 
-static const char *const mode_names[] = {
-	[IOVM_POLICY_AUTO] = "auto",
-	[IOVM_POLICY_EXCLUSIVE] = "exclusive",
-	[IOVM_POLICY_SHARED] = "shared",
-};
 static const char *const vf_state_names[] = {
 	[IOVM_POLICY_VF_FREE] = "free",
 	[IOVM_POLICY_VF_EXCLUSIVE] = "exclusive",
 	[IOVM_POLICY_VF_SHARED] = "shared",
 };
-
-const char *iovm_policy_mode_to_string(iovm_policy_mode m)
-{
-	return (unsigned)m < ELEMENTSOF(mode_names) ? mode_names[m] : NULL;
-}
-
-int iovm_policy_mode_from_string(const char *s)
-{
-	for (size_t i = 0; s && i < ELEMENTSOF(mode_names); i++)
-		if (strcmp(s, mode_names[i]) == 0)
-			return (int)i;
-	return -EINVAL;
-}
 
 const char *iovm_policy_vf_state_to_string(iovm_policy_vf_state s)
 {

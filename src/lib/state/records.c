@@ -12,15 +12,6 @@
 
 /* ---- enum names ------------------------------------------------------------------ */
 
-static const char *const prio_names[] = {
-	[IOVM_STORE_PRIO_LOW] = "low",
-	[IOVM_STORE_PRIO_NORMAL] = "normal",
-	[IOVM_STORE_PRIO_HIGH] = "high",
-};
-static const char *const mode_names[] = {
-	[IOVM_STORE_MODE_EXCLUSIVE] = "exclusive",
-	[IOVM_STORE_MODE_SHARED] = "shared",
-};
 static const char *const state_names[] = {
 	[IOVM_STORE_RESERVED] = "reserved",
 	[IOVM_STORE_ATTACHING] = "attaching",
@@ -28,39 +19,29 @@ static const char *const state_names[] = {
 	[IOVM_STORE_DETACHING] = "detaching",
 	[IOVM_STORE_RELEASE_PENDING] = "release-pending",
 };
-static const char *const link_names[] = {
-	[IOVM_VF_LINK_AUTO] = "auto",
-	[IOVM_VF_LINK_ENABLE] = "enable",
-	[IOVM_VF_LINK_DISABLE] = "disable",
-};
 
 #define NAME_OF(names, v) ((unsigned)(v) < ELEMENTSOF(names) ? (names)[v] : NULL)
-
-const char *iovm_store_priority_to_string(iovm_store_priority p)
-{
-	return NAME_OF(prio_names, p);
-}
-
-const char *iovm_store_mode_to_string(iovm_store_mode m)
-{
-	return NAME_OF(mode_names, m);
-}
 
 const char *iovm_store_assign_state_to_string(iovm_store_assign_state st)
 {
 	return NAME_OF(state_names, st);
 }
 
-/* Index of the column's text in names; 0 (the first) if unknown, which the
- * CHECK constraints make impossible for rows this code wrote. */
-static int column_enum(sqlite3_stmt *st, int col, const char *const *names, size_t n)
+static int assign_state_from_string(const char *s)
 {
-	const char *t = (const char *)sqlite3_column_text(st, col);
-
-	for (size_t i = 0; t && i < n; i++)
-		if (strcmp(names[i], t) == 0)
+	for (size_t i = 0; s && i < ELEMENTSOF(state_names); i++)
+		if (strcmp(state_names[i], s) == 0)
 			return (int)i;
-	return 0;
+	return -EINVAL;
+}
+
+/* The enum value of the column's text; dflt if unknown, which the CHECK
+ * constraints make impossible for rows this code wrote. */
+static int column_enum(sqlite3_stmt *st, int col, int (*from_string)(const char *s), int dflt)
+{
+	int r = from_string((const char *)sqlite3_column_text(st, col));
+
+	return r < 0 ? dflt : r;
 }
 
 /* Normalises a PCI address argument or fails naming what it was for. */
@@ -111,7 +92,7 @@ static int cfg_check(const iovm_vfnet_config *c, const char *what, const char *n
 	if ((c->present & IOVM_VFNET_VLAN) && (c->vlan > 4094 || c->qos > 7))
 		return iovm_error_set(err, -EINVAL, "%s %s: vlan %u qos %u out of range (0..4094, 0..7)",
 				      what, name, c->vlan, c->qos);
-	if ((c->present & IOVM_VFNET_LINK_STATE) && !NAME_OF(link_names, c->link_state))
+	if ((c->present & IOVM_VFNET_LINK_STATE) && !iovm_vf_link_state_to_string(c->link_state))
 		return iovm_error_set(err, -EINVAL, "%s %s: unknown link state %d", what, name,
 				      (int)c->link_state);
 	return 0;
@@ -137,7 +118,7 @@ static void cfg_bind(sqlite3_stmt *st, int i, const iovm_vfnet_config *c)
 	if (c->present & IOVM_VFNET_TRUST)
 		sqlite3_bind_int(st, i + 5, c->trust);
 	if (c->present & IOVM_VFNET_LINK_STATE)
-		sqlite3_bind_text(st, i + 6, link_names[c->link_state], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 6, iovm_vf_link_state_to_string(c->link_state), -1, SQLITE_STATIC);
 	/* Unbound parameters are NULL. */
 }
 
@@ -170,7 +151,7 @@ static void cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c)
 	}
 	if (col_set(st, i + 6)) {
 		c->present |= IOVM_VFNET_LINK_STATE;
-		c->link_state = (iovm_vf_link_state)column_enum(st, i + 6, link_names, ELEMENTSOF(link_names));
+		c->link_state = (iovm_vf_link_state)column_enum(st, i + 6, iovm_vf_link_state_from_string, IOVM_VF_LINK_AUTO);
 	}
 }
 
@@ -371,7 +352,7 @@ static void vm_row(sqlite3_stmt *st, void *elem)
 
 	store_column_text(st, 0, v->name, sizeof(v->name));
 	store_column_text(st, 1, v->qmp, sizeof(v->qmp));
-	v->priority = (iovm_store_priority)column_enum(st, 2, prio_names, ELEMENTSOF(prio_names));
+	v->priority = (iovm_priority)column_enum(st, 2, iovm_priority_from_string, IOVM_PRIO_LOW);
 	v->numa_node = sqlite3_column_int(st, 3);
 	v->created = sqlite3_column_int64(st, 4);
 	store_column_text(st, 5, v->qga, sizeof(v->qga));
@@ -392,7 +373,7 @@ int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err)
 	if (!store_valid_str(vm->qmp, sizeof(vm->qmp)))
 		return iovm_error_set(err, -EINVAL, "vm %s: QMP socket path missing or longer than %zu bytes",
 				      vm->name, sizeof(vm->qmp) - 1);
-	if (!NAME_OF(prio_names, vm->priority))
+	if (!iovm_priority_to_string(vm->priority))
 		return iovm_error_set(err, -EINVAL, "vm %s: unknown priority %d", vm->name, (int)vm->priority);
 	if (vm->numa_node < -1)
 		return iovm_error_set(err, -EINVAL, "vm %s: NUMA node %d invalid (-1 for none)", vm->name,
@@ -411,7 +392,7 @@ int iovm_store_vm_put(iovm_store *s, const iovm_store_vm *vm, iovm_error *err)
 		return r;
 	sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, vm->qmp, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, prio_names[vm->priority], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, iovm_priority_to_string(vm->priority), -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, vm->numa_node);
 	sqlite3_bind_int64(st, 5, store_now());
 	sqlite3_bind_text(st, 6, vm->qga, -1, SQLITE_STATIC);
@@ -504,9 +485,9 @@ static void assignment_row(sqlite3_stmt *st, void *elem)
 
 	store_column_text(st, 0, a->vf, sizeof(a->vf));
 	store_column_text(st, 1, a->vm, sizeof(a->vm));
-	a->mode = (iovm_store_mode)column_enum(st, 2, mode_names, ELEMENTSOF(mode_names));
+	a->mode = (iovm_mode)column_enum(st, 2, iovm_mode_from_string, IOVM_MODE_EXCLUSIVE);
 	store_column_text(st, 3, a->devid, sizeof(a->devid));
-	a->state = (iovm_store_assign_state)column_enum(st, 4, state_names, ELEMENTSOF(state_names));
+	a->state = (iovm_store_assign_state)column_enum(st, 4, assign_state_from_string, IOVM_STORE_RESERVED);
 	a->updated = sqlite3_column_int64(st, 5);
 }
 
@@ -548,7 +529,7 @@ int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error 
 		return r;
 	if (!store_valid_str(a->vm, sizeof(a->vm)))
 		return iovm_error_set(err, -EINVAL, "vf %s: assign: VM name missing", addr);
-	if (!NAME_OF(mode_names, a->mode) || !NAME_OF(state_names, a->state))
+	if ((a->mode != IOVM_MODE_EXCLUSIVE && a->mode != IOVM_MODE_SHARED) || !NAME_OF(state_names, a->state))
 		return iovm_error_set(err, -EINVAL, "vf %s: assign to vm %s: unknown mode or state", addr, a->vm);
 	if (strnlen(a->devid, sizeof(a->devid)) >= sizeof(a->devid))
 		return iovm_error_set(err, -EINVAL, "vf %s: device id too long", addr);
@@ -561,7 +542,7 @@ int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error 
 		return r;
 	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->vm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, mode_names[a->mode], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, iovm_mode_to_string(a->mode), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, a->devid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, state_names[a->state], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, store_now());
@@ -578,7 +559,7 @@ int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error 
 	if (r == -EEXIST) {
 		if (iovm_store_assignment_get(s, addr, &cur, NULL) >= 0)
 			return iovm_error_set(err, -EBUSY, "vf %s: already assigned to vm %s (%s, %s)", addr,
-					      cur.vm, mode_names[cur.mode], state_names[cur.state]);
+					      cur.vm, iovm_mode_to_string(cur.mode), state_names[cur.state]);
 		return iovm_error_set(err, -EBUSY, "vf %s: already assigned", addr);
 	}
 	if (r == -ENOENT)
@@ -679,7 +660,7 @@ static void share_row(sqlite3_stmt *st, void *elem)
 	store_column_text(st, 1, sh->vm, sizeof(sh->vm));
 	store_column_text(st, 2, sh->devid, sizeof(sh->devid));
 	store_column_text(st, 3, sh->ifname, sizeof(sh->ifname));
-	sh->state = (iovm_store_assign_state)column_enum(st, 4, state_names, ELEMENTSOF(state_names));
+	sh->state = (iovm_store_assign_state)column_enum(st, 4, assign_state_from_string, IOVM_STORE_RESERVED);
 	sh->updated = sqlite3_column_int64(st, 5);
 }
 

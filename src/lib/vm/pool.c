@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iovm/vm.h"
+#include "iovm/pool.h"
 #include "shared/json-util.h"
 #include "shared/util.h"
 

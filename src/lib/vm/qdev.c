@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iovm/vm.h"
+#include "iovm/qdev.h"
 #include "shared/json-util.h"
 #include "shared/util.h"
 

@@ -22,7 +22,7 @@
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfnet.h"
-#include "iovm/vm.h"
+#include "iovm/shared.h"
 #include "lib/host/sysfs.h"
 #include "shared/util.h"
 #include "lib/vm/vm-internal.h"

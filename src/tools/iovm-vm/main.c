@@ -20,6 +20,7 @@
 
 #include "iovm/host.h"
 #include "iovm/qmp.h"
+#include "iovm/shared.h"
 #include "iovm/vm.h"
 
 static void usage(FILE *f)
