@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "iovm/policy.h"
 
 #define VFS_PER_PF 64
@@ -48,14 +49,6 @@ typedef struct world {
 	char (*pf_id)[16];
 	char (*vm_name)[16];
 } world;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t rng;
 
@@ -98,9 +91,9 @@ static void request(const world *w, iovm_policy *p, run *r, unsigned vm, hold *h
 	int res;
 
 	*d = (iovm_policy_decision){};
-	t0 = now_ns();
+	t0 = now_nsec();
 	res = iovm_policy_request(p, &q, d, &e);
-	t1 = now_ns();
+	t1 = now_nsec();
 	r->lat[r->n++] = t1 - t0;
 	r->busy_ns += t1 - t0;
 	if (res < 0) {
@@ -162,7 +155,7 @@ static void replay(const world *w, run *r)
 		order[j] = t;
 	}
 
-	t0 = now_ns();
+	t0 = now_nsec();
 	for (size_t step = 0; step < total; step++) {
 		unsigned vm;
 
@@ -193,7 +186,7 @@ static void replay(const world *w, run *r)
 				die("window", &e);
 		}
 	}
-	r->wall_ns = now_ns() - t0;
+	r->wall_ns = now_nsec() - t0;
 	iovm_policy_free(p);
 	free(counter);
 	free(order);

@@ -23,16 +23,14 @@
 #include <unistd.h>
 #include <linux/input.h>
 
+#include "shared/clock.h"
 #include "devfwd/devfwd.h"
 
 static double seconds = 1.0;
 
 static double now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)now_usec() / 1e6;
 }
 
 /* One measured operation: does it once on ctx, returns the bytes it moved

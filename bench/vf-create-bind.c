@@ -9,16 +9,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "iovm/host.h"
 #include "iovm/sriov.h"
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -34,9 +27,9 @@ int main(int argc, char **argv)
 	r = iovm_host_new(NULL, &h);
 	if (r < 0)
 		return 1;
-	t0 = now_ns();
+	t0 = now_nsec();
 	r = iovm_pf_set_numvfs(h, argv[1], (unsigned)atoi(argv[2]), IOVM_VF_DRIVER_VFIO, 0, &e);
-	t1 = now_ns();
+	t1 = now_nsec();
 	if (r < 0) {
 		fprintf(stderr, "vf-create-bind: %s\n", e.msg);
 		iovm_host_free(h);

@@ -17,25 +17,12 @@
 #include <unistd.h>
 
 #include "devfwd/devfwd.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 #define MAX_LISTEN 8
 
-static int verbosity = 5; /* syslog-like: 3 err, 4 warning, 6 info */
 
-static __attribute__((format(printf, 3, 4)))
-void logf_(void *userdata, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (level > verbosity)
-		return;
-	fprintf(stderr, "devfwd-backend[%d]: ", (int)getpid());
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void peer_name(const struct devfwd_peer *p, char *buf, size_t len)
 {
@@ -48,14 +35,14 @@ static void peer_name(const struct devfwd_peer *p, char *buf, size_t len)
 static _Noreturn void serve(int fd, const struct devfwd_policy *policy, const struct devfwd_peer *p)
 {
 	char name[64];
-	struct devfwd_worker_cfg cfg = { .log = logf_ };
+	struct devfwd_worker_cfg cfg = { .log = log_callback };
 	int r;
 
 	peer_name(p, name, sizeof(name));
 	cfg.peer_name = name;
 	cfg.rules = devfwd_policy_match(policy, p);
 	if (!cfg.rules)
-		logf_(NULL, 4, "%s: no [guest] section in the policy, every open will be refused", name);
+		log_warning(0, "%s: no [guest] section in the policy, every open will be refused", name);
 	r = devfwd_worker_run(fd, &cfg);
 	_exit(r < 0 ? 1 : 0);
 }
@@ -69,12 +56,12 @@ static void reap(void)
 		if (pid <= 0)
 			return;
 		if (WIFSIGNALED(status))
-			logf_(NULL, 3, "worker %d killed by signal %d; other streams unaffected", (int)pid,
+			log_error(0, "worker %d killed by signal %d; other streams unaffected", (int)pid,
 			      WTERMSIG(status));
 		else if (WEXITSTATUS(status))
-			logf_(NULL, 4, "worker %d ended its stream with an error", (int)pid);
+			log_warning(0, "worker %d ended its stream with an error", (int)pid);
 		else
-			logf_(NULL, 6, "worker %d finished", (int)pid);
+			log_info("worker %d finished", (int)pid);
 	}
 }
 
@@ -103,6 +90,10 @@ int main(int argc, char **argv)
 	iovm_error err = {};
 	sigset_t mask;
 
+	/* Quiet by default: errors, warnings and notices; --verbose adds each
+	 * stream's start and end. */
+	log_open("devfwd-backend", true);
+	log_set_max_level(LOG_NOTICE);
 	while ((c = getopt_long(argc, argv, "p:l:r:vqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -110,7 +101,7 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			if (naddr >= MAX_LISTEN) {
-				fprintf(stderr, "devfwd-backend: at most %d --listen\n", MAX_LISTEN);
+				log_error(0, "at most %d --listen", MAX_LISTEN);
 				return 2;
 			}
 			addrs[naddr++] = optarg;
@@ -119,10 +110,10 @@ int main(int argc, char **argv)
 			ready_fd = atoi(optarg);
 			break;
 		case 'v':
-			verbosity = 7;
+			log_set_max_level(LOG_DEBUG);
 			break;
 		case 'q':
-			verbosity = 3;
+			log_set_max_level(LOG_ERR);
 			break;
 		case 'h':
 			usage(stdout);
@@ -137,7 +128,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (devfwd_policy_load(policy_path, &policy, &err) < 0) {
-		fprintf(stderr, "devfwd-backend: %s\n", err.msg);
+		log_error(0, "%s", err.msg);
 		return 1;
 	}
 	/* A guest that hangs up mid-reply must cost a worker EPIPE, not its life. */
@@ -147,7 +138,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
-		fprintf(stderr, "devfwd-backend: signalfd: %m\n");
+		log_error(errno, "signalfd");
 		return 1;
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -155,11 +146,11 @@ int main(int argc, char **argv)
 		int fd;
 
 		if (devfwd_listen(addrs[i], &fd, &err) < 0) {
-			fprintf(stderr, "devfwd-backend: %s\n", err.msg);
+			log_error(0, "%s", err.msg);
 			return 1;
 		}
 		pfd[i + 1] = (struct pollfd){ .fd = fd, .events = POLLIN };
-		logf_(NULL, 6, "listening on %s", addrs[i]);
+		log_info("listening on %s", addrs[i]);
 	}
 	if (ready_fd >= 0) {
 		(void)!write(ready_fd, "READY\n", 6);
@@ -169,7 +160,7 @@ int main(int argc, char **argv)
 		if (poll(pfd, naddr + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, "devfwd-backend: poll: %m\n");
+			log_error(errno, "poll");
 			return 1;
 		}
 		if (pfd[0].revents) {
@@ -192,7 +183,7 @@ int main(int argc, char **argv)
 			peer_name(&p, name, sizeof(name));
 			pid = fork();
 			if (pid < 0) {
-				logf_(NULL, 3, "%s: fork failed: %m; stream refused", name);
+				log_error(errno, "%s: fork failed; stream refused", name);
 				close(fd);
 				continue;
 			}
@@ -202,7 +193,7 @@ int main(int argc, char **argv)
 				sigprocmask(SIG_UNBLOCK, &mask, NULL);
 				serve(fd, policy, &p);
 			}
-			logf_(NULL, 6, "%s: stream served by worker %d", name, (int)pid);
+			log_info("%s: stream served by worker %d", name, (int)pid);
 			close(fd);
 		}
 	}

@@ -26,7 +26,9 @@
 #include <cuse_lowlevel.h>
 #include <fuse_lowlevel.h>
 
+#include "shared/clock.h"
 #include "devfwd/devfwd.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 #define MAX_PENDING 1024
@@ -56,14 +58,8 @@ static struct {
 	struct devfwd_file_state st[MAX_FH + 1];
 	bool opened_nonblock[MAX_FH + 1];
 	struct fuse_pollhandle *ph[MAX_FH + 1];
-	bool debug;
 } fe = { .sock = -1 }; /* one thread uses it all: serve_loop */
 
-#define dbg(...)                                              \
-	do {                                                  \
-		if (fe.debug)                                 \
-			fprintf(stderr, "devfwd-frontend: " __VA_ARGS__); \
-	} while (0)
 
 /* Registers a pending request and sends m. Consumes m. */
 static int submit(struct devfwd_msg *m, const struct pending *p)
@@ -288,7 +284,7 @@ static void fe_ioctl(fuse_req_t req, int cmd_, void *arg, struct fuse_file_info 
 		if (seg[i].dir & DEVFWD_SEG_OUT)
 			need_out += seg[i].len;
 	}
-	dbg("ioctl 0x%08x: in %zu out %zu, %d buffers, first %u bytes, second %u bytes at 0x%llx\n", cmd, in_bufsz,
+	log_debug("ioctl 0x%08x: in %zu out %zu, %d buffers, first %u bytes, second %u bytes at 0x%llx", cmd, in_bufsz,
 	    out_bufsz, n, seg[0].len, n > 1 ? seg[1].len : 0, n > 1 ? (unsigned long long)ptr[1] : 0ULL);
 	/* Second round (nested pointers): fetch every buffer. If the guest
 	 * changed the root meanwhile, the sizes differ and we ask again. */
@@ -366,7 +362,7 @@ static bool ioctl_eagain(struct pending *p)
 	if (devfwd_ioctl_set_mode(&p->copy, DEVFWD_IOCTL_BLOCK) < 0)
 		return false;
 	p->copy.hdr.id = new_id();
-	dbg("ioctl 0x%08x: EAGAIN, but the caller blocks: waiting on the host\n", p->cmd);
+	log_debug("ioctl 0x%08x: EAGAIN, but the caller blocks: waiting on the host", p->cmd);
 	struct pending q = *p;
 	uint32_t id = p->copy.hdr.id;
 	q.copy = (struct devfwd_msg){};
@@ -485,7 +481,7 @@ static int receive_one(void)
 	if (p.id)
 		complete(&p, &m);
 	else if (m.hdr.op != DEVFWD_OP_CANCEL && m.hdr.op != DEVFWD_OP_HELLO)
-		dbg("reply %u matches no request\n", m.hdr.id);
+		log_debug("reply %u matches no request", m.hdr.id);
 	devfwd_msg_done(&m);
 	return 0;
 }
@@ -522,7 +518,7 @@ static int serve_loop(void)
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue; /* a stop signal sets the session's exit flag */
-			fprintf(stderr, "devfwd-frontend: poll: %m\n");
+			log_error(errno, "poll");
 			r = 1;
 			break;
 		}
@@ -531,7 +527,7 @@ static int serve_loop(void)
 			int e = receive_one();
 
 			if (e < 0) {
-				fprintf(stderr, "devfwd-frontend: %s: backend stream ended: %s\n", fe.host_path,
+				log_error(0, "%s: backend stream ended: %s", fe.host_path,
 					e == -ECONNRESET ? "backend hung up" : strerror(-e));
 				r = 1;
 				break;
@@ -544,7 +540,7 @@ static int serve_loop(void)
 				continue;
 			if (e <= 0) {
 				if (e < 0)
-					fprintf(stderr, "devfwd-frontend: %s: CUSE: %s\n", fe.dev_path, strerror(-e));
+					log_error(0, "%s: CUSE: %s", fe.dev_path, strerror(-e));
 				r = e < 0;
 				break;
 			}
@@ -585,20 +581,12 @@ static bool connect_error_is_transient(int r)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Connects to ADDR, retrying transient failures with a growing pause until
  * TIMEOUT_S seconds have passed (0: one attempt). The last error is kept. */
 static int connect_with_retry(const char *addr, unsigned timeout_s, const char *host_path, int *ret_fd,
 			      iovm_error *err)
 {
-	uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000;
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
 	unsigned pause_ms = 100, tries = 0;
 	int r;
 
@@ -608,7 +596,7 @@ static int connect_with_retry(const char *addr, unsigned timeout_s, const char *
 		if (r >= 0 || !connect_error_is_transient(r) || now_ms() + pause_ms > deadline)
 			break;
 		if (tries == 1)
-			fprintf(stderr, "devfwd-frontend: %s: %s; retrying for up to %us\n", host_path, err->msg,
+			log_warning(0, "%s: %s; retrying for up to %us", host_path, err->msg,
 				timeout_s);
 		usleep(pause_ms * 1000);
 		pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
@@ -638,23 +626,24 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 	snprintf(fe.dev_path, sizeof(fe.dev_path), "/dev/%s", name);
 	r = connect_with_retry(addr, connect_timeout_s, host_path, &fd, &err);
 	if (r < 0) {
-		fprintf(stderr, "devfwd-frontend: %s: %s\n", host_path, err.msg);
+		log_error(0, "%s: %s", host_path, err.msg);
 		return 1;
 	}
 	/* The handshake checks the version before the device appears. */
 	r = devfwd_client_new(fd, &hello);
 	if (r < 0) {
-		fprintf(stderr, "devfwd-frontend: %s: handshake with %s failed: %s\n", host_path, addr, strerror(-r));
+		log_error(0, "%s: handshake with %s failed: %s", host_path, addr, strerror(-r));
 		return 1;
 	}
 	fe.sock = dup(devfwd_client_fd(hello));
 	devfwd_client_free(hello);
 	fe.host_path = host_path;
-	fe.debug = debug;
+	if (debug)
+		log_set_max_level(LOG_DEBUG);
 	fe.next_id = 1000;
 	fe.se = cuse_lowlevel_setup(debug ? 4 : 3, argv, &ci, &ops, &mt, NULL);
 	if (!fe.se) {
-		fprintf(stderr, "devfwd-frontend: %s: CUSE setup for /dev/%s failed (is the cuse module loaded?)\n",
+		log_error(0, "%s: CUSE setup for /dev/%s failed (is the cuse module loaded?)",
 			host_path, name);
 		return 1;
 	}
@@ -691,6 +680,7 @@ int main(int argc, char **argv)
 	pid_t pids[MAX_DEVICES];
 	int c, status = 0;
 
+	log_open("devfwd-frontend", false);
 	while ((c = getopt_long(argc, argv, "c:T:D:dh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -703,7 +693,7 @@ int main(int argc, char **argv)
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || v > 86400 || optarg[0] == '-') {
-				fprintf(stderr, "devfwd-frontend: --connect-timeout takes seconds 0..86400, not '%s'\n",
+				log_error(0, "--connect-timeout takes seconds 0..86400, not '%s'",
 					optarg);
 				return 2;
 			}
@@ -714,7 +704,7 @@ int main(int argc, char **argv)
 			char *eq;
 
 			if (n >= MAX_DEVICES) {
-				fprintf(stderr, "devfwd-frontend: at most %d devices\n", MAX_DEVICES);
+				log_error(0, "at most %d devices", MAX_DEVICES);
 				return 2;
 			}
 			host[n] = optarg;
@@ -726,8 +716,8 @@ int main(int argc, char **argv)
 				name[n] = strncmp(optarg, "/dev/", 5) == 0 ? optarg + 5 : optarg;
 			}
 			if (devfwd_path_check(host[n]) < 0 || !*name[n] || name[n][0] == '/' || strstr(name[n], "..")) {
-				fprintf(stderr, "devfwd-frontend: --device %s: need a clean absolute host path and a "
-					"relative /dev name\n", optarg);
+				log_error(0, "--device %s: need a clean absolute host path and a "
+					"relative /dev name", optarg);
 				return 2;
 			}
 			n++;

@@ -27,6 +27,7 @@
 
 #include <json-c/json.h>
 
+#include "shared/clock.h"
 #include "shared/util.h"
 
 #define DEFAULT_SOCKET "/run/iovm/iovm.sock"
@@ -48,14 +49,6 @@ typedef struct ctl {
 } ctl;
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void json_putp(json_object **o)
 {

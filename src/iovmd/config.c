@@ -28,7 +28,7 @@ void iovmd_config_defaults(iovmd_config *c)
 	c->refresh_interval_ms = 2000;
 	c->sample_interval_ms = 1000;
 	c->window_ms = 10000;
-	c->level = LOG_LVL_INFO;
+	c->level = LOG_INFO;
 	c->recover = true;
 	c->max_users = 4;
 	c->shared_reserve = 0;
@@ -152,10 +152,10 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 		c->window_ms = (int)x;
 		return r;
 	case OPT_LOG_LEVEL:
-		if (!strcmp(v, "error")) c->level = LOG_LVL_ERROR;
-		else if (!strcmp(v, "warning")) c->level = LOG_LVL_WARNING;
-		else if (!strcmp(v, "info")) c->level = LOG_LVL_INFO;
-		else if (!strcmp(v, "debug")) c->level = LOG_LVL_DEBUG;
+		if (!strcmp(v, "error")) c->level = LOG_ERR;
+		else if (!strcmp(v, "warning")) c->level = LOG_WARNING;
+		else if (!strcmp(v, "info")) c->level = LOG_INFO;
+		else if (!strcmp(v, "debug")) c->level = LOG_DEBUG;
 		else {
 			fprintf(stderr, "iovmd: option %s: '%s' is not error, warning, info or debug\n", name, v);
 			return -EINVAL;

@@ -19,11 +19,11 @@
 #include <time.h>
 #include <json-c/json.h>
 
+#include "shared/clock.h"
 #include "iovm/api.h"
+#include "shared/log.h"
 
 #define IOVMD_VERSION "0.1.0"
-
-typedef enum log_level { LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LOG_LVL_DEBUG } log_level;
 
 typedef struct iovmd_config {
 	char config_path[4096];
@@ -35,7 +35,7 @@ typedef struct iovmd_config {
 	unsigned max_clients;
 	int attach_timeout_ms, detach_timeout_ms;
 	int refresh_interval_ms, sample_interval_ms, window_ms;
-	log_level level;
+	int level;                    /* syslog LOG_ERR .. LOG_DEBUG */
 	bool recover;
 	unsigned max_users;           /* users per shared VF */
 	unsigned shared_reserve;      /* free VFs auto mode leaves for sharing */
@@ -47,14 +47,6 @@ void iovmd_config_defaults(iovmd_config *c);
 /* Parses argv (flags win over the file). Returns 0, 1 for --help/--version
  * (printed), or a negative errno with the message printed. */
 int iovmd_config_load(iovmd_config *c, int argc, char **argv);
-
-/* log.c: "iovmd: <level>: message[: errno text]" on stderr. */
-extern log_level iovmd_log_level;
-void iovmd_log(log_level l, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#define log_error(e, ...) iovmd_log(LOG_LVL_ERROR, (e), __VA_ARGS__)
-#define log_warning(e, ...) iovmd_log(LOG_LVL_WARNING, (e), __VA_ARGS__)
-#define log_info(...) iovmd_log(LOG_LVL_INFO, 0, __VA_ARGS__)
-#define log_debug(...) iovmd_log(LOG_LVL_DEBUG, 0, __VA_ARGS__)
 
 /* A command for the ops thread. */
 typedef struct iovmd_job {
@@ -115,10 +107,3 @@ json_object *iovmd_snapshot_find_pf(json_object *snap, const char *pf);
  * SIGKILL right after recording that step. Never set in production. */
 void iovmd_crash_point(const char *op, const char *step);
 
-static inline int64_t iovmd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

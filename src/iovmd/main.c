@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "iovmd/iovmd.h"
 
 int iovmd_queue_init(iovmd_queue *q)
@@ -77,9 +78,10 @@ int main(int argc, char **argv)
 	r = iovmd_config_load(&d.cfg, argc, argv);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-	iovmd_log_level = d.cfg.level;
+	log_open("iovmd", false);
+	log_set_max_level(d.cfg.level);
 	signal(SIGPIPE, SIG_IGN);
-	d.started_ms = iovmd_now_ms();
+	d.started_ms = now_ms();
 	d.ready_efd = eventfd(0, EFD_CLOEXEC);
 	if (d.ready_efd < 0 || iovmd_queue_init(&d.jobs) < 0 || iovmd_queue_init(&d.msgs) < 0) {
 		log_error(errno, "cannot create eventfds");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "iovm/pci.h"
 #include "iovm/policy.h"
 #include "iovm/qga.h"
@@ -155,7 +156,7 @@ static int vm_connect(ops *o, vmrec *v, iovm_error *err)
 
 		v->vm = NULL;
 		v->failures++;
-		v->next_try_ms = iovmd_now_ms() + (delay < 60000 ? delay : 60000);
+		v->next_try_ms = now_ms() + (delay < 60000 ? delay : 60000);
 		return r;
 	}
 	v->failures = 0;
@@ -297,7 +298,7 @@ static void vm_lost(ops *o, vmrec *v, const char *why)
 	sync_vm(o, v, reclaimed);
 	reclaim_shares(o, v->info.name, reclaimed);
 	v->vm = iovm_vm_free(v->vm);
-	v->next_try_ms = iovmd_now_ms() + o->d->cfg.refresh_interval_ms;
+	v->next_try_ms = now_ms() + o->d->cfg.refresh_interval_ms;
 	data = obj_s(json_object_new_object(), "vm", v->info.name);
 	json_object_object_add(data, "reclaimed", reclaimed);
 	emit(o, "VM_GONE", data);
@@ -305,11 +306,6 @@ static void vm_lost(ops *o, vmrec *v, const char *why)
 
 
 /* ---- the allocation policy ------------------------------------------------------ */
-
-static uint64_t now_ns(void)
-{
-	return (uint64_t)iovmd_now_ms() * 1000000u;
-}
 
 static void policy_forget(ops *o, const char *vm, const char *vf)
 {
@@ -588,7 +584,7 @@ static void publish_into(ops *o, iovmd_msg *m)
 	(void)iovm_store_intent_list_open(o->store, &open, &ni, NULL);
 	json_object_object_add(snap, "assignments", json_object_new_int((int)na));
 	json_object_object_add(snap, "open_intents", json_object_new_int((int)ni));
-	json_object_object_add(snap, "taken_ms", json_object_new_int64(iovmd_now_ms()));
+	json_object_object_add(snap, "taken_ms", json_object_new_int64(now_ms()));
 	if (!m && !(m = calloc(1, sizeof(*m)))) {
 		json_object_put(snap);
 		return;
@@ -1427,7 +1423,7 @@ static int restore_vf(ops *o, const char *vfaddr, iovm_error *err)
 	iovm_store_vf_saved saved;
 	iovm_vfnet *nl = NULL;
 	char who[256] = "";
-	int64_t deadline = iovmd_now_ms() + LET_GO_MS;
+	int64_t deadline = now_ms() + LET_GO_MS;
 	iovm_vf vf;
 	int r;
 
@@ -1437,7 +1433,7 @@ static int restore_vf(ops *o, const char *vfaddr, iovm_error *err)
 		return 0;
 	}
 	while ((r = iovm_vf_users(o->host, vfaddr, who, sizeof(who), err)) > 0) {
-		if (iovmd_now_ms() >= deadline)
+		if (now_ms() >= deadline)
 			return iovm_error_set(err, -EBUSY, "vf %s: still held: %s", vfaddr, who);
 		poll(NULL, 0, 50);
 	}
@@ -1761,7 +1757,7 @@ static void guest_counters(ops *o, const guest_q *q, size_t n)
 
 		for (size_t i = 0; i < n; i++)
 			m += q[i].v == v;
-		if (!m || iovmd_now_ms() < v->qga_next_try_ms || gsample_pending(o->gs, v->info.name))
+		if (!m || now_ms() < v->qga_next_try_ms || gsample_pending(o->gs, v->info.name))
 			continue;
 		vfs = calloc(m, sizeof(*vfs));
 		macs = calloc(m, sizeof(*macs));
@@ -1779,7 +1775,7 @@ static void guest_counters(ops *o, const guest_q *q, size_t n)
 		/* At most one question per QGA_MIN_INTERVAL_MS: the counters
 		 * are cumulative, so fewer samples lose nothing, and the agent
 		 * (one client at a time) stays free for others. */
-		v->qga_next_try_ms = iovmd_now_ms() + QGA_MIN_INTERVAL_MS;
+		v->qga_next_try_ms = now_ms() + QGA_MIN_INTERVAL_MS;
 	}
 }
 
@@ -1804,7 +1800,7 @@ static void guest_answers(ops *o)
 		if (!v)
 			continue;       /* removed meanwhile */
 		if (a->r < 0) {
-			v->qga_next_try_ms = iovmd_now_ms() + QGA_RETRY_MS;
+			v->qga_next_try_ms = now_ms() + QGA_RETRY_MS;
 			if (!v->qga_warned)
 				log_warning(a->r, "vm %s: no counters from the guest agent (asking again every %d s): %s",
 					    v->info.name, QGA_RETRY_MS / 1000, a->err);
@@ -1881,14 +1877,14 @@ static void sample(ops *o, bool close_window)
 	guest_answers(o);
 	guest_counters(o, gq, ngq);
 	if (close_window)
-		(void)iovm_policy_window_reset(o->pol, now_ns(), NULL);
+		(void)iovm_policy_window_reset(o->pol, now_nsec(), NULL);
 }
 
 /* ---- the thread ---------------------------------------------------------------- */
 
 static void tick(ops *o)
 {
-	int64_t now = iovmd_now_ms();
+	int64_t now = now_ms();
 
 	for (vmrec *v = o->vms; v; v = v->next) {
 		if (v->vm) {
@@ -1951,7 +1947,7 @@ static void *thread_main(void *userdata)
 	if (r >= 0)
 		r = iovm_policy_new(&(iovm_policy_config){ .algo = IOVM_POLICY_ALGO_INDEXED,
 							    .max_users = d->cfg.max_users,
-							    .rebalance = d->cfg.rebalance }, now_ns(), &o.pol, &err);
+							    .rebalance = d->cfg.rebalance }, now_nsec(), &o.pol, &err);
 	if (r >= 0)
 		r = iovm_store_vm_list(o.store, &vms, &n, &err);
 	if (r < 0) {
@@ -2011,15 +2007,15 @@ static void *thread_main(void *userdata)
 	publish(&o);
 	result = 1;
 	(void)!write(d->ready_efd, &result, sizeof(result));
-	next_tick = iovmd_now_ms() + d->cfg.refresh_interval_ms;
-	next_sample = iovmd_now_ms() + d->cfg.sample_interval_ms;
-	next_window = iovmd_now_ms() + d->cfg.window_ms;
+	next_tick = now_ms() + d->cfg.refresh_interval_ms;
+	next_sample = now_ms() + d->cfg.sample_interval_ms;
+	next_window = now_ms() + d->cfg.window_ms;
 
 	while (!d->stopping) {
 		struct pollfd pfd[2 + 256];
 		vmrec *who[2 + 256];
 		nfds_t k = 2;
-		int64_t wait = (next_tick < next_sample ? next_tick : next_sample) - iovmd_now_ms();
+		int64_t wait = (next_tick < next_sample ? next_tick : next_sample) - now_ms();
 
 		pfd[0] = (struct pollfd){ .fd = d->jobs.efd, .events = POLLIN };
 		/* the guest agents' answers (-1: no workers, ignored by poll) */
@@ -2065,17 +2061,17 @@ static void *thread_main(void *userdata)
 		 * come in between. */
 		if (!d->stopping)
 			run_move(&o);
-		if (iovmd_now_ms() >= next_sample) {
-			bool close_window = iovmd_now_ms() >= next_window;
+		if (now_ms() >= next_sample) {
+			bool close_window = now_ms() >= next_window;
 
 			sample(&o, close_window);
 			if (close_window)
-				next_window = iovmd_now_ms() + d->cfg.window_ms;
-			next_sample = iovmd_now_ms() + d->cfg.sample_interval_ms;
+				next_window = now_ms() + d->cfg.window_ms;
+			next_sample = now_ms() + d->cfg.sample_interval_ms;
 		}
-		if (iovmd_now_ms() >= next_tick) {
+		if (now_ms() >= next_tick) {
 			tick(&o);
-			next_tick = iovmd_now_ms() + d->cfg.refresh_interval_ms;
+			next_tick = now_ms() + d->cfg.refresh_interval_ms;
 		}
 	}
 	goto out;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/clock.h"
 #include "iovmd/iovmd.h"
 
 static json_object *member(json_object *o, const char *key)
@@ -126,7 +127,7 @@ json_object *iovmd_read_command(iovmd *d, const iovm_api_request *r, iovm_error 
 		json_object_object_add(o, "version", json_object_new_string(IOVMD_VERSION));
 		json_object_object_add(o, "api", json_object_new_int(IOVM_API_VERSION));
 		json_object_object_add(o, "uptime_s",
-				       json_object_new_int64((iovmd_now_ms() - d->started_ms) / 1000));
+				       json_object_new_int64((now_ms() - d->started_ms) / 1000));
 		json_object_object_add(o, "pfs", json_object_new_int((int)json_object_array_length(member(snap, "pfs"))));
 		json_object_object_add(o, "vfs", json_object_new_int(vfs));
 		json_object_object_add(o, "vfs_free", json_object_new_int(free_vfs));
@@ -136,7 +137,7 @@ json_object *iovmd_read_command(iovmd *d, const iovm_api_request *r, iovm_error 
 		json_object_object_add(o, "open_intents", json_object_get(member(snap, "open_intents")));
 		json_object_object_add(o, "state", json_object_new_string(d->cfg.state_path));
 		json_object_object_add(o, "inventory_age_ms",
-				       json_object_new_int64(iovmd_now_ms() -
+				       json_object_new_int64(now_ms() -
 							     json_object_get_int64(member(snap, "taken_ms"))));
 		return o;
 	}

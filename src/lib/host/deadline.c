@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "iovm/deadline.h"
 #include "shared/util.h"
 
@@ -268,14 +269,6 @@ int iovm_sysop_finish(iovm_sysop *op, char *ret_buf, size_t n)
 	op->done = true;
 	reap_or_abandon(op);
 	return copy_out(op, ret_buf, n);
-}
-
-static uint64_t now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 int iovm_sysop_wait(iovm_sysop *op, uint64_t timeout_usec, char *ret_buf, size_t n)

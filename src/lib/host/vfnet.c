@@ -18,31 +18,13 @@
 #include "iovm/sriov.h"
 #include "iovm/vfnet.h"
 #include "lib/host/sysfs.h"
+#include "shared/nlerr.h"
 #include "shared/util.h"
 
 struct iovm_vfnet {
 	iovm_host *h;
 	struct nl_sock *sk;
 };
-
-/* libnl folds errno into its own codes; map back the ones drivers return. */
-static int nlerr_to_errno(int e)
-{
-	switch (e < 0 ? -e : e) {
-	case NLE_OPNOTSUPP: return -EOPNOTSUPP;
-	case NLE_INVAL: return -EINVAL;
-	case NLE_BUSY: return -EBUSY;
-	case NLE_PERM: return -EPERM;
-	case NLE_NODEV: return -ENODEV;
-	case NLE_OBJ_NOTFOUND: return -ENODEV;
-	case NLE_RANGE: return -ERANGE;
-	case NLE_NOMEM: return -ENOMEM;
-	case NLE_AGAIN: return -ETIMEDOUT;  /* SO_RCVTIMEO expired */
-	case NLE_NOACCESS: return -EACCES;
-	case NLE_AF_NOSUPPORT: return -EAFNOSUPPORT;
-	default: return -EIO;
-	}
-}
 
 int iovm_vfnet_open(iovm_host *h, iovm_vfnet **ret, iovm_error *err)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
@@ -49,15 +50,6 @@ void iovm_vm_set_step_hook(iovm_vm *vm, iovm_vm_step_cb cb, void *userdata)
 	vm->step_cb = cb;
 	vm->step_userdata = userdata;
 }
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 
 /* Events seen by the VM's connection, whoever is waiting. A DEVICE_DELETED for
  * one of our VFs means QEMU let go of it: it is returned by iovm_vm_process()

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
+#include "shared/clock.h"
 #include "iovm/qga.h"
 #include "shared/json-util.h"
 #include "shared/util.h"
@@ -29,14 +30,6 @@ typedef struct qga_conn {
 	char *buf;                   /* received, not yet consumed */
 	size_t len, cap;
 } qga_conn;
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *why(int r)
 {
@@ -58,7 +51,7 @@ static int wait_on(qga_conn *c, int fd, short events, int slice_ms)
 	if (c->cancel_fd >= 0)
 		p[n++] = (struct pollfd){ .fd = c->cancel_fd, .events = POLLIN };
 	for (;;) {
-		left = c->deadline_ms - mono_ms();
+		left = c->deadline_ms - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		if (slice_ms > 0 && left > slice_ms)
@@ -212,7 +205,7 @@ static int sync_stream(qga_conn *c)
 	int r;
 
 	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
-		token = (uint32_t)mono_ms();
+		token = (uint32_t)now_ms();
 	token &= 0x7fffffff;
 	json_object_object_add(cmd, "execute", json_object_new_string("guest-sync-delimited"));
 	json_object_object_add(args, "id", json_object_new_int64(token));
@@ -308,7 +301,7 @@ int iovm_qga_if_bytes_many_cancel(const char *socket_path, const char *const *ma
 	if (strlen(socket_path) >= sizeof(sa.sun_path))
 		return iovm_error_set(err, -ENAMETOOLONG, "guest agent %s: socket path too long", socket_path);
 	strcpy(sa.sun_path, socket_path);
-	c.deadline_ms = mono_ms() + timeout_ms;
+	c.deadline_ms = now_ms() + timeout_ms;
 	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c.fd < 0)
 		return iovm_error_set(err, negative_errno(), "guest agent %s: socket: %m", socket_path);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "iovm/qmp.h"
 #include "shared/util.h"
 
@@ -80,14 +81,6 @@ struct iovm_qmp {
 	int broken_code;
 	char broken_msg[IOVM_ERROR_MSG_MAX];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t deadline_from(int timeout_ms)
 {

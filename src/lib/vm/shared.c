@@ -24,6 +24,7 @@
 #include "iovm/vfnet.h"
 #include "iovm/shared.h"
 #include "lib/host/sysfs.h"
+#include "shared/nlerr.h"
 #include "shared/util.h"
 #include "lib/vm/vm-internal.h"
 #include "shared/json-util.h"
@@ -188,22 +189,6 @@ json_object *iovm_shared_device_add_args(const char *devid, const char *netdev_i
 
 /* ---- macvtaps over rtnetlink ------------------------------------------- */
 
-static int nl_errno(int e)
-{
-	switch (e < 0 ? -e : e) {
-	case NLE_EXIST: return -EEXIST;
-	case NLE_NODEV:
-	case NLE_OBJ_NOTFOUND: return -ENODEV;
-	case NLE_PERM:
-	case NLE_NOACCESS: return -EPERM;
-	case NLE_BUSY: return -EBUSY;
-	case NLE_OPNOTSUPP: return -EOPNOTSUPP;
-	case NLE_NOMEM: return -ENOMEM;
-	case NLE_INVAL: return -EINVAL;
-	default: return -EIO;
-	}
-}
-
 static void nl_sock_freep(struct nl_sock **sk)
 {
 	if (*sk)
@@ -229,7 +214,7 @@ static int nl_open(struct nl_sock **ret, iovm_error *err)
 	r = nl_connect(sk, NETLINK_ROUTE);
 	if (r < 0) {
 		nl_socket_free(sk);
-		return iovm_error_set(err, nl_errno(r), "rtnetlink socket: %s", nl_geterror(r));
+		return iovm_error_set(err, nlerr_to_errno(r), "rtnetlink socket: %s", nl_geterror(r));
 	}
 	*ret = sk;
 	return 0;
@@ -245,7 +230,7 @@ static int link_up(struct nl_sock *sk, const char *ifname, const char *alias, io
 
 	r = rtnl_link_get_kernel(sk, 0, ifname, &cur);
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "netdev %s: %s", ifname, nl_geterror(r));
+		return iovm_error_set(err, nlerr_to_errno(r), "netdev %s: %s", ifname, nl_geterror(r));
 	if (!(rtnl_link_get_flags(cur) & IFF_UP) || alias) {
 		change = rtnl_link_alloc();
 		if (!change)
@@ -255,7 +240,7 @@ static int link_up(struct nl_sock *sk, const char *ifname, const char *alias, io
 			rtnl_link_set_ifalias(change, alias);
 		r = rtnl_link_change(sk, cur, change, 0);
 		if (r < 0)
-			return iovm_error_set(err, nl_errno(r), "netdev %s: setting it up: %s", ifname,
+			return iovm_error_set(err, nlerr_to_errno(r), "netdev %s: setting it up: %s", ifname,
 					      nl_geterror(r));
 	}
 	return rtnl_link_get_ifindex(cur);
@@ -279,7 +264,7 @@ static int link_set_state(struct nl_sock *sk, const char *ifname, bool up, iovm_
 		r = rtnl_link_change(sk, cur, change, 0);
 	}
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "netdev %s: setting it %s: %s", ifname,
+		return iovm_error_set(err, nlerr_to_errno(r), "netdev %s: setting it %s: %s", ifname,
 				      up ? "up" : "down", nl_geterror(r));
 	return 0;
 }
@@ -292,7 +277,7 @@ static int link_carrier(struct nl_sock *sk, const char *ifname, iovm_error *err)
 
 	r = rtnl_link_get_kernel(sk, 0, ifname, &l);
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "netdev %s: %s", ifname, nl_geterror(r));
+		return iovm_error_set(err, nlerr_to_errno(r), "netdev %s: %s", ifname, nl_geterror(r));
 	return rtnl_link_get_carrier(l) ? 1 : 0;
 }
 
@@ -356,7 +341,7 @@ static int macvtap_create(struct nl_sock *sk, const char *parent, const char *if
 	rtnl_link_macvtap_set_mode(l, MACVLAN_MODE_BRIDGE);
 	r = rtnl_link_add(sk, l, NLM_F_CREATE | NLM_F_EXCL);
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "macvtap %s on %s: %s", ifname, parent,
+		return iovm_error_set(err, nlerr_to_errno(r), "macvtap %s on %s: %s", ifname, parent,
 				      nl_geterror(r));
 	/* The kernel applies IFLA_IFALIAS only to an existing link: set it
 	 * (and up, if the new link's flags were not applied) in a second
@@ -374,12 +359,12 @@ static int macvtap_delete(struct nl_sock *sk, const char *ifname, iovm_error *er
 
 	r = rtnl_link_get_kernel(sk, 0, ifname, &l);
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "macvtap %s: %s", ifname, nl_geterror(r));
+		return iovm_error_set(err, nlerr_to_errno(r), "macvtap %s: %s", ifname, nl_geterror(r));
 	if (!rtnl_link_is_macvtap(l))
 		return iovm_error_set(err, -EINVAL, "netdev %s is not a macvtap; not deleting it", ifname);
 	r = rtnl_link_delete(sk, l);
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "macvtap %s: delete: %s", ifname, nl_geterror(r));
+		return iovm_error_set(err, nlerr_to_errno(r), "macvtap %s: delete: %s", ifname, nl_geterror(r));
 	return 0;
 }
 
@@ -710,7 +695,7 @@ int iovm_shared_reclaim(const char *vm, const char *vf_in, iovm_error *err)
 		return r;
 	r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
 	if (r < 0)
-		return iovm_error_set(err, nl_errno(r), "shared reclaim of vm %s: listing links: %s", vm,
+		return iovm_error_set(err, nlerr_to_errno(r), "shared reclaim of vm %s: listing links: %s", vm,
 				      nl_geterror(r));
 	nl_cache_foreach(cache, reclaim_collect, &s);
 	nl_cache_free(cache);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "iovm/host.h"
 #include "iovm/qmp.h"
 #include "iovm/shared.h"
@@ -45,12 +46,9 @@ static void usage(FILE *f)
  * printed as lib_ms= so the benchmark can compare it with a raw client. */
 static double lib_ms;
 
-static double now_ms(void)
+static double now_ms_f(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	return (double)now_usec() / 1e3;
 }
 
 /* IOVM_VM_TRACE=1: each step of an attach or detach on stderr, with the
@@ -62,7 +60,7 @@ static void trace_step(iovm_vm *vm, const char *vf, const char *step, void *user
 {
 	(void)vm;
 	(void)userdata;
-	fprintf(stderr, "trace: %.1f ms %s %s\n", now_ms() - trace_t0, step, vf);
+	fprintf(stderr, "trace: %.1f ms %s %s\n", now_ms_f() - trace_t0, step, vf);
 }
 
 struct opts {
@@ -140,10 +138,10 @@ static int cmd_attach(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_e
 	double t0;
 
 	r = pool_reload(p, o->pool, err);
-	t0 = now_ms();
+	t0 = now_ms_f();
 	if (r >= 0)
 		r = iovm_vm_attach(vm, &a, &res, err);
-	lib_ms += now_ms() - t0;
+	lib_ms += now_ms_f() - t0;
 	if (r >= 0) {
 		printf("vf=%s vm=%s devid=%s port=%s lib_ms=%.1f\n", o->vf, o->vm, res.devid, res.port, lib_ms);
 		r = pool_store(p, o->pool, err);
@@ -161,9 +159,9 @@ static int cmd_detach(iovm_vm *vm, iovm_vf_pool *p, const struct opts *o, iovm_e
 	r = pool_reload(p, o->pool, err);
 	if (r < 0)
 		goto out;
-	t0 = now_ms();
+	t0 = now_ms_f();
 	r = iovm_vm_detach(vm, o->vf, o->timeout_ms, err);
-	lib_ms += now_ms() - t0;
+	lib_ms += now_ms_f() - t0;
 	/* Saved also on failure: a timeout leaves the VF release-pending. */
 	r2 = pool_store(p, o->pool, &e2);
 	if (r >= 0 && r2 < 0) {
@@ -251,10 +249,10 @@ static int cmd_attach_shared(iovm_vm *vm, const struct opts *o, iovm_error *err)
 		.timeout_ms = o->timeout_ms,
 	};
 	iovm_shared_result res;
-	double t0 = now_ms();
+	double t0 = now_ms_f();
 	int r = iovm_vm_attach_shared(vm, &a, &res, err);
 
-	lib_ms += now_ms() - t0;
+	lib_ms += now_ms_f() - t0;
 	if (r >= 0) {
 		printf("vf=%s vm=%s devid=%s netdev=%s port=%s mac=%s macvtap=%s ifindex=%d vf_netdev=%s "
 		       "carrier=%s lib_ms=%.1f\n", o->vf, o->vm, res.devid, res.netdev_id, res.port, res.mac,
@@ -268,10 +266,10 @@ static int cmd_attach_shared(iovm_vm *vm, const struct opts *o, iovm_error *err)
 
 static int cmd_detach_shared(iovm_vm *vm, const struct opts *o, iovm_error *err)
 {
-	double t0 = now_ms();
+	double t0 = now_ms_f();
 	int r = iovm_vm_detach_shared(vm, o->vf, o->timeout_ms, err);
 
-	lib_ms += now_ms() - t0;
+	lib_ms += now_ms_f() - t0;
 	if (r >= 0)
 		printf("vf=%s vm=%s detached lib_ms=%.1f\n", o->vf, o->vm, lib_ms);
 	return r;
@@ -410,13 +408,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	lib_ms = trace_t0 = now_ms();
+	lib_ms = trace_t0 = now_ms_f();
 	r = iovm_vm_open(o.vm, o.qmp, host, pool, o.timeout_ms > 0 ? o.timeout_ms : 10000, &vm, &err);
-	lib_ms = now_ms() - lib_ms;
+	lib_ms = now_ms_f() - lib_ms;
 	if (r < 0)
 		goto out;
 	if (getenv("IOVM_VM_TRACE")) {
-		fprintf(stderr, "trace: %.1f ms connected\n", now_ms() - trace_t0);
+		fprintf(stderr, "trace: %.1f ms connected\n", now_ms_f() - trace_t0);
 		iovm_vm_set_step_hook(vm, trace_step, NULL);
 	}
 	if (!strcmp(cmd, "attach"))
