@@ -14,7 +14,7 @@
 # leaves every VF free on igbvf and no macvtap behind.
 # Four nested guests cannot all run on the emulated host's one CPU (see
 # tests/lab/lib/guest.sh): they are started one at a time and paused, and
-# each step runs only the guests it needs (docs/allocation.md, "In the lab").
+# each step runs only the guests it needs (docs/allocation.md, "Tests").
 set -uo pipefail
 LAB_MODULES=macvtap
 # shellcheck source=lib/iovmd.sh
