@@ -67,13 +67,13 @@ done
 SECS=${IOVM_BENCH_SECS:-60}
 LEAD=${IOVM_BENCH_LEAD:-20}
 SCALE=${IOVM_BENCH_SCALE:-4000}
-# The cap's queue (docs/allocation.md, sessions 12 and 13). Neither size
+# The cap's queue (docs/allocation.md, "Known limits"). Neither size
 # behaves like the NIC's transmit rate limiter, which holds packets back in
 # the sender and drops none: with 8 packets the sink drops bursts and a
-# slow TCP can sit in backed-off retransmission timeouts (session 12: one
-# table-3 sharer got 0.007 of the VF); with 1000 packets (120 s of queue
+# slow TCP can sit in backed-off retransmission timeouts (one table-3
+# sharer got 0.007 of the VF in a run); with 1000 packets (120 s of queue
 # at 100 kbit/s) the queue delay outruns TCP's timer and spurious timeouts
-# collapse a flow instead (session 13: g1 in every table). 8 came closer to
+# collapse a flow instead (g1 in every table of a run). 8 came closer to
 # the paper over all tables (mean |lab - paper| of the ratios 0.19 vs 0.28).
 FIFO=${IOVM_BENCH_FIFO:-8}
 # IOVM_BENCH_CAP_AT (default sender): where a VF's cap is enforced (in a
@@ -86,7 +86,7 @@ FIFO=${IOVM_BENCH_FIFO:-8}
 #     and g4's macvtaps transmit through, an HTB class at the VF's cap with
 #     an SFQ of IOVM_BENCH_FIFO packets (the guests' TCP is outside the host:
 #     a full queue drops, but fairly between the two flows). Nothing at the sink.
-#   sink: the sink's ifb (below), as in sessions 9-13.
+#   sink: the sink's ifb (below), the default before the sender.
 CAP_AT=${IOVM_BENCH_CAP_AT:-sender}
 NET=10.81.0
 SRV_IP=$NET.1
@@ -205,7 +205,7 @@ sender_caps() {
 # IOVM_BENCH_PHASE0=1, before the tables; not by default: it leaves VF 0 of
 # eth0 so that the guest which later gets it sees its TCP stall for tens of
 # seconds in most tables, and without phase 0 it does not (docs/allocation.md,
-# session 13).
+# "Known limits").
 if [ "${IOVM_BENCH_PHASE0:-0}" = 1 ] || [ "${IOVM_BENCH_PHASE0_ONLY:-0}" = 1 ]; then
 echo 1 > /sys/class/net/eth0/device/sriov_numvfs || die "eth0: cannot create a VF"
 vf_endpoint_setup "$PF0" 0 cli "$NET.2/24" || die "the host's VF on eth0"
@@ -311,7 +311,7 @@ run() {
 	# table's guests resume together, and their senders start LEAD seconds
 	# later, within seconds of each other (a paused guest's clock stops).
 	# Nothing asks the agents anything while the senders run: with four
-	# guests running, agent round trips took minutes (session 8).
+	# guests running, agent round trips took minutes.
 	local gcap
 	for g in "$@"; do
 		port=$((5200 + ${g#g}))
@@ -334,8 +334,8 @@ run() {
 		while kill -0 "$p" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
 		kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
 	done
-	# The senders' own reports (why a client sent nothing: session 9's
-	# table 0), each fetched while its guest runs alone.
+	# The senders' own reports (why a client sent nothing: in one
+	# run no table-0 client did), each fetched while its guest runs alone.
 	for g in "$@"; do
 		running "$g"
 		{ echo "--- $g: /tmp/iperf3.out"; $G exec --timeout 300 "$g" -- cat /tmp/iperf3.out
@@ -366,9 +366,9 @@ with open(out, "w") as f:
 PY
 	# Also each guest on its own: how many seconds its server received
 	# anything in, and the median and mean of those seconds. Where the
-	# senders do not overlap (session 9: a stalled guest sends nothing for
+	# senders do not overlap (a stalled guest sends nothing for
 	# tens of seconds), these still say what a guest gets while it sends.
-	# Neither is exact (docs/allocation.md, session 9): a second carries a
+	# Neither is exact (docs/allocation.md, "Known limits"): a second carries a
 	# whole number of 1448-byte segments, which pulls the median down to
 	# the largest whole number under the cap, and a second after a stall
 	# of the emulated host carries the bytes queued meanwhile, which pulls

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Why does a shared VF's host netdev count about twice what its sharers send?
-# (docs/allocation.md, lab 31: 1.94x.) A diagnostic, run in the lab, no guests:
+# (docs/allocation.md, "Counting"; lab 31 once counted 1.94x.) A diagnostic, run in the lab, no guests:
 #
 #   IOVM_LAB_TCG=multi lab/iovm-lab run -- bench/shared-vf-count.sh
 #

@@ -7,7 +7,7 @@
  * of a VF that is inside a guest: a driver such as igb keeps no per-VF
  * statistics on the host, so the guest's own count is the only one.
  *
- * The agent has no greeting and keeps no session: a client that connects
+ * The agent has no greeting and keeps no per-client state: a client that connects
  * may find replies meant for an earlier one still queued. Every call first
  * sends guest-sync-delimited with a fresh token and drops everything up to
  * the agent's 0xFF delimiter and the matching reply (as the agent's

@@ -517,7 +517,7 @@ static int serve_loop(void)
 
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
-				continue; /* a stop signal sets the session's exit flag */
+				continue; /* a stop signal sets the FUSE loop's exit flag */
 			log_error(errno, "poll");
 			r = 1;
 			break;
@@ -741,7 +741,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (n == 1)
 		return run_device(addr, host[0], name[0], debug, connect_timeout_s);
-	/* One process per device: each has its own stream, CUSE session and
+	/* One process per device: each has its own stream, CUSE channel and
 	 * worker on the host, so devices fail independently. */
 	for (size_t i = 0; i < n; i++) {
 		pids[i] = fork();

@@ -5,7 +5,7 @@
  * connection reports itself broken (it must: EOF breaks it). Callbacks,
  * the event backlog and the final free must neither crash nor leak.
  *
- * The first input byte is not sent; its bits shape the session so that the
+ * The first input byte is not sent; its bits shape the exchange so that the
  * fuzzer gets past the greeting without having to invent it:
  *   bit 0  prefix a valid QMP greeting
  *   bit 1  then the reply to qmp_capabilities (the connection becomes ready)
@@ -35,13 +35,13 @@ static const char greeting[] =
 	"{\"QMP\":{\"version\":{\"qemu\":{\"micro\":0,\"minor\":2,\"major\":8},\"package\":\"\"},"
 	"\"capabilities\":[\"oob\"]}}\r\n";
 
-struct session {
+struct counts {
 	unsigned replies, events;
 };
 
 static void on_reply(iovm_qmp *q, int status, json_object *ret, const iovm_error *e, void *ud)
 {
-	struct session *s = ud;
+	struct counts *s = ud;
 
 	CHECK(status <= 0);
 	if (status < 0)
@@ -51,7 +51,7 @@ static void on_reply(iovm_qmp *q, int status, json_object *ret, const iovm_error
 
 static void on_event(iovm_qmp *q, const char *event, json_object *data, json_object *ts, void *ud)
 {
-	struct session *s = ud;
+	struct counts *s = ud;
 
 	CHECK(event);
 	s->events++;
@@ -72,7 +72,7 @@ static void drain(int fd)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct session s = {};
+	struct counts s = {};
 	iovm_qmp *q = NULL;
 	json_object *found = NULL;
 	unsigned flags = size ? data[0] : 0;

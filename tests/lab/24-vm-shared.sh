@@ -83,8 +83,8 @@ ip -n sha link set dev "$VFDEV" netns 1 || { fail "moving $VFDEV back"; exit 1; 
 ip link set eth0 vf 0 spoofchk off trust on || fail "eth0 vf 0 spoofchk off trust on"
 # The move back took the netdev down, and bringing it up redoes igbvf's
 # mailbox handshake with the PF, whose 1 s budgets a loaded TCG host can
-# overrun: the VF then stays without carrier ("PF still resetting", CI in
-# session 9) and every guest behind it is cut off. Up to carrier here, with
+# overrun: the VF then stays without carrier ("PF still resetting", seen
+# in CI) and every guest behind it is cut off. Up to carrier here, with
 # a down/up (a new handshake) after each 15 s without it.
 ip link set dev "$VFDEV" up || { fail "ip link set $VFDEV up"; exit 1; }
 for try in 1 2 3 4; do

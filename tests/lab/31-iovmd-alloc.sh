@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-seconds: 940 (one run alone in session 10; it starts first, beside the others)
+# lab-seconds: 940 (one run alone on the 2-core lab machine; it starts first, beside the others)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Lab: allocation under scarcity through iovmd, with four real guests.
 # eth0 has 3 VFs; iovmd runs with --shared-reserve 1, so `attach --pf eth0`
@@ -14,7 +14,7 @@
 # leaves every VF free on igbvf and no macvtap behind.
 # Four nested guests cannot all run on the emulated host's one CPU (see
 # tests/lab/lib/guest.sh): they are started one at a time and paused, and
-# each step runs only the guests it needs (docs/allocation.md, "In the lab").
+# each step runs only the guests it needs (docs/allocation.md, "Tests").
 set -uo pipefail
 LAB_MODULES=macvtap
 # shellcheck source=lib/iovmd.sh
@@ -216,8 +216,8 @@ done
 # The shared VF's host netdev, received and sent apart (iovmd counts their
 # sum, which came to about twice the sink's bytes here), and what the sink's
 # VF netdev received on the wire: bench/shared-vf-count.sh shows a VF
-# receiving its own frames whenever its PF is promiscuous; session 15's run
-# of this test showed tx alone at 1.76x the sink's bytes instead.
+# receiving its own frames whenever its PF is promiscuous; a run of this test
+# (docs/allocation.md) showed tx alone at 1.76x the sink's bytes instead.
 nd=$(ctl --json vf show "${VFOF[g3]:-eth0/2}" | jq -r '.netdev // empty')
 ndstat() { cat "/sys/class/net/$nd/statistics/$1_bytes" 2>/dev/null || echo 0; }
 sinkrx() { ip -n srv -s -j link show dev "$SRVDEV" | jq '.[0].stats64.rx.bytes' 2>/dev/null || echo 0; }
