@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * QMP client, its API (connect, send, execute, wait for events). One newline-terminated JSON object per message (QEMU ends them
- * with "\r\n"); commands carry integer ids and replies are matched by id, not
- * by order, so a reply that arrives after its caller gave up is recognised
- * and dropped instead of being handed to the next command.
+ * QMP client, its API: connect, send, execute, wait for events. Commands
+ * carry integer ids and replies are matched by id, not by order, so a reply
+ * that arrives after its caller gave up is recognised and dropped instead of
+ * being handed to the next command (qmp-wire.c).
  */
 #include <errno.h>
 #include <fcntl.h>
