@@ -56,3 +56,11 @@ void store_column_text(sqlite3_stmt *st, int col, char *buf, size_t n);
 bool store_valid_str(const char *str, size_t max);
 
 int64_t store_now(void);
+
+/* intent-args.c: an intent's arguments to and from the JSON object stored
+ * in intent.args. encode: -EINVAL naming the member, *ret malloc'ed.
+ * decode: -EBADMSG naming the member; ret untouched on failure. */
+int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args *a, char **ret,
+		       iovm_error *err);
+int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store_intent_args *ret,
+		       iovm_error *err);
