@@ -284,3 +284,8 @@ int iovm_store_intent_list_open(iovm_store *s, iovm_store_intent **ret, size_t *
 /* Deletes finished intents whose finish time is before the given time;
  * returns how many. Open intents are never pruned. */
 int iovm_store_intent_prune(iovm_store *s, int64_t finished_before, iovm_error *err);
+/* Deletes finished intents but the newest max_finished (by id); returns
+ * how many. Open intents are never pruned, nor counted. iovmd calls this
+ * on its refresh tick with --journal-keep (default below). */
+#define IOVM_STORE_INTENT_KEEP_DEFAULT 1000
+int iovm_store_intent_prune_keep(iovm_store *s, unsigned max_finished, iovm_error *err);

@@ -1309,6 +1309,89 @@ static void test_intent_args_malformed(void **state)
 	iovm_store_close(s);
 }
 
+static int64_t begin_attach(iovm_store *s)
+{
+	iovm_error e = {};
+	int64_t id;
+
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.2", &vm1_args, &id, &e), 0);
+	return id;
+}
+
+static void test_intent_prune_keep(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_intent it;
+	int64_t id[7];
+	iovm_error e = {};
+
+	for (size_t i = 0; i < ELEMENTSOF(id); i++)
+		id[i] = begin_attach(s);
+	/* 0, 2, 3, 5, 6 finished; 1 and 4 open. */
+	for (size_t i = 0; i < ELEMENTSOF(id); i++)
+		if (i != 1 && i != 4)
+			assert_int_equal(iovm_store_intent_finish(s, id[i], i % 2 ? IOVM_INTENT_DONE
+									   : IOVM_INTENT_ROLLED_BACK, &e), 0);
+	assert_int_equal(iovm_store_intent_prune_keep(s, 5, &e), 0);    /* fewer than the bound */
+	assert_int_equal(iovm_store_intent_prune_keep(s, 3, &e), 2);    /* the oldest two finished */
+	assert_int_equal(iovm_store_intent_get(s, id[0], &it, &e), -ENOENT);
+	assert_int_equal(iovm_store_intent_get(s, id[2], &it, &e), -ENOENT);
+	assert_int_equal(iovm_store_intent_get(s, id[1], &it, &e), 0);  /* open: never pruned */
+	assert_int_equal(iovm_store_intent_get(s, id[3], &it, &e), 0);
+	assert_int_equal(iovm_store_intent_prune_keep(s, 3, &e), 0);
+	assert_int_equal(iovm_store_intent_prune_keep(s, 0, &e), 3);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent"), 2);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent WHERE status = 'open'"), 2);
+	assert_int_equal(iovm_store_intent_prune_keep(NULL, 1, &e), -EINVAL);
+	iovm_store_close(s);
+}
+
+/* 10,000 operations, each begin + step + finish, pruned as iovmd does: on
+ * its refresh tick, keeping IOVM_STORE_INTENT_KEEP_DEFAULT finished intents.
+ * OPS_PER_TICK stands for the operations one tick interval can see. The
+ * rows stay within the bound and the file stops growing: SQLite reuses
+ * the pages the deletes free. An open intent from the start survives.
+ * Each tick's operations share one transaction: the rows and pages are
+ * the same, and the test does not wait for 30,000 fsyncs. */
+#define JOURNAL_OPS 10000
+#define OPS_PER_TICK 100
+static void test_intent_journal_bounded(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	int64_t open_id = begin_attach(s);
+	long long pages_settled = 0, rows;
+	iovm_error e = {};
+
+	for (int i = 1; i <= JOURNAL_OPS; i++) {
+		int64_t id;
+
+		if (i % OPS_PER_TICK == 1)
+			assert_int_equal(iovm_store_begin(s, &e), 0);
+		id = begin_attach(s);
+
+		assert_int_equal(iovm_store_intent_step(s, id, "reserved", &e), 0);
+		assert_int_equal(iovm_store_intent_finish(s, id, i % 10 ? IOVM_INTENT_DONE : IOVM_INTENT_ROLLED_BACK,
+							  &e), 0);
+		if (i % OPS_PER_TICK)
+			continue;
+		assert_int_equal(iovm_store_commit(s, &e), 0);
+		rows = raw_int(f->db, "SELECT count(*) FROM intent");
+		assert_true(rows <= IOVM_STORE_INTENT_KEEP_DEFAULT + OPS_PER_TICK + 1);
+		assert_true(iovm_store_intent_prune_keep(s, IOVM_STORE_INTENT_KEEP_DEFAULT, &e) >= 0);
+		rows = raw_int(f->db, "SELECT count(*) FROM intent");
+		assert_int_equal(rows, (i < IOVM_STORE_INTENT_KEEP_DEFAULT ? i : IOVM_STORE_INTENT_KEEP_DEFAULT) + 1);
+		if (i == 2 * IOVM_STORE_INTENT_KEEP_DEFAULT)
+			pages_settled = raw_int(f->db, "PRAGMA page_count");
+	}
+	/* A few pages of slack for where the b-tree splits fall. */
+	assert_true(raw_int(f->db, "PRAGMA page_count") <= pages_settled + 4);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent WHERE status = 'open'"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT min(id) FROM intent"), open_id);
+	iovm_store_close(s);
+}
+
 struct attach_step {
 	int64_t intent;
 	bool fail;
@@ -1551,6 +1634,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_intent_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_args_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_args_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_prune_keep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_journal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_share_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails_cleanly, setup, teardown),

@@ -229,3 +229,22 @@ int iovm_store_intent_prune(iovm_store *s, int64_t finished_before, iovm_error *
 	sqlite3_bind_int64(st, 1, finished_before);
 	return store_step_done(s, st, err, "pruning finished intents");
 }
+
+int iovm_store_intent_prune_keep(iovm_store *s, unsigned max_finished, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "intents: no store");
+	/* The newest max_finished finished rows by id (the rowid, so both the
+	 * subquery and the delete walk the table's own b-tree); when there are
+	 * fewer, the subquery is NULL and nothing matches. */
+	r = store_prepare(s, "DELETE FROM intent WHERE status != 'open' AND id <= "
+			  "(SELECT id FROM intent WHERE status != 'open' ORDER BY id DESC LIMIT 1 OFFSET ?)",
+			  &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, max_finished);
+	return store_step_done(s, st, err, "pruning finished intents");
+}
