@@ -1392,6 +1392,42 @@ static void test_intent_journal_bounded(void **state)
 	iovm_store_close(s);
 }
 
+/* The intents another program sees: it opens the file, reads, closes.
+ * This binary again, exec'ed: a forked child would share SQLite's record
+ * of the parent's connection and never take itself for the last one. */
+static int count_in_child(const char *path)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-store", "--count-intents", path, (char *)NULL);
+		_exit(255);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* Another process closing its connection must not take itself for the
+ * last one: if the store held no lock on the file (a descriptor of it
+ * closed after SQLite opened it drops them all), that process would
+ * checkpoint and remove the WAL, and what the store writes next would go
+ * to a file nobody else sees and that a crash loses. */
+static void test_other_process_sees_later_writes(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+
+	begin_attach(s);
+	assert_int_equal(count_in_child(f->db), 1);
+	begin_attach(s);
+	assert_int_equal(count_in_child(f->db), 2);
+	iovm_store_close(s);
+	assert_int_equal(count_in_child(f->db), 2);
+}
+
 struct attach_step {
 	int64_t intent;
 	bool fail;
@@ -1607,8 +1643,11 @@ static void test_invalid_arguments(void **state)
 	iovm_store_close(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "--count-intents"))   /* count_in_child */
+		return (int)raw_int(argv[2], "SELECT count(*) FROM intent");
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
@@ -1636,6 +1675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_intent_args_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_prune_keep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_journal_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_process_sees_later_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_share_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails_cleanly, setup, teardown),
