@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iovm/store.h"
 #include "iovmd/iovmd.h"
 #include "shared/util.h"
 
@@ -33,13 +34,14 @@ void iovmd_config_defaults(iovmd_config *c)
 	c->max_users = 4;
 	c->shared_reserve = 0;
 	c->rebalance = false;
+	c->journal_keep = IOVM_STORE_INTENT_KEEP_DEFAULT;
 }
 
 enum {
 	OPT_CONFIG = 0x100, OPT_SOCKET, OPT_STATE, OPT_SYSFS_ROOT, OPT_GROUP, OPT_SOCKET_MODE,
 	OPT_MAX_CLIENTS, OPT_ATTACH_TIMEOUT, OPT_DETACH_TIMEOUT, OPT_REFRESH, OPT_SAMPLE,
 	OPT_WINDOW, OPT_LOG_LEVEL, OPT_NO_RECOVER, OPT_MAX_USERS, OPT_SHARED_RESERVE, OPT_REBALANCE,
-	OPT_HELP, OPT_VERSION,
+	OPT_JOURNAL_KEEP, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -60,6 +62,7 @@ static const struct option options[] = {
 	{ "max-users", required_argument, NULL, OPT_MAX_USERS },
 	{ "shared-reserve", required_argument, NULL, OPT_SHARED_RESERVE },
 	{ "rebalance", no_argument, NULL, OPT_REBALANCE },
+	{ "journal-keep", required_argument, NULL, OPT_JOURNAL_KEEP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{}
@@ -73,6 +76,7 @@ static void usage(FILE *f)
 		"             [--attach-timeout MS] [--detach-timeout MS] [--refresh-interval MS]\n"
 		"             [--sample-interval MS] [--window MS] [--log-level error|warning|info|debug]\n"
 		"             [--no-recover] [--max-users N] [--shared-reserve N] [--rebalance]\n"
+		"             [--journal-keep N]\n"
 		"Every option can also be set as \"key = value\" in the config file\n"
 		"(default " DEFAULT_CONFIG "); a flag wins over the file. See iovmd(8).\n");
 }
@@ -186,6 +190,10 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 	case OPT_SHARED_RESERVE:
 		r = parse_long(name, v, 0, 4096, 10, &x);
 		c->shared_reserve = (unsigned)x;
+		return r;
+	case OPT_JOURNAL_KEEP:
+		r = parse_long(name, v, 0, 1000000, 10, &x);
+		c->journal_keep = (unsigned)x;
 		return r;
 	}
 	return -EINVAL;

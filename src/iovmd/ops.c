@@ -682,7 +682,8 @@ static int assigned_vf_of_pf(ops *o, const char *pf, iovm_store_assignment *ret)
 
 static json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err)
 {
-	char pf[IOVM_PCI_ADDR_MAX], args[128], object[IOVM_STORE_OBJECT_MAX], text[96];
+	char pf[IOVM_PCI_ADDR_MAX], object[IOVM_STORE_OBJECT_MAX], text[96];
+	iovm_store_intent_args args = { .count = q->count };
 	iovm_store_pf want = {}, before = {};
 	iovm_store_assignment a;
 	bool had_before;
@@ -703,14 +704,14 @@ static json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *e
 	want.num_vfs = q->count;
 	snprintf(want.driver, sizeof(want.driver), "%s", q->driver == IOVM_API_DRIVER_HOST ? "host" :
 			q->driver == IOVM_API_DRIVER_VFIO ? "vfio-pci" : had_before ? before.driver : "vfio-pci");
-	snprintf(args, sizeof(args), "{\"count\":%u,\"driver\":\"%s\"}", q->count, want.driver);
+	snprintf(args.driver, sizeof(args.driver), "%s", want.driver);
 	snprintf(object, sizeof(object), "pf %s", pf);
 	/* Desired state and intent first, in one transaction. */
 	r = iovm_store_begin(o->store, err);
 	if (r >= 0)
 		r = iovm_store_pf_put(o->store, &want, err);
 	if (r >= 0)
-		r = iovm_store_intent_begin(o->store, IOVM_INTENT_SET_VFS, object, args, &id, err);
+		r = iovm_store_intent_begin(o->store, IOVM_INTENT_SET_VFS, object, &args, &id, err);
 	if (r >= 0)
 		r = iovm_store_commit(o->store, err);
 	else
@@ -953,10 +954,21 @@ static void original_settings(ops *o, const iovm_vf *vf, iovm_store_vf_saved *sa
 	}
 }
 
+/* The arguments of an attach or detach intent (devid NULL: none). */
+static iovm_store_intent_args vm_intent_args(const char *vm, iovm_mode mode, const char *devid)
+{
+	iovm_store_intent_args args = { .mode = mode };
+
+	snprintf(args.vm, sizeof(args.vm), "%s", vm);
+	snprintf(args.devid, sizeof(args.devid), "%s", devid ? devid : "");
+	return args;
+}
+
 /* Writes, in one transaction, the attach intent, the holder's row (an
  * exclusive assignment a, or a share sh) and the original settings (kept if
  * already saved: the first save is the original). */
-static int journal_attach(ops *o, const char *vf, const char *args, const iovm_store_assignment *a,
+static int journal_attach(ops *o, const char *vf, const iovm_store_intent_args *args,
+			  const iovm_store_assignment *a,
 			  const iovm_store_share *sh, const iovm_store_vf_saved *saved, int64_t *ret_id,
 			  iovm_error *err)
 {
@@ -986,7 +998,8 @@ static int journal_attach(ops *o, const char *vf, const char *args, const iovm_s
 static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf_in,
 				  iovm_error *err)
 {
-	char args[256], mac[IOVM_MAC_STR_MAX] = "";
+	char mac[IOVM_MAC_STR_MAX] = "";
+	iovm_store_intent_args args;
 	iovm_store_share sh = {};
 	iovm_store_vf_saved saved = {};
 	iovm_shared_result res = {};
@@ -999,8 +1012,8 @@ static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 	snprintf(sh.vf, sizeof(sh.vf), "%s", vf.addr);
 	snprintf(sh.vm, sizeof(sh.vm), "%s", v->info.name);
 	sh.state = IOVM_STORE_RESERVED;
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", v->info.name);
-	r = journal_attach(o, vf.addr, args, NULL, &sh, &saved, &id, err);
+	args = vm_intent_args(v->info.name, IOVM_MODE_SHARED, NULL);
+	r = journal_attach(o, vf.addr, &args, NULL, &sh, &saved, &id, err);
 	if (r < 0) {
 		policy_forget(o, v->info.name, vf.addr);
 		return NULL;
@@ -1067,7 +1080,8 @@ fail:
 
 static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err)
 {
-	char args[512], mac[18] = "";
+	char mac[18] = "";
+	iovm_store_intent_args args;
 	iovm_store_assignment a = {};
 	iovm_store_vf_saved saved = {};
 	iovm_attach_result res = {};
@@ -1114,8 +1128,8 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 	a.mode = IOVM_MODE_EXCLUSIVE;
 	a.state = IOVM_STORE_RESERVED;
 	iovm_vm_device_id(vf.addr, a.devid, sizeof(a.devid));
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
-	r = journal_attach(o, vf.addr, args, &a, NULL, &saved, &id, err);
+	args = vm_intent_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
+	r = journal_attach(o, vf.addr, &args, &a, NULL, &saved, &id, err);
 	if (r < 0) {
 		policy_forget(o, q->vm, vf.addr);
 		return NULL;
@@ -1164,13 +1178,13 @@ static json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *er
 static json_object *detach_shared(ops *o, vmrec *v, const iovm_api_request *q, const char *vf,
 				  iovm_error *err)
 {
-	char object[IOVM_STORE_OBJECT_MAX], args[256];
+	iovm_store_intent_args args = vm_intent_args(v->info.name, IOVM_MODE_SHARED, NULL);
+	char object[IOVM_STORE_OBJECT_MAX];
 	int64_t id = 0;
 	int r;
 
 	snprintf(object, sizeof(object), "vf %s", vf);
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", v->info.name);
-	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0)
+	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, &args, &id, err) < 0)
 		return NULL;
 	o->intent = id;
 	o->op = "detach";
@@ -1205,7 +1219,8 @@ static json_object *detach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_assignment *as = NULL;
-	char object[IOVM_STORE_OBJECT_MAX], args[256], vfaddr[IOVM_STORE_ADDR_MAX];
+	char object[IOVM_STORE_OBJECT_MAX], vfaddr[IOVM_STORE_ADDR_MAX];
+	iovm_store_intent_args args;
 	iovm_store_assignment a;
 	size_t n = 0;
 	int64_t id = 0;
@@ -1247,9 +1262,9 @@ static json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *er
 		return NULL;
 	}
 	snprintf(object, sizeof(object), "vf %s", vfaddr);
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
+	args = vm_intent_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
 	(void)iovm_store_begin(o->store, NULL);
-	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0) {
+	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, &args, &id, err) < 0) {
 		iovm_store_rollback(o->store);
 		return NULL;
 	}
@@ -1646,13 +1661,18 @@ static int recover(ops *o, iovm_error *err)
 		iovm_store_assignment a;
 		char vf[IOVM_STORE_ADDR_MAX] = "";
 		bool done = false;
-
-		json_object *args = json_tokener_parse(open[i].args), *jvm = NULL;
-		const char *vm = args && json_object_object_get_ex(args, "vm", &jvm) ? json_object_get_string(jvm) : "";
+		const char *vm = open[i].args.vm;
 		iovm_store_share sh;
-		bool shared = strstr(open[i].args, "\"mode\":\"shared\"") != NULL;
+		bool shared = open[i].args.mode == IOVM_MODE_SHARED;
 
-		if (open[i].kind == IOVM_INTENT_ATTACH && sscanf(open[i].object, "vf %15s", vf) == 1)
+		if ((open[i].kind == IOVM_INTENT_ATTACH || open[i].kind == IOVM_INTENT_DETACH) &&
+		    open[i].args_error[0])
+			/* Which holder it was is unknown; the VF itself was
+			 * settled from its records above. */
+			log_warning(-EBADMSG, "recovery: intent %lld (%s %s): stored arguments unreadable: %s",
+				    (long long)open[i].id, iovm_store_intent_kind_to_string(open[i].kind),
+				    open[i].object, open[i].args_error);
+		else if (open[i].kind == IOVM_INTENT_ATTACH && sscanf(open[i].object, "vf %15s", vf) == 1)
 			done = shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) == 0 &&
 					sh.state == IOVM_STORE_ATTACHED
 				      : iovm_store_assignment_get(o->store, vf, &a, NULL) == 0 &&
@@ -1662,7 +1682,6 @@ static int recover(ops *o, iovm_error *err)
 				      : iovm_store_assignment_get(o->store, vf, &a, NULL) < 0;
 		else
 			done = true;   /* set-vfs: desired state re-applied above */
-		json_object_put(args);
 		iovm_store_intent_finish(o->store, open[i].id, done ? IOVM_INTENT_DONE : IOVM_INTENT_ROLLED_BACK, NULL);
 		log_info("recovery: intent %lld (%s %s, last step '%s') %s", (long long)open[i].id,
 			 iovm_store_intent_kind_to_string(open[i].kind), open[i].object, open[i].step,
@@ -1882,9 +1901,25 @@ static void sample(ops *o, bool close_window)
 
 /* ---- the thread ---------------------------------------------------------------- */
 
+/* Finished intents beyond --journal-keep: one bounded DELETE per tick,
+ * nothing per request (docs/state.md). */
+static void prune_journal(ops *o)
+{
+	iovm_error err = {};
+	int r;
+
+	r = iovm_store_intent_prune_keep(o->store, o->d->cfg.journal_keep, &err);
+	if (r < 0)
+		log_warning(r, "journal: %s", err.msg);
+	else if (r > 0)
+		log_debug("journal: pruned %d finished intents (keeping %u)", r, o->d->cfg.journal_keep);
+}
+
 static void tick(ops *o)
 {
 	int64_t now = now_ms();
+
+	prune_journal(o);
 
 	for (vmrec *v = o->vms; v; v = v->next) {
 		if (v->vm) {
