@@ -21,40 +21,13 @@
 #include <stddef.h>
 #include <json-c/json.h>
 
+#include "iovm/api-schema.h"
 #include "iovm/error.h"
 #include "iovm/types.h"
 #include "iovm/vfconfig.h"
 
 #define IOVM_API_VERSION 1
 #define IOVM_API_LINE_MAX 65536           /* a request line longer than this is refused */
-#define IOVM_API_NAME_MAX 64              /* VM names, PF names, ids */
-#define IOVM_API_VF_MAX 80                /* "0000:01:10.2" or "PF/INDEX" */
-#define IOVM_API_PATH_MAX 108             /* sun_path */
-#define IOVM_API_DEFAULT_SOCKET "/run/iovm/iovm.sock"
-
-typedef enum iovm_api_cmd {
-	IOVM_API_QUERY_COMMANDS,   /* no arguments; returns the command names */
-	IOVM_API_STATUS,           /* no arguments */
-	IOVM_API_PF_LIST,          /* no arguments */
-	IOVM_API_PF_SHOW,          /* pf */
-	IOVM_API_PF_SET_VFS,       /* pf, count, [driver] */
-	IOVM_API_VF_LIST,          /* [pf] */
-	IOVM_API_VF_SHOW,          /* vf */
-	IOVM_API_VF_SET,           /* vf, at least one of mac vlan qos rate spoofchk trust link */
-	IOVM_API_VM_ADD,           /* name, qmp, [priority], [numa_node] */
-	IOVM_API_VM_LIST,          /* no arguments */
-	IOVM_API_VM_REMOVE,        /* name */
-	IOVM_API_ATTACH,           /* vm, [vf | pf], [mode], [mac], [vlan], [failover_pair_id], [timeout_ms] */
-	IOVM_API_DETACH,           /* vm, [vf], [timeout_ms] */
-	_IOVM_API_CMD_MAX,
-} iovm_api_cmd;
-
-typedef enum iovm_api_driver {
-	IOVM_API_DRIVER_DEFAULT,   /* argument absent */
-	IOVM_API_DRIVER_VFIO,      /* "vfio-pci" */
-	IOVM_API_DRIVER_HOST,      /* "host": the PF's own VF driver */
-} iovm_api_driver;
-
 
 typedef struct iovm_api_request {
 	iovm_api_cmd cmd;
@@ -98,11 +71,6 @@ typedef struct iovm_api_request {
 int iovm_api_parse_request(const char *buf, size_t len, iovm_api_request *ret, iovm_error *err);
 void iovm_api_request_done(iovm_api_request *r);   /* drops r->id; idempotent */
 
-const char *iovm_api_cmd_to_string(iovm_api_cmd c);   /* "vf-set"; NULL if out of range */
-int iovm_api_cmd_from_string(const char *s);           /* iovm_api_cmd, or -ENOSYS */
-/* Commands that change host or daemon state (run one at a time, journaled). */
-bool iovm_api_cmd_is_mutating(iovm_api_cmd c);
-
 /* The error class for a negative errno:
  *   -ENOSYS -> "CommandNotFound"      -EINVAL, -ERANGE, -EBADMSG, -EMSGSIZE -> "InvalidParameter"
  *   -ENOENT, -ENODEV, -ENXIO -> "NotFound"     -EBUSY, -EEXIST, -EALREADY -> "Busy"
@@ -121,8 +89,3 @@ char *iovm_api_format_error(json_object *id, int code, const char *desc);
 char *iovm_api_format_event(const char *name, json_object *data);
 /* The greeting sent on connect: {"iovm":{"version":"X.Y.Z","api":1}}. */
 char *iovm_api_format_greeting(const char *version);
-
-/* "PF/INDEX" -> pf, index. -EINVAL if vf is not of that form (a PCI address
- * is not: test with iovm_api_vf_is_pci_address). */
-int iovm_api_vf_split(const char *vf, char *ret_pf, size_t n, unsigned *ret_index);
-bool iovm_api_vf_is_pci_address(const char *vf);

@@ -879,6 +879,49 @@ def usage_errors_exit_2_and_send_nothing():
         eq(d.requests, [], "requests sent")
 
 
+# What iovmd answers for a name it refuses (src/lib/api/validate.c; the same
+# text is checked against the parser in tests/unit/test-api.c and against
+# the running daemon in tests/daemon/test-iovmd.py).
+NAME_REFUSED = "%s: argument '%s' must be 1..63 characters of A-Z a-z 0-9 _ . : -"
+
+DOT_NAMES = [
+    (["vm", "add", ".", "--qmp", "/x"], "vm-add", "name", "vm add NAME --qmp SOCKET [--qga SOCKET] "
+     "[--priority high|normal|low] [--numa-node N]"),
+    (["vm", "add", "..", "--qmp", "/x"], "vm-add", "name", None),
+    (["vm", "remove", "."], "vm-remove", "name", "vm remove NAME"),
+    (["vm", "remove", ".."], "vm-remove", "name", None),
+    (["attach", ".."], "attach", "vm", None),
+    (["detach", "."], "detach", "vm", None),
+    (["pf", "show", ".."], "pf-show", "pf", "pf show PF"),
+    (["vf", "list", "--pf", "."], "vf-list", "pf", None),
+    (["top", "--pf", ".."], "vf-list", "pf", None),
+    (["attach", "g1", "--failover-pair-id", ".."], "attach", "failover_pair_id", None),
+]
+
+
+@test
+def dot_names_refused_locally_with_the_daemons_message():
+    with FakeDaemon() as d:
+        for argv, cmd, arg, usage in DOT_NAMES:
+            rc, out, err = run(argv, d)
+            eq(rc, 2, "exit status for %r" % argv)
+            eq(out, "", "stdout for %r" % argv)
+            lines = err.splitlines()
+            eq(lines[0], "iovmctl: " + NAME_REFUSED % (cmd, arg), "message for %r" % argv)
+            if usage:
+                eq(lines[1:], ["usage: iovmctl " + usage, "Try 'iovmctl --help' for more information."],
+                   "usage lines for %r" % argv)
+        eq(d.connections, 0, "connections made")
+        eq(d.requests, [], "requests sent")
+        # "..." and ".hidden" are names; ".." as a VF's PF part is not.
+        rc, out, err = run(["vm", "remove", "..."], d)
+        eq(rc, 0, "vm remove ... (stderr %r)" % err)
+        rc, out, err = run(["vf", "show", "../1"], d)
+        eq((rc, err.splitlines()[0]), (2, "iovmctl: vf-show: argument 'vf' must be a VF's PCI address "
+                                          "(0000:01:10.2) or PF/INDEX (eth0/2)"), "vf show ../1")
+        eq([r["execute"] for r in d.requests], ["vm-remove"], "requests sent")
+
+
 @test
 def help_and_version():
     rc, out, err = run(["--help"])

@@ -942,6 +942,32 @@ def iovmctl_against_the_daemon(d):
           % (p.stdout, p.stderr))
 
 
+
+@case
+def dot_names_refused_alike_by_iovmd_and_iovmctl(d):
+    """iovmctl checks names with the daemon's code: the same refusal, the
+    same words, before anything is sent."""
+    c = d.client()
+    for cmd, args, argv in (
+            ("vm-add", {"name": ".", "qmp": "/x"}, ["vm", "add", ".", "--qmp", "/x"]),
+            ("vm-add", {"name": "..", "qmp": "/x"}, ["vm", "add", "..", "--qmp", "/x"]),
+            ("vm-remove", {"name": ".."}, ["vm", "remove", ".."]),
+            ("attach", {"vm": ".."}, ["attach", ".."])):
+        r = c.request(cmd, args)
+        expect_error(r, "InvalidParameter", "EINVAL")
+        desc = r["error"]["desc"]
+        eq_text = "%s: argument '%s' must be 1..63 characters of A-Z a-z 0-9 _ . : -" % (
+            cmd, "vm" if cmd == "attach" else "name")
+        check(desc == eq_text, "iovmd's refusal of %r: %r" % (args, desc))
+        p = ctl(d, *argv)
+        err = p.stderr.decode().splitlines()
+        check(p.returncode == 2 and p.stdout == b"", "iovmctl %s: exit %d %r" % (" ".join(argv), p.returncode,
+                                                                                  p.stdout))
+        check(err and err[0] == "iovmctl: " + desc, "iovmctl %s: %r, iovmd said %r"
+              % (" ".join(argv), err, desc))
+    check(c.ret("vm-list") == [], "no VM registered")
+
+
 def main():
     global IOVMD, IOVMCTL, MAKE_SYSFS
     if len(sys.argv) < 4:

@@ -822,6 +822,205 @@ static void test_command_names(void **state)
 	assert_int_equal(mutating, 6);
 }
 
+/* ---- the schema and its checks (what iovmctl links) -------------------------------- */
+
+#define NAME_REFUSED "must be 1..63 characters of A-Z a-z 0-9 _ . : -"
+
+/* err holds exactly "CMD: argument 'ARG' " + rest, and code -EINVAL. */
+static void assert_refusal(int k, const iovm_error *e, const char *want)
+{
+	assert_int_equal(k, -EINVAL);
+	assert_int_equal(e->code, -EINVAL);
+	assert_string_equal(e->msg, want);
+}
+
+static void test_schema_args(void **state)
+{
+	for (unsigned a = 0; a < _IOVM_API_ARG_MAX; a++) {
+		const iovm_api_arg_def *d = iovm_api_arg_get(a);
+
+		assert_non_null(d);
+		assert_string_equal(iovm_api_arg_to_string(a), d->name);
+		assert_int_equal(iovm_api_arg_from_string(d->name), (int)a);
+	}
+	assert_null(iovm_api_arg_get(_IOVM_API_ARG_MAX));
+	assert_null(iovm_api_arg_to_string(_IOVM_API_ARG_MAX));
+	assert_int_equal(iovm_api_arg_from_string("vlna"), -EINVAL);
+	assert_int_equal(iovm_api_arg_from_string(NULL), -EINVAL);
+	assert_string_equal(iovm_api_arg_to_string(IOVM_API_ARG_NUMA_NODE), "numa_node");
+	assert_int_equal(iovm_api_arg_get(IOVM_API_ARG_NUMA_NODE)->min, -1);
+	assert_int_equal(iovm_api_arg_get(IOVM_API_ARG_RATE)->max, UINT32_MAX);
+	/* The enums are named by iovm/types.h and the driver table. */
+	assert_ptr_equal(iovm_api_arg_get(IOVM_API_ARG_PRIORITY)->choices, iovm_priority_names);
+	assert_ptr_equal(iovm_api_arg_get(IOVM_API_ARG_MODE)->choices, iovm_mode_names);
+	assert_ptr_equal(iovm_api_arg_get(IOVM_API_ARG_LINK)->choices, iovm_vf_link_state_names);
+	assert_string_equal(iovm_api_driver_names[IOVM_API_DRIVER_VFIO], "vfio-pci");
+	assert_string_equal(iovm_api_driver_names[IOVM_API_DRIVER_HOST], "host");
+	assert_null(iovm_api_driver_names[IOVM_API_DRIVER_DEFAULT]);
+
+	assert_true(iovm_api_cmd_takes(IOVM_API_VM_ADD, IOVM_API_ARG_QGA));
+	assert_false(iovm_api_cmd_requires(IOVM_API_VM_ADD, IOVM_API_ARG_QGA));
+	assert_true(iovm_api_cmd_requires(IOVM_API_VM_ADD, IOVM_API_ARG_QMP));
+	assert_false(iovm_api_cmd_takes(IOVM_API_ATTACH, IOVM_API_ARG_QOS));
+	assert_false(iovm_api_cmd_takes(IOVM_API_STATUS, IOVM_API_ARG_PF));
+	assert_false(iovm_api_cmd_takes(_IOVM_API_CMD_MAX, IOVM_API_ARG_PF));
+	assert_false(iovm_api_cmd_takes(IOVM_API_VF_LIST, _IOVM_API_ARG_MAX));
+}
+
+static void test_check_name(void **state)
+{
+	static const char *const bad[] = { ".", "..", "", "g 1", "g/1", "g;rm", "\xc3\xa9", "g*" };
+	static const char *const good[] = { "g", "G-1", "a.b", "0000:01:00.0", "x_y:z", "...", ".hidden", "..a" };
+	char name[IOVM_API_NAME_MAX + 1];
+	iovm_error e = {};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		iovm_error_clear(&e);
+		assert_refusal(iovm_api_check_name(IOVM_API_VM_ADD, IOVM_API_ARG_NAME, bad[i], &e), &e,
+			       "vm-add: argument 'name' " NAME_REFUSED);
+	}
+	assert_refusal(iovm_api_check_name(IOVM_API_ATTACH, IOVM_API_ARG_VM, "..", &e), &e,
+		       "attach: argument 'vm' " NAME_REFUSED);
+	assert_refusal(iovm_api_check_name(IOVM_API_PF_SHOW, IOVM_API_ARG_PF, NULL, &e), &e,
+		       "pf-show: argument 'pf' " NAME_REFUSED);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(iovm_api_check_name(IOVM_API_VM_ADD, IOVM_API_ARG_NAME, good[i], NULL), 0);
+	memset(name, 'n', sizeof(name));
+	name[IOVM_API_NAME_MAX - 1] = '\0';
+	assert_int_equal(iovm_api_check_name(IOVM_API_VM_REMOVE, IOVM_API_ARG_NAME, name, NULL), 0);
+	name[IOVM_API_NAME_MAX - 1] = 'n';
+	name[IOVM_API_NAME_MAX] = '\0';
+	assert_int_equal(iovm_api_check_name(IOVM_API_VM_REMOVE, IOVM_API_ARG_NAME, name, NULL), -EINVAL);
+}
+
+/* The parser refuses "." and ".." with the very message the check gives,
+ * which is what iovmctl prints. */
+static void test_check_name_is_the_parsers(void **state)
+{
+	static const struct {
+		const char *line;
+		iovm_api_cmd cmd;
+		iovm_api_arg arg;
+		const char *name;
+	} cases[] = {
+		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\".\",\"qmp\":\"/x\"}}", IOVM_API_VM_ADD, IOVM_API_ARG_NAME, "." },
+		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"..\",\"qmp\":\"/x\"}}", IOVM_API_VM_ADD, IOVM_API_ARG_NAME, ".." },
+		{ "{\"execute\":\"vm-remove\",\"arguments\":{\"name\":\"..\"}}", IOVM_API_VM_REMOVE, IOVM_API_ARG_NAME, ".." },
+		{ "{\"execute\":\"attach\",\"arguments\":{\"vm\":\"..\"}}", IOVM_API_ATTACH, IOVM_API_ARG_VM, ".." },
+		{ "{\"execute\":\"vf-list\",\"arguments\":{\"pf\":\".\"}}", IOVM_API_VF_LIST, IOVM_API_ARG_PF, "." },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		iovm_error parsed = {}, checked = {};
+		iovm_api_request r;
+
+		assert_int_equal(parse(cases[i].line, &r, &parsed), -EINVAL);
+		iovm_api_request_done(&r);
+		assert_int_equal(iovm_api_check_name(cases[i].cmd, cases[i].arg, cases[i].name, &checked), -EINVAL);
+		assert_string_equal(parsed.msg, checked.msg);
+	}
+}
+
+static void test_check_vf_path_mac(void **state)
+{
+	static const char *const bad_vf[] = { "../1", "./1", "eth0", "eth0/x", "eth0/65536", "0000:01:10", "", "/1" };
+	static const char *const good_vf[] = { "eth0/2", ".../3", "0000:01:00.0/2", "0000:01:10.2", "01:10.2" };
+	uint8_t mac[6];
+	iovm_error e = {};
+
+	for (size_t i = 0; i < sizeof(bad_vf) / sizeof(bad_vf[0]); i++)
+		assert_refusal(iovm_api_check_vf(IOVM_API_VF_SHOW, IOVM_API_ARG_VF, bad_vf[i], &e), &e,
+			       "vf-show: argument 'vf' must be a VF's PCI address (0000:01:10.2) or PF/INDEX (eth0/2)");
+	for (size_t i = 0; i < sizeof(good_vf) / sizeof(good_vf[0]); i++)
+		assert_int_equal(iovm_api_check_vf(IOVM_API_VF_SHOW, IOVM_API_ARG_VF, good_vf[i], NULL), 0);
+
+	assert_refusal(iovm_api_check_path(IOVM_API_VM_ADD, IOVM_API_ARG_QMP, "q.sock", &e), &e,
+		       "vm-add: argument 'qmp' must be an absolute path shorter than 108 bytes");
+	assert_int_equal(iovm_api_check_path(IOVM_API_VM_ADD, IOVM_API_ARG_QGA, "", NULL), -EINVAL);
+	assert_int_equal(iovm_api_check_path(IOVM_API_VM_ADD, IOVM_API_ARG_QMP, "/q.sock", NULL), 0);
+
+	assert_refusal(iovm_api_check_mac(IOVM_API_VF_SET, IOVM_API_ARG_MAC, "02:00:00:00:00", NULL, &e), &e,
+		       "vf-set: argument 'mac' must be a MAC address xx:xx:xx:xx:xx:xx");
+	assert_refusal(iovm_api_check_mac(IOVM_API_ATTACH, IOVM_API_ARG_MAC, "01:00:5e:00:00:01", NULL, &e), &e,
+		       "attach: argument 'mac' must be a unicast MAC address (01:00:5e:00:00:01 is multicast)");
+	assert_refusal(iovm_api_check_mac(IOVM_API_VF_SET, IOVM_API_ARG_MAC, "00:00:00:00:00:00", NULL, &e), &e,
+		       "vf-set: argument 'mac' must be a unicast MAC address, not all zeroes");
+	assert_int_equal(iovm_api_check_mac(IOVM_API_VF_SET, IOVM_API_ARG_MAC, "02:AB:00:00:00:01", mac, NULL), 0);
+	assert_int_equal(mac[0], 0x02);
+	assert_int_equal(mac[1], 0xab);
+	assert_int_equal(mac[5], 0x01);
+}
+
+static void test_check_enum_and_ranges(void **state)
+{
+	iovm_error e = {};
+	int64_t x = 0;
+	int v = -1;
+
+	assert_refusal(iovm_api_check_enum(IOVM_API_VM_ADD, IOVM_API_ARG_PRIORITY, "urgent", NULL, &e), &e,
+		       "vm-add: argument 'priority' must be one of \"low\", \"normal\", \"high\"");
+	assert_refusal(iovm_api_check_enum(IOVM_API_PF_SET_VFS, IOVM_API_ARG_DRIVER, "igbvf", NULL, &e), &e,
+		       "pf-set-vfs: argument 'driver' must be one of \"vfio-pci\", \"host\"");
+	assert_int_equal(iovm_api_check_enum(IOVM_API_VM_ADD, IOVM_API_ARG_PRIORITY, "high", &v, NULL), 0);
+	assert_int_equal(v, IOVM_PRIO_HIGH);
+	assert_int_equal(iovm_api_check_enum(IOVM_API_ATTACH, IOVM_API_ARG_MODE, "shared", &v, NULL), 0);
+	assert_int_equal(v, IOVM_MODE_SHARED);
+	assert_int_equal(iovm_api_check_enum(IOVM_API_VF_SET, IOVM_API_ARG_LINK, "disable", &v, NULL), 0);
+	assert_int_equal(v, IOVM_VF_LINK_DISABLE);
+	/* Not an enum argument: a caller's mistake. */
+	assert_int_equal(iovm_api_check_enum(IOVM_API_VF_SET, IOVM_API_ARG_VLAN, "1", NULL, NULL), -EINVAL);
+
+	assert_refusal(iovm_api_check_int(IOVM_API_VF_SET, IOVM_API_ARG_VLAN, 4095, &e), &e,
+		       "vf-set: argument 'vlan' must be an integer 0..4094");
+	assert_int_equal(iovm_api_check_int(IOVM_API_VF_SET, IOVM_API_ARG_VLAN, 4094, NULL), 0);
+	assert_int_equal(iovm_api_check_int(IOVM_API_VM_ADD, IOVM_API_ARG_NUMA_NODE, -1, NULL), 0);
+	assert_int_equal(iovm_api_check_int(IOVM_API_VM_ADD, IOVM_API_ARG_NUMA_NODE, -2, NULL), -EINVAL);
+	assert_int_equal(iovm_api_check_int(IOVM_API_VF_SET, IOVM_API_ARG_RATE, UINT32_MAX, NULL), 0);
+	assert_int_equal(iovm_api_check_int(IOVM_API_VF_SET, IOVM_API_ARG_RATE, (int64_t)UINT32_MAX + 1, NULL), -EINVAL);
+
+	/* Text, as a command line gives it: anything but an integer in range
+	 * gets the range's message. */
+	assert_int_equal(iovm_api_parse_int(IOVM_API_VM_ADD, IOVM_API_ARG_NUMA_NODE, "-1", &x, NULL), 0);
+	assert_int_equal(x, -1);
+	assert_int_equal(iovm_api_parse_int(IOVM_API_ATTACH, IOVM_API_ARG_TIMEOUT_MS, "600000", &x, NULL), 0);
+	assert_int_equal(x, 600000);
+	static const char *const bad[] = { "ten", "", "1x", " 1", "+1", "1.0", "4095", "-0x1", "99999999999999999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_refusal(iovm_api_parse_int(IOVM_API_VF_SET, IOVM_API_ARG_VLAN, bad[i], &x, &e), &e,
+			       "vf-set: argument 'vlan' must be an integer 0..4094");
+}
+
+static void test_check_arguments(void **state)
+{
+	json_object *a = json_object_new_object();
+	iovm_error e = {};
+
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_STATUS, NULL, NULL), 0);
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_VF_SET, a, &e), -EINVAL);
+	assert_string_equal(e.msg, "vf-set: missing argument 'vf'");
+	json_object_object_add(a, "vf", json_object_new_string("eth0/2"));
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_VF_SET, a, &e), -EINVAL);
+	assert_string_equal(e.msg, "vf-set: needs at least one of the arguments mac, vlan, qos, rate, spoofchk, "
+				   "trust, link");
+	json_object_object_add(a, "qos", json_object_new_int(3));
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_VF_SET, a, &e), -EINVAL);
+	assert_string_equal(e.msg, "vf-set: argument 'qos' needs argument 'vlan'");
+	json_object_object_add(a, "vlan", json_object_new_int(10));
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_VF_SET, a, &e), 0);
+	json_object_object_add(a, "vlan", json_object_new_string("10"));
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_VF_SET, a, &e), -EINVAL);
+	assert_string_equal(e.msg, "vf-set: argument 'vlan' must be an integer 0..4094");
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_VF_SHOW, a, &e), -EINVAL);
+	assert_string_equal(e.msg, "vf-show: unknown argument 'qos'");
+	json_object_put(a);
+
+	a = json_object_new_array();
+	assert_int_equal(iovm_api_check_arguments(IOVM_API_STATUS, a, &e), -EINVAL);
+	assert_string_equal(e.msg, "status: 'arguments' must be an object");
+	json_object_put(a);
+	assert_int_equal(iovm_api_check_arguments(_IOVM_API_CMD_MAX, NULL, NULL), -ENOSYS);
+}
+
 /* ---- formatters ------------------------------------------------------------------- */
 
 static void test_error_classes(void **state)
@@ -1023,6 +1222,12 @@ int main(void)
 		cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_command_names),
+		cmocka_unit_test(test_schema_args),
+		cmocka_unit_test(test_check_name),
+		cmocka_unit_test(test_check_name_is_the_parsers),
+		cmocka_unit_test(test_check_vf_path_mac),
+		cmocka_unit_test(test_check_enum_and_ranges),
+		cmocka_unit_test(test_check_arguments),
 		cmocka_unit_test(test_error_classes),
 		cmocka_unit_test(test_format_return),
 		cmocka_unit_test(test_format_error),
