@@ -17,7 +17,7 @@ HOST = {"iovm/error.h", "iovm/types.h", "iovm/host.h", "iovm/deadline.h", "iovm/
 VM = {"iovm/qmp.h", "iovm/qga.h", "iovm/qdev.h", "iovm/pool.h", "iovm/vm.h", "iovm/shared.h"}
 STATE = {"iovm/store.h"}
 POLICY = {"iovm/policy.h"}
-API = {"iovm/api.h"}
+API = {"iovm/api.h", "iovm/api-schema.h"}
 BASE = {"iovm/error.h", "iovm/types.h", "iovm/vfconfig.h"}
 
 # folder -> (allowed project include prefixes or exact headers)
