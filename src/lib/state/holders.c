@@ -134,19 +134,8 @@ int iovm_store_assignment_set_state(iovm_store *s, const char *vf, iovm_store_as
 
 int iovm_store_assignment_get(iovm_store *s, const char *vf, iovm_store_assignment *ret, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char addr[IOVM_STORE_ADDR_MAX];
-	int r;
-
-	if (!s || !ret)
-		return iovm_error_set(err, -EINVAL, "assignment: invalid arguments");
-	r = store_norm_addr("vf", vf, addr, err);
-	if (r >= 0)
-		r = store_prepare(s, ASSIGNMENT_SELECT "WHERE vf = ?", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	return store_get_one(s, st, assignment_row, ret, sizeof(*ret), err, "assignment of vf", addr);
+	return store_get_by_addr(s, ASSIGNMENT_SELECT "WHERE vf = ?", assignment_row, ret, sizeof(*ret), "vf", vf,
+				 "assignment of vf", err);
 }
 
 int iovm_store_assignment_list(iovm_store *s, const char *vm, iovm_store_assignment **ret, size_t *ret_n,
@@ -420,19 +409,8 @@ int iovm_store_vf_saved_put(iovm_store *s, const iovm_store_vf_saved *v, iovm_er
 
 int iovm_store_vf_saved_get(iovm_store *s, const char *vf, iovm_store_vf_saved *ret, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char addr[IOVM_STORE_ADDR_MAX];
-	int r;
-
-	if (!s || !ret)
-		return iovm_error_set(err, -EINVAL, "vf saved: invalid arguments");
-	r = store_norm_addr("vf", vf, addr, err);
-	if (r >= 0)
-		r = store_prepare(s, SAVED_SELECT "WHERE vf = ?", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	return store_get_one(s, st, saved_row, ret, sizeof(*ret), err, "saved settings of vf", addr);
+	return store_get_by_addr(s, SAVED_SELECT "WHERE vf = ?", saved_row, ret, sizeof(*ret), "vf", vf,
+				 "saved settings of vf", err);
 }
 
 int iovm_store_vf_saved_list(iovm_store *s, iovm_store_vf_saved **ret, size_t *ret_n, iovm_error *err)

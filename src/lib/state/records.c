@@ -154,6 +154,26 @@ void store_cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c)
 	}
 }
 
+/* The one row that sql (with one "?", the PCI address) selects, filled by
+ * row into ret; -ENOENT naming what if there is none. */
+int store_get_by_addr(iovm_store *s, const char *sql, store_row_fn row, void *ret, size_t size,
+		      const char *key_name, const char *in, const char *what, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX];
+	int r;
+
+	if (!s || !ret)
+		return iovm_error_set(err, -EINVAL, "%s: invalid arguments", what);
+	r = store_norm_addr(key_name, in, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, sql, &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return store_get_one(s, st, row, ret, size, err, what, addr);
+}
+
 /* Deletes the row of table whose column key is the PCI address in (key_name
  * names it in errors: "pf", "vf"); -ENOENT naming what if there is none. */
 int store_delete_by_addr(iovm_store *s, const char *table, const char *column, const char *key_name,
@@ -215,19 +235,8 @@ int iovm_store_pf_put(iovm_store *s, const iovm_store_pf *pf, iovm_error *err)
 
 int iovm_store_pf_get(iovm_store *s, const char *pf, iovm_store_pf *ret, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char addr[IOVM_STORE_ADDR_MAX];
-	int r;
-
-	if (!s || !ret)
-		return iovm_error_set(err, -EINVAL, "pf: invalid arguments");
-	r = store_norm_addr("pf", pf, addr, err);
-	if (r >= 0)
-		r = store_prepare(s, "SELECT pf, num_vfs, driver, updated FROM pf_desired WHERE pf = ?", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	return store_get_one(s, st, pf_row, ret, sizeof(*ret), err, "pf", addr);
+	return store_get_by_addr(s, "SELECT pf, num_vfs, driver, updated FROM pf_desired WHERE pf = ?", pf_row,
+				 ret, sizeof(*ret), "pf", pf, "pf", err);
 }
 
 int iovm_store_pf_list(iovm_store *s, iovm_store_pf **ret, size_t *ret_n, iovm_error *err)
