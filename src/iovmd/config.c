@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,12 +107,50 @@ static int set_string(const char *name, char *dst, size_t n, const char *v)
 	return 0;
 }
 
+/* The numeric options: their range, base and field (int or unsigned). */
+static const struct number_option {
+	int id;
+	long min, max;
+	int base;
+	size_t offset;
+	bool is_unsigned;
+} number_options[] = {
+#define UNUMBER(i, lo, hi, b, field) { i, lo, hi, b, offsetof(iovmd_config, field), true }
+#define NUMBER(i, lo, hi, field) { i, lo, hi, 10, offsetof(iovmd_config, field), false }
+	UNUMBER(OPT_SOCKET_MODE, 0, 0777, 8, socket_mode),
+	UNUMBER(OPT_MAX_CLIENTS, 1, 65536, 10, max_clients),
+	NUMBER(OPT_ATTACH_TIMEOUT, 100, 600000, attach_timeout_ms),
+	NUMBER(OPT_DETACH_TIMEOUT, 100, 600000, detach_timeout_ms),
+	NUMBER(OPT_REFRESH, 100, 3600000, refresh_interval_ms),
+	NUMBER(OPT_SAMPLE, 100, 3600000, sample_interval_ms),
+	NUMBER(OPT_WINDOW, 100, 86400000, window_ms),
+	UNUMBER(OPT_MAX_USERS, 1, 1024, 10, max_users),
+	UNUMBER(OPT_SHARED_RESERVE, 0, 4096, 10, shared_reserve),
+	UNUMBER(OPT_JOURNAL_KEEP, 0, 1000000, 10, journal_keep),
+#undef NUMBER
+#undef UNUMBER
+};
+
+static int apply_number(iovmd_config *c, const struct number_option *n, const char *name, const char *v)
+{
+	long x;
+	int r = parse_long(name, v, n->min, n->max, n->base, &x);
+
+	if (r < 0)
+		return r;
+	if (n->is_unsigned)
+		*(unsigned *)((char *)c + n->offset) = (unsigned)x;
+	else
+		*(int *)((char *)c + n->offset) = (int)x;
+	return 0;
+}
+
 /* Applies one option by its id; name is for messages. */
 static int apply(iovmd_config *c, int id, const char *name, const char *v)
 {
-	long x;
-	int r;
-
+	for (size_t i = 0; i < ELEMENTSOF(number_options); i++)
+		if (number_options[i].id == id)
+			return apply_number(c, &number_options[i], name, v);
 	switch (id) {
 	case OPT_CONFIG:
 		return set_string(name, c->config_path, sizeof(c->config_path), v);
@@ -127,34 +166,6 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 		return set_string(name, c->sysfs_root, sizeof(c->sysfs_root), v);
 	case OPT_GROUP:
 		return set_string(name, c->group, sizeof(c->group), v);
-	case OPT_SOCKET_MODE:
-		r = parse_long(name, v, 0, 0777, 8, &x);
-		c->socket_mode = (unsigned)x;
-		return r;
-	case OPT_MAX_CLIENTS:
-		r = parse_long(name, v, 1, 65536, 10, &x);
-		c->max_clients = (unsigned)x;
-		return r;
-	case OPT_ATTACH_TIMEOUT:
-		r = parse_long(name, v, 100, 600000, 10, &x);
-		c->attach_timeout_ms = (int)x;
-		return r;
-	case OPT_DETACH_TIMEOUT:
-		r = parse_long(name, v, 100, 600000, 10, &x);
-		c->detach_timeout_ms = (int)x;
-		return r;
-	case OPT_REFRESH:
-		r = parse_long(name, v, 100, 3600000, 10, &x);
-		c->refresh_interval_ms = (int)x;
-		return r;
-	case OPT_SAMPLE:
-		r = parse_long(name, v, 100, 3600000, 10, &x);
-		c->sample_interval_ms = (int)x;
-		return r;
-	case OPT_WINDOW:
-		r = parse_long(name, v, 100, 86400000, 10, &x);
-		c->window_ms = (int)x;
-		return r;
 	case OPT_LOG_LEVEL:
 		if (!strcmp(v, "error")) c->level = LOG_ERR;
 		else if (!strcmp(v, "warning")) c->level = LOG_WARNING;
@@ -183,18 +194,6 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 			c->rebalance = yes;
 		return 0;
 	}
-	case OPT_MAX_USERS:
-		r = parse_long(name, v, 1, 1024, 10, &x);
-		c->max_users = (unsigned)x;
-		return r;
-	case OPT_SHARED_RESERVE:
-		r = parse_long(name, v, 0, 4096, 10, &x);
-		c->shared_reserve = (unsigned)x;
-		return r;
-	case OPT_JOURNAL_KEEP:
-		r = parse_long(name, v, 0, 1000000, 10, &x);
-		c->journal_keep = (unsigned)x;
-		return r;
 	}
 	return -EINVAL;
 }
