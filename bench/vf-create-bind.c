@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "shared/clock.h"
 #include "iovm/host.h"
 #include "iovm/sriov.h"
+#include "shared/clock.h"
+#include "shared/util.h"
 
 int main(int argc, char **argv)
 {
-	iovm_host *h = NULL;
+	_cleanup_(iovm_host_freep) iovm_host *h = NULL;
 	iovm_error e = {};
 	long long t0, t1;
 	int r;
@@ -32,13 +33,11 @@ int main(int argc, char **argv)
 	t1 = now_nsec();
 	if (r < 0) {
 		fprintf(stderr, "vf-create-bind: %s\n", e.msg);
-		iovm_host_free(h);
 		return 1;
 	}
 	printf("%lld\n", t1 - t0);
 	r = iovm_pf_remove_vfs(h, argv[1], 0, &e);
 	if (r < 0)
 		fprintf(stderr, "vf-create-bind: %s\n", e.msg);
-	iovm_host_free(h);
 	return r < 0 ? 1 : 0;
 }

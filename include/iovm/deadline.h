@@ -64,6 +64,11 @@ int iovm_sysop_wait(iovm_sysop *op, uint64_t timeout_usec, char *ret_buf, size_t
 
 /* NULL-safe. Abandons a running call (see above). Returns NULL. */
 iovm_sysop *iovm_sysop_free(iovm_sysop *op);
+/* For _cleanup_(iovm_sysop_freep): iovm_sysop_free(*p). */
+static inline void iovm_sysop_freep(iovm_sysop **p)
+{
+	iovm_sysop_free(*p);
+}
 
 /* Reap abandoned children that have exited; returns how many are still stuck. */
 unsigned iovm_sysop_reap(void);

@@ -25,6 +25,11 @@ typedef enum iovm_timeout_kind {
  * and to "<sysfs_root>/../proc" otherwise (fixture trees carry their own). */
 int iovm_host_new(const char *sysfs_root, iovm_host **ret);
 iovm_host *iovm_host_free(iovm_host *h);   /* NULL-safe, returns NULL */
+/* For _cleanup_(iovm_host_freep): iovm_host_free(*p). */
+static inline void iovm_host_freep(iovm_host **p)
+{
+	iovm_host_free(*p);
+}
 
 int iovm_host_set_proc_root(iovm_host *h, const char *proc_root);
 /* Whether VF inventory (iovm_vf_get/list) reads driver_override, whose

@@ -129,6 +129,11 @@ typedef struct iovm_policy_vf_info {
 /* now_ns opens the first throughput window (any monotonic clock). */
 int iovm_policy_new(const iovm_policy_config *cfg, uint64_t now_ns, iovm_policy **ret, iovm_error *err);
 iovm_policy *iovm_policy_free(iovm_policy *p);   /* NULL-safe, returns NULL */
+/* For _cleanup_(iovm_policy_freep): iovm_policy_free(*p). */
+static inline void iovm_policy_freep(iovm_policy **p)
+{
+	iovm_policy_free(*p);
+}
 
 /* ---- inventory ------------------------------------------------------------ */
 

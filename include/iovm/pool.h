@@ -37,6 +37,11 @@ typedef struct iovm_vf_pool iovm_vf_pool;
 
 int iovm_vf_pool_new(iovm_vf_pool **ret);
 iovm_vf_pool *iovm_vf_pool_free(iovm_vf_pool *p);
+/* For _cleanup_(iovm_vf_pool_freep): iovm_vf_pool_free(*p). */
+static inline void iovm_vf_pool_freep(iovm_vf_pool **p)
+{
+	iovm_vf_pool_free(*p);
+}
 
 /* FREE -> ATTACHING for vm; -EBUSY naming the holder otherwise. */
 int iovm_vf_pool_reserve(iovm_vf_pool *p, const char *vf, const char *vm, iovm_error *err);

@@ -54,6 +54,11 @@ int iovm_qmp_new_from_fd(int fd, const char *name, iovm_qmp **ret, iovm_error *e
 /* Closes the socket; pending commands' callbacks get -ECANCELED. Safe to call
  * from a callback (the free is deferred until the dispatch returns). */
 iovm_qmp *iovm_qmp_free(iovm_qmp *q);
+/* For _cleanup_(iovm_qmp_freep): iovm_qmp_free(*p). */
+static inline void iovm_qmp_freep(iovm_qmp **p)
+{
+	iovm_qmp_free(*p);
+}
 
 int iovm_qmp_get_fd(const iovm_qmp *q);
 /* poll() events to wait for: POLLIN, plus POLLOUT while output is queued. */

@@ -52,6 +52,11 @@ typedef struct iovm_store iovm_store;
  * written by a newer iovm is refused, never downgraded. */
 int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err);
 iovm_store *iovm_store_close(iovm_store *s);   /* NULL-safe, returns NULL */
+/* For _cleanup_(iovm_store_closep): iovm_store_close(*p). */
+static inline void iovm_store_closep(iovm_store **p)
+{
+	iovm_store_close(*p);
+}
 int iovm_store_schema_version(iovm_store *s);  /* >= 0, or negative errno */
 
 /* ---- transactions -------------------------------------------------------- */

@@ -28,6 +28,11 @@ typedef struct iovm_vfnet iovm_vfnet;
  * (SO_RCVTIMEO), so a stuck driver yields -ETIMEDOUT. */
 int iovm_vfnet_open(iovm_host *h, iovm_vfnet **ret, iovm_error *err);
 iovm_vfnet *iovm_vfnet_close(iovm_vfnet *nl);   /* NULL-safe, returns NULL */
+/* For _cleanup_(iovm_vfnet_closep): iovm_vfnet_close(*p). */
+static inline void iovm_vfnet_closep(iovm_vfnet **p)
+{
+	iovm_vfnet_close(*p);
+}
 
 int iovm_vfnet_get(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_config *ret,
 		   iovm_error *err);

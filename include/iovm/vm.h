@@ -25,6 +25,11 @@ typedef struct iovm_vm iovm_vm;
 int iovm_vm_open(const char *name, const char *qmp_path, iovm_host *host, iovm_vf_pool *pool,
 		 int timeout_ms, iovm_vm **ret, iovm_error *err);
 iovm_vm *iovm_vm_free(iovm_vm *vm);
+/* For _cleanup_(iovm_vm_freep): iovm_vm_free(*p). */
+static inline void iovm_vm_freep(iovm_vm **p)
+{
+	iovm_vm_free(*p);
+}
 iovm_qmp *iovm_vm_get_qmp(iovm_vm *vm);
 const char *iovm_vm_name(const iovm_vm *vm);
 bool iovm_vm_is_alive(const iovm_vm *vm);     /* socket open and no SHUTDOWN seen */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ int hashmap_put(hashmap *m, const char *key, void *val)
 	hashmap_entry *e;
 	size_t i;
 
+	assert(m && key && !hashmap_get(m, key));
 	if (m->n + 1 > m->nb) {
 		size_t nb = m->nb ? m->nb * 2 : 64;
 		hashmap_entry **b = calloc(nb, sizeof(*b));

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -52,6 +53,8 @@ static void heap_down(heap *h, size_t i)
 
 int heap_push(heap *h, void *e)
 {
+	assert(h && e && h->cmp);
+	assert(*heap_pos(h, e) == HEAP_NO_POS);   /* not in this heap already */
 	if (array_grow((void **)&h->v, &h->cap, h->n + 1, sizeof(void *)) < 0)
 		return -ENOMEM;
 	h->v[h->n] = e;
@@ -63,6 +66,8 @@ void heap_remove(heap *h, void *e)
 {
 	size_t i = *heap_pos(h, e);
 	void *last;
+
+	assert(i < h->n && h->v[i] == e);
 
 	*heap_pos(h, e) = HEAP_NO_POS;
 	last = h->v[--h->n];
@@ -77,6 +82,8 @@ void heap_remove(heap *h, void *e)
 void heap_fix(heap *h, void *e)
 {
 	size_t i = *heap_pos(h, e);
+
+	assert(i < h->n && h->v[i] == e);
 
 	heap_up(h, i);
 	heap_down(h, *heap_pos(h, e));

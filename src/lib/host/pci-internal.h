@@ -11,12 +11,6 @@
 
 #include "iovm/host.h"
 
-static inline void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-
 int pci_dev_dir(const iovm_host *h, const char *addr, char *buf, size_t n);
 int pci_dev_attr(const iovm_host *h, const char *addr, const char *attr, char *buf, size_t n);
 /* "" when unbound. */

@@ -9,6 +9,7 @@
  * published algorithm does. Everything but the choice of a VF (inventory,
  * holding, releasing, counting bytes) is common code, so the two can only
  * differ in what they choose. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -496,6 +497,8 @@ void policy_unhold(iovm_policy *p, assign *a)
 {
 	vm *m = a->vm;
 	vf *v = a->vf;
+
+	assert(v->users > 0 && m->n_held > 0);
 
 	policy_vf_out(p, v);
 	if (a->pos != HEAP_NO_POS)

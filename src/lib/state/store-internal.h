@@ -24,11 +24,6 @@ static inline void sqlite3_finalizep(sqlite3_stmt **st)
 }
 #define _cleanup_stmt_ __attribute__((cleanup(sqlite3_finalizep)))
 
-static inline void store_closep(iovm_store **s)
-{
-	iovm_store_close(*s);
-}
-
 /* An SQLite result code as a negative errno (see store.h for the mapping). */
 int store_errno(iovm_store *s, int rc);
 

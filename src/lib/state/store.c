@@ -447,7 +447,7 @@ static int store_configure(iovm_store *s, iovm_error *err)
 
 int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err)
 {
-	_cleanup_(store_closep) iovm_store *s = NULL;
+	_cleanup_(iovm_store_closep) iovm_store *s = NULL;
 	int fd, r, rc;
 
 	if (!ret)

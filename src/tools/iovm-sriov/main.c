@@ -17,6 +17,7 @@
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
 #include "iovm/vfnet.h"
+#include "shared/util.h"
 
 /* Prints the usage to f; returns code, the exit status. */
 static int usage(FILE *f, int code)
@@ -73,7 +74,7 @@ static int parse_index(const char *s, unsigned *ret)
 
 static int cmd_vfnet(iovm_host *h, const char *cmd, int argc, char **argv, iovm_error *e)
 {
-	iovm_vfnet *nl = NULL;
+	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
 	iovm_vfnet_config c = {};
 	unsigned idx;
 	char line[256];
@@ -110,7 +111,6 @@ static int cmd_vfnet(iovm_host *h, const char *cmd, int argc, char **argv, iovm_
 			       (unsigned long long)s.rx_bytes, (unsigned long long)s.tx_bytes,
 			       (unsigned long long)s.broadcast, (unsigned long long)s.multicast);
 	}
-	iovm_vfnet_close(nl);
 	return r;
 }
 

@@ -18,11 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shared/clock.h"
 #include "iovm/host.h"
 #include "iovm/qmp.h"
 #include "iovm/shared.h"
 #include "iovm/vm.h"
+#include "shared/clock.h"
+#include "shared/util.h"
 
 /* Prints the usage to f; returns code, the exit status. */
 static int usage(FILE *f, int code)
@@ -330,9 +331,9 @@ int main(int argc, char **argv)
 		{}
 	};
 	struct opts o = { .vm = "vm" };
-	iovm_vf_pool *pool = NULL;
-	iovm_host *host = NULL;
-	iovm_vm *vm = NULL;
+	_cleanup_(iovm_vf_pool_freep) iovm_vf_pool *pool = NULL;
+	_cleanup_(iovm_host_freep) iovm_host *host = NULL;
+	_cleanup_(iovm_vm_freep) iovm_vm *vm = NULL;
 	iovm_error err = {};
 	const char *cmd;
 	int c, r;
@@ -378,41 +379,39 @@ int main(int argc, char **argv)
 		pool_unlock(lock);
 		if (r >= 0)
 			print_pool(pool);
-		goto out;
+		return r < 0 ? fail(r, &err) : 0;
 	}
 	if (!strcmp(cmd, "shared-reclaim")) {
 		r = iovm_shared_reclaim(o.vm, o.vf, &err);
 		if (r >= 0)
 			printf("vm=%s deleted=%d\n", o.vm, r);
-		goto out;
+		return r < 0 ? fail(r, &err) : 0;
 	}
 	if (!o.qmp) {
 		fprintf(stderr, "iovm-vm: %s needs --qmp SOCK\n", cmd);
-		r = -EINVAL;
-		goto out_usage;
+		return usage(stderr, 2);
 	}
 	if (!strcmp(cmd, "qmp")) {
 		r = cmd_qmp(&o, argc - optind, argv + optind, &err);
-		goto out;
+		return r < 0 ? fail(r, &err) : 0;
 	}
 	if ((!strcmp(cmd, "attach") || !strcmp(cmd, "detach") || !strcmp(cmd, "attach-shared") ||
 	     !strcmp(cmd, "detach-shared")) && !o.vf) {
 		fprintf(stderr, "iovm-vm: %s needs --vf VF\n", cmd);
-		r = -EINVAL;
-		goto out_usage;
+		return usage(stderr, 2);
 	}
 	if (!o.no_host) {
 		r = iovm_host_new(o.sysfs, &host);
 		if (r < 0) {
 			iovm_error_set(&err, r, "host %s: %s", o.sysfs ? o.sysfs : "/sys", strerror(-r));
-			goto out;
+			return fail(r, &err);
 		}
 	}
 	lib_ms = trace_t0 = now_ms_f();
 	r = iovm_vm_open(o.vm, o.qmp, host, pool, o.timeout_ms > 0 ? o.timeout_ms : 10000, &vm, &err);
 	lib_ms = now_ms_f() - lib_ms;
 	if (r < 0)
-		goto out;
+		return fail(r, &err);
 	if (getenv("IOVM_VM_TRACE")) {
 		fprintf(stderr, "trace: %.1f ms connected\n", now_ms_f() - trace_t0);
 		iovm_vm_set_step_hook(vm, trace_step, NULL);
@@ -431,17 +430,7 @@ int main(int argc, char **argv)
 		r = cmd_watch(vm, pool, &o, &err);
 	else {
 		fprintf(stderr, "iovm-vm: unknown command %s\n", cmd);
-		r = -EINVAL;
-		goto out_usage;
+		return usage(stderr, 2);
 	}
-out:
-	iovm_vm_free(vm);
-	iovm_host_free(host);
-	iovm_vf_pool_free(pool);
 	return r < 0 ? fail(r, &err) : 0;
-out_usage:
-	usage(stderr, 2);
-	iovm_vf_pool_free(pool);
-	iovm_host_free(host);
-	return 2;
 }
