@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "shared/clock.h"
-#include "iovmd/iovmd.h"
+#include "iovmd/server.h"
 
 static json_object *member(json_object *o, const char *key)
 {
