@@ -50,6 +50,26 @@ static inline void fclosep(FILE **f)
 		_fd_;                        \
 	})
 
+/* Makes room for need elements of elem bytes in *arr (capacity *cap),
+ * doubling; -ENOMEM leaves the array as it was. */
+static inline int array_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t c;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 16;
+	while (c < need)
+		c *= 2;
+	n = realloc(*arr, c * elem);
+	if (!n)
+		return -ENOMEM;
+	*arr = n;
+	*cap = c;
+	return 0;
+}
+
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* errno as a negative return value, never 0 even if errno was clobbered. */

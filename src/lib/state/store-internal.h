@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Shared by store.c (database, migrations, transactions), journal.c (intents) and
- * records.c (the typed records). Not part of the public API. */
+/* Shared by store.c (database, migrations, transactions), journal.c (intents),
+ * records.c (desired state, VMs) and holders.c (assignments, shares, saved VF
+ * settings). Not part of the public API. */
 #pragma once
 
 #include <sqlite3.h>
@@ -56,3 +57,24 @@ void store_column_text(sqlite3_stmt *st, int col, char *buf, size_t n);
 bool store_valid_str(const char *str, size_t max);
 
 int64_t store_now(void);
+
+/* ---- records.c: helpers for the typed records ---- */
+
+/* A VF's network settings as nullable columns (store_cfg_bind/cfg_row). */
+#define CFG_COLUMNS "mac, vlan, qos, rate, spoofchk, trust, link"
+#define CFG_PARAMS "?, ?, ?, ?, ?, ?, ?"
+
+/* The enum value of the column's text (from_string); dflt if unknown. */
+int store_column_enum(sqlite3_stmt *st, int col, int (*from_string)(const char *s), int dflt);
+int store_norm_addr(const char *what, const char *in, char ret[IOVM_STORE_ADDR_MAX], iovm_error *err);
+int store_changed_or_enoent(int r, iovm_error *err, const char *what, const char *name);
+int store_get_one(iovm_store *s, sqlite3_stmt *st, store_row_fn row, void *ret, size_t size,
+		   iovm_error *err, const char *what, const char *name);
+int store_cfg_check(const iovm_vfnet_config *c, const char *what, const char *name, iovm_error *err);
+void store_cfg_bind(sqlite3_stmt *st, int i, const iovm_vfnet_config *c);
+void store_cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c);
+int store_assign_state_from_string(const char *s);   /* iovm_store_assign_state, or -EINVAL */
+/* DELETE FROM table WHERE column = the normalised PCI address in; -ENOENT
+ * "<what> <address>: ..." if no row. */
+int store_delete_by_addr(iovm_store *s, const char *table, const char *column, const char *key_name,
+			 const char *in, const char *what, iovm_error *err);
