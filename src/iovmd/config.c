@@ -107,50 +107,49 @@ static int set_string(const char *name, char *dst, size_t n, const char *v)
 	return 0;
 }
 
-/* The numeric options: their range, base and field (int or unsigned). */
+/* The numeric options: their range and base, and the member they set (an
+ * int, or an unsigned). */
 static const struct number_option {
 	int id;
 	long min, max;
 	int base;
 	size_t offset;
-	bool is_unsigned;
-} number_options[] = {
-#define UNUMBER(i, lo, hi, b, field) { i, lo, hi, b, offsetof(iovmd_config, field), true }
-#define NUMBER(i, lo, hi, field) { i, lo, hi, 10, offsetof(iovmd_config, field), false }
-	UNUMBER(OPT_SOCKET_MODE, 0, 0777, 8, socket_mode),
-	UNUMBER(OPT_MAX_CLIENTS, 1, 65536, 10, max_clients),
-	NUMBER(OPT_ATTACH_TIMEOUT, 100, 600000, attach_timeout_ms),
-	NUMBER(OPT_DETACH_TIMEOUT, 100, 600000, detach_timeout_ms),
-	NUMBER(OPT_REFRESH, 100, 3600000, refresh_interval_ms),
-	NUMBER(OPT_SAMPLE, 100, 3600000, sample_interval_ms),
-	NUMBER(OPT_WINDOW, 100, 86400000, window_ms),
-	UNUMBER(OPT_MAX_USERS, 1, 1024, 10, max_users),
-	UNUMBER(OPT_SHARED_RESERVE, 0, 4096, 10, shared_reserve),
-	UNUMBER(OPT_JOURNAL_KEEP, 0, 1000000, 10, journal_keep),
-#undef NUMBER
-#undef UNUMBER
+	bool is_int;
+} numbers[] = {
+	{ OPT_SOCKET_MODE,    0,   0777,     8,  offsetof(iovmd_config, socket_mode),         false },
+	{ OPT_MAX_CLIENTS,    1,   65536,    10, offsetof(iovmd_config, max_clients),         false },
+	{ OPT_ATTACH_TIMEOUT, 100, 600000,   10, offsetof(iovmd_config, attach_timeout_ms),   true },
+	{ OPT_DETACH_TIMEOUT, 100, 600000,   10, offsetof(iovmd_config, detach_timeout_ms),   true },
+	{ OPT_REFRESH,        100, 3600000,  10, offsetof(iovmd_config, refresh_interval_ms), true },
+	{ OPT_SAMPLE,         100, 3600000,  10, offsetof(iovmd_config, sample_interval_ms),  true },
+	{ OPT_WINDOW,         100, 86400000, 10, offsetof(iovmd_config, window_ms),           true },
+	{ OPT_MAX_USERS,      1,   1024,     10, offsetof(iovmd_config, max_users),           false },
+	{ OPT_SHARED_RESERVE, 0,   4096,     10, offsetof(iovmd_config, shared_reserve),      false },
+	{ OPT_JOURNAL_KEEP,   0,   1000000,  10, offsetof(iovmd_config, journal_keep),        false },
 };
 
 static int apply_number(iovmd_config *c, const struct number_option *n, const char *name, const char *v)
 {
+	char *member = (char *)c + n->offset;
 	long x;
-	int r = parse_long(name, v, n->min, n->max, n->base, &x);
+	int r;
 
+	r = parse_long(name, v, n->min, n->max, n->base, &x);
 	if (r < 0)
 		return r;
-	if (n->is_unsigned)
-		*(unsigned *)((char *)c + n->offset) = (unsigned)x;
+	if (n->is_int)
+		*(int *)member = (int)x;
 	else
-		*(int *)((char *)c + n->offset) = (int)x;
+		*(unsigned *)member = (unsigned)x;
 	return 0;
 }
 
 /* Applies one option by its id; name is for messages. */
 static int apply(iovmd_config *c, int id, const char *name, const char *v)
 {
-	for (size_t i = 0; i < ELEMENTSOF(number_options); i++)
-		if (number_options[i].id == id)
-			return apply_number(c, &number_options[i], name, v);
+	for (size_t i = 0; i < ELEMENTSOF(numbers); i++)
+		if (numbers[i].id == id)
+			return apply_number(c, &numbers[i], name, v);
 	switch (id) {
 	case OPT_CONFIG:
 		return set_string(name, c->config_path, sizeof(c->config_path), v);
