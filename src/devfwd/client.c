@@ -25,10 +25,17 @@ static uint32_t next_id(struct devfwd_client *c)
 
 /* Sends req and waits for its reply; notifications in between are dropped
  * (a synchronous client has no poll handle to wake). */
-static int roundtrip(struct devfwd_client *c, struct devfwd_msg *req, struct devfwd_msg *ret)
+/* Sends req, if encoding it worked (encoded, the encoder's result), and
+ * waits for its reply in ret; on failure ret is empty, so devfwd_msg_done()
+ * on it is harmless. */
+static int roundtrip(struct devfwd_client *c, int encoded, struct devfwd_msg *req, struct devfwd_msg *ret)
 {
-	int r = devfwd_send(c->fd, req);
+	int r;
 
+	*ret = (struct devfwd_msg){};
+	if (encoded < 0)
+		return encoded;
+	r = devfwd_send(c->fd, req);
 	devfwd_msg_done(req);
 	if (r < 0)
 		return r;
@@ -64,10 +71,7 @@ int devfwd_client_new(int fd, struct devfwd_client **ret)
 	if (!c)
 		return -ENOMEM;
 	c->fd = fd;
-	r = devfwd_encode_hello(&req, next_id(c), false);
-	if (r < 0)
-		return r;
-	r = roundtrip(c, &req, &rep);
+	r = roundtrip(c, devfwd_encode_hello(&req, next_id(c), false), &req, &rep);
 	if (r < 0)
 		return r;
 	r = devfwd_decode_hello(&rep, &h);
@@ -101,19 +105,16 @@ int devfwd_client_ping(struct devfwd_client *c)
 
 	if (!c)
 		return -EINVAL;
-	r = devfwd_encode_hello(&req, next_id(c), false);
-	if (r < 0)
-		return r;
-	r = roundtrip(c, &req, &rep);
+	r = roundtrip(c, devfwd_encode_hello(&req, next_id(c), false), &req, &rep);
 	devfwd_msg_done(&rep);
 	return r;
 }
 
 /* Round trip for requests whose reply has no payload. */
-static int simple(struct devfwd_client *c, struct devfwd_msg *req)
+static int simple(struct devfwd_client *c, int encoded, struct devfwd_msg *req)
 {
 	struct devfwd_msg rep;
-	int r = roundtrip(c, req, &rep);
+	int r = roundtrip(c, encoded, req, &rep);
 
 	if (r < 0)
 		return r;
@@ -129,10 +130,7 @@ int devfwd_client_open(struct devfwd_client *c, const char *path, uint32_t flags
 
 	if (!c || !path || !ret_fh)
 		return -EINVAL;
-	r = devfwd_encode_open(&req, next_id(c), flags, path);
-	if (r < 0)
-		return r;
-	r = simple(c, &req);
+	r = simple(c, devfwd_encode_open(&req, next_id(c), flags, path), &req);
 	if (r < 0)
 		return r;
 	if (r == 0 || r > CLIENT_MAX_FH)
@@ -145,14 +143,10 @@ int devfwd_client_open(struct devfwd_client *c, const char *path, uint32_t flags
 int devfwd_client_release(struct devfwd_client *c, uint32_t fh)
 {
 	struct devfwd_msg req;
-	int r;
 
 	if (!c)
 		return -EINVAL;
-	r = devfwd_encode_simple(&req, DEVFWD_OP_RELEASE, next_id(c), fh);
-	if (r < 0)
-		return r;
-	return simple(c, &req);
+	return simple(c, devfwd_encode_simple(&req, DEVFWD_OP_RELEASE, next_id(c), fh), &req);
 }
 
 /* Checks a read's or write's arguments and encodes it into req; data is
@@ -170,10 +164,7 @@ ssize_t devfwd_client_read(struct devfwd_client *c, uint32_t fh, void *buf, size
 	struct devfwd_msg req, rep;
 	int r;
 
-	r = rw_request(c, &req, DEVFWD_OP_READ, fh, len, buf, NULL);
-	if (r < 0)
-		return r;
-	r = roundtrip(c, &req, &rep);
+	r = roundtrip(c, rw_request(c, &req, DEVFWD_OP_READ, fh, len, buf, NULL), &req, &rep);
 	if (r < 0)
 		return r;
 	r = rep.hdr.result;
@@ -188,25 +179,17 @@ ssize_t devfwd_client_read(struct devfwd_client *c, uint32_t fh, void *buf, size
 ssize_t devfwd_client_write(struct devfwd_client *c, uint32_t fh, const void *buf, size_t len)
 {
 	struct devfwd_msg req;
-	int r;
 
-	r = rw_request(c, &req, DEVFWD_OP_WRITE, fh, len, buf, buf);
-	if (r < 0)
-		return r;
-	return simple(c, &req);
+	return simple(c, rw_request(c, &req, DEVFWD_OP_WRITE, fh, len, buf, buf), &req);
 }
 
 int devfwd_client_poll(struct devfwd_client *c, uint32_t fh, uint32_t events, bool notify)
 {
 	struct devfwd_msg req;
-	int r;
 
 	if (!c)
 		return -EINVAL;
-	r = devfwd_encode_poll(&req, next_id(c), fh, events, notify);
-	if (r < 0)
-		return r;
-	return simple(c, &req);
+	return simple(c, devfwd_encode_poll(&req, next_id(c), fh, events, notify), &req);
 }
 
 int devfwd_client_ioctl(struct devfwd_client *c, uint32_t fh, uint32_t cmd, void *arg)
@@ -238,10 +221,9 @@ int devfwd_client_ioctl(struct devfwd_client *c, uint32_t fh, uint32_t cmd, void
 	}
 	for (int i = 0; i < n; i++)
 		in[i] = seg[i].dir & DEVFWD_SEG_IN ? (const void *)(uintptr_t)ptr[i] : NULL;
-	r = devfwd_encode_ioctl(&req, next_id(c), fh, cmd, n ? 0 : (uint64_t)(uintptr_t)arg, seg, (uint32_t)n, in);
-	if (r < 0)
-		return r;
-	r = roundtrip(c, &req, &rep);
+	r = roundtrip(c, devfwd_encode_ioctl(&req, next_id(c), fh, cmd, n ? 0 : (uint64_t)(uintptr_t)arg, seg,
+						(uint32_t)n, in),
+		      &req, &rep);
 	if (r < 0)
 		return r;
 	r = rep.hdr.result;

@@ -55,9 +55,7 @@ int iovm_store_assign(iovm_store *s, const iovm_store_assignment *a, iovm_error 
 	iovm_store_assignment cur;
 	int r;
 
-	if (!s || !a)
-		return iovm_error_set(err, -EINVAL, "assign: invalid arguments");
-	r = store_norm_addr("vf", a->vf, addr, err);
+	r = store_check_addr(s, a, "assign", "vf", a->vf, addr, err);
 	if (r < 0)
 		return r;
 	if (!store_valid_str(a->vm, sizeof(a->vm)))
@@ -212,6 +210,21 @@ static int share_changed(int r, const char *addr, const char *vm, iovm_error *er
 	return 0;
 }
 
+/* The key of a share, a known state and names that fit: what adding or
+ * updating a share checks first. */
+static int share_check(const char *vf, const char *vm, iovm_store_assign_state state, const char *devid,
+		       const char *ifname, char addr[IOVM_STORE_ADDR_MAX], iovm_error *err)
+{
+	int r = share_key(vf, vm, addr, err);
+
+	if (r < 0)
+		return r;
+	if (!iovm_store_assign_state_to_string(state))
+		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, vm,
+				      (int)state);
+	return share_names_fit(devid, ifname, addr, vm, err);
+}
+
 int iovm_store_share_add(iovm_store *s, const iovm_store_share *sh, iovm_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -221,13 +234,7 @@ int iovm_store_share_add(iovm_store *s, const iovm_store_share *sh, iovm_error *
 
 	if (!s || !sh)
 		return iovm_error_set(err, -EINVAL, "vf share: invalid arguments");
-	r = share_key(sh->vf, sh->vm, addr, err);
-	if (r < 0)
-		return r;
-	if (!iovm_store_assign_state_to_string(sh->state))
-		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, sh->vm,
-				      (int)sh->state);
-	r = share_names_fit(sh->devid, sh->ifname, addr, sh->vm, err);
+	r = share_check(sh->vf, sh->vm, sh->state, sh->devid, sh->ifname, addr, err);
 	if (r < 0)
 		return r;
 
@@ -271,13 +278,7 @@ int iovm_store_share_set_state(iovm_store *s, const char *vf, const char *vm, io
 
 	if (!s)
 		return iovm_error_set(err, -EINVAL, "vf share: no store");
-	r = share_key(vf, vm, addr, err);
-	if (r < 0)
-		return r;
-	if (!iovm_store_assign_state_to_string(state))
-		return iovm_error_set(err, -EINVAL, "vf %s: share with vm %s: unknown state %d", addr, vm,
-				      (int)state);
-	r = share_names_fit(devid, ifname, addr, vm, err);
+	r = share_check(vf, vm, state, devid, ifname, addr, err);
 	if (r < 0)
 		return r;
 	r = store_prepare(s, "UPDATE vf_share SET state = ?, devid = coalesce(?, devid), "

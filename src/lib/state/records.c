@@ -154,6 +154,16 @@ void store_cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c)
 	}
 }
 
+/* A call's store and object are there, and in is a PCI address: its
+ * normalised form into addr. */
+int store_check_addr(iovm_store *s, const void *obj, const char *what, const char *key_name, const char *in,
+		     char addr[IOVM_STORE_ADDR_MAX], iovm_error *err)
+{
+	if (!s || !obj)
+		return iovm_error_set(err, -EINVAL, "%s: invalid arguments", what);
+	return store_norm_addr(key_name, in, addr, err);
+}
+
 /* The one row that sql (with one "?", the PCI address) selects, filled by
  * row into ret; -ENOENT naming what if there is none. */
 int store_get_by_addr(iovm_store *s, const char *sql, store_row_fn row, void *ret, size_t size,
@@ -163,9 +173,7 @@ int store_get_by_addr(iovm_store *s, const char *sql, store_row_fn row, void *re
 	char addr[IOVM_STORE_ADDR_MAX];
 	int r;
 
-	if (!s || !ret)
-		return iovm_error_set(err, -EINVAL, "%s: invalid arguments", what);
-	r = store_norm_addr(key_name, in, addr, err);
+	r = store_check_addr(s, ret, what, key_name, in, addr, err);
 	if (r >= 0)
 		r = store_prepare(s, sql, &st, err);
 	if (r < 0)
@@ -213,9 +221,7 @@ int iovm_store_pf_put(iovm_store *s, const iovm_store_pf *pf, iovm_error *err)
 	char addr[IOVM_STORE_ADDR_MAX];
 	int r;
 
-	if (!s || !pf)
-		return iovm_error_set(err, -EINVAL, "pf: invalid arguments");
-	r = store_norm_addr("pf", pf->pf, addr, err);
+	r = store_check_addr(s, pf, "pf", "pf", pf->pf, addr, err);
 	if (r < 0)
 		return r;
 	if (!store_valid_str(pf->driver, sizeof(pf->driver)))
@@ -277,9 +283,7 @@ int iovm_store_vf_config_put(iovm_store *s, const iovm_store_vf_config *c, iovm_
 	char addr[IOVM_STORE_ADDR_MAX], name[64];
 	int r;
 
-	if (!s || !c)
-		return iovm_error_set(err, -EINVAL, "vf config: invalid arguments");
-	r = store_norm_addr("vf config", c->pf, addr, err);
+	r = store_check_addr(s, c, "vf config", "vf config", c->pf, addr, err);
 	if (r < 0)
 		return r;
 	snprintf(name, sizeof(name), "%s vf %u", addr, c->vf);

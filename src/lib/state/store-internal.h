@@ -69,6 +69,10 @@ int store_cfg_check(const iovm_vfnet_config *c, const char *what, const char *na
 void store_cfg_bind(sqlite3_stmt *st, int i, const iovm_vfnet_config *c);
 void store_cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c);
 int store_assign_state_from_string(const char *s);   /* iovm_store_assign_state, or -EINVAL */
+/* -EINVAL "<what>: invalid arguments" without s or obj; else in normalised
+ * into addr (key_name names it in errors). */
+int store_check_addr(iovm_store *s, const void *obj, const char *what, const char *key_name, const char *in,
+		     char addr[IOVM_STORE_ADDR_MAX], iovm_error *err);
 /* SELECT one row by the normalised PCI address in (sql has one "?"); -ENOENT
  * "<what> <address>: ..." if no row. */
 int store_get_by_addr(iovm_store *s, const char *sql, store_row_fn row, void *ret, size_t size,
