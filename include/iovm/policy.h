@@ -176,6 +176,15 @@ int iovm_policy_assign(iovm_policy *p, const char *vm, const char *vf, iovm_mode
 int iovm_policy_release(iovm_policy *p, const char *vm, const char *vf, iovm_policy_move *move,
 			iovm_error *err);
 
+/* Who holds what, as the engine sees it: one entry per (VM, VF), in VF
+ * order. *ret is malloc()ed (NULL when there is none). */
+typedef struct iovm_policy_hold {
+	char vm[IOVM_POLICY_NAME_MAX];
+	char vf[IOVM_POLICY_ID_MAX];
+	iovm_mode mode;               /* EXCLUSIVE or SHARED */
+} iovm_policy_hold;
+int iovm_policy_holds(const iovm_policy *p, iovm_policy_hold **ret, size_t *ret_n, iovm_error *err);
+
 /* The move rebalancing would propose now: the highest-priority sharing VM
  * (the earliest to share within a priority) onto the free VF it would get.
  * 1 and *move filled, or 0 (rebalancing off, nobody shares, nothing free). */

@@ -57,7 +57,11 @@ static inline void iovm_store_closep(iovm_store **p)
 {
 	iovm_store_close(*p);
 }
-int iovm_store_schema_version(iovm_store *s);  /* >= 0, or negative errno */
+int iovm_store_schema_version(iovm_store *s);
+/* How many rows this connection has inserted, updated or deleted since it
+ * was opened: a caller that keeps a view derived from the store compares it
+ * with the count it last saw to know whether to derive it again. */
+uint64_t iovm_store_changes(const iovm_store *s);  /* >= 0, or negative errno */
 
 /* ---- transactions -------------------------------------------------------- */
 

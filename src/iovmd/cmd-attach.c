@@ -57,7 +57,8 @@ static iovm_mode reserve_for_sharing(ops *o, vmrec *v, const char *pf, iovm_mode
 }
 
 /* Picks a VF for an attach through the policy, or takes the one named;
- * either way the policy holds it for the VM until mirror_forget(). The
+ * either way the policy holds it for the VM, until mirror_sync_holders()
+ * finds no record of it if the attach did not get as far as one. The
  * decision and its reason are logged. named: q->vf already resolved into
  * *ret (else it is resolved here). */
 static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, bool named, iovm_vf *ret,
@@ -82,10 +83,7 @@ static int choose_vf(ops *o, vmrec *v, const iovm_api_request *q, bool named, io
 	}
 	log_info("policy: vm %s gets vf %s: %s", v->info.name, dec.vf, dec.reason);
 	*ret_mode = dec.mode;
-	r = iovm_vf_get(o->host, dec.vf, ret, err);
-	if (r < 0)
-		mirror_forget(o, v->info.name, dec.vf);
-	return r;
+	return iovm_vf_get(o->host, dec.vf, ret, err);
 }
 
 /* The VF's settings before iovm touches it: its driver and, for a NIC VF,
@@ -200,10 +198,8 @@ static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 	snprintf(sh.vm, sizeof(sh.vm), "%s", v->info.name);
 	sh.state = IOVM_STORE_RESERVED;
 	args = records_vm_args(v->info.name, IOVM_MODE_SHARED, NULL);
-	if (journal_attach(o, vf.addr, &args, NULL, &sh, &saved, &id, err) < 0) {
-		mirror_forget(o, v->info.name, vf.addr);
+	if (journal_attach(o, vf.addr, &args, NULL, &sh, &saved, &id, err) < 0)
 		return NULL;
-	}
 	o->intent = id;
 	o->op = "attach";
 	iovmd_crash_point("attach", "reserved");
@@ -305,10 +301,8 @@ static json_object *attach_exclusive(ops *o, vmrec *v, const iovm_api_request *q
 	a.state = IOVM_STORE_RESERVED;
 	iovm_vm_device_id(vf->addr, a.devid, sizeof(a.devid));
 	args = records_vm_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
-	if (journal_attach(o, vf->addr, &args, &a, NULL, &saved, &id, err) < 0) {
-		mirror_forget(o, q->vm, vf->addr);
+	if (journal_attach(o, vf->addr, &args, &a, NULL, &saved, &id, err) < 0)
 		return NULL;
-	}
 	log_debug("attach: vm %s: vf %s reserved (intent %lld)", q->vm, vf->addr, (long long)id);
 	o->intent = id;
 	o->op = "attach";

@@ -70,9 +70,13 @@ void ops_run_job(ops *o, const iovmd_job *j)
 	o->intent = 0;
 	o->op = c && c->op ? c->op : "";
 	log_debug("running %s", name);
-	if (c)
+	if (c) {
+		/* The policy decides on who holds what now, and forgets a
+		 * decision the command did not record. */
+		mirror_sync_holders(o, false);
 		ret = c->run(o, &j->req, &err);
-	else
+		mirror_sync_holders(o, true);
+	} else
 		iovm_error_set(&err, -EINVAL, "%s: not an operation", name);
 	if (!ret && !err.code)
 		iovm_error_set(&err, -EIO, "%s failed", name);

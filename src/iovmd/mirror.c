@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The allocation policy's view of the host (docs/allocation.md): the VFs of
- * the inventory, the VMs, and who holds what. The policy lives in memory;
- * these keep it in step with the snapshot and the store. */
+ * the inventory, the VMs, and who holds what. The policy lives in memory.
+ * Who holds a VF is recorded once, in the store (assignments and shares);
+ * the policy's holds are derived from it here and nowhere else. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,20 +10,6 @@
 
 #include "iovmd/ops.h"
 #include "shared/util.h"
-
-/* vm let go of vf. A move the policy proposes in exchange (--rebalance)
- * is carried out after the job or tick (rebalance.c). */
-void mirror_forget(ops *o, const char *vm, const char *vf)
-{
-	iovm_policy_move move = {};
-	int r = iovm_policy_release(o->pol, vm, vf, &move, NULL);
-
-	if (r > 0) {
-		log_info("policy: %s (%s -> %s): %s", move.vm, move.from_vf, move.to_vf, move.reason);
-		o->move = move;
-		o->move_pending = true;
-	}
-}
 
 static bool known_has(ops *o, const char *vf)
 {
@@ -84,29 +71,88 @@ void mirror_add_vm(ops *o, const iovm_store_vm *rec)
 		log_warning(err.code, "policy: %s", err.msg);
 }
 
-static void hold(ops *o, const char *vm, const char *vf, iovm_mode mode)
+/* A holder (vm, vf, mode) of the store, or of the policy. */
+static bool holds_has(const iovm_policy_hold *h, size_t n, const char *vm, const char *vf, iovm_mode mode)
 {
-	iovm_error err = {};
-
-	if (iovm_policy_assign(o->pol, vm, vf, mode, &err) < 0)
-		log_warning(err.code, "policy: %s", err.msg);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(h[i].vm, vm) && !strcmp(h[i].vf, vf) && h[i].mode == mode)
+			return true;
+	return false;
 }
 
-/* Who holds what, from the store (at start-up, after recovery). */
-void mirror_load_holders(ops *o)
+/* The store's holders: exclusive assignments and shares, in any state. */
+static int store_holds(ops *o, iovm_policy_hold **ret, size_t *ret_n, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_assignment *as = NULL;
 	_cleanup_free_ iovm_store_share *shs = NULL;
-	iovm_error err = {};
+	iovm_policy_hold *h;
 	size_t na = 0, nsh = 0;
+	int r;
 
-	if (iovm_store_assignment_list(o->store, NULL, &as, &na, &err) < 0)
-		log_warning(err.code, "policy: assignments: %s", err.msg);
-	for (size_t i = 0; i < na; i++)
-		hold(o, as[i].vm, as[i].vf, as[i].mode);
-	err = (iovm_error){};
-	if (iovm_store_share_list(o->store, NULL, NULL, &shs, &nsh, &err) < 0)
-		log_warning(err.code, "policy: shares: %s", err.msg);
-	for (size_t i = 0; i < nsh; i++)
-		hold(o, shs[i].vm, shs[i].vf, IOVM_MODE_SHARED);
+	r = iovm_store_assignment_list(o->store, NULL, &as, &na, err);
+	if (r >= 0)
+		r = iovm_store_share_list(o->store, NULL, NULL, &shs, &nsh, err);
+	if (r < 0)
+		return r;
+	h = calloc(na + nsh + 1, sizeof(*h));
+	if (!h)
+		return iovm_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < na; i++) {
+		snprintf(h[i].vm, sizeof(h[i].vm), "%s", as[i].vm);
+		snprintf(h[i].vf, sizeof(h[i].vf), "%s", as[i].vf);
+		h[i].mode = as[i].mode;
+	}
+	for (size_t i = 0; i < nsh; i++) {
+		snprintf(h[na + i].vm, sizeof(h[na + i].vm), "%s", shs[i].vm);
+		snprintf(h[na + i].vf, sizeof(h[na + i].vf), "%s", shs[i].vf);
+		h[na + i].mode = IOVM_MODE_SHARED;
+	}
+	*ret = h;
+	*ret_n = na + nsh;
+	return 0;
+}
+
+/* A hold the store no longer has is given back; a move the policy proposes
+ * in exchange (--rebalance) is carried out later (rebalance.c). */
+static void release(ops *o, const iovm_policy_hold *h)
+{
+	iovm_policy_move move = {};
+	iovm_error err = {};
+	int r = iovm_policy_release(o->pol, h->vm, h->vf, &move, &err);
+
+	if (r < 0) {
+		log_warning(err.code, "policy: %s", err.msg);
+		return;
+	}
+	if (r > 0) {
+		log_info("policy: %s (%s -> %s): %s", move.vm, move.from_vf, move.to_vf, move.reason);
+		o->move = move;
+		o->move_pending = true;
+	}
+}
+
+void mirror_sync_holders(ops *o, bool force)
+{
+	_cleanup_free_ iovm_policy_hold *want = NULL, *have = NULL;
+	uint64_t changes = iovm_store_changes(o->store);
+	size_t nw = 0, nh = 0;
+	iovm_error err = {};
+
+	if (!force && changes == o->holders_seen)
+		return;
+	if (store_holds(o, &want, &nw, &err) < 0 || iovm_policy_holds(o->pol, &have, &nh, &err) < 0) {
+		log_warning(err.code, "policy: reading who holds what: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < nh; i++)
+		if (!holds_has(want, nw, have[i].vm, have[i].vf, have[i].mode))
+			release(o, &have[i]);
+	for (size_t i = 0; i < nw; i++) {
+		if (holds_has(have, nh, want[i].vm, want[i].vf, want[i].mode))
+			continue;
+		err = (iovm_error){};
+		if (iovm_policy_assign(o->pol, want[i].vm, want[i].vf, want[i].mode, &err) < 0)
+			log_warning(err.code, "policy: %s", err.msg);
+	}
+	o->holders_seen = changes;
 }

@@ -94,7 +94,7 @@ int ops_init(ops *o, iovmd *d)
 	}
 	/* The policy learns the VFs, then who holds what. */
 	snapshot_publish(o, NULL);
-	mirror_load_holders(o);
+	mirror_sync_holders(o, true);
 	r = gsample_new(QGA_TIMEOUT_MS, &o->gs);
 	if (r < 0)
 		log_warning(r, "no threads for the guest agents: exclusive VFs on igb will show no throughput");
@@ -271,6 +271,7 @@ static int loop_once(ops *o, timers *t)
 		run_jobs(o);
 	/* At most one move per turn of the loop: jobs and VM events come in
 	 * between. */
+	mirror_sync_holders(o, false);
 	if (!o->d->stopping)
 		rebalance_run(o);
 	timers_run(o, t);

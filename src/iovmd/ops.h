@@ -72,6 +72,7 @@ typedef struct ops {
 	 * job or tick that freed the VF (--rebalance) */
 	iovm_policy_move move;
 	bool move_pending;
+	uint64_t holders_seen;       /* iovm_store_changes() when the policy's holds were derived */
 	/* the job being run, for progress and the step hook */
 	const iovmd_job *job;
 	const char *op;
@@ -102,10 +103,13 @@ int vms_sync(ops *o, vmrec *v, json_object *released);
 void vms_lost(ops *o, vmrec *v, const char *why);
 
 /* mirror.c */
-void mirror_forget(ops *o, const char *vm, const char *vf);
 void mirror_sync_vfs(ops *o, const iovm_vf *vfs, size_t n);
 void mirror_add_vm(ops *o, const iovm_store_vm *rec);
-void mirror_load_holders(ops *o);
+/* Derives the policy's holds from the store's assignments and shares: the
+ * only place they change, but for a decision's own hold (iovm_policy_request
+ * or a named VF), which the attach then records or this gives back. Reads
+ * the store only if it changed since the last call, unless force. */
+void mirror_sync_holders(ops *o, bool force);
 
 /* records.c */
 void records_begin(ops *o, const char *what);

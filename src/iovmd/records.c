@@ -88,15 +88,13 @@ void records_set_share(ops *o, const char *vf, const char *vm, iovm_store_assign
 		log_store(&err);
 }
 
-/* Forgets an exclusive holder: its assignment, the policy's hold and the
- * saved settings (restored, or not to be restored, by the caller). */
+/* Forgets an exclusive holder: its assignment and the saved settings
+ * (restored, or not to be restored, by the caller). The policy follows
+ * (mirror_sync_holders). */
 void records_release(ops *o, const char *vf)
 {
-	iovm_store_assignment a;
 	iovm_error err = {};
 
-	if (iovm_store_assignment_get(o->store, vf, &a, NULL) == 0)
-		mirror_forget(o, a.vm, vf);
 	if (iovm_store_unassign(o->store, vf, &err) < 0 && err.code != -ENOENT)
 		log_store(&err);
 	err = (iovm_error){};
@@ -140,8 +138,8 @@ static void unshare_vf(ops *o, const char *vf)
 		log_store(&err);
 }
 
-/* A sharer is gone: its row and its hold in the policy; the last one out
- * restores the VF (docs/sharing.md). */
+/* A sharer is gone: its row (the policy follows, mirror_sync_holders); the
+ * last one out restores the VF. */
 void records_release_share(ops *o, const char *vf, const char *vm)
 {
 	_cleanup_free_ iovm_store_share *left = NULL;
@@ -149,7 +147,6 @@ void records_release_share(ops *o, const char *vf, const char *vm)
 
 	if (iovm_store_share_remove(o->store, vf, vm, NULL) < 0)
 		return;
-	mirror_forget(o, vm, vf);
 	if (iovm_store_share_list(o->store, vf, NULL, &left, &n, NULL) < 0 || n > 0)
 		return;
 	unshare_vf(o, vf);

@@ -370,6 +370,57 @@ static void test_detach_not_held(void **state)
 	msgs_free(msgs);
 }
 
+/* Who holds a VF is recorded once, in the store: the policy's holds follow
+ * it (mirror_sync_holders), at start-up, around every job and whenever the
+ * store changed. */
+static void test_policy_follows_store(void **state)
+{
+	ctx *c = *state;
+	iovm_store *s = store_open(c);
+	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
+	iovm_store_assignment a = { .vf = VF_UP, .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE,
+				    .state = IOVM_STORE_ATTACHED };
+	_cleanup_free_ iovm_policy_hold *h = NULL;
+	iovm_policy_vf_info pi;
+	iovmd_msg *msgs = NULL;
+	json_object *reply;
+	size_t n = 9;
+
+	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
+	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
+	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
+	iovm_store_close(s);
+	c->d.cfg.recover = false;    /* the VM is not running: recovery would take the VF back */
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	assert_int_equal(iovm_policy_holds(c->o.pol, &h, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].vm, "g1");
+	assert_string_equal(h[0].vf, VF_UP);
+	assert_int_equal(h[0].mode, IOVM_MODE_EXCLUSIVE);
+
+	/* A decision that no command recorded (an attach that failed before
+	 * its record) is given back by the next job. */
+	assert_int_equal(iovm_policy_assign(c->o.pol, "g1", VF, IOVM_MODE_EXCLUSIVE, NULL), 0);
+	reply = run(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g2\",\"qmp\":\"/nonexistent.qmp\"},"
+		    "\"id\":4}", &msgs);
+	assert_non_null(member(reply, "return"));
+	json_object_put(reply);
+	msgs_free(msgs);
+	assert_int_equal(iovm_policy_vf_get(c->o.pol, VF, &pi, NULL), 0);
+	assert_int_equal(pi.state, IOVM_POLICY_VF_FREE);
+	assert_int_equal(iovm_policy_vf_get(c->o.pol, VF_UP, &pi, NULL), 0);
+	assert_int_equal(pi.state, IOVM_POLICY_VF_EXCLUSIVE);
+
+	/* The record goes: so does the hold, at the next look. */
+	assert_int_equal(iovm_store_unassign(c->o.store, VF_UP, NULL), 0);
+	mirror_sync_holders(&c->o, false);
+	free(h);
+	h = NULL;
+	assert_int_equal(iovm_policy_holds(c->o.pol, &h, &n, NULL), 0);
+	assert_int_equal(n, 0);
+}
+
 /* ---- recovery ------------------------------------------------------------------- */
 
 /* The booted fixture, with a vfio-pci device devid behind port hp1 when
@@ -566,6 +617,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pf_set_vfs_refused_while_assigned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_add_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach_not_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_follows_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_attach_completed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_attach_rolled_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_vm_gone, setup, teardown),

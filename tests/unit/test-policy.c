@@ -505,6 +505,45 @@ static void test_release_frees(void **state)
 	iovm_policy_free(p);
 }
 
+/* The holds list: every (VM, VF) the engine holds, in VF order, and
+ * nothing after release. */
+static void test_holds(void **state)
+{
+	iovm_policy *p = engine(state, 0, false);
+	iovm_policy_hold *h = NULL;
+	size_t n = 99;
+	iovm_error e = {};
+
+	add_vfs(p, 3, true);
+	add_vms(p, IOVM_PRIO_NORMAL, "a b c");
+	assert_int_equal(iovm_policy_holds(p, &h, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(h);
+	assign_ok(p, "c", "0000:01:10.2", IOVM_MODE_EXCLUSIVE);
+	assign_ok(p, "a", "0000:01:10.0", IOVM_MODE_SHARED);
+	assign_ok(p, "b", "0000:01:10.0", IOVM_MODE_SHARED);
+	assert_int_equal(iovm_policy_holds(p, &h, &n, &e), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(h[i].vf, "0000:01:10.0");
+		assert_int_equal(h[i].mode, IOVM_MODE_SHARED);
+	}
+	assert_true((!strcmp(h[0].vm, "a") && !strcmp(h[1].vm, "b")) ||
+		    (!strcmp(h[0].vm, "b") && !strcmp(h[1].vm, "a")));
+	assert_string_equal(h[2].vm, "c");
+	assert_string_equal(h[2].vf, "0000:01:10.2");
+	assert_int_equal(h[2].mode, IOVM_MODE_EXCLUSIVE);
+	free(h);
+	release_ok(p, "a", "0000:01:10.0");
+	release_ok(p, "c", "0000:01:10.2");
+	assert_int_equal(iovm_policy_holds(p, &h, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].vm, "b");
+	free(h);
+	assert_int_equal(iovm_policy_holds(NULL, &h, &n, &e), -EINVAL);
+	iovm_policy_free(p);
+}
+
 static void test_bad_input(void **state)
 {
 	iovm_policy *p = engine(state, 0, false);
@@ -845,6 +884,7 @@ int main(void)
 		BOTH(test_pf_restriction),
 		BOTH(test_users_cap),
 		BOTH(test_release_frees),
+		BOTH(test_holds),
 		BOTH(test_bad_input),
 		cmocka_unit_test(test_equivalence),
 	};

@@ -164,6 +164,29 @@ static int do_share(iovm_store *s, const char *vf, const char *vm, iovm_error *e
 
 /* ---- opening ---------------------------------------------------------------- */
 
+/* iovm_store_changes counts this connection's writes, not its reads, and a
+ * write that changes nothing counts nothing. */
+static void test_changes_counter(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_pf pf = { .pf = "0000:01:00.0", .num_vfs = 2, .driver = "host" }, got;
+	uint64_t c0, c1;
+
+	c0 = iovm_store_changes(s);
+	assert_int_equal(iovm_store_pf_put(s, &pf, NULL), 0);
+	c1 = iovm_store_changes(s);
+	assert_true(c1 > c0);
+	assert_int_equal(iovm_store_pf_get(s, "0000:01:00.0", &got, NULL), 0);
+	assert_int_equal(iovm_store_changes(s), c1);
+	assert_int_equal(iovm_store_pf_delete(s, "0000:02:00.0", NULL), -ENOENT);
+	assert_int_equal(iovm_store_changes(s), c1);
+	assert_int_equal(iovm_store_pf_delete(s, "0000:01:00.0", NULL), 0);
+	assert_true(iovm_store_changes(s) > c1);
+	assert_int_equal(iovm_store_changes(NULL), 0);
+	iovm_store_close(s);
+}
+
 static void test_create_and_reopen(void **state)
 {
 	fixture *f = *state;
@@ -1650,6 +1673,7 @@ int main(int argc, char **argv)
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_counter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_database, setup, teardown),

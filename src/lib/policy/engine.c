@@ -530,3 +530,24 @@ assign *policy_held_by(const vm *m, const vf *v)
 			return a;
 	return NULL;
 }
+
+int iovm_policy_holds(const iovm_policy *p, iovm_policy_hold **ret, size_t *ret_n, iovm_error *err)
+{
+	_cleanup_free_ iovm_policy_hold *h = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!p || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "policy holds: invalid arguments");
+	for (size_t i = 0; i < p->n_vfs; i++)
+		for (const assign *a = p->vfs[i]->users_head; a; a = a->vf_next) {
+			if (array_grow((void **)&h, &cap, n + 1, sizeof(*h)) < 0)
+				return iovm_error_set(err, -ENOMEM, "policy holds: out of memory");
+			h[n] = (iovm_policy_hold){ .mode = a->mode };
+			snprintf(h[n].vm, sizeof(h[n].vm), "%s", a->vm->name);
+			snprintf(h[n].vf, sizeof(h[n].vf), "%s", a->vf->id);
+			n++;
+		}
+	*ret = TAKE_PTR(h);
+	*ret_n = n;
+	return 0;
+}

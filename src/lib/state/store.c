@@ -513,6 +513,11 @@ int iovm_store_schema_version(iovm_store *s)
 	return r < 0 ? r : (int)v;
 }
 
+uint64_t iovm_store_changes(const iovm_store *s)
+{
+	return s ? (uint64_t)sqlite3_total_changes64(s->db) : 0;
+}
+
 /* ---- transactions ----------------------------------------------------------------- */
 
 int iovm_store_begin(iovm_store *s, iovm_error *err)
