@@ -96,8 +96,3 @@ int iovm_vm_shared_list(iovm_vm *vm, iovm_shared_entry **ret, size_t *ret_n, iov
  * QEMU: for a VM that died (QEMU closed the taps; the links stay until
  * deleted). vf NULL: all of them. Returns how many were deleted. */
 int iovm_shared_reclaim(const char *vm, const char *vf, iovm_error *err);
-
-/* Byte counters of a host netdev, from <sysfs>/class/net/IF/statistics/
- * {rx,tx}_bytes: the traffic of every macvtap on a shared VF passes through
- * the VF's netdev, so these sample the VF's throughput. */
-int iovm_netdev_bytes(iovm_host *h, const char *ifname, uint64_t *rx, uint64_t *tx, iovm_error *err);

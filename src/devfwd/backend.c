@@ -65,10 +65,12 @@ static void reap(void)
 	}
 }
 
-static void usage(FILE *f)
+/* Prints the usage to f; returns code, the exit status. */
+static int usage(FILE *f, int code)
 {
 	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--ready-fd FD] [-v|-q]\n"
 	      "  ADDR is unix:/path/to/socket or vsock:PORT\n", f);
+	return code;
 }
 
 int main(int argc, char **argv)
@@ -116,17 +118,13 @@ int main(int argc, char **argv)
 			log_set_max_level(LOG_ERR);
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
+			return usage(stdout, 0);
 		default:
-			usage(stderr);
-			return 2;
+			return usage(stderr, 2);
 		}
 	}
-	if (!policy_path || naddr == 0 || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (!policy_path || naddr == 0 || optind != argc)
+		return usage(stderr, 2);
 	if (devfwd_policy_load(policy_path, &policy, &err) < 0) {
 		log_error(0, "%s", err.msg);
 		return 1;

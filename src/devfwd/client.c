@@ -155,14 +155,22 @@ int devfwd_client_release(struct devfwd_client *c, uint32_t fh)
 	return simple(c, &req);
 }
 
+/* Checks a read's or write's arguments and encodes it into req; data is
+ * what a write sends (NULL for a read). */
+static int rw_request(struct devfwd_client *c, struct devfwd_msg *req, uint16_t op, uint32_t fh, size_t len,
+		      const void *buf, const void *data)
+{
+	if (!c || (!buf && len) || len > DEVFWD_MAX_IO)
+		return -EINVAL;
+	return devfwd_encode_rw(req, op, next_id(c), fh, 0, (uint32_t)len, false, data);
+}
+
 ssize_t devfwd_client_read(struct devfwd_client *c, uint32_t fh, void *buf, size_t len)
 {
 	struct devfwd_msg req, rep;
 	int r;
 
-	if (!c || (!buf && len) || len > DEVFWD_MAX_IO)
-		return -EINVAL;
-	r = devfwd_encode_rw(&req, DEVFWD_OP_READ, next_id(c), fh, 0, (uint32_t)len, false, NULL);
+	r = rw_request(c, &req, DEVFWD_OP_READ, fh, len, buf, NULL);
 	if (r < 0)
 		return r;
 	r = roundtrip(c, &req, &rep);
@@ -182,9 +190,7 @@ ssize_t devfwd_client_write(struct devfwd_client *c, uint32_t fh, const void *bu
 	struct devfwd_msg req;
 	int r;
 
-	if (!c || (!buf && len) || len > DEVFWD_MAX_IO)
-		return -EINVAL;
-	r = devfwd_encode_rw(&req, DEVFWD_OP_WRITE, next_id(c), fh, 0, (uint32_t)len, false, buf);
+	r = rw_request(c, &req, DEVFWD_OP_WRITE, fh, len, buf, buf);
 	if (r < 0)
 		return r;
 	return simple(c, &req);

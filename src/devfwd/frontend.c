@@ -652,7 +652,8 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 	return r;
 }
 
-static void usage(FILE *f)
+/* Prints the usage to f; returns code, the exit status. */
+static int usage(FILE *f, int code)
 {
 	fputs("usage: devfwd-frontend --connect ADDR [--connect-timeout SEC] --device HOSTPATH[=NAME] [--device ...]\n"
 	      "                       [--debug]\n"
@@ -660,6 +661,7 @@ static void usage(FILE *f)
 	      "  is the guest's /dev name, e.g. --device /dev/input/event3=input/event0\n"
 	      "  --connect-timeout SEC  keep retrying a refused or timed-out connect this long\n"
 	      "                         (default 60; 0 tries once)\n", f);
+	return code;
 }
 
 int main(int argc, char **argv)
@@ -727,17 +729,13 @@ int main(int argc, char **argv)
 			debug = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
+			return usage(stdout, 0);
 		default:
-			usage(stderr);
-			return 2;
+			return usage(stderr, 2);
 		}
 	}
-	if (!addr || n == 0 || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (!addr || n == 0 || optind != argc)
+		return usage(stderr, 2);
 	signal(SIGPIPE, SIG_IGN);
 	if (n == 1)
 		return run_device(addr, host[0], name[0], debug, connect_timeout_s);

@@ -43,17 +43,27 @@ static int unix_addr(const char *where, struct sockaddr_un *sa, iovm_error *err)
 	return 0;
 }
 
+/* A stream socket and the address of where, for connect or bind. */
+static int unix_socket(const char *where, struct sockaddr_un *sa, int *ret_fd, iovm_error *err)
+{
+	int r = unix_addr(where, sa, err);
+
+	if (r < 0)
+		return r;
+	*ret_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*ret_fd < 0)
+		return iovm_error_set(err, negative_errno(), "unix socket %s: socket: %m", where);
+	return 0;
+}
+
 static int unix_connect(const char *where, int *ret_fd, iovm_error *err)
 {
 	struct sockaddr_un sa;
 	_cleanup_close_ int fd = -1;
-	int r = unix_addr(where, &sa, err);
+	int r = unix_socket(where, &sa, &fd, err);
 
 	if (r < 0)
 		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return iovm_error_set(err, negative_errno(), "unix socket %s: socket: %m", where);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return iovm_error_set(err, negative_errno(), "unix socket %s: connect: %m", where);
 	*ret_fd = TAKE_FD(fd);
@@ -64,13 +74,10 @@ static int unix_listen(const char *where, int *ret_fd, iovm_error *err)
 {
 	struct sockaddr_un sa;
 	_cleanup_close_ int fd = -1;
-	int r = unix_addr(where, &sa, err);
+	int r = unix_socket(where, &sa, &fd, err);
 
 	if (r < 0)
 		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return iovm_error_set(err, negative_errno(), "unix socket %s: socket: %m", where);
 	/* A stale socket file from a previous run would make bind fail. */
 	(void)unlink(where);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,12 +103,48 @@ static int set_string(const char *name, char *dst, size_t n, const char *v)
 	return 0;
 }
 
-/* Applies one option by its id; name is for messages. */
-static int apply(iovmd_config *c, int id, const char *name, const char *v)
+/* The numeric options: their range and base, and the member they set (an
+ * int, or an unsigned). */
+static const struct number_option {
+	int id;
+	long min, max;
+	int base;
+	size_t offset;
+	bool is_int;
+} numbers[] = {
+	{ OPT_SOCKET_MODE,    0,   0777,     8,  offsetof(iovmd_config, socket_mode),         false },
+	{ OPT_MAX_CLIENTS,    1,   65536,    10, offsetof(iovmd_config, max_clients),         false },
+	{ OPT_ATTACH_TIMEOUT, 100, 600000,   10, offsetof(iovmd_config, attach_timeout_ms),   true },
+	{ OPT_DETACH_TIMEOUT, 100, 600000,   10, offsetof(iovmd_config, detach_timeout_ms),   true },
+	{ OPT_REFRESH,        100, 3600000,  10, offsetof(iovmd_config, refresh_interval_ms), true },
+	{ OPT_SAMPLE,         100, 3600000,  10, offsetof(iovmd_config, sample_interval_ms),  true },
+	{ OPT_WINDOW,         100, 86400000, 10, offsetof(iovmd_config, window_ms),           true },
+	{ OPT_MAX_USERS,      1,   1024,     10, offsetof(iovmd_config, max_users),           false },
+	{ OPT_SHARED_RESERVE, 0,   4096,     10, offsetof(iovmd_config, shared_reserve),      false },
+};
+
+static int apply_number(iovmd_config *c, const struct number_option *n, const char *name, const char *v)
 {
+	char *member = (char *)c + n->offset;
 	long x;
 	int r;
 
+	r = parse_long(name, v, n->min, n->max, n->base, &x);
+	if (r < 0)
+		return r;
+	if (n->is_int)
+		*(int *)member = (int)x;
+	else
+		*(unsigned *)member = (unsigned)x;
+	return 0;
+}
+
+/* Applies one option by its id; name is for messages. */
+static int apply(iovmd_config *c, int id, const char *name, const char *v)
+{
+	for (size_t i = 0; i < ELEMENTSOF(numbers); i++)
+		if (numbers[i].id == id)
+			return apply_number(c, &numbers[i], name, v);
 	switch (id) {
 	case OPT_CONFIG:
 		return set_string(name, c->config_path, sizeof(c->config_path), v);
@@ -123,34 +160,6 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 		return set_string(name, c->sysfs_root, sizeof(c->sysfs_root), v);
 	case OPT_GROUP:
 		return set_string(name, c->group, sizeof(c->group), v);
-	case OPT_SOCKET_MODE:
-		r = parse_long(name, v, 0, 0777, 8, &x);
-		c->socket_mode = (unsigned)x;
-		return r;
-	case OPT_MAX_CLIENTS:
-		r = parse_long(name, v, 1, 65536, 10, &x);
-		c->max_clients = (unsigned)x;
-		return r;
-	case OPT_ATTACH_TIMEOUT:
-		r = parse_long(name, v, 100, 600000, 10, &x);
-		c->attach_timeout_ms = (int)x;
-		return r;
-	case OPT_DETACH_TIMEOUT:
-		r = parse_long(name, v, 100, 600000, 10, &x);
-		c->detach_timeout_ms = (int)x;
-		return r;
-	case OPT_REFRESH:
-		r = parse_long(name, v, 100, 3600000, 10, &x);
-		c->refresh_interval_ms = (int)x;
-		return r;
-	case OPT_SAMPLE:
-		r = parse_long(name, v, 100, 3600000, 10, &x);
-		c->sample_interval_ms = (int)x;
-		return r;
-	case OPT_WINDOW:
-		r = parse_long(name, v, 100, 86400000, 10, &x);
-		c->window_ms = (int)x;
-		return r;
 	case OPT_LOG_LEVEL:
 		if (!strcmp(v, "error")) c->level = LOG_ERR;
 		else if (!strcmp(v, "warning")) c->level = LOG_WARNING;
@@ -179,14 +188,6 @@ static int apply(iovmd_config *c, int id, const char *name, const char *v)
 			c->rebalance = yes;
 		return 0;
 	}
-	case OPT_MAX_USERS:
-		r = parse_long(name, v, 1, 1024, 10, &x);
-		c->max_users = (unsigned)x;
-		return r;
-	case OPT_SHARED_RESERVE:
-		r = parse_long(name, v, 0, 4096, 10, &x);
-		c->shared_reserve = (unsigned)x;
-		return r;
 	}
 	return -EINVAL;
 }

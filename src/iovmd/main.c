@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* iovmd: the per-host daemon. Options (config.c), the ops thread (ops.c:
- * host, store, VMs, recovery), then the API server (server.c) on the main
- * thread until SIGTERM/SIGINT. READY=1 is sent to systemd once recovery is
- * done and the socket listens. */
+/* iovmd: the per-host daemon. Options (config.c), the ops thread
+ * (ops-loop.h: host, store, VMs, recovery), then the API server (server.h)
+ * on the main thread until SIGTERM/SIGINT. READY=1 is sent to systemd once
+ * recovery is done and the socket listens. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,65 +11,27 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "shared/clock.h"
 #include "iovmd/iovmd.h"
+#include "iovmd/ops-loop.h"
+#include "iovmd/server.h"
+#include "shared/clock.h"
 
-int iovmd_queue_init(iovmd_queue *q)
+/* SIGTERM/SIGINT are taken by sd-event in the main thread: blocked before
+ * the ops thread exists so it inherits the mask. */
+static void block_stop_signals(void)
 {
-	pthread_mutex_init(&q->lock, NULL);
-	q->head = q->tail = NULL;
-	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	return q->efd < 0 ? -errno : 0;
-}
+	sigset_t ss;
 
-struct node { struct node *next; };
-
-void iovmd_queue_push(iovmd_queue *q, void *item)
-{
-	struct node *n = item;
-	uint64_t one = 1;
-
-	n->next = NULL;
-	pthread_mutex_lock(&q->lock);
-	if (q->tail)
-		((struct node *)q->tail)->next = n;
-	else
-		q->head = n;
-	q->tail = n;
-	pthread_mutex_unlock(&q->lock);
-	(void)!write(q->efd, &one, sizeof(one));
-}
-
-void *iovmd_queue_pop_all(iovmd_queue *q)
-{
-	uint64_t v;
-	void *h;
-
-	(void)!read(q->efd, &v, sizeof(v));
-	pthread_mutex_lock(&q->lock);
-	h = q->head;
-	q->head = q->tail = NULL;
-	pthread_mutex_unlock(&q->lock);
-	return h;
-}
-
-void iovmd_crash_point(const char *op, const char *step)
-{
-	const char *at = getenv("IOVM_CRASH_AT");
-	size_t n;
-
-	if (!at || !*at)
-		return;
-	n = strlen(op);
-	if (!strncmp(at, op, n) && at[n] == ':' && !strcmp(at + n + 1, step)) {
-		log_warning(0, "IOVM_CRASH_AT=%s: killing myself (test hook)", at);
-		raise(SIGKILL);
-	}
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 }
 
 int main(int argc, char **argv)
 {
 	static iovmd d;
+	iovmd_job *wake;
 	pthread_t ops;
 	uint64_t v = 0;
 	int r;
@@ -87,14 +49,7 @@ int main(int argc, char **argv)
 		log_error(errno, "cannot create eventfds");
 		return EXIT_FAILURE;
 	}
-	/* SIGTERM/SIGINT are taken by sd-event in the main thread: block them
-	 * before the ops thread exists so it inherits the mask. */
-	sigset_t ss;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &ss, NULL);
-
+	block_stop_signals();
 	log_info("starting (version %s, state %s, socket %s, sysfs %s)", IOVMD_VERSION,
 		 d.cfg.state_path, d.cfg.socket_path, d.cfg.sysfs_root);
 	r = iovmd_ops_start(&d, &ops);
@@ -109,7 +64,12 @@ int main(int argc, char **argv)
 	}
 	r = iovmd_server_run(&d);
 	d.stopping = true;
-	iovmd_queue_push(&d.jobs, calloc(1, sizeof(iovmd_job)));   /* wakes the ops thread */
+	wake = calloc(1, sizeof(*wake));
+	if (!wake) {
+		log_error(-ENOMEM, "cannot wake the operations thread; exiting without it");
+		return EXIT_FAILURE;
+	}
+	iovmd_queue_push(&d.jobs, wake);   /* a job of no client: wakes the ops thread */
 	pthread_join(ops, NULL);
 	log_info("stopped");
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "shared/clock.h"
-#include "iovmd/iovmd.h"
+#include "iovmd/server.h"
 
 static json_object *member(json_object *o, const char *key)
 {
@@ -102,6 +102,18 @@ static int count_free_vfs(json_object *snap, int *ret_vfs)
 	return n;
 }
 
+/* What a show command found (a new reference), or -ENODEV naming it:
+ * "KIND NAME: no such WHAT". */
+static json_object *shown(json_object *found, iovm_error *err, const char *kind, const char *name,
+			  const char *what)
+{
+	if (!found) {
+		iovm_error_set(err, -ENODEV, "%s %s: no such %s", kind, name, what);
+		return NULL;
+	}
+	return json_object_get(found);
+}
+
 json_object *iovmd_read_command(iovmd *d, const iovm_api_request *r, iovm_error *err)
 {
 	json_object *snap = d->snapshot, *o;
@@ -150,12 +162,7 @@ json_object *iovmd_read_command(iovmd *d, const iovm_api_request *r, iovm_error 
 		return o;
 	}
 	case IOVM_API_PF_SHOW:
-		o = iovmd_snapshot_find_pf(snap, r->pf);
-		if (!o) {
-			iovm_error_set(err, -ENODEV, "pf %s: no such SR-IOV PF", r->pf);
-			return NULL;
-		}
-		return json_object_get(o);
+		return shown(iovmd_snapshot_find_pf(snap, r->pf), err, "pf", r->pf, "SR-IOV PF");
 	case IOVM_API_VF_LIST: {
 		json_object *pfs = member(snap, "pfs");
 
@@ -175,12 +182,7 @@ json_object *iovmd_read_command(iovmd *d, const iovm_api_request *r, iovm_error 
 		return o;
 	}
 	case IOVM_API_VF_SHOW:
-		o = iovmd_snapshot_find_vf(snap, r->vf);
-		if (!o) {
-			iovm_error_set(err, -ENODEV, "vf %s: no such VF", r->vf);
-			return NULL;
-		}
-		return json_object_get(o);
+		return shown(iovmd_snapshot_find_vf(snap, r->vf), err, "vf", r->vf, "VF");
 	case IOVM_API_VM_LIST:
 		return json_object_get(member(snap, "vms"));
 	default:

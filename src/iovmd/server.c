@@ -8,6 +8,7 @@
  * block the loop: sockets are non-blocking, lines are bounded, and a client
  * whose unsent output passes OUT_MAX is dropped.
  */
+#include <assert.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -22,7 +23,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
-#include "iovmd/iovmd.h"
+#include "iovmd/server.h"
 #include "shared/util.h"
 
 #define OUT_MAX (1u << 20)      /* unsent bytes before a client is dropped */
@@ -438,6 +439,72 @@ static void resume_parked(iovmd *d)
 	}
 }
 
+/* A new snapshot, whole or the members that changed. */
+static void take_snapshot(iovmd *d, iovmd_msg *m)
+{
+	if (m->kind == IOVMD_MSG_SNAPSHOT_PART && d->snapshot) {
+		json_object_object_foreach(m->snapshot, k, v)
+			json_object_object_add(d->snapshot, k, json_object_get(v));
+		json_object_put(m->snapshot);
+	} else {
+		json_object_put(d->snapshot);
+		d->snapshot = m->snapshot;
+	}
+	m->snapshot = NULL;
+	cache_drop();
+	resume_parked(d);
+}
+
+static void broadcast(char *line)
+{
+	for (client *c = clients, *cn; c; c = cn) {
+		cn = c->next;
+		client_send(c, strdup(line));
+	}
+}
+
+/* A line to one client; a reply ends its job, and its input is read again. */
+static void to_client(iovmd *d, iovmd_msg *m)
+{
+	client *c = client_find(m->client);
+	char *line = TAKE_PTR(m->line);
+
+	if (m->kind == IOVMD_MSG_REPLY && m->snapshot_follows)
+		d->snapshot_stale = true;
+	if (!c) {
+		free(line);
+		return;
+	}
+	if (client_send(c, line) == 0 && m->kind == IOVMD_MSG_REPLY) {
+		log_debug("client %llu: reply sent", (unsigned long long)c->id);
+		c->busy = false;
+		client_update_events(c);
+		process_input(c);
+	}
+}
+
+static void take_message(iovmd *d, iovmd_msg *m)
+{
+	switch (m->kind) {
+	case IOVMD_MSG_SNAPSHOT:
+	case IOVMD_MSG_SNAPSHOT_PART:
+		assert(m->snapshot);
+		take_snapshot(d, m);
+		break;
+	case IOVMD_MSG_NO_SNAPSHOT:
+		/* A job's snapshot that could not be made. */
+		resume_parked(d);
+		break;
+	case IOVMD_MSG_EVENT:
+		broadcast(m->line);
+		break;
+	case IOVMD_MSG_PROGRESS:
+	case IOVMD_MSG_REPLY:
+		to_client(d, m);
+		break;
+	}
+}
+
 static void take_messages(iovmd *d)
 {
 	iovmd_msg *m = iovmd_queue_pop_all(&d->msgs);
@@ -445,41 +512,8 @@ static void take_messages(iovmd *d)
 	while (m) {
 		iovmd_msg *next = m->next;
 
-		if (!m->snapshot && !m->line) {
-			/* A job's snapshot that could not be made. */
-			resume_parked(d);
-		} else if (m->snapshot && m->partial && d->snapshot) {
-			json_object_object_foreach(m->snapshot, k, v)
-				json_object_object_add(d->snapshot, k, json_object_get(v));
-			json_object_put(m->snapshot);
-			cache_drop();
-			resume_parked(d);
-		} else if (m->snapshot) {
-			json_object_put(d->snapshot);
-			d->snapshot = m->snapshot;
-			cache_drop();
-			resume_parked(d);
-		} else if (m->client == 0) {
-			for (client *c = clients, *cn; c; c = cn) {
-				cn = c->next;
-				client_send(c, strdup(m->line));
-			}
-			free(m->line);
-		} else {
-			client *c = client_find(m->client);
-
-			if (m->snapshot_follows)
-				d->snapshot_stale = true;
-			if (!c) {
-				free(m->line);
-			} else if (client_send(c, m->line) == 0 && m->final) {
-				log_debug("client %llu: reply sent", (unsigned long long)c->id);
-				c->busy = false;
-				client_update_events(c);
-				process_input(c);
-			}
-		}
-		free(m);
+		take_message(d, m);
+		iovmd_msg_free(m);
 		m = next;
 	}
 }

@@ -24,6 +24,7 @@
 
 #include "iovm/host.h"
 #include "iovm/qmp.h"
+#include "iovm/netdev.h"
 #include "iovm/shared.h"
 
 #define VF "0000:01:10.2"

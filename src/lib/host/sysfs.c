@@ -109,40 +109,20 @@ const char *iovm_host_sysfs_root(const iovm_host *h)
 	return h ? h->sysfs_root : NULL;
 }
 
-static __attribute__((format(printf, 4, 0)))
-int vjoin(const char *root, char *buf, size_t n, const char *fmt, va_list ap)
+int root_path(const char *root, char *buf, size_t n, const char *fmt, ...)
 {
+	va_list ap;
 	int a, b;
 
 	a = snprintf(buf, n, "%s/", root);
 	if (a < 0 || (size_t)a >= n)
 		return -ENAMETOOLONG;
+	va_start(ap, fmt);
 	b = vsnprintf(buf + a, n - a, fmt, ap);
+	va_end(ap);
 	if (b < 0 || (size_t)b >= n - a)
 		return -ENAMETOOLONG;
 	return 0;
-}
-
-int sysfs_path(const iovm_host *h, char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vjoin(h->sysfs_root, buf, n, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-int proc_path(const iovm_host *h, char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vjoin(h->proc_root, buf, n, fmt, ap);
-	va_end(ap);
-	return r;
 }
 
 int sysfs_read_str(const char *path, char *buf, size_t n)

@@ -27,10 +27,10 @@ struct iovm_host {
 };
 
 /* root + "/" + formatted tail into buf; -ENAMETOOLONG if it does not fit. */
-int sysfs_path(const iovm_host *h, char *buf, size_t n, const char *fmt, ...)
+int root_path(const char *root, char *buf, size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-int proc_path(const iovm_host *h, char *buf, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+#define sysfs_path(h, buf, n, ...) root_path((h)->sysfs_root, (buf), (n), __VA_ARGS__)
+#define proc_path(h, buf, n, ...) root_path((h)->proc_root, (buf), (n), __VA_ARGS__)
 
 /* Read a small attribute, trailing newline stripped. */
 int sysfs_read_str(const char *path, char *buf, size_t n);

@@ -168,19 +168,7 @@ int iovm_store_assignment_list(iovm_store *s, const char *vm, iovm_store_assignm
 
 int iovm_store_unassign(iovm_store *s, const char *vf, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char addr[IOVM_STORE_ADDR_MAX];
-	int r;
-
-	if (!s)
-		return iovm_error_set(err, -EINVAL, "unassign: no store");
-	r = store_norm_addr("vf", vf, addr, err);
-	if (r >= 0)
-		r = store_prepare(s, "DELETE FROM assignment WHERE vf = ?", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	return store_changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "assignment of vf", addr);
+	return store_delete_by_addr(s, "assignment", "vf", "vf", vf, "assignment of vf", err);
 }
 
 /* ---- shared VFs ------------------------------------------------------------------------------ */
@@ -463,17 +451,5 @@ int iovm_store_vf_saved_list(iovm_store *s, iovm_store_vf_saved **ret, size_t *r
 
 int iovm_store_vf_saved_delete(iovm_store *s, const char *vf, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char addr[IOVM_STORE_ADDR_MAX];
-	int r;
-
-	if (!s)
-		return iovm_error_set(err, -EINVAL, "vf saved: no store");
-	r = store_norm_addr("vf", vf, addr, err);
-	if (r >= 0)
-		r = store_prepare(s, "DELETE FROM vf_saved WHERE vf = ?", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	return store_changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "saved settings of vf", addr);
+	return store_delete_by_addr(s, "vf_saved", "vf", "vf", vf, "saved settings of vf", err);
 }

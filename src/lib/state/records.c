@@ -154,6 +154,27 @@ void store_cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c)
 	}
 }
 
+/* Deletes the row of table whose column key is the PCI address in (key_name
+ * names it in errors: "pf", "vf"); -ENOENT naming what if there is none. */
+int store_delete_by_addr(iovm_store *s, const char *table, const char *column, const char *key_name,
+			 const char *in, const char *what, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char addr[IOVM_STORE_ADDR_MAX], sql[128];
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "%s: no store", what);
+	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?", table, column);
+	r = store_norm_addr(key_name, in, addr, err);
+	if (r >= 0)
+		r = store_prepare(s, sql, &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
+	return store_changed_or_enoent(store_step_done(s, st, err, "deleting"), err, what, addr);
+}
+
 /* ---- desired PF state ------------------------------------------------------------------ */
 
 static void pf_row(sqlite3_stmt *st, void *elem)
@@ -224,19 +245,7 @@ int iovm_store_pf_list(iovm_store *s, iovm_store_pf **ret, size_t *ret_n, iovm_e
 
 int iovm_store_pf_delete(iovm_store *s, const char *pf, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	char addr[IOVM_STORE_ADDR_MAX];
-	int r;
-
-	if (!s)
-		return iovm_error_set(err, -EINVAL, "pf: no store");
-	r = store_norm_addr("pf", pf, addr, err);
-	if (r >= 0)
-		r = store_prepare(s, "DELETE FROM pf_desired WHERE pf = ?", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	return store_changed_or_enoent(store_step_done(s, st, err, "deleting"), err, "pf", addr);
+	return store_delete_by_addr(s, "pf_desired", "pf", "pf", pf, "pf", err);
 }
 
 /* ---- desired VF configuration ------------------------------------------------------------ */

@@ -74,3 +74,7 @@ int store_cfg_check(const iovm_vfnet_config *c, const char *what, const char *na
 void store_cfg_bind(sqlite3_stmt *st, int i, const iovm_vfnet_config *c);
 void store_cfg_row(sqlite3_stmt *st, int i, iovm_vfnet_config *c);
 int store_assign_state_from_string(const char *s);   /* iovm_store_assign_state, or -EINVAL */
+/* DELETE FROM table WHERE column = the normalised PCI address in; -ENOENT
+ * "<what> <address>: ..." if no row. */
+int store_delete_by_addr(iovm_store *s, const char *table, const char *column, const char *key_name,
+			 const char *in, const char *what, iovm_error *err);

@@ -30,6 +30,17 @@
  * in its own transaction together with the new user_version. Never edit a
  * step that has shipped; append a new one.
  */
+/* A VF's network settings as nullable columns, in vf_config_desired and
+ * vf_saved alike (the text is what shipped; see CFG_COLUMNS). */
+#define CFG_COLUMNS_DDL                                                    \
+	"  mac TEXT,"                                                      \
+	"  vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094),"                  \
+	"  qos INTEGER CHECK (qos BETWEEN 0 AND 7),"                       \
+	"  rate INTEGER CHECK (rate >= 0),"                                \
+	"  spoofchk INTEGER CHECK (spoofchk IN (0, 1)),"                   \
+	"  trust INTEGER CHECK (trust IN (0, 1)),"                         \
+	"  link TEXT CHECK (link IN ('auto', 'enable', 'disable')),"
+
 static const char *const migrations[] = {
 	/* 0 -> 1: the schema as first designed. */
 	"CREATE TABLE pf_desired ("
@@ -40,13 +51,7 @@ static const char *const migrations[] = {
 	"CREATE TABLE vf_config_desired ("
 	"  pf TEXT NOT NULL REFERENCES pf_desired(pf) ON DELETE CASCADE,"
 	"  vf INTEGER NOT NULL CHECK (vf >= 0),"
-	"  mac TEXT,"
-	"  vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094),"
-	"  qos INTEGER CHECK (qos BETWEEN 0 AND 7),"
-	"  rate INTEGER CHECK (rate >= 0),"
-	"  spoofchk INTEGER CHECK (spoofchk IN (0, 1)),"
-	"  trust INTEGER CHECK (trust IN (0, 1)),"
-	"  link TEXT CHECK (link IN ('auto', 'enable', 'disable')),"
+	CFG_COLUMNS_DDL
 	"  updated INTEGER NOT NULL,"
 	"  PRIMARY KEY (pf, vf));"
 	"CREATE TABLE vm ("
@@ -70,13 +75,7 @@ static const char *const migrations[] = {
 	"  pf TEXT NOT NULL,"
 	"  vf_index INTEGER NOT NULL CHECK (vf_index >= 0),"
 	"  driver TEXT NOT NULL DEFAULT '',"
-	"  mac TEXT,"
-	"  vlan INTEGER CHECK (vlan BETWEEN 0 AND 4094),"
-	"  qos INTEGER CHECK (qos BETWEEN 0 AND 7),"
-	"  rate INTEGER CHECK (rate >= 0),"
-	"  spoofchk INTEGER CHECK (spoofchk IN (0, 1)),"
-	"  trust INTEGER CHECK (trust IN (0, 1)),"
-	"  link TEXT CHECK (link IN ('auto', 'enable', 'disable')),"
+	CFG_COLUMNS_DDL
 	"  saved INTEGER NOT NULL);"
 	/* AUTOINCREMENT: ids are never reused, so a stale id held by a
 	 * crashed operation cannot name a newer intent. */

@@ -23,7 +23,6 @@
 #include "iovm/sriov.h"
 #include "iovm/vfnet.h"
 #include "iovm/shared.h"
-#include "lib/host/sysfs.h"
 #include "shared/nlerr.h"
 #include "shared/util.h"
 #include "lib/vm/vm-internal.h"
@@ -717,44 +716,4 @@ int iovm_shared_reclaim(const char *vm, const char *vf_in, iovm_error *err)
 	}
 	free(s.names);
 	return r < 0 ? r : deleted;
-}
-
-/* ---- host counters ------------------------------------------------------- */
-
-static int read_u64(const char *path, uint64_t *ret)
-{
-	char buf[32], *end;
-	unsigned long long v;
-	int r = sysfs_read_str(path, buf, sizeof(buf));
-
-	if (r < 0)
-		return r;
-	errno = 0;
-	v = strtoull(buf, &end, 10);
-	if (errno || end == buf || *end)
-		return -EBADMSG;
-	*ret = v;
-	return 0;
-}
-
-int iovm_netdev_bytes(iovm_host *h, const char *ifname, uint64_t *rx, uint64_t *tx, iovm_error *err)
-{
-	char p[4096];
-	uint64_t v[2];
-	int r;
-
-	if (!h || !ifname || !*ifname || strchr(ifname, '/'))
-		return iovm_error_set(err, -EINVAL, "netdev bytes: invalid argument");
-	for (int i = 0; i < 2; i++) {
-		r = sysfs_path(h, p, sizeof(p), "class/net/%s/statistics/%s_bytes", ifname, i ? "tx" : "rx");
-		if (r >= 0)
-			r = read_u64(p, &v[i]);
-		if (r < 0)
-			return iovm_error_set(err, r, "netdev %s: %s: %s", ifname, p, strerror(-r));
-	}
-	if (rx)
-		*rx = v[0];
-	if (tx)
-		*tx = v[1];
-	return 0;
 }

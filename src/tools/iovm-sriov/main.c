@@ -18,7 +18,8 @@
 #include "iovm/vfio.h"
 #include "iovm/vfnet.h"
 
-static void usage(FILE *f)
+/* Prints the usage to f; returns code, the exit status. */
+static int usage(FILE *f, int code)
 {
 	fputs("usage: iovm-sriov [--sysfs DIR] [--timeout-ms MS] COMMAND ARGS\n"
 	      "  pf-list | pf-show PF | vf-list [PF] | vf-show VF\n"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 	      "  vf-save PF IDX | vf-restore PF IDX 'SAVED LINE'\n"
 	      "PF = PCI address or netdev; VF = PCI address. FIELD: mac vlan qos rate\n"
 	      "spoofchk trust link (auto|enable|disable).\n", f);
+	return code;
 }
 
 static int fail(int r, const iovm_error *e)
@@ -198,7 +200,7 @@ static int run(iovm_host *h, int argc, char **argv, iovm_error *e)
 	if (!strcmp(cmd, "vf-get") || !strcmp(cmd, "vf-set") || !strcmp(cmd, "vf-stats") ||
 	    !strcmp(cmd, "vf-save") || !strcmp(cmd, "vf-restore"))
 		return cmd_vfnet(h, cmd, argc, argv, e);
-	usage(stderr);
+	usage(stderr, 2);
 	return iovm_error_set(e, -EINVAL, "unknown command or arguments: %s", cmd);
 }
 
@@ -225,17 +227,13 @@ int main(int argc, char **argv)
 			tmo_ms = strtoul(optarg, NULL, 10);
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
+			return usage(stdout, 0);
 		default:
-			usage(stderr);
-			return 2;
+			return usage(stderr, 2);
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind >= argc)
+		return usage(stderr, 2);
 	r = iovm_host_new(sysfs, &h);
 	if (r < 0)
 		return fail(r, &e);

@@ -24,7 +24,8 @@
 #include "iovm/shared.h"
 #include "iovm/vm.h"
 
-static void usage(FILE *f)
+/* Prints the usage to f; returns code, the exit status. */
+static int usage(FILE *f, int code)
 {
 	fputs("usage: iovm-vm [--pool FILE] [--sysfs DIR | --no-host] COMMAND --qmp SOCK [--vm NAME] ...\n"
 	      "  attach --vf VF [--port ID | --port-prefix P] [--failover-pair ID]\n"
@@ -39,6 +40,7 @@ static void usage(FILE *f)
 	      "                            reclaim its VFs (waiting up to MS for each)\n"
 	      "  pool                      print the pool (no --qmp needed)\n"
 	      "  qmp COMMAND [JSON-ARGS]   one QMP command, print the reply\n", f);
+	return code;
 }
 
 /* Time spent in libiovm for this command (connect + negotiation + the
@@ -341,14 +343,12 @@ int main(int argc, char **argv)
 		case 'P': o.pool = optarg; break;
 		case 'S': o.sysfs = optarg; break;
 		case 'N': o.no_host = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': return usage(stdout, 0);
+		default: return usage(stderr, 2);
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind >= argc)
+		return usage(stderr, 2);
 	cmd = argv[optind];
 	optind++;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -366,7 +366,7 @@ int main(int argc, char **argv)
 		case 'V': o.vlan = atoi(optarg); break;
 		case 'n': o.no_prepare = true; break;
 		case 't': o.timeout_ms = atoi(optarg); break;
-		default: usage(stderr); return 2;
+		default: return usage(stderr, 2);
 		}
 	}
 	if (iovm_vf_pool_new(&pool) < 0)
@@ -440,7 +440,7 @@ out:
 	iovm_vf_pool_free(pool);
 	return r < 0 ? fail(r, &err) : 0;
 out_usage:
-	usage(stderr);
+	usage(stderr, 2);
 	iovm_vf_pool_free(pool);
 	iovm_host_free(host);
 	return 2;

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vm-add, vm-remove: the VM registry (docs/iovmd.md, "VMs"). */
+#include <errno.h>
+#include <stdio.h>
+
+#include "iovmd/ops.h"
+
+json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	iovm_store_vm rec = {};
+	iovm_error cerr = {};
+	vmrec *v;
+
+	if (vms_find(o, q->vm)) {
+		iovm_error_set(err, -EEXIST, "vm %s: already registered", q->vm);
+		return NULL;
+	}
+	snprintf(rec.name, sizeof(rec.name), "%s", q->vm);
+	snprintf(rec.qmp, sizeof(rec.qmp), "%s", q->qmp);
+	snprintf(rec.qga, sizeof(rec.qga), "%s", q->qga);
+	rec.priority = q->priority < 0 ? IOVM_PRIO_NORMAL : (iovm_priority)q->priority;
+	rec.numa_node = q->numa_node;
+	if (iovm_store_vm_put(o->store, &rec, err) < 0)
+		return NULL;
+	v = vms_add(o, &rec);
+	if (!v) {
+		iovm_error_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (vms_connect(o, v, &cerr) < 0)
+		log_warning(cerr.code, "vm %s: registered, not connected yet: %s", q->vm, cerr.msg);
+	return snapshot_vm_json(o, v);
+}
+
+json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err)
+{
+	if (vms_remove(o, q->vm, err) < 0)
+		return NULL;
+	return json_object_new_object();
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Internal to the ops thread's modules. The thread owns the host (sysfs,
+ * netlink), the state store and every VM's QMP connection (a QMP socket
+ * serves one client, so iovmd holds it). Mutating commands run here one at
+ * a time; each multi-step one writes its intent to the journal before
+ * acting, records each step, and finishes it (done or rolled back);
+ * recovery at start-up reconciles open intents and holders with what the
+ * kernel and the VMs show. docs/iovmd.md.
+ *
+ *   ops-loop.c   start-up, the poll loop, the refresh tick, shutdown
+ *   ops-msg.c    replies, events and progress for the main thread
+ *   vms.c        VM records, connecting, a VM that went away
+ *   mirror.c     the allocation policy's copy of VFs, VMs and holders
+ *   records.c    store writes the commands share: journal, holder states, releases
+ *   snapshot.c   the inventory snapshot for the main thread's reads
+ *   naming.c     VFs and PFs by the names users give
+ *   cmd.c        one job: dispatch, reply, snapshot
+ *   cmd-pf.c, cmd-vf.c, cmd-vm.c, cmd-attach.c, cmd-detach.c   the commands
+ *   rebalance.c  a move the policy proposed
+ *   recovery.c   start-up recovery
+ *   sample.c     throughput sampling (host counters, guest agents)
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "iovm/policy.h"
+#include "iovm/sriov.h"
+#include "iovm/store.h"
+#include "iovm/vfio.h"
+#include "iovm/vfnet.h"
+#include "iovm/vm.h"
+#include "iovmd/gsample.h"
+#include "iovmd/iovmd.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define LET_GO_MS 5000
+
+typedef struct vmrec {
+	struct vmrec *next;
+	iovm_store_vm info;
+	iovm_vm *vm;                 /* NULL while not connected */
+	int64_t next_try_ms;
+	unsigned failures;           /* connection attempts failed in a row */
+	int64_t qga_next_try_ms;     /* guest agent: not asked again before this */
+	bool qga_warned;             /* its last failure is logged */
+} vmrec;
+
+typedef struct ops {
+	iovmd *d;
+	iovm_host *host;
+	iovm_host *inv_host;         /* the same sysfs, for the snapshot: no per-VF lock probe */
+	iovm_store *store;
+	iovm_vf_pool *pool;
+	iovm_policy *pol;            /* who gets which VF (docs/allocation.md) */
+	char (*known)[IOVM_STORE_ADDR_MAX];   /* VFs the policy knows */
+	size_t n_known;
+	/* Read once per snapshot, not once per VF or VM. */
+	iovm_store_assignment *as;
+	size_t n_as;
+	iovm_store_share *shs;
+	size_t n_shs;
+	iovm_vf *inv;                /* the VFs at the last snapshot, for sampling */
+	size_t n_inv;
+	vmrec *vms;
+	gsample *gs;                 /* the guest agents' questions (NULL: none asked) */
+	/* a rebalancing move proposed by the policy, carried out after the
+	 * job or tick that freed the VF (--rebalance) */
+	iovm_policy_move move;
+	bool move_pending;
+	/* the job being run, for progress and the step hook */
+	const iovmd_job *job;
+	const char *op;
+	int64_t intent;
+} ops;
+
+/* ops-loop.c: the thread's state without the thread (the unit tests use
+ * these). ops_init: 0, or a negative errno, logged; ops_fini is safe on a
+ * half-initialised o. */
+int ops_init(ops *o, iovmd *d);
+void ops_fini(ops *o);
+void ops_tick(ops *o);
+
+/* ops-msg.c */
+void ops_post(ops *o, iovmd_msg_kind kind, uint64_t client, char *line);
+void ops_emit(ops *o, const char *event, json_object *data);   /* takes data */
+void ops_progress(ops *o, const char *step, int done, int total);
+json_object *obj_s(json_object *j, const char *k, const char *v);
+json_object *vm_vf_json(const char *vm, const char *vf);        /* {"vm":VM,"vf":VF} */
+
+/* vms.c */
+vmrec *vms_find(ops *o, const char *name);
+vmrec *vms_add(ops *o, const iovm_store_vm *rec);               /* NULL: out of memory */
+int vms_remove(ops *o, const char *name, iovm_error *err);
+void vms_free_all(ops *o);
+int vms_connect(ops *o, vmrec *v, iovm_error *err);
+int vms_sync(ops *o, vmrec *v, json_object *released);
+void vms_lost(ops *o, vmrec *v, const char *why);
+
+/* mirror.c */
+void mirror_forget(ops *o, const char *vm, const char *vf);
+void mirror_sync_vfs(ops *o, const iovm_vf *vfs, size_t n);
+void mirror_add_vm(ops *o, const iovm_store_vm *rec);
+void mirror_load_holders(ops *o);
+
+/* records.c */
+void records_begin(ops *o, const char *what);
+int records_commit(ops *o);
+void records_step(ops *o, int64_t id, const char *step);
+void records_finish(ops *o, int64_t id, iovm_store_intent_status status);
+void records_set_assignment(ops *o, const char *vf, iovm_store_assign_state st, const char *devid);
+void records_set_share(ops *o, const char *vf, const char *vm, iovm_store_assign_state st,
+		       const char *devid, const char *ifname);
+void records_release(ops *o, const char *vf);
+void records_release_share(ops *o, const char *vf, const char *vm);
+int records_restore_vf(ops *o, const char *vf, iovm_error *err);
+
+/* snapshot.c: m is a message allocated beforehand (or NULL). */
+void snapshot_publish(ops *o, iovmd_msg *m);
+void snapshot_publish_vms(ops *o, iovmd_msg *m);
+json_object *snapshot_vf_json(ops *o, const iovm_vfnet_config *cfg, const iovm_vf *vf);
+json_object *snapshot_pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_vfs);
+json_object *snapshot_vm_json(ops *o, vmrec *v);
+
+/* naming.c */
+int naming_resolve_vf(ops *o, const char *name, iovm_vf *ret, iovm_error *err);
+bool naming_vf_taken(ops *o, const char *vf);
+iovm_vf_driver_kind naming_driver_kind(const char *driver);
+int naming_assigned_vf_of_pf(ops *o, const char *pf, iovm_store_assignment *ret);
+
+/* cmd.c */
+void ops_run_job(ops *o, const iovmd_job *j);
+
+/* cmd-*.c: each returns the reply's "return" object, or NULL and err. */
+json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err);
+int cmd_apply_vf_configs(ops *o, const char *pf, iovm_error *err);
+json_object *cmd_vf_set(ops *o, const iovm_api_request *q, iovm_error *err);
+json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err);
+json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err);
+json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err);
+json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err);
+
+/* rebalance.c */
+void rebalance_run(ops *o);
+
+/* recovery.c */
+int recover(ops *o, iovm_error *err);
+
+/* sample.c */
+#define QGA_TIMEOUT_MS 20000
+void sample_run(ops *o, bool close_window);
+void sample_guest_answers(ops *o);

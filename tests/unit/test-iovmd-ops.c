@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon's ops code without its thread (libiovmd_core): start-up with
+ * recovery on a fixture sysfs tree (fixtures/make-sysfs.sh) and a state db
+ * of the test's own, with the VM behind a scripted fake QEMU (fake-qmp.h);
+ * then jobs run through ops_run_job(), and the messages they leave for the
+ * main thread (queue.h) checked: the reply, its events, the snapshot
+ * after it. The daemon end to end is tests/daemon/test-iovmd.py.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "iovmd/ops.h"
+#include "shared/util.h"
+#include "fake-qmp.h"
+#include "fixtures/fixture.h"
+
+#define VF "0000:01:10.4"           /* eth0/2: unbound, nobody holds it */
+#define DEVID "iovm-0000-01-10.4"
+#define VF_UP "0000:01:10.2"        /* eth0/1: on igbvf, its netdev eth2 up: held by the host */
+#define CLIENT 7
+
+typedef struct ctx {
+	fixture fx;
+	iovmd d;
+	ops o;
+	bool started;
+	char qmp[PATH_MAX];
+	struct fake f;
+	bool fake_running;
+} ctx;
+
+static int setup(void **state)
+{
+	ctx *c = calloc(1, sizeof(*c));
+
+	if (!c || fixture_make(&c->fx) < 0)
+		return -1;
+	iovmd_config_defaults(&c->d.cfg);
+	snprintf(c->d.cfg.sysfs_root, sizeof(c->d.cfg.sysfs_root), "%s", c->fx.sys);
+	snprintf(c->d.cfg.state_path, sizeof(c->d.cfg.state_path), "%s/iovm.db", c->fx.dir);
+	snprintf(c->qmp, sizeof(c->qmp), "%s/g1.qmp", c->fx.dir);
+	c->d.cfg.level = LOG_WARNING;
+	if (iovmd_queue_init(&c->d.jobs) < 0 || iovmd_queue_init(&c->d.msgs) < 0)
+		return -1;
+	*state = c;
+	return 0;
+}
+
+static void iovmd_job_free(void *p)
+{
+	iovmd_job *j = p;
+
+	iovm_api_request_done(&j->req);
+	free(j);
+}
+
+static int teardown(void **state)
+{
+	ctx *c = *state;
+
+	if (c->started)
+		ops_fini(&c->o);
+	if (c->fake_running)
+		fake_join(&c->f);
+	iovmd_queue_done(&c->d.jobs, iovmd_job_free);
+	iovmd_queue_done(&c->d.msgs, iovmd_msg_free);
+	fixture_remove(&c->fx);
+	free(c);
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static void start(ctx *c)
+{
+	assert_int_equal(ops_init(&c->o, &c->d), 0);
+	c->started = true;
+}
+
+static void msgs_free(iovmd_msg *m)
+{
+	while (m) {
+		iovmd_msg *next = m->next;
+
+		iovmd_msg_free(m);
+		m = next;
+	}
+}
+
+/* The nth message of kind in the list (0: the first), or NULL. */
+static iovmd_msg *msg_find(iovmd_msg *m, iovmd_msg_kind kind, int nth)
+{
+	for (; m; m = m->next)
+		if (m->kind == kind && nth-- == 0)
+			return m;
+	return NULL;
+}
+
+/* The last whole or partial snapshot in the list. */
+static json_object *last_snapshot(iovmd_msg *m)
+{
+	json_object *snap = NULL;
+
+	for (; m; m = m->next)
+		if (m->kind == IOVMD_MSG_SNAPSHOT || m->kind == IOVMD_MSG_SNAPSHOT_PART)
+			snap = m->snapshot;
+	return snap;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	assert_non_null(o);
+	if (!json_object_object_get_ex(o, key, &v))
+		fail_msg("no member %s in %s", key, json_object_to_json_string(o));
+	return v;
+}
+
+static const char *member_str(json_object *o, const char *key)
+{
+	return json_object_get_string(member(o, key));
+}
+
+/* The element of array whose key is value. */
+static json_object *array_find(json_object *arr, const char *key, const char *value)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+
+		if (!strcmp(member_str(e, key), value))
+			return e;
+	}
+	fail_msg("no %s %s in %s", key, value, json_object_to_json_string(arr));
+	return NULL;
+}
+
+/*
+ * Runs one request line as a job of CLIENT and returns the reply, parsed.
+ * Checks the order every job keeps: one reply, to CLIENT, marked as
+ * followed by a snapshot, and then that snapshot (whole or partial) as the
+ * last message. *ret_msgs: every message the job left (free with
+ * msgs_free).
+ */
+static json_object *run(ctx *c, const char *line, iovmd_msg **ret_msgs)
+{
+	iovmd_job j = { .client = CLIENT };
+	iovm_error err = {};
+	iovmd_msg *msgs, *reply, *last;
+	json_object *ret;
+
+	assert_int_equal(iovm_api_parse_request(line, strlen(line), &j.req, &err), 0);
+	ops_run_job(&c->o, &j);
+	iovm_api_request_done(&j.req);
+	msgs = iovmd_queue_pop_all(&c->d.msgs);
+	reply = msg_find(msgs, IOVMD_MSG_REPLY, 0);
+	assert_non_null(reply);
+	assert_null(msg_find(msgs, IOVMD_MSG_REPLY, 1));
+	assert_int_equal(reply->client, CLIENT);
+	assert_true(reply->snapshot_follows);
+	for (last = reply; last->next; last = last->next)
+		;
+	assert_true(last->kind == IOVMD_MSG_SNAPSHOT || last->kind == IOVMD_MSG_SNAPSHOT_PART);
+	assert_non_null(last->snapshot);
+	ret = json_tokener_parse(reply->line);
+	assert_non_null(ret);
+	*ret_msgs = msgs;
+	return ret;
+}
+
+/* The errno name of an error reply ("EEXIST"), failing on a success. */
+static const char *error_errno(json_object *reply)
+{
+	json_object *e = NULL;
+
+	if (!json_object_object_get_ex(reply, "error", &e))
+		fail_msg("expected an error, got %s", json_object_to_json_string(reply));
+	return member_str(e, "errno");
+}
+
+static iovm_store *store_open(ctx *c)
+{
+	iovm_store *s = NULL;
+	iovm_error err = {};
+
+	assert_int_equal(iovm_store_open(c->d.cfg.state_path, &s, &err), 0);
+	return s;
+}
+
+/* ---- command jobs ---------------------------------------------------------------- */
+
+/* What the kernel does when sriov_numvfs of PF 0000:02:00.0 becomes n:
+ * the VFs' devices and the PF's virtfn links (make-sysfs.sh's layout). The
+ * fixture has no kernel, so the test makes them beforehand. */
+static void kernel_makes_vfs(ctx *c, unsigned n)
+{
+	char cmd[PATH_MAX * 2];
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && pf=devices/pci0000:00/0000:02:00.0 && "
+		 "for i in $(seq 0 %u); do a=0000:02:10.$((2 * i)); d=devices/pci0000:00/$a; "
+		 "mkdir -p $d && echo 0x8086 > $d/vendor && echo 0x10ca > $d/device && "
+		 "echo -1 > $d/numa_node && ln -sr $d bus/pci/devices/$a && ln -sr $pf $d/physfn && "
+		 "ln -sr $d $pf/virtfn$i || exit 1; done", c->fx.sys, n - 1);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* pf-set-vfs: the kernel gets the count, the store the desired state, the
+ * journal a finished intent; the reply, an event and the snapshot agree. */
+static void test_pf_set_vfs(void **state)
+{
+	ctx *c = *state;
+	iovmd_msg *msgs = NULL, *ev;
+	json_object *reply, *ret, *pf;
+	_cleanup_free_ iovm_store_intent *pending = NULL;
+	iovm_store_pf want;
+	size_t n_open = 9;
+	char buf[64];
+
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));   /* the start-up snapshots */
+	kernel_makes_vfs(c, 2);
+	reply = run(c, "{\"execute\":\"pf-set-vfs\",\"arguments\":{\"pf\":\"eth1\",\"count\":2,"
+		    "\"driver\":\"host\"},\"id\":1}", &msgs);
+	ret = member(reply, "return");
+	assert_string_equal(member_str(ret, "pf"), "0000:02:00.0");
+	assert_int_equal(json_object_get_int(member(ret, "num_vfs")), 2);
+	assert_int_equal(json_object_get_int(member(ret, "desired_vfs")), 2);
+	assert_string_equal(member_str(ret, "desired_driver"), "host");
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:02:00.0/sriov_numvfs", buf, sizeof(buf)), "2");
+	/* Progress went to the client before the reply; the event to all. */
+	assert_non_null(msg_find(msgs, IOVMD_MSG_PROGRESS, 0));
+	assert_int_equal(msg_find(msgs, IOVMD_MSG_PROGRESS, 0)->client, CLIENT);
+	ev = msg_find(msgs, IOVMD_MSG_EVENT, 0);
+	assert_non_null(ev);
+	assert_non_null(strstr(ev->line, "\"VFS_CHANGED\""));
+	pf = array_find(member(last_snapshot(msgs), "pfs"), "pf", "0000:02:00.0");
+	assert_int_equal(json_object_get_int(member(pf, "desired_vfs")), 2);
+	assert_int_equal(json_object_get_int(member(last_snapshot(msgs), "open_intents")), 0);
+	assert_int_equal(iovm_store_pf_get(c->o.store, "0000:02:00.0", &want, NULL), 0);
+	assert_int_equal(want.num_vfs, 2);
+	assert_string_equal(want.driver, "host");
+	assert_int_equal(iovm_store_intent_list_open(c->o.store, &pending, &n_open, NULL), 0);
+	assert_int_equal(n_open, 0);
+	json_object_put(reply);
+	msgs_free(msgs);
+
+	/* A PF that is not there: an error, nothing desired. */
+	reply = run(c, "{\"execute\":\"pf-set-vfs\",\"arguments\":{\"pf\":\"0000:09:00.0\",\"count\":1},"
+		    "\"id\":2}", &msgs);
+	assert_string_equal(error_errno(reply), "ENODEV");
+	assert_int_equal(iovm_store_pf_get(c->o.store, "0000:09:00.0", &want, NULL), -ENOENT);
+	json_object_put(reply);
+	msgs_free(msgs);
+}
+
+/* A PF whose VF is in a VM is not resized, and its desired state stays. */
+static void test_pf_set_vfs_refused_while_assigned(void **state)
+{
+	ctx *c = *state;
+	iovm_store *s = store_open(c);
+	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
+	iovm_store_assignment a = { .vf = VF_UP, .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE,
+				    .state = IOVM_STORE_ATTACHED };
+	iovmd_msg *msgs = NULL;
+	json_object *reply;
+	char buf[64];
+
+	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
+	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
+	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
+	iovm_store_close(s);
+	c->d.cfg.recover = false;    /* the VM is not running: recovery would take the VF back */
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	reply = run(c, "{\"execute\":\"pf-set-vfs\",\"arguments\":{\"pf\":\"eth0\",\"count\":1},\"id\":3}",
+		    &msgs);
+	assert_string_equal(error_errno(reply), "EBUSY");
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_numvfs", buf, sizeof(buf)), "3");
+	assert_null(msg_find(msgs, IOVMD_MSG_EVENT, 0));
+	json_object_put(reply);
+	msgs_free(msgs);
+}
+
+/* vm-add, the same again, vm-remove: the store, the reply and the partial
+ * snapshot (the VM list alone) agree at every step. */
+static void test_vm_add_remove(void **state)
+{
+	ctx *c = *state;
+	iovmd_msg *msgs = NULL, *last;
+	json_object *reply, *ret, *vms, *g1;
+	iovm_store_vm rec;
+	char line[PATH_MAX + 256];
+
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	snprintf(line, sizeof(line), "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"%s\","
+		 "\"priority\":\"high\"},\"id\":4}", c->qmp);
+	reply = run(c, line, &msgs);
+	ret = member(reply, "return");
+	assert_string_equal(member_str(ret, "name"), "g1");
+	assert_string_equal(member_str(ret, "priority"), "high");
+	assert_false(json_object_get_boolean(member(ret, "connected")));   /* no QEMU there */
+	assert_int_equal(iovm_store_vm_get(c->o.store, "g1", &rec, NULL), 0);
+	assert_string_equal(rec.qmp, c->qmp);
+	for (last = msgs; last->next; last = last->next)
+		;
+	assert_int_equal(last->kind, IOVMD_MSG_SNAPSHOT_PART);
+	vms = member(last->snapshot, "vms");
+	g1 = array_find(vms, "name", "g1");
+	assert_string_equal(member_str(g1, "priority"), "high");
+	assert_false(json_object_object_get_ex(last->snapshot, "pfs", NULL));
+	json_object_put(reply);
+	msgs_free(msgs);
+
+	reply = run(c, line, &msgs);
+	assert_string_equal(error_errno(reply), "EEXIST");
+	json_object_put(reply);
+	msgs_free(msgs);
+
+	reply = run(c, "{\"execute\":\"vm-remove\",\"arguments\":{\"name\":\"g1\"},\"id\":5}", &msgs);
+	assert_non_null(member(reply, "return"));
+	assert_int_equal(iovm_store_vm_get(c->o.store, "g1", &rec, NULL), -ENOENT);
+	assert_int_equal(json_object_array_length(member(last_snapshot(msgs), "vms")), 0);
+	assert_null(vms_find(&c->o, "g1"));
+	json_object_put(reply);
+	msgs_free(msgs);
+
+	reply = run(c, "{\"execute\":\"vm-remove\",\"arguments\":{\"name\":\"g1\"},\"id\":6}", &msgs);
+	assert_string_equal(error_errno(reply), "ENOENT");
+	json_object_put(reply);
+	msgs_free(msgs);
+}
+
+/* detach of a VF the VM does not hold: refused, the journal untouched. */
+static void test_detach_not_held(void **state)
+{
+	ctx *c = *state;
+	iovm_store *s = store_open(c);
+	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
+	_cleanup_free_ iovm_store_intent *pending = NULL;
+	iovmd_msg *msgs = NULL;
+	json_object *reply;
+	size_t n_open = 9;
+
+	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
+	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
+	iovm_store_close(s);
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	reply = run(c, "{\"execute\":\"detach\",\"arguments\":{\"vm\":\"g1\",\"vf\":\"eth0/1\"},\"id\":8}", &msgs);
+	assert_string_equal(error_errno(reply), "ENOENT");
+	assert_non_null(strstr(json_object_to_json_string(reply), "not attached to it"));
+	assert_int_equal(iovm_store_intent_list_open(c->o.store, &pending, &n_open, NULL), 0);
+	assert_int_equal(n_open, 0);
+	json_object_put(reply);
+	msgs_free(msgs);
+}
+
+/* ---- recovery ------------------------------------------------------------------- */
+
+/* The booted fixture, with a vfio-pci device devid behind port hp1 when
+ * devid is not NULL, as a QMP reply to the Nth command. */
+static char *query_pci_reply(const char *devid, int nth)
+{
+	char path[512];
+	json_object *pci, *devs, *children, *br, *dev;
+	char *s;
+
+	snprintf(path, sizeof(path), "%s/qmp/query-pci-booted.json", FIXTURES_DIR);
+	pci = json_object_from_file(path);
+	assert_non_null(pci);
+	if (devid) {
+		devs = member(json_object_array_get_idx(pci, 0), "devices");
+		br = member(array_find(devs, "qdev_id", "hp1"), "pci_bridge");
+		children = member(br, "devices");
+		dev = json_object_new_object();
+		json_object_object_add(dev, "bus", json_object_new_int(1));
+		json_object_object_add(dev, "slot", json_object_new_int(0));
+		json_object_object_add(dev, "function", json_object_new_int(0));
+		json_object_object_add(dev, "qdev_id", json_object_new_string(devid));
+		json_object_array_add(children, dev);
+	}
+	assert_true(asprintf(&s, "{\"return\": %s, \"id\": $%d}\r\n",
+			     json_object_to_json_string_ext(pci, JSON_C_TO_STRING_PLAIN), nth) > 0);
+	json_object_put(pci);
+	return s;
+}
+
+/* What a crash at attach:STEP leaves: VM g1, vf (eth0/index, on driver)
+ * reserved for it in state st with its original settings saved, the attach
+ * intent open at step. */
+static int64_t crashed_attach(ctx *c, const char *vf, unsigned index, const char *driver,
+			      iovm_store_assign_state st, const char *step)
+{
+	iovm_store *s = store_open(c);
+	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
+	iovm_store_assignment a = { .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE, .state = st };
+	iovm_store_vf_saved saved = { .pf = "0000:01:00.0", .vf_index = index };
+	char object[64], args[128];
+	int64_t id = 0;
+
+	snprintf(a.vf, sizeof(a.vf), "%s", vf);
+	assert_int_equal(iovm_vm_device_id(vf, a.devid, sizeof(a.devid)), 0);
+	snprintf(saved.vf, sizeof(saved.vf), "%s", vf);
+	snprintf(saved.driver, sizeof(saved.driver), "%s", driver);
+	snprintf(object, sizeof(object), "vf %s", vf);
+	snprintf(args, sizeof(args), "{\"vm\":\"g1\",\"devid\":\"%s\"}", a.devid);
+	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
+	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, object, args, &id, NULL), 0);
+	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
+	assert_int_equal(iovm_store_vf_saved_put(s, &saved, NULL), 0);
+	assert_int_equal(iovm_store_intent_step(s, id, step, NULL), 0);
+	iovm_store_close(s);
+	return id;
+}
+
+/* The fake QEMU of g1: connects, answers one query-pci, then waits for
+ * iovmd to hang up. */
+static void fake_vm(ctx *c, const char *query_pci)
+{
+	const struct step script[] = {
+		{ SEND, GREETING }, { EXPECT, "qmp_capabilities" }, { SEND, CAPS_OK },
+		{ EXPECT, "query-pci" }, { SEND, query_pci },
+		{ WAIT_HUP }, { END },
+	};
+	static struct step copy[8];
+
+	memcpy(copy, script, sizeof(script));
+	fake_listen(&c->f, c->qmp, copy);
+	c->fake_running = true;
+}
+
+/* Crash after device-added, the device is in the guest: recovery completes
+ * the attach (docs/iovmd.md, recovery rule 1 and 4). */
+static void test_recover_attach_completed(void **state)
+{
+	ctx *c = *state;
+	_cleanup_free_ char *pci = query_pci_reply(DEVID, 1);
+	int64_t id = crashed_attach(c, VF, 2, "", IOVM_STORE_ATTACHING, "device-added");
+	iovm_store_assignment a;
+	iovm_store_intent in;
+	iovm_store_vf_saved saved;
+	iovm_vf_entry *e;
+	json_object *vf;
+	iovmd_msg *msgs;
+
+	fake_vm(c, pci);
+	start(c);
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF, &a, NULL), 0);
+	assert_int_equal(a.state, IOVM_STORE_ATTACHED);
+	assert_string_equal(a.vm, "g1");
+	assert_int_equal(iovm_store_intent_get(c->o.store, id, &in, NULL), 0);
+	assert_int_equal(in.status, IOVM_INTENT_DONE);
+	assert_string_equal(in.step, "device-added");
+	/* The original settings stay for the detach to restore. */
+	assert_int_equal(iovm_store_vf_saved_get(c->o.store, VF, &saved, NULL), 0);
+	/* The pool holds it for the VM, in use, behind the port QEMU showed. */
+	e = iovm_vf_pool_get(c->o.pool, VF);
+	assert_non_null(e);
+	assert_string_equal(e->vm, "g1");
+	assert_int_equal(e->use, IOVM_VF_IN_USE);
+	assert_string_equal(e->port, "hp1");
+	/* And the snapshot after start-up says so. */
+	msgs = iovmd_queue_pop_all(&c->d.msgs);
+	vf = array_find(member(array_find(member(last_snapshot(msgs), "pfs"), "pf", "0000:01:00.0"), "vfs"),
+			"vf", VF);
+	assert_string_equal(member_str(vf, "state"), "attached");
+	assert_string_equal(member_str(vf, "vm"), "g1");
+	assert_int_equal(json_object_get_int(member(last_snapshot(msgs), "open_intents")), 0);
+	msgs_free(msgs);
+}
+
+/* Crash after prepared, the device never reached the guest: recovery gives
+ * the VF back and rolls the intent back. */
+static void test_recover_attach_rolled_back(void **state)
+{
+	ctx *c = *state;
+	_cleanup_free_ char *pci = query_pci_reply(NULL, 1);
+	int64_t id = crashed_attach(c, VF, 2, "", IOVM_STORE_ATTACHING, "prepared");
+	iovm_store_assignment a;
+	iovm_store_intent in;
+	iovm_store_vf_saved saved;
+	json_object *vf;
+	iovmd_msg *msgs;
+
+	fake_vm(c, pci);
+	start(c);
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF, &a, NULL), -ENOENT);
+	assert_int_equal(iovm_store_vf_saved_get(c->o.store, VF, &saved, NULL), -ENOENT);
+	assert_int_equal(iovm_store_intent_get(c->o.store, id, &in, NULL), 0);
+	assert_int_equal(in.status, IOVM_INTENT_ROLLED_BACK);
+	assert_null(iovm_vf_pool_get(c->o.pool, VF));
+	msgs = iovmd_queue_pop_all(&c->d.msgs);
+	vf = array_find(member(array_find(member(last_snapshot(msgs), "pfs"), "pf", "0000:01:00.0"), "vfs"),
+			"vf", VF);
+	assert_string_equal(member_str(vf, "state"), "free");
+	msgs_free(msgs);
+}
+
+/* The VM is gone (no QEMU on its socket): its VF is given back all the
+ * same; the intent is rolled back. */
+static void test_recover_vm_gone(void **state)
+{
+	ctx *c = *state;
+	int64_t id = crashed_attach(c, VF, 2, "", IOVM_STORE_ATTACHED, "verified");
+	iovm_store_assignment a;
+	iovm_store_intent in;
+
+	start(c);
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF, &a, NULL), -ENOENT);
+	assert_null(iovm_vf_pool_get(c->o.pool, VF));
+	assert_int_equal(iovm_store_intent_get(c->o.store, id, &in, NULL), 0);
+	assert_int_equal(in.status, IOVM_INTENT_ROLLED_BACK);
+}
+
+/* The VM is gone but the VF is still held (its netdev is up on the host):
+ * it stays reserved, release-pending, for the refresh tick to retry. */
+static void test_recover_vf_still_held(void **state)
+{
+	ctx *c = *state;
+	int64_t id = crashed_attach(c, VF_UP, 1, "igbvf", IOVM_STORE_ATTACHED, "verified");
+	iovm_store_assignment a;
+	iovm_store_intent in;
+	iovm_vf_entry *e;
+
+	start(c);
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), 0);
+	assert_int_equal(a.state, IOVM_STORE_RELEASE_PENDING);
+	e = iovm_vf_pool_get(c->o.pool, VF_UP);
+	assert_non_null(e);
+	assert_int_equal(e->use, IOVM_VF_RECLAIM);
+	assert_int_equal(iovm_store_intent_get(c->o.store, id, &in, NULL), 0);
+	assert_int_equal(in.status, IOVM_INTENT_ROLLED_BACK);
+	/* Still held on the tick: still reserved. */
+	ops_tick(&c->o);
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), 0);
+	assert_non_null(iovm_vf_pool_get(c->o.pool, VF_UP));
+	/* The host lets go of it: the next tick gives it back. */
+	assert_int_equal(fx_write(&c->fx, "class/net/eth2/flags", "0x1002"), 0);
+	assert_int_equal(fx_write(&c->fx, "class/net/eth2/operstate", "down"), 0);
+	ops_tick(&c->o);
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), -ENOENT);
+	assert_null(iovm_vf_pool_get(c->o.pool, VF_UP));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pf_set_vfs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_set_vfs_refused_while_assigned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_add_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_detach_not_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_attach_completed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_attach_rolled_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_vm_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_vf_still_held, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
