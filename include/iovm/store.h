@@ -220,11 +220,30 @@ typedef enum iovm_store_intent_status {
 	IOVM_INTENT_ROLLED_BACK,
 } iovm_store_intent_status;
 
+/* An intent's arguments, typed; stored as a JSON object whose members
+ * depend on the kind (docs/state.md):
+ *   attach, detach:        "vm", "mode" ("exclusive" | "shared"; absent in
+ *                          older rows: exclusive), "devid" (exclusive only)
+ *   set-vfs, create-vfs:   "count", "driver"
+ * Members a kind does not use are neither written nor read. */
+typedef struct iovm_store_intent_args {
+	char vm[IOVM_STORE_NAME_MAX];      /* attach, detach: the VM */
+	iovm_mode mode;              /* attach, detach */
+	char devid[IOVM_STORE_NAME_MAX];   /* attach, detach, exclusive: QEMU device id (may be "") */
+	unsigned count;                    /* set-vfs, create-vfs: VF count */
+	char driver[IOVM_STORE_NAME_MAX];  /* set-vfs, create-vfs: "vfio-pci" or "host" */
+} iovm_store_intent_args;
+
+#define IOVM_STORE_ARGS_ERROR_MAX 160
+
 typedef struct iovm_store_intent {
 	int64_t id;
 	iovm_store_intent_kind kind;
 	char object[IOVM_STORE_OBJECT_MAX];
-	char args[IOVM_STORE_ARGS_MAX];    /* JSON object, "{}" when none */
+	iovm_store_intent_args args;       /* decoded; all zero when args_error is set */
+	/* "" when the stored arguments decoded; else why they did not, e.g.
+	 * "member \"vm\" is missing" (list_open only: get refuses the row) */
+	char args_error[IOVM_STORE_ARGS_ERROR_MAX];
 	char step[IOVM_STORE_NAME_MAX];    /* last step reached, "" = none yet */
 	iovm_store_intent_status status;
 	int64_t started, finished;         /* unix seconds; finished 0 while open */
@@ -234,20 +253,29 @@ const char *iovm_store_intent_kind_to_string(iovm_store_intent_kind k);
 const char *iovm_store_intent_status_to_string(iovm_store_intent_status st);
 const char *iovm_store_assign_state_to_string(iovm_store_assign_state st);
 
-/* Writes the intent before acting. args_json NULL means "{}"; otherwise it
- * must be a JSON object (-EINVAL). */
+/* Writes the intent before acting, its arguments encoded as JSON. -EINVAL
+ * naming the member if args lack what the kind needs (attach, detach: vm;
+ * set-vfs, create-vfs: driver) or a string is unterminated. */
 int iovm_store_intent_begin(iovm_store *s, iovm_store_intent_kind kind, const char *object,
-			    const char *args_json, int64_t *ret_id, iovm_error *err);
+			    const iovm_store_intent_args *args, int64_t *ret_id, iovm_error *err);
 /* Records the step reached. -ENOENT if no such intent, -EALREADY if it is
  * no longer open. */
 int iovm_store_intent_step(iovm_store *s, int64_t id, const char *step, iovm_error *err);
 /* status: IOVM_INTENT_DONE or IOVM_INTENT_ROLLED_BACK. */
 int iovm_store_intent_finish(iovm_store *s, int64_t id, iovm_store_intent_status status,
 			     iovm_error *err);
+/* -EBADMSG naming the member if the stored arguments do not decode. */
 int iovm_store_intent_get(iovm_store *s, int64_t id, iovm_store_intent *ret, iovm_error *err);
-/* Open intents, oldest first: what recovery must finish or roll back. */
+/* Open intents, oldest first: what recovery must finish or roll back.
+ * Every open row is listed; one whose arguments do not decode has
+ * args_error set, so a single bad row does not hide the others. */
 int iovm_store_intent_list_open(iovm_store *s, iovm_store_intent **ret, size_t *ret_n,
 				iovm_error *err);
 /* Deletes finished intents whose finish time is before the given time;
  * returns how many. Open intents are never pruned. */
 int iovm_store_intent_prune(iovm_store *s, int64_t finished_before, iovm_error *err);
+/* Deletes finished intents but the newest max_finished (by id); returns
+ * how many. Open intents are never pruned, nor counted. iovmd calls this
+ * on its refresh tick with --journal-keep (default below). */
+#define IOVM_STORE_INTENT_KEEP_DEFAULT 1000
+int iovm_store_intent_prune_keep(iovm_store *s, unsigned max_finished, iovm_error *err);

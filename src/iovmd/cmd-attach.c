@@ -111,7 +111,8 @@ static void original_settings(ops *o, const iovm_vf *vf, iovm_store_vf_saved *sa
 /* Writes, in one transaction, the attach intent, the holder's row (an
  * exclusive assignment a, or a share sh) and the original settings (kept if
  * already saved: the first save is the original). */
-static int journal_attach(ops *o, const char *vf, const char *args, const iovm_store_assignment *a,
+static int journal_attach(ops *o, const char *vf, const iovm_store_intent_args *args,
+			  const iovm_store_assignment *a,
 			  const iovm_store_share *sh, const iovm_store_vf_saved *saved, int64_t *ret_id,
 			  iovm_error *err)
 {
@@ -184,7 +185,8 @@ static json_object *shared_json(vmrec *v, const iovm_vf *vf, const iovm_shared_r
 static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf_in,
 				  iovm_error *err)
 {
-	char args[256], mac[IOVM_MAC_STR_MAX] = "";
+	char mac[IOVM_MAC_STR_MAX] = "";
+	iovm_store_intent_args args;
 	iovm_store_share sh = {};
 	iovm_store_vf_saved saved = {};
 	iovm_shared_result res = {};
@@ -197,8 +199,8 @@ static json_object *attach_shared(ops *o, vmrec *v, const iovm_api_request *q, c
 	snprintf(sh.vf, sizeof(sh.vf), "%s", vf.addr);
 	snprintf(sh.vm, sizeof(sh.vm), "%s", v->info.name);
 	sh.state = IOVM_STORE_RESERVED;
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", v->info.name);
-	if (journal_attach(o, vf.addr, args, NULL, &sh, &saved, &id, err) < 0) {
+	args = records_vm_args(v->info.name, IOVM_MODE_SHARED, NULL);
+	if (journal_attach(o, vf.addr, &args, NULL, &sh, &saved, &id, err) < 0) {
 		mirror_forget(o, v->info.name, vf.addr);
 		return NULL;
 	}
@@ -286,7 +288,8 @@ static void attach_opts(ops *o, const iovm_api_request *q, const iovm_vf *vf, ch
 static json_object *attach_exclusive(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf,
 				     iovm_error *err)
 {
-	char args[512], mac[18] = "";
+	char mac[18] = "";
+	iovm_store_intent_args args;
 	iovm_store_assignment a = {};
 	iovm_store_vf_saved saved = {};
 	iovm_attach_result res = {};
@@ -301,8 +304,8 @@ static json_object *attach_exclusive(ops *o, vmrec *v, const iovm_api_request *q
 	a.mode = IOVM_MODE_EXCLUSIVE;
 	a.state = IOVM_STORE_RESERVED;
 	iovm_vm_device_id(vf->addr, a.devid, sizeof(a.devid));
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", q->vm, a.devid);
-	if (journal_attach(o, vf->addr, args, &a, NULL, &saved, &id, err) < 0) {
+	args = records_vm_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
+	if (journal_attach(o, vf->addr, &args, &a, NULL, &saved, &id, err) < 0) {
 		mirror_forget(o, q->vm, vf->addr);
 		return NULL;
 	}

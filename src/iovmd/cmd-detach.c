@@ -34,14 +34,14 @@ static json_object *detached(ops *o, const char *vm, const char *vf)
 static json_object *detach_shared(ops *o, vmrec *v, const iovm_api_request *q, const char *vf,
 				  iovm_error *err)
 {
-	char object[IOVM_STORE_OBJECT_MAX], args[256];
+	iovm_store_intent_args args = records_vm_args(v->info.name, IOVM_MODE_SHARED, NULL);
+	char object[IOVM_STORE_OBJECT_MAX];
 	const char *vm = v->info.name;
 	int64_t id = 0;
 	int r;
 
 	snprintf(object, sizeof(object), "vf %s", vf);
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"mode\":\"shared\"}", vm);
-	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, &id, err) < 0)
+	if (iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, &args, &id, err) < 0)
 		return NULL;
 	o->intent = id;
 	o->op = "detach";
@@ -101,13 +101,13 @@ static int detach_which(ops *o, const iovm_api_request *q, char vfaddr[static IO
 /* The intent and the DETACHING state, in one transaction. */
 static int journal_detach(ops *o, const iovm_store_assignment *a, int64_t *ret_id, iovm_error *err)
 {
-	char object[IOVM_STORE_OBJECT_MAX], args[256];
+	iovm_store_intent_args args = records_vm_args(a->vm, IOVM_MODE_EXCLUSIVE, a->devid);
+	char object[IOVM_STORE_OBJECT_MAX];
 	int r;
 
 	snprintf(object, sizeof(object), "vf %s", a->vf);
-	snprintf(args, sizeof(args), "{\"vm\":\"%s\",\"devid\":\"%s\"}", a->vm, a->devid);
 	records_begin(o, "detach");
-	r = iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, args, ret_id, err);
+	r = iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, &args, ret_id, err);
 	if (r < 0) {
 		iovm_store_rollback(o->store);
 		return r;

@@ -32,16 +32,17 @@ int cmd_apply_vf_configs(ops *o, const char *pf, iovm_error *err)
 /* The desired state and the intent, in one transaction. */
 static int journal_set_vfs(ops *o, const iovm_store_pf *want, int64_t *ret_id, iovm_error *err)
 {
-	char args[128], object[IOVM_STORE_OBJECT_MAX];
+	iovm_store_intent_args args = { .count = want->num_vfs };
+	char object[IOVM_STORE_OBJECT_MAX];
 	int r;
 
-	snprintf(args, sizeof(args), "{\"count\":%u,\"driver\":\"%s\"}", want->num_vfs, want->driver);
+	snprintf(args.driver, sizeof(args.driver), "%s", want->driver);
 	snprintf(object, sizeof(object), "pf %s", want->pf);
 	r = iovm_store_begin(o->store, err);
 	if (r >= 0)
 		r = iovm_store_pf_put(o->store, want, err);
 	if (r >= 0)
-		r = iovm_store_intent_begin(o->store, IOVM_INTENT_SET_VFS, object, args, ret_id, err);
+		r = iovm_store_intent_begin(o->store, IOVM_INTENT_SET_VFS, object, &args, ret_id, err);
 	if (r >= 0)
 		return iovm_store_commit(o->store, err);
 	iovm_store_rollback(o->store);

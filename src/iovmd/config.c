@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iovm/store.h"
 #include "iovmd/iovmd.h"
 #include "shared/util.h"
 
@@ -34,13 +35,14 @@ void iovmd_config_defaults(iovmd_config *c)
 	c->max_users = 4;
 	c->shared_reserve = 0;
 	c->rebalance = false;
+	c->journal_keep = IOVM_STORE_INTENT_KEEP_DEFAULT;
 }
 
 enum {
 	OPT_CONFIG = 0x100, OPT_SOCKET, OPT_STATE, OPT_SYSFS_ROOT, OPT_GROUP, OPT_SOCKET_MODE,
 	OPT_MAX_CLIENTS, OPT_ATTACH_TIMEOUT, OPT_DETACH_TIMEOUT, OPT_REFRESH, OPT_SAMPLE,
 	OPT_WINDOW, OPT_LOG_LEVEL, OPT_NO_RECOVER, OPT_MAX_USERS, OPT_SHARED_RESERVE, OPT_REBALANCE,
-	OPT_HELP, OPT_VERSION,
+	OPT_JOURNAL_KEEP, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -61,6 +63,7 @@ static const struct option options[] = {
 	{ "max-users", required_argument, NULL, OPT_MAX_USERS },
 	{ "shared-reserve", required_argument, NULL, OPT_SHARED_RESERVE },
 	{ "rebalance", no_argument, NULL, OPT_REBALANCE },
+	{ "journal-keep", required_argument, NULL, OPT_JOURNAL_KEEP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{}
@@ -74,6 +77,7 @@ static void usage(FILE *f)
 		"             [--attach-timeout MS] [--detach-timeout MS] [--refresh-interval MS]\n"
 		"             [--sample-interval MS] [--window MS] [--log-level error|warning|info|debug]\n"
 		"             [--no-recover] [--max-users N] [--shared-reserve N] [--rebalance]\n"
+		"             [--journal-keep N]\n"
 		"Every option can also be set as \"key = value\" in the config file\n"
 		"(default " DEFAULT_CONFIG "); a flag wins over the file. See iovmd(8).\n");
 }
@@ -121,6 +125,7 @@ static const struct number_option {
 	{ OPT_WINDOW,         100, 86400000, 10, offsetof(iovmd_config, window_ms),           true },
 	{ OPT_MAX_USERS,      1,   1024,     10, offsetof(iovmd_config, max_users),           false },
 	{ OPT_SHARED_RESERVE, 0,   4096,     10, offsetof(iovmd_config, shared_reserve),      false },
+	{ OPT_JOURNAL_KEEP,   0,   1000000,  10, offsetof(iovmd_config, journal_keep),        false },
 };
 
 static int apply_number(iovmd_config *c, const struct number_option *n, const char *name, const char *v)

@@ -43,6 +43,7 @@ typedef struct iovmd_config {
 	unsigned max_users;           /* users per shared VF */
 	unsigned shared_reserve;      /* free VFs auto mode leaves for sharing */
 	bool rebalance;               /* move a sharer to a VF that frees up */
+	unsigned journal_keep;        /* finished intents kept in the state db */
 } iovmd_config;
 
 /* config.c */

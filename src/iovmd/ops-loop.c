@@ -147,15 +147,30 @@ static bool reclaim_orphans(ops *o)
 	return false;
 }
 
-/* Every refresh interval: VMs reconnected, late releases taken in, and
- * the snapshot published again if any of that, a fixture's change or a
- * counter changed it. The kernel's own changes come as they happen
- * (kernel.c); an idle tick reads nothing from the kernel and starts no
- * process. */
+/* Finished intents beyond --journal-keep: one bounded DELETE per tick,
+ * nothing per request (docs/state.md). */
+static void prune_journal(ops *o)
+{
+	iovm_error err = {};
+	int r;
+
+	r = iovm_store_intent_prune_keep(o->store, o->d->cfg.journal_keep, &err);
+	if (r < 0)
+		log_warning(r, "journal: %s", err.msg);
+	else if (r > 0)
+		log_debug("journal: pruned %d finished intents (keeping %u)", r, o->d->cfg.journal_keep);
+}
+
+/* Every refresh interval: the journal pruned, VMs reconnected, late
+ * releases taken in, and the snapshot published again if any of that, a
+ * fixture's change or a counter changed it. The kernel's own changes come
+ * as they happen (kernel.c); an idle tick reads nothing from the kernel
+ * and starts no process. */
 void ops_tick(ops *o)
 {
 	int64_t now = now_ms();
 
+	prune_journal(o);
 	for (vmrec *v = o->vms; v; v = v->next) {
 		if (v->vm) {
 			/* VFs of a VM whose guest released them late, or that

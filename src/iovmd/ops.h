@@ -117,6 +117,8 @@ void mirror_load_holders(ops *o);
 /* records.c */
 void records_begin(ops *o, const char *what);
 int records_commit(ops *o);
+/* The arguments of an attach or detach intent (devid NULL: none). */
+iovm_store_intent_args records_vm_args(const char *vm, iovm_mode mode, const char *devid);
 void records_step(ops *o, int64_t id, const char *step);
 void records_finish(ops *o, int64_t id, iovm_store_intent_status status);
 void records_set_assignment(ops *o, const char *vf, iovm_store_assign_state st, const char *devid);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "iovm/vfnet.h"
@@ -43,6 +44,15 @@ int records_commit(ops *o)
 	if (r < 0)
 		log_store(&err);
 	return r;
+}
+
+iovm_store_intent_args records_vm_args(const char *vm, iovm_mode mode, const char *devid)
+{
+	iovm_store_intent_args args = { .mode = mode };
+
+	snprintf(args.vm, sizeof(args.vm), "%s", vm);
+	snprintf(args.devid, sizeof(args.devid), "%s", devid ? devid : "");
+	return args;
 }
 
 void records_step(ops *o, int64_t id, const char *step)

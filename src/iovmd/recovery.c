@@ -207,23 +207,28 @@ static void recover_pf(ops *o, const iovm_store_pf *want)
 static bool intent_done(ops *o, const iovm_store_intent *in)
 {
 	char vf[IOVM_STORE_ADDR_MAX] = "";
-	json_object *args = json_tokener_parse(in->args), *jvm = NULL;
-	const char *vm = args && json_object_object_get_ex(args, "vm", &jvm) ? json_object_get_string(jvm) : "";
-	bool shared = strstr(in->args, "\"mode\":\"shared\"") != NULL;
+	const char *vm = in->args.vm;
+	bool shared = in->args.mode == IOVM_MODE_SHARED;
 	iovm_store_assignment a;
 	iovm_store_share sh;
-	bool done = true;
 
+	if ((in->kind == IOVM_INTENT_ATTACH || in->kind == IOVM_INTENT_DETACH) && in->args_error[0]) {
+		/* Which holder it was is unknown; the VF itself was settled
+		 * from its records above. */
+		log_warning(-EBADMSG, "recovery: intent %lld (%s %s): stored arguments unreadable: %s",
+			    (long long)in->id, iovm_store_intent_kind_to_string(in->kind), in->object,
+			    in->args_error);
+		return false;
+	}
 	if (in->kind == IOVM_INTENT_ATTACH && sscanf(in->object, "vf %15s", vf) == 1)
-		done = shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) == 0 &&
+		return shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) == 0 &&
 				sh.state == IOVM_STORE_ATTACHED
 			      : iovm_store_assignment_get(o->store, vf, &a, NULL) == 0 &&
 				a.state == IOVM_STORE_ATTACHED;
-	else if (in->kind == IOVM_INTENT_DETACH && sscanf(in->object, "vf %15s", vf) == 1)
-		done = shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) < 0
+	if (in->kind == IOVM_INTENT_DETACH && sscanf(in->object, "vf %15s", vf) == 1)
+		return shared ? iovm_store_share_get(o->store, vf, vm, &sh, NULL) < 0
 			      : iovm_store_assignment_get(o->store, vf, &a, NULL) < 0;
-	json_object_put(args);
-	return done;
+	return true;
 }
 
 /* Rule 4: every open intent is now settled by the above. */

@@ -20,10 +20,12 @@ import grp
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -470,6 +472,30 @@ def read_after_job_sees_its_change(d):
         check(r2["return"]["num_vfs"] == n, "pf-show after pf-set-vfs %d: %r" % (n, r2))
     check("replied; publishing" in d.log_text(), "the reply did not go before the snapshot")
     status_ok(d)
+
+
+@case
+def journal_pruned_on_tick(d):
+    # Each pf-set-vfs journals an intent (rolled back: the fixture kernel
+    # makes no VFs); the refresh tick keeps the newest --journal-keep
+    # finished ones.
+    d.stop()
+    d.extra = ["--journal-keep", "3"]
+    d.start()
+    c = d.client()
+    for i in range(10):
+        c.request("pf-set-vfs", {"pf": "eth1", "count": 1 + i % 3})
+
+    def rows():
+        db = sqlite3.connect(d.state)
+        try:
+            return db.execute("SELECT count(*), min(id), sum(status = 'open') FROM intent").fetchone()
+        finally:
+            db.close()
+    wait_for(lambda: rows()[0] == 3, "the tick to prune the journal to 3 intents")
+    check(rows() == (3, 8, 0), "journal after pruning (count, oldest id, open) %r" % (rows(),))
+    pruned = [int(w) for w in re.findall(r"journal: pruned (\d+) finished intents", d.log_text())]
+    check(sum(pruned) == 7, "prunes in the log %r" % pruned)
 
 
 @case

@@ -218,6 +218,7 @@ static void test_pf_set_vfs(void **state)
 	iovmd_msg *msgs = NULL, *ev;
 	json_object *reply, *ret, *pf;
 	_cleanup_free_ iovm_store_intent *pending = NULL;
+	iovm_store_intent in;
 	iovm_store_pf want;
 	size_t n_open = 9;
 	char buf[64];
@@ -257,6 +258,13 @@ static void test_pf_set_vfs(void **state)
 	assert_int_equal(iovm_store_pf_get(c->o.store, "0000:09:00.0", &want, NULL), -ENOENT);
 	json_object_put(reply);
 	msgs_free(msgs);
+
+	/* The refresh tick prunes finished intents past --journal-keep. */
+	assert_int_equal(iovm_store_intent_get(c->o.store, 1, &in, NULL), 0);
+	assert_int_equal(in.status, IOVM_INTENT_DONE);
+	c->d.cfg.journal_keep = 0;
+	ops_tick(&c->o);
+	assert_int_equal(iovm_store_intent_get(c->o.store, 1, &in, NULL), -ENOENT);
 }
 
 /* A PF whose VF is in a VM is not resized, and its desired state stays. */
@@ -402,7 +410,8 @@ static int64_t crashed_attach(ctx *c, const char *vf, unsigned index, const char
 	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
 	iovm_store_assignment a = { .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE, .state = st };
 	iovm_store_vf_saved saved = { .pf = "0000:01:00.0", .vf_index = index };
-	char object[64], args[128];
+	iovm_store_intent_args args = { .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE };
+	char object[64];
 	int64_t id = 0;
 
 	snprintf(a.vf, sizeof(a.vf), "%s", vf);
@@ -410,10 +419,10 @@ static int64_t crashed_attach(ctx *c, const char *vf, unsigned index, const char
 	snprintf(saved.vf, sizeof(saved.vf), "%s", vf);
 	snprintf(saved.driver, sizeof(saved.driver), "%s", driver);
 	snprintf(object, sizeof(object), "vf %s", vf);
-	snprintf(args, sizeof(args), "{\"vm\":\"g1\",\"devid\":\"%s\"}", a.devid);
+	snprintf(args.devid, sizeof(args.devid), "%s", a.devid);
 	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
 	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, object, args, &id, NULL), 0);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, object, &args, &id, NULL), 0);
 	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
 	assert_int_equal(iovm_store_vf_saved_put(s, &saved, NULL), 0);
 	assert_int_equal(iovm_store_intent_step(s, id, step, NULL), 0);

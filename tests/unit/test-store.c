@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "iovm/store.h"
+#include "shared/util.h"
 
 typedef struct fixture {
 	char dir[PATH_MAX];
@@ -102,6 +103,23 @@ static long long raw_int(const char *path, const char *sql)
 	sqlite3_close(db);
 	return v;
 }
+
+/* The first column of the first row as text into buf ("" for NULL). */
+static void raw_text(const char *path, const char *sql, char *buf, size_t n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(buf, n, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* Intent arguments for tests that only need a valid attach or detach. */
+static const iovm_store_intent_args vm1_args = { .vm = "vm1", .mode = IOVM_MODE_EXCLUSIVE, .devid = "iovm-vf" };
 
 static iovm_store *open_ok(const char *path)
 {
@@ -185,7 +203,7 @@ static void test_create_and_reopen(void **state)
 	sv.cfg.max_tx_rate = 250;
 	assert_int_equal(iovm_store_vf_saved_put(s, &sv, &e), 0);
 	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.6",
-						 "{\"vm\":\"web1\"}", &id, &e), 0);
+						 &(iovm_store_intent_args){ .vm = "web1", .mode = IOVM_MODE_EXCLUSIVE }, &id, &e), 0);
 	iovm_store_close(s);
 
 	s = open_ok(path);
@@ -222,7 +240,8 @@ static void test_create_and_reopen(void **state)
 	assert_int_equal(iovm_store_intent_list_open(s, &open_list, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(open_list[0].id, id);
-	assert_string_equal(open_list[0].args, "{\"vm\":\"web1\"}");
+	assert_string_equal(open_list[0].args.vm, "web1");
+	assert_string_equal(open_list[0].args_error, "");
 	free(open_list);
 	iovm_store_close(s);
 
@@ -439,6 +458,8 @@ static void test_migrate_from_v1_with_data(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(list[0].kind, IOVM_INTENT_DETACH);
 	assert_string_equal(list[0].step, "device_del-sent");
+	/* Its "{}" names no VM: listed, with the reason, not dropped. */
+	assert_string_equal(list[0].args_error, "member \"vm\" is missing");
 	free(list);
 
 	/* The migrated schema takes the new field. */
@@ -1040,8 +1061,9 @@ static void test_intent_lifecycle(void **state)
 	iovm_error e = {};
 
 	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_CREATE_VFS, "pf 0000:01:00.0",
-						 "{\"num_vfs\":7}", &a, &e), 0);
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, "pf 0000:02:00.0", NULL, &b, &e), 0);
+						 &(iovm_store_intent_args){ .count = 7, .driver = "host" }, &a, &e), 0);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, "pf 0000:02:00.0",
+						 &(iovm_store_intent_args){ .driver = "vfio-pci" }, &b, &e), 0);
 	assert_true(b > a);
 	assert_int_equal(iovm_store_intent_step(s, a, "autoprobe-off", &e), 0);
 	assert_int_equal(iovm_store_intent_step(s, a, "numvfs-written", &e), 0);
@@ -1060,14 +1082,14 @@ static void test_intent_lifecycle(void **state)
 	assert_int_equal(iovm_store_intent_finish(s, a, IOVM_INTENT_ROLLED_BACK, &e), -EALREADY);
 	assert_int_equal(iovm_store_intent_finish(s, b, IOVM_INTENT_OPEN, &e), -EINVAL);
 	assert_int_equal(iovm_store_intent_step(s, 9999, "x", &e), -ENOENT);
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf x", "[1,2]", &a, &e), -EINVAL);
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf x", "{} junk", &a, &e), -EINVAL);
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "", NULL, &a, &e), -EINVAL);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf x", NULL, &a, &e), -EINVAL);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "", &vm1_args, &a, &e), -EINVAL);
 
 	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(list[0].id, b);
-	assert_string_equal(list[0].args, "{}");
+	assert_string_equal(list[0].args.driver, "vfio-pci");
+	assert_int_equal(list[0].args.count, 0);
 	free(list);
 
 	/* Pruning drops finished history, never open intents. */
@@ -1093,7 +1115,7 @@ static void crash_child(const char *path, bool in_tx)
 		if (in_tx && iovm_store_begin(s, NULL) < 0)
 			_exit(11);
 		if (iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, in_tx ? "vf uncommitted" : "vf committed",
-					    NULL, &id, NULL) < 0 ||
+					    &vm1_args, &id, NULL) < 0 ||
 		    iovm_store_intent_step(s, id, "reserved", NULL) < 0)
 			_exit(12);
 		_exit(0);   /* no close, no commit */
@@ -1112,7 +1134,7 @@ static void test_intent_survives_crash(void **state)
 	int64_t id;
 	iovm_error e = {};
 
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_DETACH, "vf 0000:01:10.0", NULL, &id, &e), 0);
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_DETACH, "vf 0000:01:10.0", &vm1_args, &id, &e), 0);
 	assert_int_equal(iovm_store_intent_step(s, id, "device_del-sent", &e), 0);
 	iovm_store_close(s);
 
@@ -1129,6 +1151,281 @@ static void test_intent_survives_crash(void **state)
 	assert_string_equal(list[1].step, "reserved");
 	free(list);
 	iovm_store_close(s);
+}
+
+/* Every kind's arguments go in typed and come back equal, through the
+ * file; names with JSON's special characters survive. */
+static void test_intent_args_round_trip(void **state)
+{
+	static const struct {
+		iovm_store_intent_kind kind;
+		iovm_store_intent_args args;
+		const char *stored;
+	} cases[] = {
+		{ IOVM_INTENT_ATTACH, { .vm = "web1", .mode = IOVM_MODE_EXCLUSIVE, .devid = "iovm-0000-01-10.2" },
+		  "{\"vm\":\"web1\",\"mode\":\"exclusive\",\"devid\":\"iovm-0000-01-10.2\"}" },
+		{ IOVM_INTENT_ATTACH, { .vm = "u1", .mode = IOVM_MODE_SHARED },
+		  "{\"vm\":\"u1\",\"mode\":\"shared\"}" },
+		{ IOVM_INTENT_DETACH, { .vm = "we\"b\\1/x", .mode = IOVM_MODE_EXCLUSIVE, .devid = "" },
+		  "{\"vm\":\"we\\\"b\\\\1/x\",\"mode\":\"exclusive\",\"devid\":\"\"}" },
+		{ IOVM_INTENT_DETACH, { .vm = "u2", .mode = IOVM_MODE_SHARED },
+		  "{\"vm\":\"u2\",\"mode\":\"shared\"}" },
+		{ IOVM_INTENT_SET_VFS, { .count = 7, .driver = "host" }, "{\"count\":7,\"driver\":\"host\"}" },
+		{ IOVM_INTENT_CREATE_VFS, { .count = 0, .driver = "vfio-pci" },
+		  "{\"count\":0,\"driver\":\"vfio-pci\"}" },
+	};
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_intent it, *list = NULL;
+	char sql[128], text[IOVM_STORE_ARGS_MAX];
+	size_t n = 0;
+	iovm_error e = {};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		int64_t id;
+
+		assert_int_equal(iovm_store_intent_begin(s, cases[i].kind, "vf 0000:01:10.2", &cases[i].args, &id,
+							 &e), 0);
+		assert_int_equal(iovm_store_intent_get(s, id, &it, &e), 0);
+		assert_int_equal(it.kind, cases[i].kind);
+		assert_string_equal(it.args_error, "");
+		assert_memory_equal(&it.args, &cases[i].args, sizeof(it.args));
+		/* Plain JSON: what an older iovmd's strstr for "mode":"shared"
+		 * and the sqlite3 shell read. */
+		snprintf(sql, sizeof(sql), "SELECT args FROM intent WHERE id = %lld", (long long)id);
+		raw_text(f->db, sql, text, sizeof(text));
+		assert_string_equal(text, cases[i].stored);
+	}
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, ELEMENTSOF(cases));
+	for (size_t i = 0; i < n; i++)
+		assert_memory_equal(&list[i].args, &cases[i].args, sizeof(list[i].args));
+	free(list);
+	iovm_store_close(s);
+
+	/* Rows as the snprintf-built format wrote them still decode: an
+	 * exclusive attach had no "mode". */
+	raw_exec(f->db, "DELETE FROM intent;"
+		 "INSERT INTO intent (kind, object, args, started) VALUES"
+		 "  ('attach', 'vf 0000:01:10.3', '{\"vm\":\"db1\",\"devid\":\"iovm-0000-01-10.3\"}', 1),"
+		 "  ('detach', 'vf 0000:01:10.4', '{\"vm\":\"u1\",\"mode\":\"shared\"}', 2),"
+		 "  ('set-vfs', 'pf 0000:01:00.0', '{\"count\":4,\"driver\":\"vfio-pci\"}', 3);");
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0].args.vm, "db1");
+	assert_int_equal(list[0].args.mode, IOVM_MODE_EXCLUSIVE);
+	assert_string_equal(list[0].args.devid, "iovm-0000-01-10.3");
+	assert_string_equal(list[1].args.vm, "u1");
+	assert_int_equal(list[1].args.mode, IOVM_MODE_SHARED);
+	assert_int_equal(list[2].args.count, 4);
+	assert_string_equal(list[2].args.driver, "vfio-pci");
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(list[i].args_error, "");
+	free(list);
+	iovm_store_close(s);
+}
+
+/* Arguments a kind cannot use are refused on the way in (-EINVAL) and on
+ * the way out (-EBADMSG from get; list_open keeps the row with the reason),
+ * naming the member. */
+static void test_intent_args_malformed(void **state)
+{
+	static const struct {
+		const char *kind, *args, *why;
+	} bad[] = {
+		{ "attach", "not json", "not a JSON object" },
+		{ "attach", "[1,2]", "not a JSON object" },
+		{ "attach", "{\"vm\":\"a\"} junk", "not a JSON object" },
+		{ "attach", "", "not a JSON object" },
+		{ "attach", "{}", "member \"vm\" is missing" },
+		{ "detach", "{\"vm\":5}", "member \"vm\" is not a string" },
+		{ "detach", "{\"vm\":\"\"}", "member \"vm\" is empty" },
+		{ "detach", "{\"vm\":\"a\",\"mode\":\"both\"}", "member \"mode\" is neither exclusive nor shared" },
+		{ "attach", "{\"vm\":\"a\",\"devid\":[]}", "member \"devid\" is not a string" },
+		{ "attach", "{\"vm\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+		  "member \"vm\" is too long" },
+		{ "set-vfs", "{\"driver\":\"host\"}", "member \"count\" is missing" },
+		{ "set-vfs", "{\"count\":\"4\",\"driver\":\"host\"}", "member \"count\" is not an integer" },
+		{ "set-vfs", "{\"count\":-1,\"driver\":\"host\"}", "member \"count\" is out of range" },
+		{ "set-vfs", "{\"count\":4294967296,\"driver\":\"host\"}", "member \"count\" is out of range" },
+		{ "create-vfs", "{\"count\":4}", "member \"driver\" is missing" },
+	};
+	fixture *f = *state;
+	iovm_store_intent_args unterminated = {};
+	iovm_store_intent it, *list = NULL;
+	size_t n = 0;
+	int64_t id;
+	iovm_error e = {};
+	iovm_store *s = open_ok(f->db);
+
+	/* In: what the kind needs, named. */
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf x", &(iovm_store_intent_args){}, &id,
+						 &e), -EINVAL);
+	assert_string_equal(e.msg, "intent attach vf x: arguments: member \"vm\" is missing");
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, "pf y", &(iovm_store_intent_args){}, &id,
+						 &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "member \"driver\" is missing"));
+	memset(unterminated.vm, 'a', sizeof(unterminated.vm));
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_DETACH, "vf x", &unterminated, &id, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "member \"vm\" is unterminated or too long"));
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_DETACH, "vf x",
+						 &(iovm_store_intent_args){ .vm = "a", .mode = 9 }, &id, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "member \"mode\""));
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent"), 0);
+	iovm_store_close(s);
+
+	/* Out: rows written by hand, one good one among them. */
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		char *sql = sqlite3_mprintf("INSERT INTO intent (kind, object, args, started) VALUES (%Q, 'vf z', %Q, 1)",
+					    bad[i].kind, bad[i].args);
+
+		raw_exec(f->db, sql);
+		sqlite3_free(sql);
+	}
+	raw_exec(f->db, "INSERT INTO intent (kind, object, args, started) VALUES ('detach', 'vf ok', "
+		 "'{\"vm\":\"ok\",\"mode\":\"shared\",\"later\":[1]}', 1)");   /* unknown members ignored */
+	s = open_ok(f->db);
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		char want[IOVM_ERROR_MSG_MAX];
+
+		assert_int_equal(iovm_store_intent_get(s, (int64_t)i + 1, &it, &e), -EBADMSG);
+		snprintf(want, sizeof(want), "intent %zu (%s vf z): stored arguments unreadable: %s", i + 1,
+			 bad[i].kind, bad[i].why);
+		assert_string_equal(e.msg, want);
+	}
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, ELEMENTSOF(bad) + 1);
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		assert_string_equal(list[i].args_error, bad[i].why);
+		assert_string_equal(list[i].args.vm, "");
+	}
+	assert_string_equal(list[n - 1].args_error, "");
+	assert_string_equal(list[n - 1].args.vm, "ok");
+	free(list);
+	/* A bad row still finishes, and then says so when stepped. */
+	assert_int_equal(iovm_store_intent_finish(s, 1, IOVM_INTENT_ROLLED_BACK, &e), 0);
+	assert_int_equal(iovm_store_intent_step(s, 1, "late", &e), -EALREADY);
+	iovm_store_close(s);
+}
+
+static int64_t begin_attach(iovm_store *s)
+{
+	iovm_error e = {};
+	int64_t id;
+
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.2", &vm1_args, &id, &e), 0);
+	return id;
+}
+
+static void test_intent_prune_keep(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_intent it;
+	int64_t id[7];
+	iovm_error e = {};
+
+	for (size_t i = 0; i < ELEMENTSOF(id); i++)
+		id[i] = begin_attach(s);
+	/* 0, 2, 3, 5, 6 finished; 1 and 4 open. */
+	for (size_t i = 0; i < ELEMENTSOF(id); i++)
+		if (i != 1 && i != 4)
+			assert_int_equal(iovm_store_intent_finish(s, id[i], i % 2 ? IOVM_INTENT_DONE
+									   : IOVM_INTENT_ROLLED_BACK, &e), 0);
+	assert_int_equal(iovm_store_intent_prune_keep(s, 5, &e), 0);    /* fewer than the bound */
+	assert_int_equal(iovm_store_intent_prune_keep(s, 3, &e), 2);    /* the oldest two finished */
+	assert_int_equal(iovm_store_intent_get(s, id[0], &it, &e), -ENOENT);
+	assert_int_equal(iovm_store_intent_get(s, id[2], &it, &e), -ENOENT);
+	assert_int_equal(iovm_store_intent_get(s, id[1], &it, &e), 0);  /* open: never pruned */
+	assert_int_equal(iovm_store_intent_get(s, id[3], &it, &e), 0);
+	assert_int_equal(iovm_store_intent_prune_keep(s, 3, &e), 0);
+	assert_int_equal(iovm_store_intent_prune_keep(s, 0, &e), 3);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent"), 2);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent WHERE status = 'open'"), 2);
+	assert_int_equal(iovm_store_intent_prune_keep(NULL, 1, &e), -EINVAL);
+	iovm_store_close(s);
+}
+
+/* 10,000 operations, each begin + step + finish, pruned as iovmd does: on
+ * its refresh tick, keeping IOVM_STORE_INTENT_KEEP_DEFAULT finished intents.
+ * OPS_PER_TICK stands for the operations one tick interval can see. The
+ * rows stay within the bound and the file stops growing: SQLite reuses
+ * the pages the deletes free. An open intent from the start survives.
+ * Each tick's operations share one transaction: the rows and pages are
+ * the same, and the test does not wait for 30,000 fsyncs. */
+#define JOURNAL_OPS 10000
+#define OPS_PER_TICK 100
+static void test_intent_journal_bounded(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	int64_t open_id = begin_attach(s);
+	long long pages_settled = 0, rows;
+	iovm_error e = {};
+
+	for (int i = 1; i <= JOURNAL_OPS; i++) {
+		int64_t id;
+
+		if (i % OPS_PER_TICK == 1)
+			assert_int_equal(iovm_store_begin(s, &e), 0);
+		id = begin_attach(s);
+
+		assert_int_equal(iovm_store_intent_step(s, id, "reserved", &e), 0);
+		assert_int_equal(iovm_store_intent_finish(s, id, i % 10 ? IOVM_INTENT_DONE : IOVM_INTENT_ROLLED_BACK,
+							  &e), 0);
+		if (i % OPS_PER_TICK)
+			continue;
+		assert_int_equal(iovm_store_commit(s, &e), 0);
+		rows = raw_int(f->db, "SELECT count(*) FROM intent");
+		assert_true(rows <= IOVM_STORE_INTENT_KEEP_DEFAULT + OPS_PER_TICK + 1);
+		assert_true(iovm_store_intent_prune_keep(s, IOVM_STORE_INTENT_KEEP_DEFAULT, &e) >= 0);
+		rows = raw_int(f->db, "SELECT count(*) FROM intent");
+		assert_int_equal(rows, (i < IOVM_STORE_INTENT_KEEP_DEFAULT ? i : IOVM_STORE_INTENT_KEEP_DEFAULT) + 1);
+		if (i == 2 * IOVM_STORE_INTENT_KEEP_DEFAULT)
+			pages_settled = raw_int(f->db, "PRAGMA page_count");
+	}
+	/* A few pages of slack for where the b-tree splits fall. */
+	assert_true(raw_int(f->db, "PRAGMA page_count") <= pages_settled + 4);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM intent WHERE status = 'open'"), 1);
+	assert_int_equal(raw_int(f->db, "SELECT min(id) FROM intent"), open_id);
+	iovm_store_close(s);
+}
+
+/* The intents another program sees: it opens the file, reads, closes.
+ * This binary again, exec'ed: a forked child would share SQLite's record
+ * of the parent's connection and never take itself for the last one. */
+static int count_in_child(const char *path)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-store", "--count-intents", path, (char *)NULL);
+		_exit(255);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* Another process closing its connection must not take itself for the
+ * last one: if the store held no lock on the file (a descriptor of it
+ * closed after SQLite opened it drops them all), that process would
+ * checkpoint and remove the WAL, and what the store writes next would go
+ * to a file nobody else sees and that a crash loses. */
+static void test_other_process_sees_later_writes(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+
+	begin_attach(s);
+	assert_int_equal(count_in_child(f->db), 1);
+	begin_attach(s);
+	assert_int_equal(count_in_child(f->db), 2);
+	iovm_store_close(s);
+	assert_int_equal(count_in_child(f->db), 2);
 }
 
 struct attach_step {
@@ -1159,7 +1456,7 @@ static void test_transaction(void **state)
 	iovm_error e = {};
 
 	add_vm(s, "vm1", IOVM_PRIO_NORMAL);
-	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.1", NULL,
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, "vf 0000:01:10.1", &vm1_args,
 						 &step.intent, &e), 0);
 
 	/* A failure half-way leaves neither the assignment nor the step. */
@@ -1346,8 +1643,11 @@ static void test_invalid_arguments(void **state)
 	iovm_store_close(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "--count-intents"))   /* count_in_child */
+		return (int)raw_int(argv[2], "SELECT count(*) FROM intent");
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
@@ -1371,6 +1671,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_share_triggers_raw_sql, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_survives_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_args_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_args_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_prune_keep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_journal_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_process_sees_later_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_share_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails_cleanly, setup, teardown),

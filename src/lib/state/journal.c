@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <json-c/json.h>
-
 #include "lib/state/store-internal.h"
 #include "shared/util.h"
 
@@ -46,6 +44,16 @@ static int name_lookup(const char *const *names, size_t n, const char *s)
 
 /* ---- intent journal -------------------------------------------------------------------- */
 
+/* Decodes the args column; a row that does not decode says why in
+ * args_error (a list shows every row: get refuses such a row). */
+static void intent_row_args(sqlite3_stmt *st, int col, iovm_store_intent *it)
+{
+	iovm_error e = {};
+
+	if (intent_args_decode(it->kind, (const char *)sqlite3_column_text(st, col), &it->args, &e) < 0)
+		snprintf(it->args_error, sizeof(it->args_error), "%s", e.msg);
+}
+
 static void intent_row(sqlite3_stmt *st, void *elem)
 {
 	iovm_store_intent *it = elem;
@@ -55,7 +63,7 @@ static void intent_row(sqlite3_stmt *st, void *elem)
 	k = name_lookup(kind_names, ELEMENTSOF(kind_names), (const char *)sqlite3_column_text(st, 1));
 	it->kind = k < 0 ? IOVM_INTENT_CREATE_VFS : (iovm_store_intent_kind)k;
 	store_column_text(st, 2, it->object, sizeof(it->object));
-	store_column_text(st, 3, it->args, sizeof(it->args));
+	intent_row_args(st, 3, it);
 	store_column_text(st, 4, it->step, sizeof(it->step));
 	status = name_lookup(status_names, ELEMENTSOF(status_names), (const char *)sqlite3_column_text(st, 5));
 	it->status = status < 0 ? IOVM_INTENT_OPEN : (iovm_store_intent_status)status;
@@ -65,60 +73,57 @@ static void intent_row(sqlite3_stmt *st, void *elem)
 
 #define INTENT_COLUMNS "id, kind, object, args, step, status, started, finished"
 
-static int args_valid(const char *args)
-{
-	json_tokener *tok;
-	json_object *o;
-	bool ok;
-
-	tok = json_tokener_new();
-	if (!tok)
-		return -ENOMEM;
-	o = json_tokener_parse_ex(tok, args, (int)strlen(args));
-	/* The whole string must be one object: trailing text means the
-	 * caller built it wrong. */
-	ok = o && json_tokener_get_error(tok) == json_tokener_success &&
-	     json_tokener_get_parse_end(tok) == strlen(args) && json_object_is_type(o, json_type_object);
-	json_object_put(o);
-	json_tokener_free(tok);
-	return ok ? 0 : -EINVAL;
-}
-
 int iovm_store_intent_begin(iovm_store *s, iovm_store_intent_kind kind, const char *object,
-			    const char *args_json, int64_t *ret_id, iovm_error *err)
+			    const iovm_store_intent_args *args, int64_t *ret_id, iovm_error *err)
 {
+	_cleanup_free_ char *json = NULL;   /* freed after st is finalized */
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	const char *kname = iovm_store_intent_kind_to_string(kind);
 	int r;
 
-	if (!s || !ret_id)
+	if (!s || !args || !ret_id)
 		return iovm_error_set(err, -EINVAL, "intent: invalid arguments");
 	if (!kname)
 		return iovm_error_set(err, -EINVAL, "intent: unknown kind %d", (int)kind);
 	if (!store_valid_str(object, IOVM_STORE_OBJECT_MAX))
 		return iovm_error_set(err, -EINVAL, "intent %s: object missing or longer than %d bytes",
 				      kname, IOVM_STORE_OBJECT_MAX - 1);
-	if (!args_json)
-		args_json = "{}";
-	if (strnlen(args_json, IOVM_STORE_ARGS_MAX) >= IOVM_STORE_ARGS_MAX)
-		return iovm_error_set(err, -E2BIG, "intent %s %s: arguments longer than %d bytes",
-				      kname, object, IOVM_STORE_ARGS_MAX - 1);
-	r = args_valid(args_json);
+	r = intent_args_encode(kind, args, &json, err);
 	if (r < 0)
-		return iovm_error_set(err, r, "intent %s %s: arguments are not a JSON object: %s",
-				      kname, object, args_json);
+		return iovm_error_prefix(err, "intent %s %s: arguments", kname, object);
 
 	r = store_prepare(s, "INSERT INTO intent (kind, object, args, started) VALUES (?, ?, ?, ?)", &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, kname, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, object, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, args_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, store_now());
 	r = store_step_done(s, st, err, "recording the intent");
 	if (r < 0)
 		return iovm_error_prefix(err, "intent %s %s", kname, object);
 	*ret_id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* One intent as stored, arguments decoded or args_error set. */
+static int intent_read(iovm_store *s, int64_t id, iovm_store_intent *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	r = store_prepare(s, "SELECT " INTENT_COLUMNS " FROM intent WHERE id = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return iovm_error_set(err, -ENOENT, "intent %lld: no such intent", (long long)id);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, sqlite3_extended_errcode(s->db), err, "intent %lld: reading failed",
+				  (long long)id);
+	memset(ret, 0, sizeof(*ret));
+	intent_row(st, ret);
 	return 0;
 }
 
@@ -128,7 +133,7 @@ static int intent_not_open(iovm_store *s, int64_t id, iovm_error *err)
 	iovm_store_intent it;
 	int r;
 
-	r = iovm_store_intent_get(s, id, &it, err);
+	r = intent_read(s, id, &it, err);
 	if (r < 0)
 		return r;
 	return iovm_error_set(err, -EALREADY, "intent %lld (%s %s): already %s", (long long)id,
@@ -181,23 +186,18 @@ int iovm_store_intent_finish(iovm_store *s, int64_t id, iovm_store_intent_status
 
 int iovm_store_intent_get(iovm_store *s, int64_t id, iovm_store_intent *ret, iovm_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r, rc;
+	iovm_store_intent it;
+	int r;
 
 	if (!s || !ret)
 		return iovm_error_set(err, -EINVAL, "intent %lld: invalid arguments", (long long)id);
-	r = store_prepare(s, "SELECT " INTENT_COLUMNS " FROM intent WHERE id = ?", &st, err);
+	r = intent_read(s, id, &it, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return iovm_error_set(err, -ENOENT, "intent %lld: no such intent", (long long)id);
-	if (rc != SQLITE_ROW)
-		return store_fail(s, sqlite3_extended_errcode(s->db), err, "intent %lld: reading failed",
-				  (long long)id);
-	memset(ret, 0, sizeof(*ret));
-	intent_row(st, ret);
+	if (it.args_error[0])
+		return iovm_error_set(err, -EBADMSG, "intent %lld (%s %s): stored arguments unreadable: %s",
+				      (long long)id, kind_names[it.kind], it.object, it.args_error);
+	*ret = it;
 	return 0;
 }
 
@@ -227,5 +227,24 @@ int iovm_store_intent_prune(iovm_store *s, int64_t finished_before, iovm_error *
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, finished_before);
+	return store_step_done(s, st, err, "pruning finished intents");
+}
+
+int iovm_store_intent_prune_keep(iovm_store *s, unsigned max_finished, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s)
+		return iovm_error_set(err, -EINVAL, "intents: no store");
+	/* The newest max_finished finished rows by id (the rowid, so both the
+	 * subquery and the delete walk the table's own b-tree); when there are
+	 * fewer, the subquery is NULL and nothing matches. */
+	r = store_prepare(s, "DELETE FROM intent WHERE status != 'open' AND id <= "
+			  "(SELECT id FROM intent WHERE status != 'open' ORDER BY id DESC LIMIT 1 OFFSET ?)",
+			  &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, max_finished);
 	return store_step_done(s, st, err, "pruning finished intents");
 }

@@ -78,3 +78,11 @@ int store_assign_state_from_string(const char *s);   /* iovm_store_assign_state,
  * "<what> <address>: ..." if no row. */
 int store_delete_by_addr(iovm_store *s, const char *table, const char *column, const char *key_name,
 			 const char *in, const char *what, iovm_error *err);
+
+/* intent-args.c: an intent's arguments to and from the JSON object stored
+ * in intent.args. encode: -EINVAL naming the member, *ret malloc'ed.
+ * decode: -EBADMSG naming the member; ret untouched on failure. */
+int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args *a, char **ret,
+		       iovm_error *err);
+int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store_intent_args *ret,
+		       iovm_error *err);

@@ -448,8 +448,7 @@ static int store_configure(iovm_store *s, iovm_error *err)
 int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err)
 {
 	_cleanup_(store_closep) iovm_store *s = NULL;
-	_cleanup_close_ int fd = -1;
-	int r, rc;
+	int fd, r, rc;
 
 	if (!ret)
 		return iovm_error_set(err, -EINVAL, "state db: no place for the result");
@@ -464,10 +463,15 @@ int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err)
 	if (r < 0)
 		return r;
 	/* Creating the file ourselves gives it mode 0640 (SQLite would use
-	 * 0644) and a plain errno for an unwritable directory. */
+	 * 0644) and a plain errno for an unwritable directory. Closed before
+	 * SQLite opens the file: closing any descriptor of it drops every
+	 * POSIX lock the process holds on it, SQLite's included, and another
+	 * process closing its connection would then take itself for the last
+	 * one, checkpoint and remove the WAL this connection still writes to. */
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 	if (fd < 0)
 		return iovm_error_set(err, negative_errno(), "state db %s: cannot open: %m", path);
+	close(fd);
 
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK)
