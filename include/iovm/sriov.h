@@ -69,6 +69,13 @@ int iovm_pf_get(iovm_host *h, const char *pf, iovm_pf *ret, iovm_error *err);
 /* Every SR-IOV capable PCI device, sorted by address. */
 int iovm_pf_list(iovm_host *h, iovm_pf **ret, size_t *ret_n, iovm_error *err);
 
+/* A cheap fingerprint of a fixture PF (pf) or of the PCI device list (pf
+ * NULL): the times and identities of the PF's directory and attributes and
+ * of its VFs' directories, by lstat() alone (no reads, no forks). On a
+ * fixture tree, any write a test makes changes it. The kernel's sysfs keeps
+ * no such times: there, follow the kernel with the host monitor (monitor.h). */
+int iovm_pf_stamp(iovm_host *h, const char *pf, uint64_t *ret);
+
 /* VFs of one PF (pf != NULL) or of all PFs, sorted by PF then index. */
 int iovm_vf_list(iovm_host *h, const char *pf, iovm_vf **ret, size_t *ret_n, iovm_error *err);
 /* -ENODEV if vf_addr is not a VF (no physfn link). */

@@ -47,6 +47,12 @@ int iovm_vfnet_set(iovm_vfnet *nl, const char *pf, unsigned vf, const iovm_vfnet
  * the PF has, capped at n. */
 int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, iovm_vfnet_stats *stats,
 		       size_t n, iovm_error *err);
+/* The same, named by the PF's netdev: no PF lookup in sysfs (whose
+ * sriov_numvfs read costs a deadline worker, a fork), for callers that know
+ * the netdev (a cached inventory, the throughput sampler). The VF count is
+ * the kernel's IFLA_NUM_VF. */
+int iovm_vfnet_get_all_netdev(iovm_vfnet *nl, const char *ifname, iovm_vfnet_config *cfgs,
+			      iovm_vfnet_stats *stats, size_t n, iovm_error *err);
 
 /* -EOPNOTSUPP when the kernel sends no IFLA_VF_STATS. Drivers without
  * ndo_get_vf_stats (igb) report zeros. */

@@ -115,5 +115,5 @@ json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err)
 	ops_emit(o, "VFS_CHANGED", ev);
 	if (iovm_pf_get(o->host, pf, &info, err) < 0)
 		return NULL;
-	return snapshot_pf_json(o, NULL, &info, false);
+	return snapshot_pf_json(o, &info, NULL, -1, false);
 }

@@ -50,10 +50,15 @@ static void reply_then_publish(ops *o, const iovmd_job *j, char *line, bool vms_
 		free(reply);
 		ops_post(o, IOVMD_MSG_REPLY, j->client, line);
 	}
-	if (vms_only)
+	if (vms_only) {
 		snapshot_publish_vms(o, snap);
-	else
+	} else {
+		/* What the command did to the host is read now, not when its
+		 * uevents arrive: the reads held back behind the reply must
+		 * see it. */
+		kernel_invalidate(o);
 		snapshot_publish(o, snap);
+	}
 	log_debug("%s: published", name);
 }
 

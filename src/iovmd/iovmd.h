@@ -58,6 +58,7 @@ typedef struct iovmd {
 	iovmd_queue msgs;             /* ops -> main */
 	json_object *snapshot;        /* main thread only: {"pfs":[PF+vfs],"vms":[VM],...} */
 	bool snapshot_stale;          /* main thread only: a job's reply is out, its snapshot not yet */
+	uint64_t snapshot_gen;        /* main thread only: bumped with each snapshot taken in */
 	int64_t started_ms;
 	unsigned n_clients;
 	volatile bool stopping;

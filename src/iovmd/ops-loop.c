@@ -80,6 +80,8 @@ int ops_init(ops *o, iovmd *d)
 	*o = (ops){ .d = d, .op = "" };
 	r = open_host(o, d->cfg.sysfs_root);
 	if (r >= 0)
+		r = kernel_open(o);
+	if (r >= 0)
 		r = open_state(o, &d->cfg, &vms, &n);
 	if (r >= 0)
 		r = load_vms(o, vms, n);
@@ -92,7 +94,9 @@ int ops_init(ops *o, iovmd *d)
 			return r;
 		}
 	}
-	/* The policy learns the VFs, then who holds what. */
+	/* The policy learns the VFs, then who holds what. Recovery may have
+	 * changed the host: everything is read now. */
+	kernel_invalidate(o);
 	snapshot_publish(o, NULL);
 	mirror_sync_holders(o, true);
 	r = gsample_new(QGA_TIMEOUT_MS, &o->gs);
@@ -106,6 +110,7 @@ void ops_fini(ops *o)
 {
 	/* Stops the questions under way (each polls the cancel fd). */
 	gsample_free(o->gs);
+	kernel_close(o);
 	vms_free_all(o);
 	iovm_vf_pool_free(o->pool);
 	iovm_policy_free(o->pol);
@@ -119,8 +124,9 @@ void ops_fini(ops *o)
 	*o = (ops){};
 }
 
-/* A VF whose VM went away while we were not connected: given back. */
-static void reclaim_orphans(ops *o)
+/* A VF whose VM went away while we were not connected: given back.
+ * True if one was. */
+static bool reclaim_orphans(ops *o)
 {
 	for (size_t i = 0; i < iovm_vf_pool_size(o->pool); i++) {
 		iovm_vf_entry *e = iovm_vf_pool_at(o->pool, i);
@@ -134,9 +140,11 @@ static void reclaim_orphans(ops *o)
 		/* Still held: tried again on the next tick. */
 		if (records_restore_vf(o, vf, &err) == 0) {
 			iovm_vf_pool_set(o->pool, vf, IOVM_VF_FREE);
-			break;   /* the pool changed under the loop */
+			kernel_invalidate(o);
+			return true;   /* the pool changed under the loop */
 		}
 	}
+	return false;
 }
 
 /* Finished intents beyond --journal-keep: one bounded DELETE per tick,
@@ -154,7 +162,10 @@ static void prune_journal(ops *o)
 }
 
 /* Every refresh interval: the journal pruned, VMs reconnected, late
- * releases taken in, the snapshot refreshed. */
+ * releases taken in, and the snapshot published again if any of that, a
+ * fixture's change or a counter changed it. The kernel's own changes come
+ * as they happen (kernel.c); an idle tick reads nothing from the kernel
+ * and starts no process. */
 void ops_tick(ops *o)
 {
 	int64_t now = now_ms();
@@ -164,24 +175,31 @@ void ops_tick(ops *o)
 		if (v->vm) {
 			/* VFs of a VM whose guest released them late, or that
 			 * are waiting for QEMU to let go. */
-			if (iovm_vm_reclaim(v->vm, 0, NULL) > 0)
+			if (iovm_vm_reclaim(v->vm, 0, NULL) > 0) {
 				vms_sync(o, v, NULL);
+				o->stale = true;
+			}
 			continue;
 		}
 		if (now >= v->next_try_ms && vms_connect(o, v, NULL) == 0) {
 			iovm_vm_reclaim(v->vm, 0, NULL);
 			vms_sync(o, v, NULL);
+			o->stale = true;
 		}
 	}
-	reclaim_orphans(o);
-	snapshot_publish(o, NULL);
+	if (reclaim_orphans(o))
+		o->stale = true;
+	kernel_poll(o);
+	if (o->stale || kernel_due_ms(o))
+		snapshot_publish(o, NULL);
 }
 
-/* The poll set: 0 the job queue, 1 the agents' answers, then the VMs'
- * QMP sockets (who[k] is the VM of pfd[k]). */
+/* The poll set: 0 the job queue, 1 the agents' answers, 2 the host
+ * monitor, then the VMs' QMP sockets (who[k] is the VM of pfd[k]). */
+#define POLL_FIXED 3
 typedef struct pollset {
-	struct pollfd pfd[2 + MAX_POLLED_VMS];
-	vmrec *who[2 + MAX_POLLED_VMS];
+	struct pollfd pfd[POLL_FIXED + MAX_POLLED_VMS];
+	vmrec *who[POLL_FIXED + MAX_POLLED_VMS];
 	nfds_t n;
 } pollset;
 
@@ -190,7 +208,8 @@ static void pollset_fill(ops *o, pollset *ps)
 	ps->pfd[0] = (struct pollfd){ .fd = o->d->jobs.efd, .events = POLLIN };
 	/* -1: no workers, ignored by poll */
 	ps->pfd[1] = (struct pollfd){ .fd = o->gs ? gsample_fd(o->gs) : -1, .events = POLLIN };
-	ps->n = 2;
+	ps->pfd[2] = (struct pollfd){ .fd = kernel_fd(o), .events = POLLIN };
+	ps->n = POLL_FIXED;
 	for (vmrec *v = o->vms; v && ps->n < ELEMENTSOF(ps->pfd); v = v->next)
 		if (v->vm) {
 			ps->who[ps->n] = v;
@@ -236,22 +255,34 @@ static void timers_run(ops *o, timers *t)
 
 	if (now_ms() >= t->sample) {
 		bool close_window = now_ms() >= t->window;
+		uint64_t sig;
 
 		sample_run(o, close_window);
 		if (close_window)
 			t->window = now_ms() + cfg->window_ms;
 		t->sample = now_ms() + cfg->sample_interval_ms;
+		/* The snapshot shows the counters: published again when they
+		 * moved (at the tick), not when nothing flows. */
+		sig = sample_signature(o);
+		if (sig != o->counters_sig)
+			o->stale = true;
+		o->counters_sig = sig;
 	}
 	if (now_ms() >= t->tick) {
 		ops_tick(o);
 		t->tick = now_ms() + cfg->refresh_interval_ms;
+	} else if (kernel_due_ms(o) && now_ms() >= kernel_due_ms(o)) {
+		/* The kernel changed (a monitor event, settled): published now,
+		 * not at the next tick. */
+		snapshot_publish(o, NULL);
 	}
 }
 
 /* One turn: wait for something until the next timer, handle it. */
 static int loop_once(ops *o, timers *t)
 {
-	int64_t wait = (t->tick < t->sample ? t->tick : t->sample) - now_ms();
+	int64_t due = kernel_due_ms(o), next = t->tick < t->sample ? t->tick : t->sample;
+	int64_t wait = (due && due < next ? due : next) - now_ms();
 	pollset ps;
 	int r;
 
@@ -264,7 +295,9 @@ static int loop_once(ops *o, timers *t)
 	}
 	if (r > 0 && ps.pfd[1].revents)
 		sample_guest_answers(o);
-	for (nfds_t i = 2; r > 0 && i < ps.n; i++)
+	if (r > 0 && ps.pfd[2].revents)
+		kernel_events(o);
+	for (nfds_t i = POLL_FIXED; r > 0 && i < ps.n; i++)
 		if (ps.pfd[i].revents)
 			vm_events(o, ps.who[i]);
 	if (r > 0 && ps.pfd[0].revents)

@@ -22,6 +22,8 @@
  *   rebalance.c  a move the policy proposed
  *   recovery.c   start-up recovery
  *   sample.c     throughput sampling (host counters, guest agents)
+ *   kernel.c     the PFs, VFs and VF settings as last read, followed by the
+ *                host monitor (uevents, rtnetlink): only what changed is read
  */
 
 #include <stdbool.h>
@@ -50,6 +52,8 @@ typedef struct vmrec {
 	bool qga_warned;             /* its last failure is logged */
 } vmrec;
 
+typedef struct kview kview;
+
 typedef struct ops {
 	iovmd *d;
 	iovm_host *host;
@@ -64,8 +68,11 @@ typedef struct ops {
 	size_t n_as;
 	iovm_store_share *shs;
 	size_t n_shs;
-	iovm_vf *inv;                /* the VFs at the last snapshot, for sampling */
+	iovm_vf *inv;                /* the VFs as last read (kernel.c), sorted by PF then index */
 	size_t n_inv;
+	kview *kv;                   /* kernel.c */
+	bool stale;                  /* a VM or a counter changed: the snapshot is out of date */
+	uint64_t counters_sig;       /* sample.c: the policy's counters at the last snapshot */
 	vmrec *vms;
 	gsample *gs;                 /* the guest agents' questions (NULL: none asked) */
 	/* a rebalancing move proposed by the policy, carried out after the
@@ -129,7 +136,8 @@ int records_restore_vf(ops *o, const char *vf, iovm_error *err);
 void snapshot_publish(ops *o, iovmd_msg *m);
 void snapshot_publish_vms(ops *o, iovmd_msg *m);
 json_object *snapshot_vf_json(ops *o, const iovm_vfnet_config *cfg, const iovm_vf *vf);
-json_object *snapshot_pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_vfs);
+json_object *snapshot_pf_json(ops *o, const iovm_pf *p, const iovm_vfnet_config *cfgs, int ncfg,
+			      bool with_vfs);
 json_object *snapshot_vm_json(ops *o, vmrec *v);
 
 /* naming.c */
@@ -156,7 +164,23 @@ void rebalance_run(ops *o);
 /* recovery.c */
 int recover(ops *o, iovm_error *err);
 
+/* kernel.c. kernel_refresh reads what changed since the last call (every
+ * PF the first time) into o->inv and kernel_pf(); true if it read anything.
+ * kernel_due_ms: when a refresh is due (0: none is). */
+int kernel_open(ops *o);
+void kernel_close(ops *o);
+int kernel_fd(ops *o);
+void kernel_events(ops *o);
+void kernel_poll(ops *o);
+void kernel_invalidate(ops *o);
+int64_t kernel_due_ms(ops *o);
+bool kernel_refresh(ops *o);
+size_t kernel_n_pfs(ops *o);
+const iovm_pf *kernel_pf(ops *o, size_t i, const iovm_vfnet_config **ret_cfgs, int *ret_n_cfgs);
+
 /* sample.c */
 #define QGA_TIMEOUT_MS 20000
 void sample_run(ops *o, bool close_window);
+/* A fingerprint of the policy's per-VF counters (what the snapshot shows). */
+uint64_t sample_signature(ops *o);
 void sample_guest_answers(ops *o);

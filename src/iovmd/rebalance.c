@@ -85,5 +85,6 @@ void rebalance_run(ops *o)
 	carry_out(o, &m);
 	o->op = "";
 	o->intent = 0;
+	kernel_invalidate(o);
 	snapshot_publish(o, NULL);
 }

@@ -201,7 +201,9 @@ static void sample_pf_counters(ops *o, iovm_vfnet *nl, size_t i, size_t end, uns
 
 	if (!st || !cf)
 		return;
-	m = iovm_vfnet_get_all(nl, o->inv[i].pf_addr, cf, st, nvf, NULL);
+	/* By the PF's netdev: a lookup by address would read sriov_numvfs
+	 * through a deadline worker, a fork per PF per sample. */
+	m = iovm_vfnet_get_all_netdev(nl, o->inv[i].pf_netdev, cf, st, nvf, NULL);
 	for (size_t k = i; m > 0 && k < end; k++) {
 		const iovm_vf *vf = &o->inv[k];
 		uint64_t c;
@@ -255,4 +257,21 @@ void sample_run(ops *o, bool close_window)
 	guest_counters(o, gq, ngq);
 	if (close_window && iovm_policy_window_reset(o->pol, now_nsec(), &err) < 0)
 		log_warning(err.code, "policy: closing the throughput window: %s", err.msg);
+}
+
+uint64_t sample_signature(ops *o)
+{
+	uint64_t sig = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < o->n_inv; i++) {
+		iovm_policy_vf_info pi;
+
+		if (iovm_policy_vf_get(o->pol, o->inv[i].addr, &pi, NULL) < 0)
+			continue;
+		sig = (sig ^ pi.throughput_bps) * 0x100000001b3ull;
+		sig = (sig ^ pi.window_bytes) * 0x100000001b3ull;
+		sig = (sig ^ pi.total_bytes) * 0x100000001b3ull;
+		sig = (sig ^ pi.users) * 0x100000001b3ull;
+	}
+	return sig;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
@@ -39,8 +40,8 @@ typedef struct client {
 	uid_t uid;
 	char *in;                    /* up to IOVM_API_LINE_MAX + 1 bytes */
 	size_t in_len;
-	char *out;
-	size_t out_len, out_cap;
+	char *out;                   /* unsent bytes: out[out_start .. out_start + out_len) */
+	size_t out_start, out_len, out_cap;
 	bool busy;                   /* a job of this client is at the ops thread, or parked */
 	bool parked;                 /* a read waits for the snapshot after a job (snapshot_stale) */
 	bool closing;                /* close once out is flushed */
@@ -94,7 +95,7 @@ static void client_update_events(client *c)
 static int client_flush(client *c)
 {
 	while (c->out_len) {
-		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(c->fd, c->out + c->out_start, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -102,9 +103,13 @@ static int client_flush(client *c)
 			client_free(c);
 			return -1;
 		}
-		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		/* No memmove per partial send: a big reply would be moved
+		 * once per socket buffer's worth. */
+		c->out_start += (size_t)n;
 		c->out_len -= (size_t)n;
 	}
+	if (!c->out_len)
+		c->out_start = 0;
 	if (!c->out_len && c->closing) {
 		client_free(c);
 		return -1;
@@ -113,40 +118,78 @@ static int client_flush(client *c)
 	return 0;
 }
 
-/* Queues a line (takes it). Returns -1 if the client was dropped. */
-static int client_send(client *c, char *line)
+/* Appends n bytes to the unsent output. Returns -1 if the client was
+ * dropped (over OUT_MAX or out of memory). */
+static int out_append(client *c, const char *p, size_t n)
 {
-	size_t n;
-
-	if (!line)
-		return 0;
-	n = strlen(line);
 	if (c->out_len + n > OUT_MAX) {
 		log_warning(0, "client %llu (pid %d): more than %u bytes unread; dropping it",
 			    (unsigned long long)c->id, (int)c->pid, OUT_MAX);
-		free(line);
 		client_free(c);
 		return -1;
 	}
-	if (c->out_len + n > c->out_cap) {
+	if (c->out_start + c->out_len + n > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
-		char *p;
+		char *q;
 
+		if (c->out_start) {
+			memmove(c->out, c->out + c->out_start, c->out_len);
+			c->out_start = 0;
+		}
 		while (cap < c->out_len + n)
 			cap *= 2;
-		p = realloc(c->out, cap);
-		if (!p) {
-			free(line);
+		if (cap > c->out_cap) {
+			q = realloc(c->out, cap);
+			if (!q) {
+				client_free(c);
+				return -1;
+			}
+			c->out = q;
+			c->out_cap = cap;
+		}
+	}
+	memcpy(c->out + c->out_start + c->out_len, p, n);
+	c->out_len += n;
+	return 0;
+}
+
+/* Sends the pieces of one line: straight from them with one writev when
+ * nothing is queued before them (the big cached replies are not copied),
+ * what the socket did not take is queued. Returns -1 if the client was
+ * dropped. */
+static int client_send_iov(client *c, struct iovec *iov, int k)
+{
+	size_t sent = 0;
+
+	if (!c->out_len && !c->closing) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)k };
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			client_free(c);
 			return -1;
 		}
-		c->out = p;
-		c->out_cap = cap;
+		sent = n > 0 ? (size_t)n : 0;
 	}
-	memcpy(c->out + c->out_len, line, n);
-	c->out_len += n;
-	free(line);
+	for (int i = 0; i < k; i++) {
+		size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+
+		sent -= skip;
+		if (skip < iov[i].iov_len && out_append(c, (const char *)iov[i].iov_base + skip,
+							iov[i].iov_len - skip) < 0)
+			return -1;
+	}
 	return client_flush(c);
+}
+
+/* Queues a line (takes it). Returns -1 if the client was dropped. */
+static int client_send(client *c, char *line)
+{
+	_cleanup_free_ char *l = line;
+
+	if (!l)
+		return 0;
+	return client_send_iov(c, &(struct iovec){ .iov_base = l, .iov_len = strlen(l) }, 1);
 }
 
 static int client_send_error(client *c, json_object *id, int code, const char *desc)
@@ -156,8 +199,10 @@ static int client_send_error(client *c, json_object *id, int code, const char *d
 
 /* The big read replies (the whole VF, PF and VM lists) are serialised once
  * per snapshot, not once per request: with many clients polling, json-c
- * serialisation was most of the main thread's time. */
+ * serialisation was most of the main thread's time. They go out as three
+ * pieces (head, the cached body, the id and tail), never joined in a copy. */
 static char *cache[_IOVM_API_CMD_MAX];
+static size_t cache_len[_IOVM_API_CMD_MAX];
 
 static void cache_drop(void)
 {
@@ -167,29 +212,43 @@ static void cache_drop(void)
 	}
 }
 
-static char *cached_reply(iovmd *d, const iovm_api_request *r)
+/* 1 if the reply went from the cache, 0 if r is not a cached command, -1
+ * if the client was dropped. */
+static int send_cached(client *c, const iovm_api_request *r)
 {
+	static const char head[] = "{\"return\":";
 	const char *id;
-	char *line;
+	char tail[IOVM_API_NAME_MAX + 16];
+	int n;
 
 	if (!(r->cmd == IOVM_API_VF_LIST && !r->pf[0]) && r->cmd != IOVM_API_PF_LIST &&
 	    r->cmd != IOVM_API_VM_LIST)
-		return NULL;
+		return 0;
 	if (!cache[r->cmd]) {
-		json_object *ret = iovmd_read_command(d, r, NULL);
+		json_object *ret = iovmd_read_command(c->d, r, NULL);
+		size_t len;
+		const char *text;
 
 		if (!ret)
-			return NULL;
-		cache[r->cmd] = strdup(json_object_to_json_string_ext(ret, JSON_C_TO_STRING_PLAIN |
-									 JSON_C_TO_STRING_NOSLASHESCAPE));
+			return 0;
+		text = json_object_to_json_string_length(ret, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+		cache[r->cmd] = text ? strndup(text, len) : NULL;
+		cache_len[r->cmd] = len;
 		json_object_put(ret);
 		if (!cache[r->cmd])
-			return NULL;
+			return 0;
 	}
 	id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN) : NULL;
-	if (asprintf(&line, "{\"return\":%s%s%s}\n", cache[r->cmd], id ? ",\"id\":" : "", id ? id : "") < 0)
-		return NULL;
-	return line;
+	n = snprintf(tail, sizeof(tail), "%s%s}\n", id ? ",\"id\":" : "", id ? id : "");
+	if (n < 0 || (size_t)n >= sizeof(tail))
+		return 0;    /* an id too long for the buffer: the general path */
+	struct iovec iov[3] = {
+		{ .iov_base = (void *)head, .iov_len = sizeof(head) - 1 },
+		{ .iov_base = cache[r->cmd], .iov_len = cache_len[r->cmd] },
+		{ .iov_base = tail, .iov_len = (size_t)n },
+	};
+	return client_send_iov(c, iov, 3) < 0 ? -1 : 1;
 }
 
 /* One complete request line. Returns -1 if the client was freed, 1 if the
@@ -232,12 +291,10 @@ static int handle_line(client *c, const char *line, size_t len)
 		client_update_events(c);
 		return 1;
 	}
-	char *cached = cached_reply(c->d, &req);
-
-	if (cached) {
-		r = client_send(c, cached);
+	r = send_cached(c, &req);
+	if (r != 0) {
 		iovm_api_request_done(&req);
-		return r;
+		return r < 0 ? -1 : 0;
 	}
 	json_object *ret = iovmd_read_command(c->d, &req, &err);
 
@@ -451,6 +508,7 @@ static void take_snapshot(iovmd *d, iovmd_msg *m)
 		d->snapshot = m->snapshot;
 	}
 	m->snapshot = NULL;
+	d->snapshot_gen++;
 	cache_drop();
 	resume_parked(d);
 }

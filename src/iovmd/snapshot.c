@@ -136,25 +136,22 @@ json_object *snapshot_vf_json(ops *o, const iovm_vfnet_config *cfg, const iovm_v
 	return j;
 }
 
-/* The PF's VFs listed at the start of this snapshot, with their settings
- * read in one request to the PF. */
-static json_object *pf_vfs_json(ops *o, iovm_vfnet *nl, const iovm_pf *p)
+/* The PF's VFs as last read (kernel.c), with their settings (cfgs[index],
+ * ncfg of them; NULL: unknown). */
+static json_object *pf_vfs_json(ops *o, const iovm_pf *p, const iovm_vfnet_config *cfgs, int ncfg)
 {
 	json_object *arr = json_object_new_array();
-	_cleanup_free_ iovm_vfnet_config *cfgs = NULL;
-	int ncfg = -1;
 
-	if (nl && p->netdev[0] && p->num_vfs && (cfgs = calloc(p->num_vfs, sizeof(*cfgs))))
-		ncfg = iovm_vfnet_get_all(nl, p->addr, cfgs, NULL, p->num_vfs, NULL);
 	for (size_t i = 0; i < o->n_inv; i++)
 		if (!strcmp(o->inv[i].pf_addr, p->addr))
-			json_object_array_add(arr, snapshot_vf_json(o, (int)o->inv[i].index < ncfg ?
+			json_object_array_add(arr, snapshot_vf_json(o, cfgs && (int)o->inv[i].index < ncfg ?
 									  &cfgs[o->inv[i].index] : NULL,
 								   &o->inv[i]));
 	return arr;
 }
 
-json_object *snapshot_pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool with_vfs)
+json_object *snapshot_pf_json(ops *o, const iovm_pf *p, const iovm_vfnet_config *cfgs, int ncfg,
+			      bool with_vfs)
 {
 	json_object *j = json_object_new_object();
 	iovm_store_pf want;
@@ -179,7 +176,7 @@ json_object *snapshot_pf_json(ops *o, iovm_vfnet *nl, const iovm_pf *p, bool wit
 		json_object_object_add(j, "desired_driver", NULL);
 	}
 	if (with_vfs)
-		json_object_object_add(j, "vfs", pf_vfs_json(o, nl, p));
+		json_object_object_add(j, "vfs", pf_vfs_json(o, p, cfgs, ncfg));
 	return j;
 }
 
@@ -205,38 +202,20 @@ json_object *snapshot_vm_json(ops *o, vmrec *v)
 	return j;
 }
 
-/* The VFs now, into the inventory (and the policy). */
-static void list_vfs(ops *o)
-{
-	iovm_vf *all = NULL;
-	size_t nall = 0;
-	iovm_error err = {};
-
-	if (iovm_vf_list(o->inv_host, NULL, &all, &nall, &err) < 0) {
-		log_warning(err.code, "inventory: %s", err.msg);
-		return;
-	}
-	mirror_sync_vfs(o, all, nall);
-	free(o->inv);
-	o->inv = all;
-	o->n_inv = nall;
-}
-
+/* Every PF from the kernel's view: only what changed since the last
+ * snapshot is read (kernel.c). */
 static json_object *pfs_json(ops *o)
 {
-	_cleanup_free_ iovm_pf *pfs = NULL;
 	json_object *arr = json_object_new_array();
-	iovm_vfnet *nl = NULL;
-	iovm_error err = {};
-	size_t n = 0;
 
-	if (iovm_vfnet_open(o->host, &nl, NULL) < 0)
-		nl = NULL;
-	if (iovm_pf_list(o->inv_host, &pfs, &n, &err) < 0)
-		log_warning(err.code, "inventory: %s", err.msg);
-	for (size_t i = 0; i < n; i++)
-		json_object_array_add(arr, snapshot_pf_json(o, nl, &pfs[i], true));
-	iovm_vfnet_close(nl);
+	kernel_refresh(o);
+	for (size_t i = 0; i < kernel_n_pfs(o); i++) {
+		const iovm_vfnet_config *cfgs;
+		int ncfg;
+		const iovm_pf *p = kernel_pf(o, i, &cfgs, &ncfg);
+
+		json_object_array_add(arr, snapshot_pf_json(o, p, cfgs, ncfg, true));
+	}
 	return arr;
 }
 
@@ -282,7 +261,7 @@ void snapshot_publish(ops *o, iovmd_msg *m)
 	json_object *snap = json_object_new_object();
 
 	load_holders(o);
-	list_vfs(o);
+	o->stale = false;
 	json_object_object_add(snap, "pfs", pfs_json(o));
 	json_object_object_add(snap, "vms", vms_json(o));
 	json_object_object_add(snap, "assignments", json_object_new_int((int)(o->n_as + o->n_shs)));

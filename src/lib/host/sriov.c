@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
@@ -197,6 +198,72 @@ int iovm_pf_list(iovm_host *h, iovm_pf **ret, size_t *ret_n, iovm_error *err)
 		qsort(list, n, sizeof(*list), cmp_pf);
 	*ret = TAKE_PTR(list);
 	*ret_n = n;
+	return 0;
+}
+
+/* Mixes a path's identity and times into h (FNV-1a over the fields): of
+ * the link itself and of what it points to (bus/pci/devices/ADDR is a link
+ * to the device's directory). */
+static void stamp_mix(uint64_t *h, const char *path)
+{
+	for (int follow = 0; follow < 2; follow++) {
+		struct stat st;
+		uint64_t v[4] = {};
+
+		if ((follow ? stat(path, &st) : lstat(path, &st)) == 0) {
+			v[0] = (uint64_t)st.st_ino;
+			v[1] = (uint64_t)st.st_mtim.tv_sec;
+			v[2] = (uint64_t)st.st_mtim.tv_nsec;
+			v[3] = (uint64_t)st.st_size;
+		}
+		for (size_t i = 0; i < ELEMENTSOF(v); i++)
+			for (int b = 0; b < 64; b += 8) {
+				*h ^= (v[i] >> b) & 0xff;
+				*h *= 0x100000001b3ull;
+			}
+	}
+}
+
+int iovm_pf_stamp(iovm_host *h, const char *pf, uint64_t *ret)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	char p[PATH_MAX], addr[IOVM_PCI_ADDR_MAX];
+	uint64_t v = 0xcbf29ce484222325ull;
+	struct dirent *de;
+
+	if (!h || !ret)
+		return -EINVAL;
+	if (!pf) {
+		if (sysfs_path(h, p, sizeof(p), "bus/pci/devices") < 0)
+			return -ENAMETOOLONG;
+		stamp_mix(&v, p);
+		*ret = v;
+		return 0;
+	}
+	if (iovm_pci_addr_normalize(pf, addr, sizeof(addr), NULL) < 0 ||
+	    pci_dev_dir(h, addr, p, sizeof(p)) < 0)
+		return -EINVAL;
+	stamp_mix(&v, p);
+	if (!(d = opendir(p)))
+		return negative_errno();
+	/* Its own attributes that a fixture's writer changes, then each VF's
+	 * directory (a bind or unbind replaces its driver link). */
+	static const char *const attrs[] = { "sriov_numvfs", "sriov_drivers_autoprobe", "driver", "net" };
+	for (size_t i = 0; i < ELEMENTSOF(attrs); i++)
+		if (pci_dev_attr(h, addr, attrs[i], p, sizeof(p)) == 0)
+			stamp_mix(&v, p);
+	while ((de = readdir(d))) {
+		char vaddr[64];
+
+		if (strncmp(de->d_name, "virtfn", 6) || pci_dev_attr(h, addr, de->d_name, p, sizeof(p)) < 0 ||
+		    sysfs_read_link_base(p, vaddr, sizeof(vaddr)) < 0 || !iovm_pci_addr_valid(vaddr) ||
+		    pci_dev_dir(h, vaddr, p, sizeof(p)) < 0)
+			continue;
+		stamp_mix(&v, p);
+		if (pci_dev_attr(h, vaddr, "net", p, sizeof(p)) == 0)
+			stamp_mix(&v, p);
+	}
+	*ret = v;
 	return 0;
 }
 

@@ -200,23 +200,22 @@ int iovm_vfnet_get(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_confi
 	return 0;
 }
 
-int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, iovm_vfnet_stats *stats,
-		       size_t n, iovm_error *err)
+int iovm_vfnet_get_all_netdev(iovm_vfnet *nl, const char *ifname, iovm_vfnet_config *cfgs,
+			      iovm_vfnet_stats *stats, size_t n, iovm_error *err)
 {
 	struct rtnl_link *link = NULL;
-	iovm_pf p;
+	uint32_t num = 0;
 	size_t m;
 	int r;
 
-	if (!nl || !pf || (n && !cfgs && !stats))
+	if (!nl || !ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE || (n && !cfgs && !stats))
 		return iovm_error_set(err, -EINVAL, "vfnet get all: invalid argument");
-	r = pf_with_netdev(nl, pf, &p, err);
+	r = fetch(nl, ifname, &link, err);
 	if (r < 0)
 		return r;
-	r = fetch(nl, p.netdev, &link, err);
-	if (r < 0)
-		return r;
-	m = n < p.num_vfs ? n : p.num_vfs;
+	if (rtnl_link_get_num_vf(link, &num) < 0)
+		num = 0;
+	m = n < num ? n : num;
 	for (size_t i = 0; i < n; i++) {
 		struct rtnl_link_vf *v = i < m && rtnl_link_has_vf_list(link) ?
 					 rtnl_link_vf_get(link, (uint32_t)i) : NULL;
@@ -243,6 +242,21 @@ int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, 
 	}
 	rtnl_link_put(link);
 	return (int)m;
+}
+
+int iovm_vfnet_get_all(iovm_vfnet *nl, const char *pf, iovm_vfnet_config *cfgs, iovm_vfnet_stats *stats,
+		       size_t n, iovm_error *err)
+{
+	iovm_pf p;
+	int r;
+
+	if (!nl || !pf || (n && !cfgs && !stats))
+		return iovm_error_set(err, -EINVAL, "vfnet get all: invalid argument");
+	r = pf_with_netdev(nl, pf, &p, err);
+	if (r < 0)
+		return r;
+	r = iovm_vfnet_get_all_netdev(nl, p.netdev, cfgs, stats, n, err);
+	return r < 0 || (unsigned)r < p.num_vfs ? r : (int)p.num_vfs;
 }
 
 int iovm_vfnet_get_stats(iovm_vfnet *nl, const char *pf, unsigned vf, iovm_vfnet_stats *ret,
