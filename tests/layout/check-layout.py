@@ -13,7 +13,8 @@ from pathlib import Path
 MAX_LINES = 800
 
 HOST = {"iovm/error.h", "iovm/types.h", "iovm/host.h", "iovm/deadline.h", "iovm/pci.h",
-        "iovm/sriov.h", "iovm/vfio.h", "iovm/vfnet.h", "iovm/vfconfig.h", "iovm/netdev.h"}
+        "iovm/sriov.h", "iovm/vfio.h", "iovm/vfnet.h", "iovm/vfconfig.h", "iovm/netdev.h",
+        "iovm/monitor.h"}
 VM = {"iovm/qmp.h", "iovm/qga.h", "iovm/qdev.h", "iovm/pool.h", "iovm/vm.h", "iovm/shared.h"}
 STATE = {"iovm/store.h"}
 POLICY = {"iovm/policy.h"}
