@@ -109,29 +109,39 @@ static void original_settings(ops *o, const iovm_vf *vf, iovm_store_vf_saved *sa
 /* Writes, in one transaction, the attach intent, the holder's row (an
  * exclusive assignment a, or a share sh) and the original settings (kept if
  * already saved: the first save is the original). */
+struct attach_record {
+	char object[IOVM_STORE_OBJECT_MAX];
+	const iovm_store_intent_args *args;
+	const iovm_store_assignment *a;
+	const iovm_store_share *sh;
+	const iovm_store_vf_saved *saved;
+	int64_t *ret_id;
+};
+
+static int write_attach(iovm_store *s, void *userdata, iovm_error *err)
+{
+	const struct attach_record *w = userdata;
+	int r;
+
+	r = iovm_store_intent_begin(s, IOVM_INTENT_ATTACH, w->object, w->args, w->ret_id, err);
+	if (r >= 0)
+		r = w->a ? iovm_store_assign(s, w->a, err) : iovm_store_share_add(s, w->sh, err);
+	if (r < 0)
+		return r;
+	/* Kept if already saved: the first save is the original. */
+	r = iovm_store_vf_saved_put(s, w->saved, err);
+	return r == -EEXIST ? 0 : r;
+}
+
 static int journal_attach(ops *o, const char *vf, const iovm_store_intent_args *args,
 			  const iovm_store_assignment *a,
 			  const iovm_store_share *sh, const iovm_store_vf_saved *saved, int64_t *ret_id,
 			  iovm_error *err)
 {
-	char object[IOVM_STORE_OBJECT_MAX];
-	int r;
+	struct attach_record w = { .args = args, .a = a, .sh = sh, .saved = saved, .ret_id = ret_id };
 
-	snprintf(object, sizeof(object), "vf %s", vf);
-	r = iovm_store_begin(o->store, err);
-	if (r >= 0)
-		r = iovm_store_intent_begin(o->store, IOVM_INTENT_ATTACH, object, args, ret_id, err);
-	if (r >= 0)
-		r = a ? iovm_store_assign(o->store, a, err) : iovm_store_share_add(o->store, sh, err);
-	if (r >= 0) {
-		r = iovm_store_vf_saved_put(o->store, saved, err);
-		if (r == -EEXIST)
-			r = 0;
-	}
-	if (r >= 0)
-		return iovm_store_commit(o->store, err);
-	iovm_store_rollback(o->store);
-	return r;
+	snprintf(w.object, sizeof(w.object), "vf %s", vf);
+	return iovm_store_transaction(o->store, write_attach, &w, err);
 }
 
 static int attach_timeout(ops *o, const iovm_api_request *q)

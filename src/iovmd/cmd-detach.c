@@ -98,23 +98,32 @@ static int detach_which(ops *o, const iovm_api_request *q, char vfaddr[static IO
 	return 0;
 }
 
+struct detach_record {
+	const iovm_store_assignment *a;
+	iovm_store_intent_args args;
+	char object[IOVM_STORE_OBJECT_MAX];
+	int64_t *ret_id;
+};
+
+static int write_detach(iovm_store *s, void *userdata, iovm_error *err)
+{
+	const struct detach_record *w = userdata;
+	int r = iovm_store_intent_begin(s, IOVM_INTENT_DETACH, w->object, &w->args, w->ret_id, err);
+
+	return r < 0 ? r : iovm_store_assignment_set_state(s, w->a->vf, IOVM_STORE_DETACHING, NULL, err);
+}
+
 /* The intent and the DETACHING state, in one transaction. */
 static int journal_detach(ops *o, const iovm_store_assignment *a, int64_t *ret_id, iovm_error *err)
 {
-	iovm_store_intent_args args = records_vm_args(a->vm, IOVM_MODE_EXCLUSIVE, a->devid);
-	char object[IOVM_STORE_OBJECT_MAX];
+	struct detach_record w = { .a = a, .args = records_vm_args(a->vm, IOVM_MODE_EXCLUSIVE, a->devid),
+				   .ret_id = ret_id };
 	int r;
 
-	snprintf(object, sizeof(object), "vf %s", a->vf);
-	records_begin(o, "detach");
-	r = iovm_store_intent_begin(o->store, IOVM_INTENT_DETACH, object, &args, ret_id, err);
-	if (r < 0) {
-		iovm_store_rollback(o->store);
-		return r;
-	}
-	records_set_assignment(o, a->vf, IOVM_STORE_DETACHING, NULL);
-	if (records_commit(o) < 0)
-		return iovm_error_set(err, -EIO, "vf %s: the state db did not take the detach; nothing done", a->vf);
+	snprintf(w.object, sizeof(w.object), "vf %s", a->vf);
+	r = iovm_store_transaction(o->store, write_detach, &w, err);
+	if (r < 0)
+		return iovm_error_prefix(err, "vf %s: the state db did not take the detach; nothing done", a->vf);
 	return 0;
 }
 

@@ -29,24 +29,29 @@ int cmd_apply_vf_configs(ops *o, const char *pf, iovm_error *err)
 	return r;
 }
 
+struct set_vfs_record {
+	const iovm_store_pf *want;
+	iovm_store_intent_args args;
+	char object[IOVM_STORE_OBJECT_MAX];
+	int64_t *ret_id;
+};
+
+static int write_set_vfs(iovm_store *s, void *userdata, iovm_error *err)
+{
+	const struct set_vfs_record *w = userdata;
+	int r = iovm_store_pf_put(s, w->want, err);
+
+	return r < 0 ? r : iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, w->object, &w->args, w->ret_id, err);
+}
+
 /* The desired state and the intent, in one transaction. */
 static int journal_set_vfs(ops *o, const iovm_store_pf *want, int64_t *ret_id, iovm_error *err)
 {
-	iovm_store_intent_args args = { .count = want->num_vfs };
-	char object[IOVM_STORE_OBJECT_MAX];
-	int r;
+	struct set_vfs_record w = { .want = want, .args = { .count = want->num_vfs }, .ret_id = ret_id };
 
-	snprintf(args.driver, sizeof(args.driver), "%s", want->driver);
-	snprintf(object, sizeof(object), "pf %s", want->pf);
-	r = iovm_store_begin(o->store, err);
-	if (r >= 0)
-		r = iovm_store_pf_put(o->store, want, err);
-	if (r >= 0)
-		r = iovm_store_intent_begin(o->store, IOVM_INTENT_SET_VFS, object, &args, ret_id, err);
-	if (r >= 0)
-		return iovm_store_commit(o->store, err);
-	iovm_store_rollback(o->store);
-	return r;
+	snprintf(w.args.driver, sizeof(w.args.driver), "%s", want->driver);
+	snprintf(w.object, sizeof(w.object), "pf %s", want->pf);
+	return iovm_store_transaction(o->store, write_set_vfs, &w, err);
 }
 
 /* Nothing changed in the kernel (in-use and range checks come first) or
