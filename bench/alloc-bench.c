@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * alloc-bench: the allocation policy engine at scale (issue 6). Replays one
+ * alloc-bench: the allocation policy engine at scale. Replays one
  * fixed pseudo-random sequence of requests, releases, byte-counter samples
  * and window resets on the indexed engine and on the reference engine (the
  * published algorithm: sort every VF on every request), in the same run, and

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Benchmark (issue 6): the four published allocation experiments, rebuilt
+# Benchmark: the four published allocation experiments, rebuilt
 # in the lab with iovmd, real nested guests, real igb VFs and iperf3.
 #   IOVM_BUILD=$PWD/build lab/iovm-lab run --keep-log -- bench/alloc-tables.sh
 # IOVM_BENCH_PHASE0_ONLY=1 runs phase 0 alone (no guests: a 2-minute check

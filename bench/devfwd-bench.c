@@ -8,7 +8,7 @@
  *     the transport's part and the CUSE frontend's part,
  *   - with --floor, the same reads and ioctl on cuse-null, a CUSE device
  *     that forwards nothing: the floor of any CUSE frontend.
- * Prints each figure and the ratios the issue asks for; it asserts nothing,
+ * Prints each figure and its ratio to native; it asserts nothing,
  * since only ratios measured in the same run mean anything (the lab is TCG).
  * usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED
  *                     --connect ADDR [--floor CUSE-NULL] [--seconds S] */

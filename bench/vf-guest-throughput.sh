@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Benchmark (issue 6: the scale for the published tables): TCP throughput
+# Benchmark (the scale for the published allocation tables): TCP throughput
 # through an igb VF from a nested guest that holds it by passthrough
 # (vfio-pci, attached with iovm-vm), against the same transfer from the
 # emulated host's own igbvf netdev of another VF of the same PF, in the same

@@ -1,7 +1,7 @@
 #!/bin/bash
 # lab-seconds: 610 (typical on a CI machine; scripts/run-tests starts the longest first)
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Lab: one VF shared by two running guests through macvtaps (issue 6's
+# Lab: one VF shared by two running guests through macvtaps (the allocation model's
 # shared data path), with real QEMU, igbvf and guests.
 #  0. a VF of eth0 on igbvf (the shared one, in the root namespace) and a VF
 #     of eth1 on igbvf in netns "srv" (the server side, across the cable);

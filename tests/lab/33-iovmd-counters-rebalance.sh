@@ -1,8 +1,8 @@
 #!/bin/bash
 # lab-seconds: 720 (typical on a CI machine; scripts/run-tests starts the longest first)
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Lab: iovmd's throughput sampling from the guest agent and rebalancing
-# (issue 6), with two real guests.
+# Lab: iovmd's throughput sampling from the guest agent and rebalancing,
+# with two real guests.
 # 1. Counters: igb keeps no per-VF counters on the PF side (IFLA_VF_STATS
 #    are zeros), so iovmd asks the guest's qemu-ga for the counters of the
 #    interface with the VF's administrative MAC. r1 (high, registered with

@@ -184,7 +184,7 @@ static void test_device_deleted_match(void **state)
 	struct { const char *event, *data; bool want; } cases[] = {
 		{ "DEVICE_DELETED", "{\"device\": \"" DEVID "\", \"path\": \"/machine/peripheral/" DEVID "\"}", true },
 		{ "DEVICE_DELETED", "{\"path\": \"/machine/peripheral/" DEVID "\"}", true },
-		/* device alone is not enough: the issue asks to match on path */
+		/* device alone is not enough: QEMU matches on the path */
 		{ "DEVICE_DELETED", "{\"device\": \"" DEVID "\"}", false },
 		{ "DEVICE_DELETED", "{\"path\": \"/machine/peripheral/" DEVID "x\"}", false },
 		{ "DEVICE_DELETED", "{\"path\": \"/machine/peripheral-anon/" DEVID "\"}", false },

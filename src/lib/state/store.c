@@ -94,7 +94,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE vm ADD COLUMN numa_node INTEGER NOT NULL DEFAULT -1 CHECK (numa_node >= -1);"
 	"CREATE INDEX intent_open ON intent(id) WHERE status = 'open';",
 
-	/* 2 -> 3: shared VFs (issue 6). A VF that stays on its host driver is
+	/* 2 -> 3: shared VFs. A VF that stays on its host driver is
 	 * used by several VMs, each through its own macvtap + virtio-net
 	 * device: one row per (VF, VM). How many users a VF may have is
 	 * policy, not schema. The triggers make "held exclusively and shared
