@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Shared setup for the devfwd lab scenarios (tests/lab/7*-devfwd-*.py) and
-the devfwd benchmark: load modules, start devfwd-backend with a policy and
-devfwd-frontend for some devices, wait for conditions with deadlines."""
+"""Shared setup for the devfwd lab scenarios (tests/lab/7*-devfwd-*.py, the
+benchmark 75-devfwd-bench.py among them): load modules, start devfwd-backend
+with a policy and devfwd-frontend for some devices, wait for conditions with
+deadlines. The scenarios import it through PYTHONPATH, which
+tests/lab/run-inside sets."""
 import fcntl
 import glob
 import os
