@@ -64,7 +64,20 @@ def stop_process(proc, timeout=10):
             proc.wait()
 
 
-class Backend:
+class Logged:
+    """A devfwd process started with its stderr in self.log_file (at
+    self.logpath)."""
+
+    def log(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+    def stop(self):
+        stop_process(self.proc)
+        self.log_file.close()
+
+
+class Backend(Logged):
     def __init__(self, policy, listen, name="backend", wrap=(), verbose=True):
         self.policy = os.path.join(TMP, f"devfwd-{name}.conf")
         self.logpath = os.path.join(TMP, f"devfwd-backend-{name}.log")
@@ -85,16 +98,8 @@ class Backend:
             self.stop()
             fail(f"devfwd-backend did not start: {self.log()}")
 
-    def log(self):
-        with open(self.logpath) as f:
-            return f.read()
 
-    def stop(self):
-        stop_process(self.proc)
-        self.log_file.close()
-
-
-class Frontend:
+class Frontend(Logged):
     def __init__(self, addr, devices, name="frontend", wrap=()):
         """devices: list of (host_path, guest_name) pairs; waits for every
         /dev/guest_name to appear."""
@@ -111,14 +116,6 @@ class Frontend:
             wait_for(lambda: os.path.exists(path) or self.proc.poll() is not None, path)
             if self.proc.poll() is not None:
                 fail(f"devfwd-frontend exited ({self.proc.returncode}): {self.log()}")
-
-    def log(self):
-        with open(self.logpath) as f:
-            return f.read()
-
-    def stop(self):
-        stop_process(self.proc)
-        self.log_file.close()
 
 
 # ioctl number helpers (asm-generic/ioctl.h)
