@@ -290,9 +290,10 @@ def run_iovmctl(iovmctl, args, sock=None, env=None, timeout=60, cwd=None):
 
 class Daemon:
     """A fixture tree (made by Daemon.make_sysfs, tests/unit/fixtures/
-    make-sysfs.sh) and an iovmd (Daemon.iovmd) on it. The dir is reused by
-    restart(). As a fixture of run_cases: begin() starts it, end() checks
-    that it is still running, report() prints its last log lines."""
+    make-sysfs.sh) and an iovmd (Daemon.iovmd) on it; the tree and the
+    state outlive stop() for the next start(). As a fixture of run_cases:
+    begin() starts it, end() checks that it is still running, report()
+    prints its last log lines."""
 
     iovmd = None
     make_sysfs = None
