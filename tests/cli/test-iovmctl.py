@@ -15,13 +15,12 @@ import json
 import os
 import pty
 import select
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
+
+from iovmtest import Cases, FakeIovmd, check, check_type, eq, run_cases, run_iovmctl, send_json
 
 IOVMCTL = None
 TMP = None
@@ -94,115 +93,28 @@ def canned(cmd, args):
     return {}
 
 
-def send(conn, obj):
-    conn.sendall((json.dumps(obj) + "\n").encode())
-
-
 def event(name, data):
     return {"event": name, "data": data, "timestamp": {"seconds": 1, "microseconds": 0}}
 
 
-class FakeDaemon:
-    """Serves one socket; answer(conn, req) decides what each request gets
-    (default: the canned return)."""
+def reply_canned(d, conn, req):
+    send_json(conn, {"return": canned(req.get("execute"), req.get("arguments")), "id": req.get("id")})
+
+
+class FakeDaemon(FakeIovmd):
+    """A fake iovmd in the run's temp dir; answer(fake, conn, request)
+    decides what each request gets (default: the canned return)."""
 
     def __init__(self, answer=None, greeting=None):
-        self.path = os.path.join(TMP, "iovm-%d.sock" % id(self))
-        self.answer = answer or (lambda d, conn, req: send(conn, {"return": canned(
-            req.get("execute"), req.get("arguments")), "id": req.get("id")}))
-        self.greeting = greeting if greeting is not None else \
-            json.dumps({"iovm": {"version": "0.1.0", "api": 1}}) + "\n"
-        self.requests = []
-        self.raw_lines = []
-        self.connections = 0
-        self.stop = False
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(8)
-        self.sock.settimeout(0.1)
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.client, args=(conn,), daemon=True).start()
-
-    def client(self, conn):
-        with conn:
-            try:
-                conn.sendall(self.greeting.encode())
-                f = conn.makefile("rb")
-                for line in f:
-                    self.raw_lines.append(line)
-                    req = json.loads(line)
-                    self.requests.append(req)
-                    if self.answer(self, conn, req) == "close":
-                        conn.shutdown(socket.SHUT_RDWR)
-                        return
-            except (OSError, ValueError):
-                pass
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
-        self.thread.join()
-        os.unlink(self.path)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(TMP, answer or reply_canned, greeting)
 
 
 def run(args, daemon=None, env=None, timeout=60, cwd=None):
-    cmd = [IOVMCTL]
-    if daemon is not None:
-        cmd += ["--socket", daemon.path]
-    cmd += args
-    e = dict(os.environ)
-    e.pop("IOVM_SOCKET", None)
-    e.update(env or {})
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
-                       timeout=timeout, cwd=cwd)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
+    return run_iovmctl(IOVMCTL, args, sock=daemon.path if daemon is not None else None,
+                       env=env, timeout=timeout, cwd=cwd)
 
 
-# ---- test framework ---------------------------------------------------------
-
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise Failure("%s: got %r, want %r" % (what, got, want))
-
-
-def check_type(value, typ, what):
-    # bool is an int in Python: check it exactly
-    if type(value) is not typ:
-        raise Failure("%s: %r is a %s, want %s" % (what, value, type(value).__name__, typ.__name__))
+test = Cases()   # @test appends a case
 
 
 def parse_table(text):
@@ -607,7 +519,7 @@ def error_answer(errno_name, desc, cls="Busy"):
         err = {"class": cls, "desc": desc}
         if errno_name is not None:
             err["errno"] = errno_name
-        send(conn, {"error": err, "id": req["id"]})
+        send_json(conn, {"error": err, "id": req["id"]})
     return answer
 
 
@@ -636,15 +548,15 @@ def error_reply_unknown_errno_exits_1():
 
 def progress_answer(d, conn, req):
     me = req["id"]
-    send(conn, event("PROGRESS", {"command": req["execute"], "id": me, "step": "unbinding VF 1 of 3",
+    send_json(conn, event("PROGRESS", {"command": req["execute"], "id": me, "step": "unbinding VF 1 of 3",
                                   "done": 1, "total": 3}))
     time.sleep(1.5)
-    send(conn, event("PROGRESS", {"command": "attach", "id": me + 1000, "step": "someone else's step",
+    send_json(conn, event("PROGRESS", {"command": "attach", "id": me + 1000, "step": "someone else's step",
                                   "done": 1, "total": 2}))
-    send(conn, event("VFS_CHANGED", {"pf": "0000:01:00.0", "num_vfs": 3, "driver": "vfio-pci"}))
-    send(conn, event("PROGRESS", {"command": req["execute"], "id": me, "step": "binding VF 3 of 3",
+    send_json(conn, event("VFS_CHANGED", {"pf": "0000:01:00.0", "num_vfs": 3, "driver": "vfio-pci"}))
+    send_json(conn, event("PROGRESS", {"command": req["execute"], "id": me, "step": "binding VF 3 of 3",
                                   "done": 3, "total": 3}))
-    send(conn, {"return": canned(req["execute"], req.get("arguments")), "id": req["id"]})
+    send_json(conn, {"return": canned(req["execute"], req.get("arguments")), "id": req["id"]})
 
 
 @test
@@ -716,9 +628,9 @@ def top_on_a_terminal_redraws():
 @test
 def replies_for_other_ids_are_skipped():
     def answer(d, conn, req):
-        send(conn, {"return": {"not": "mine"}, "id": req["id"] + 7})
-        send(conn, {"error": {"class": "Busy", "desc": "not mine", "errno": "EBUSY"}, "id": "x"})
-        send(conn, {"return": STATUS, "id": req["id"]})
+        send_json(conn, {"return": {"not": "mine"}, "id": req["id"] + 7})
+        send_json(conn, {"error": {"class": "Busy", "desc": "not mine", "errno": "EBUSY"}, "id": "x"})
+        send_json(conn, {"return": STATUS, "id": req["id"]})
     with FakeDaemon(answer) as d:
         rc, out, err = run(["--json", "status"], d)
     ok(rc, out, err)
@@ -766,7 +678,7 @@ def malformed_reply():
     eq(err, "iovmctl: malformed reply from the daemon: this is not json\n", "stderr")
     eq(out, "", "stdout")
     # valid JSON, but neither a return nor an error
-    with FakeDaemon(lambda d, conn, req: send(conn, {"id": req["id"], "huh": 1})) as d:
+    with FakeDaemon(lambda d, conn, req: send_json(conn, {"id": req["id"], "huh": 1})) as d:
         rc, out, err = run(["status"], d)
     eq(rc, 1, "exit status for a reply without return")
     check(err.startswith("iovmctl: malformed reply from the daemon"), "stderr %r" % err)
@@ -1012,24 +924,9 @@ def main():
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     IOVMCTL = os.path.abspath(sys.argv[1])
-    passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="iovmctl-test-") as tmp:
         TMP = tmp
-        for t in TESTS:
-            try:
-                t()
-            except Failure as e:
-                failed += 1
-                print("FAIL %s: %s" % (t.__name__, e))
-            except Exception:
-                failed += 1
-                print("FAIL %s: exception" % t.__name__)
-                traceback.print_exc(file=sys.stdout)
-            else:
-                passed += 1
-                print("ok   %s" % t.__name__)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        return run_cases(test)
 
 
 if __name__ == "__main__":

@@ -22,20 +22,19 @@ import os
 import pwd
 import re
 import select
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
+
+from iovmtest import (DEADLINE_S, GREETING, IO_TIMEOUT_S, Cases, Client, Daemon, Failure,
+                      check, expect_closed, expect_error, run_cases, run_iovmctl, wait_for,
+                      write)
 
 IOVMD = IOVMCTL = MAKE_SYSFS = None
-DEADLINE_S = 20.0          # bounds a wait for something that should happen
-IO_TIMEOUT_S = 20.0        # bounds a blocking socket read
 NOBODY = 65534
 
 PF_KEYS = {"pf", "netdev", "driver", "vendor", "device", "total_vfs", "num_vfs", "numa_node",
@@ -51,204 +50,6 @@ COMMANDS = ["query-commands", "status", "pf-list", "pf-show", "pf-set-vfs", "vf-
 ETH0 = "0000:01:00.0"
 ETH1 = "0000:02:00.0"
 ETH0_VFS = ["0000:01:10.0", "0000:01:10.2", "0000:01:10.4"]
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def wait_for(pred, what, deadline_s=DEADLINE_S):
-    """Polls pred() until it returns a true value; fails after the deadline."""
-    end = time.monotonic() + deadline_s
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise Failure("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
-# ---- a daemon in a temp dir ---------------------------------------------------
-
-class Daemon:
-    """A fixture tree and an iovmd on it. The dir is reused by restart()."""
-
-    def __init__(self, *extra, tmp=None, socket_path=None, state=None, config=None):
-        self.tmp = tmp or tempfile.mkdtemp(prefix="iovmd-test-")
-        self.own_tmp = tmp is None
-        if not os.path.isdir(os.path.join(self.tmp, "sys")):
-            subprocess.run(["bash", MAKE_SYSFS, self.tmp], check=True)
-        self.sock = socket_path or os.path.join(self.tmp, "iovm.sock")
-        self.state = state or os.path.join(self.tmp, "iovm.db")
-        self.config = config
-        if self.config is None:
-            # Never the machine's /etc/iovm/iovm.conf.
-            self.config = os.path.join(self.tmp, "empty.conf")
-            open(self.config, "w").close()
-        self.extra = list(extra)
-        self.proc = None
-        self.log_path = None
-        self.runs = 0
-
-    def argv(self):
-        return [IOVMD, "--config", self.config, "--sysfs-root", os.path.join(self.tmp, "sys"),
-                "--socket", self.sock, "--state", self.state, "--refresh-interval", "500",
-                "--log-level", "debug"] + self.extra
-
-    def start(self, argv=None, wait=True):
-        self.runs += 1
-        self.log_path = os.path.join(self.tmp, "iovmd-%d.log" % self.runs)
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv or self.argv(), stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, sock=None):
-        sock = sock or self.sock
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise Failure("iovmd exited with %s before listening:\n%s"
-                              % (self.proc.returncode, self.log_text()))
-            try:
-                c = Client(sock)
-            except OSError:
-                return False
-            c.close()
-            return True
-        wait_for(ready, "iovmd to listen on " + sock)
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM, wait; returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
-
-    def client(self):
-        return Client(self.sock)
-
-    def cleanup(self):
-        self.stop()
-        if self.own_tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-class Client:
-    """One connection; reads the greeting unless told not to."""
-
-    def __init__(self, path, greet=True):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(IO_TIMEOUT_S)
-        try:
-            self.s.connect(path)
-        except OSError:
-            self.s.close()
-            raise
-        self.buf = b""
-        self.greeting = self.read_json() if greet else None
-        self.next_id = 1
-
-    def close(self):
-        self.s.close()
-
-    def send_raw(self, data):
-        self.s.sendall(data)
-
-    def read_line(self):
-        """One line (without the newline), or None at EOF."""
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line
-
-    def read_json(self):
-        line = self.read_line()
-        check(line is not None, "connection closed; expected a line")
-        try:
-            return json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise Failure("reply is not UTF-8 JSON (%s): %r" % (e, line[:200]))
-
-    def read_reply(self):
-        """The next reply, skipping events."""
-        while True:
-            m = self.read_json()
-            if "event" not in m:
-                return m
-
-    def request(self, cmd, args=None, rid=None):
-        if rid is None:
-            rid = self.next_id
-            self.next_id += 1
-        msg = {"execute": cmd, "id": rid}
-        if args is not None:
-            msg["arguments"] = args
-        self.send_raw((json.dumps(msg) + "\n").encode())
-        r = self.read_reply()
-        check(r.get("id") == rid, "reply id %r, expected %r: %r" % (r.get("id"), rid, r))
-        return r
-
-    def ret(self, cmd, args=None):
-        r = self.request(cmd, args)
-        check("return" in r, "%s %s: expected a return, got %r" % (cmd, args, r))
-        return r["return"]
-
-    def at_eof(self):
-        """True once the daemon closed the connection (reads what is left)."""
-        try:
-            while True:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True
-
-
-def expect_error(r, cls, err):
-    check("error" in r, "expected an error %s/%s, got %r" % (cls, err, r))
-    e = r["error"]
-    check(e.get("class") == cls and e.get("errno") == err,
-          "expected %s/%s, got %r" % (cls, err, e))
-    check(isinstance(e.get("desc"), str) and e["desc"], "error without a desc: %r" % e)
-
-
-def expect_closed(c, what):
-    c.s.settimeout(DEADLINE_S)
-    check(c.at_eof(), what + ": the daemon did not close the connection")
 
 
 def status_ok(d):
@@ -291,18 +92,13 @@ def check_vm(v):
 
 # ---- cases ------------------------------------------------------------------------
 
-CASES = []
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
+case = Cases()   # @case appends a case
 
 
 @case
 def greeting(d):
     c = d.client()
-    check(c.greeting == {"iovm": {"version": "0.1.0", "api": 1}}, "greeting %r" % c.greeting)
+    check(c.greeting == GREETING, "greeting %r" % c.greeting)
 
 
 @case
@@ -776,12 +572,6 @@ def vm_add_duplicate_and_remove_unknown(d):
     check(c.ret("vm-list") == [], "vm-list after vm-remove")
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
 @case
 def config_file(d):
     d.stop()
@@ -915,32 +705,28 @@ def sigterm_exits_cleanly(d):
 
 
 def ctl(d, *args):
-    return subprocess.run([IOVMCTL, "--socket", d.sock, "--timeout", "30"] + list(args),
-                          capture_output=True, timeout=DEADLINE_S * 2)
+    return run_iovmctl(IOVMCTL, ["--timeout", "30"] + list(args), sock=d.sock,
+                       timeout=DEADLINE_S * 2)
 
 
 @case
 def iovmctl_against_the_daemon(d):
-    p = ctl(d, "status")
-    out = p.stdout.decode()
-    check(p.returncode == 0, "iovmctl status: exit %d %r" % (p.returncode, p.stderr))
+    rc, out, err = ctl(d, "status")
+    check(rc == 0, "iovmctl status: exit %d %r" % (rc, err))
     check("0.1.0" in out and d.state in out, "iovmctl status output %r" % out)
-    p = ctl(d, "pf", "list")
-    out = p.stdout.decode()
-    check(p.returncode == 0 and ETH0 in out and "eth1" in out, "iovmctl pf list %r" % out)
-    p = ctl(d, "vf", "list", "--pf", "eth0")
-    rows = [l.split()[0] for l in p.stdout.decode().splitlines()[1:] if l.strip()]
-    check(p.returncode == 0 and rows == ETH0_VFS, "iovmctl vf list --pf eth0 %r" % rows)
-    p = ctl(d, "--json", "vf", "show", "eth0/1")
-    check(p.returncode == 0, "iovmctl --json vf show: exit %d %r" % (p.returncode, p.stderr))
-    shown = json.loads(p.stdout.decode())
+    rc, out, err = ctl(d, "pf", "list")
+    check(rc == 0 and ETH0 in out and "eth1" in out, "iovmctl pf list %r" % out)
+    rc, out, err = ctl(d, "vf", "list", "--pf", "eth0")
+    rows = [l.split()[0] for l in out.splitlines()[1:] if l.strip()]
+    check(rc == 0 and rows == ETH0_VFS, "iovmctl vf list --pf eth0 %r" % rows)
+    rc, out, err = ctl(d, "--json", "vf", "show", "eth0/1")
+    check(rc == 0, "iovmctl --json vf show: exit %d %r" % (rc, err))
+    shown = json.loads(out)
     check(shown == d.client().ret("vf-show", {"vf": "0000:01:10.2"}),
           "iovmctl --json vf show eth0/1 %r" % shown)
-    p = ctl(d, "vf", "show", "eth9/0")
-    check(p.returncode != 0, "iovmctl vf show eth9/0 exited 0")
-    check(p.stdout == b"" and b"eth9/0" in p.stderr, "iovmctl vf show eth9/0: %r %r"
-          % (p.stdout, p.stderr))
-
+    rc, out, err = ctl(d, "vf", "show", "eth9/0")
+    check(rc != 0, "iovmctl vf show eth9/0 exited 0")
+    check(out == "" and "eth9/0" in err, "iovmctl vf show eth9/0: %r %r" % (out, err))
 
 
 @case
@@ -974,35 +760,13 @@ def main():
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     IOVMD, IOVMCTL, MAKE_SYSFS = (os.path.abspath(a) for a in sys.argv[1:4])
+    Daemon.iovmd, Daemon.make_sysfs = IOVMD, MAKE_SYSFS
     only = sys.argv[4:]
     if os.geteuid() != 0:
         print("1..0 # SKIP iovmd tests need root (access checks run a client as uid %d)"
               % NOBODY)
         return 77
-    passed = failed = 0
-    for fn in CASES:
-        if only and fn.__name__ not in only:
-            continue
-        d = Daemon()
-        try:
-            d.start()
-            fn(d)
-            if d.proc is not None:
-                check(d.alive(), "iovmd died during the case:\n" + d.log_text()[-3000:])
-            passed += 1
-            print("ok   %s" % fn.__name__, flush=True)
-        except Exception as e:
-            failed += 1
-            print("FAIL %s: %s" % (fn.__name__, e), flush=True)
-            if not isinstance(e, Failure):
-                traceback.print_exc()
-            if d.log_path:
-                print("  --- iovmd log (last lines) ---\n  " +
-                      "\n  ".join(d.log_text().splitlines()[-15:]), flush=True)
-        finally:
-            d.cleanup()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_cases(case, only, fixture=Daemon)
 
 
 if __name__ == "__main__":

@@ -4,24 +4,13 @@
 # inventory checked against sysfs, bind vfio-pci -> igbvf -> vfio-pci
 # verified by the driver links, resize 7 -> 0 -> 3, and the refusals.
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 T=${IOVM_BUILD:?}/src/tools/iovm-sriov/iovm-sriov
-[ -x "$T" ] || { echo "skip: $T not built" >&2; exit 77; }
-[ -d /sys/bus/pci/devices/0000:01:00.0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
+[ -x "$T" ] || skip "$T not built"
+[ -d /sys/bus/pci/devices/0000:01:00.0 ] || skip "no emulated igb (not in the lab?)"
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-# expect STATUS CMD...: run CMD, check its exit status
-expect() {
-	local want=$1; shift
-	local out rc
-	out=$("$@" 2>&1); rc=$?
-	if [ "$rc" != "$want" ]; then fail "'$*' exited $rc, want $want: $out"; return 1; fi
-	ok "'$*' -> $rc${out:+: $out}"
-}
-drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
-
-modprobe vfio-pci && modprobe igbvf || { echo "skip: vfio-pci/igbvf modules missing" >&2; exit 77; }
+modprobe vfio-pci && modprobe igbvf || skip "vfio-pci/igbvf modules missing"
 # VF MACs set through the PF stick only with the PF up (lab notes).
 ip link set eth0 up; ip link set eth1 up
 

@@ -4,24 +4,17 @@
 # libiovm AND with iproute2 (an independent reader), per-VF stats, the
 # unsupported field reported by name, and save -> change -> restore on release.
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 T=${IOVM_BUILD:?}/src/tools/iovm-sriov/iovm-sriov
-[ -x "$T" ] || { echo "skip: $T not built" >&2; exit 77; }
-[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
-command -v ip >/dev/null || { echo "skip: no iproute2" >&2; exit 77; }
+[ -x "$T" ] || skip "$T not built"
+[ -d /sys/class/net/eth0 ] || skip "no emulated igb (not in the lab?)"
+command -v ip >/dev/null || skip "no iproute2"
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect() {
-	local want=$1; shift
-	local out rc
-	out=$("$@" 2>&1); rc=$?
-	if [ "$rc" != "$want" ]; then fail "'$*' exited $rc, want $want: $out"; return 1; fi
-	echo "ok: '$*' -> $rc${out:+: $out}"
-}
 # iproute2's view of one VF: the "vf N ..." line of `ip link show PF`
 ipvf() { ip link show "$1" | sed -n "s/^ *vf $2 //p"; }
 
-modprobe vfio-pci && modprobe igbvf || { echo "skip: modules missing" >&2; exit 77; }
+modprobe vfio-pci && modprobe igbvf || skip "modules missing"
 ip link set eth0 up
 # igb refuses a VF rate above the PF's link speed, which is 0 until the link
 # is up; the emulated link comes up a moment after `ip link set up` (later on

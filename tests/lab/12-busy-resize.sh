@@ -5,21 +5,13 @@
 # cleanly instead of hanging, keep answering inventory queries, and the
 # abandoned write must complete once QEMU lets go.
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 T=${IOVM_BUILD:?}/src/tools/iovm-sriov/iovm-sriov
-[ -x "$T" ] || { echo "skip: $T not built" >&2; exit 77; }
-[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
-QEMU=$(command -v qemu-system-x86_64) || { echo "skip: no qemu-system-x86_64" >&2; exit 77; }
+[ -x "$T" ] || skip "$T not built"
+[ -d /sys/class/net/eth0 ] || skip "no emulated igb (not in the lab?)"
+QEMU=$(command -v qemu-system-x86_64) || skip "no qemu-system-x86_64"
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect() {
-	local want=$1; shift
-	local out rc
-	out=$("$@" 2>&1); rc=$?
-	if [ "$rc" != "$want" ]; then fail "'$*' exited $rc, want $want: $out"; return 1; fi
-	echo "ok: '$*' -> $rc${out:+: $out}"
-	LAST=$out
-}
 # wait_for SECONDS CMD...: poll a condition with a deadline
 wait_for() {
 	local end=$((SECONDS + $1)); shift
@@ -29,7 +21,7 @@ wait_for() {
 	done
 }
 
-modprobe vfio-pci && modprobe igbvf || { echo "skip: modules missing" >&2; exit 77; }
+modprobe vfio-pci && modprobe igbvf || skip "modules missing"
 PF=$(basename "$(readlink /sys/class/net/eth0/device)")
 expect 0 "$T" set-vfs eth0 2 vfio || exit 1
 VF=$(basename "$(readlink /sys/bus/pci/devices/$PF/virtfn1)")

@@ -9,23 +9,22 @@
 #    pool stays empty;
 #  - `watch` notices QEMU being killed and exits.
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 B=${IOVM_BUILD:?}
 VM=$B/src/tools/iovm-vm/iovm-vm
 QEMU=${IOVM_LAB_QEMU:-qemu-system-x86_64}
-[ -x "$VM" ] || { echo "skip: $VM not built" >&2; exit 77; }
-command -v "$QEMU" >/dev/null || { echo "skip: no $QEMU" >&2; exit 77; }
+[ -x "$VM" ] || skip "$VM not built"
+command -v "$QEMU" >/dev/null || skip "no $QEMU"
 D=$(mktemp -d "${TMPDIR:-/tmp}/iovm-22-XXXXXX")
 SOCK=$D/qmp.sock
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 
 "$QEMU" -machine q35 -accel tcg -S -display none -nodefaults -no-user-config \
 	-qmp "unix:$SOCK,server=on,wait=off" -pidfile "$D/qemu.pid" -daemonize \
 	-device pcie-root-port,id=hp1,chassis=1,slot=1 \
 	-device pcie-root-port,id=hp2,chassis=2,slot=2 \
 	-netdev user,id=n1 -device virtio-net-pci,id=vnet1,netdev=n1,bus=hp1 \
-	|| { fail "qemu did not start"; exit 1; }
+	|| die "qemu did not start"
 QPID=$(cat "$D/qemu.pid")
 cleanup() { kill "$QPID" 2>/dev/null; rm -rf "$D"; }
 trap cleanup EXIT

@@ -6,19 +6,17 @@
 # the guest's igbvf gets that MAC; after the detach the old settings and the
 # igbvf binding are back.
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 B=${IOVM_BUILD:?}
 VM=$B/src/tools/iovm-vm/iovm-vm
 SR=$B/src/tools/iovm-sriov/iovm-sriov
 G=lab/guest
-[ -x "$VM" ] && [ -x "$SR" ] || { echo "skip: iovm-vm/iovm-sriov not built" >&2; exit 77; }
-[ -d /sys/bus/pci/devices/0000:01:00.0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
-[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
-modprobe vfio-pci && modprobe igbvf || { echo "skip: vfio-pci/igbvf modules missing" >&2; exit 77; }
+[ -x "$VM" ] && [ -x "$SR" ] || skip "iovm-vm/iovm-sriov not built"
+[ -d /sys/bus/pci/devices/0000:01:00.0 ] || skip "no emulated igb (not in the lab?)"
+[ -x "$G" ] || skip "no lab/guest"
+modprobe vfio-pci && modprobe igbvf || skip "vfio-pci/igbvf modules missing"
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
 POOL=$TMPDIR/pool.json
 QMP=/run/iovm-lab/guests/m1/qmp.sock
 MAC=02:00:00:00:23:01
@@ -26,13 +24,13 @@ trap '$G stop m1 >/dev/null 2>&1' EXIT
 
 # igb applies a VF MAC only with the PF up (lab notes).
 ip link set eth0 up
-"$SR" set-vfs eth0 2 host >/dev/null || { fail "set-vfs eth0 2 host"; exit 1; }
+"$SR" set-vfs eth0 2 host >/dev/null || die "set-vfs eth0 2 host"
 PF0=$(basename "$(readlink /sys/class/net/eth0/device)")
 VF=$(basename "$(readlink /sys/bus/pci/devices/$PF0/virtfn1)")
 before=$(ip link show eth0 | grep "vf 1 ")
 echo "before: $before"
 
-$G start m1 || { fail "guest did not start"; exit 1; }
+$G start m1 || die "guest did not start"
 out=$("$VM" --pool "$POOL" attach --qmp "$QMP" --vm m1 --vf "$VF" --mac "$MAC" --vlan 23 \
 	--timeout-ms 30000 2>&1) && ok "attach: $out" || fail "attach with MAC/VLAN: $out"
 during=$(ip link show eth0 | grep "vf 1 ")

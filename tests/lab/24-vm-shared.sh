@@ -18,24 +18,22 @@
 #  5. QEMU killed: its macvtap stays (the kernel does not delete a macvtap
 #     whose tap was closed); shared-reclaim deletes it.
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 B=${IOVM_BUILD:?}
 VM=$B/src/tools/iovm-vm/iovm-vm
 G=lab/guest
 # shellcheck source=lib/guest.sh
 . tests/lab/lib/guest.sh
-[ -x "$VM" ] || { echo "skip: iovm-vm not built" >&2; exit 77; }
+[ -x "$VM" ] || skip "iovm-vm not built"
 [ -d /sys/class/net/eth0/device ] && [ -d /sys/class/net/eth1/device ] ||
-	{ echo "skip: no two emulated igb (not in the lab?)" >&2; exit 77; }
-[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
+	skip "no two emulated igb (not in the lab?)"
+[ -x "$G" ] || skip "no lab/guest"
 modprobe igbvf && modprobe vfio-pci && modprobe macvtap ||
-	{ echo "skip: igbvf/vfio-pci/macvtap modules missing" >&2; exit 77; }
+	skip "igbvf/vfio-pci/macvtap modules missing"
 # shellcheck source=lib/vf-traffic.sh
 . tests/lab/lib/vf-traffic.sh
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
 SRV_IP=10.77.0.1
 declare -A GIP=([g1]=10.77.0.11 [g2]=10.77.0.12)
 declare -A MAC=([g1]=02:5a:00:00:00:11 [g2]=02:5a:00:00:00:12)
@@ -67,16 +65,16 @@ for pf in eth0 eth1; do
 	d=/sys/class/net/$pf/device
 	echo 0 > "$d/sriov_drivers_autoprobe"
 	echo 0 > "$d/sriov_numvfs"
-	echo 2 > "$d/sriov_numvfs" || { fail "$pf: cannot create VFs"; exit 1; }
+	echo 2 > "$d/sriov_numvfs" || die "$pf: cannot create VFs"
 done
 PF0=$(basename "$(readlink /sys/class/net/eth0/device)")
 PF1=$(basename "$(readlink /sys/class/net/eth1/device)")
 VF=$(basename "$(readlink "/sys/bus/pci/devices/$PF0/virtfn0")")
 VFX=$(basename "$(readlink "/sys/bus/pci/devices/$PF0/virtfn1")")
-vf_traffic_setup "$PF0" 0 "$PF1" 0 sha srv 10.77.0.2 "$SRV_IP" || { fail "no traffic between the VFs"; exit 1; }
+vf_traffic_setup "$PF0" 0 "$PF1" 0 sha srv 10.77.0.2 "$SRV_IP" || die "no traffic between the VFs"
 VFDEV=$VF_TRAFFIC_DEV_A
 # The shared VF lives in the root namespace, without an address of its own.
-ip -n sha link set dev "$VFDEV" netns 1 || { fail "moving $VFDEV back"; exit 1; }
+ip -n sha link set dev "$VFDEV" netns 1 || die "moving $VFDEV back"
 # The guests' frames carry their own MACs: no anti-spoofing; and igb grants
 # the VF the extra unicast filters (one per macvtap) only if trusted, since
 # its MAC was set through the PF.
@@ -86,29 +84,29 @@ ip link set eth0 vf 0 spoofchk off trust on || fail "eth0 vf 0 spoofchk off trus
 # overrun: the VF then stays without carrier ("PF still resetting", seen
 # in CI) and every guest behind it is cut off. Up to carrier here, with
 # a down/up (a new handshake) after each 15 s without it.
-ip link set dev "$VFDEV" up || { fail "ip link set $VFDEV up"; exit 1; }
+ip link set dev "$VFDEV" up || die "ip link set $VFDEV up"
 for try in 1 2 3 4; do
 	_vft_wait 15 "carrier on $VFDEV" _vft_carrier "$VFDEV" 2>/dev/null && break
 	echo "no carrier on the shared VF's $VFDEV after 15 s (attempt $try); bouncing it"
 	ip link set dev "$VFDEV" down
 	ip link set dev "$VFDEV" up
 done
-_vft_carrier "$VFDEV" || { fail "the shared VF's $VFDEV has no carrier: $(dmesg | grep "igbvf $VF" | tail -3)"; exit 1; }
+_vft_carrier "$VFDEV" || die "the shared VF's $VFDEV has no carrier: $(dmesg | grep "igbvf $VF" | tail -3)"
 echo "shared VF $VF ($VFDEV), server $SRV_IP in netns srv ($VF_TRAFFIC_DEV_B)"
 
 # A VF on vfio-pci is not shareable.
 echo vfio-pci > "/sys/bus/pci/devices/$VFX/driver_override"
 echo "$VFX" > /sys/bus/pci/drivers_probe
 
-$G start g1 && $G start g2 || { fail "guests did not start"; exit 1; }
+$G start g1 && $G start g2 || die "guests did not start"
 
-out=$("$VM" attach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VFX" 2>&1); rc=$?
+out=$("$VM" attach-shared --qmp "$(guest_qmp g1)" --vm g1 --vf "$VFX" 2>&1); rc=$?
 [ $rc = 16 ] && [[ "$out" == *vfio-pci* ]] && ok "VF on vfio-pci refused: $out" ||
 	fail "attach-shared of a vfio-pci VF: status $rc: $out"
 
 # --- 1. share the VF with both guests
 for g in g1 g2; do
-	out=$("$VM" attach-shared --qmp "$(qmp "$g")" --vm "$g" --vf "$VF" --mac "${MAC[$g]}" \
+	out=$("$VM" attach-shared --qmp "$(guest_qmp "$g")" --vm "$g" --vf "$VF" --mac "${MAC[$g]}" \
 		--timeout-ms 20000 2>&1) || { fail "attach-shared to $g: $out"; continue; }
 	echo "$out"
 	[[ "$out" == *"devid=iovm-sh-${VF//:/-}"* ]] || fail "$g: unexpected device id: $out"
@@ -123,9 +121,9 @@ for m in $(macvtaps); do
 	ip -o link show dev "$m" | grep -q "@$VFDEV" || fail "$m is not on $VFDEV"
 	ip -o link show dev "$m" | grep -q "alias iovm-shared g[12] $VF" || fail "$m: no iovm alias: $(ip -o link show dev "$m")"
 done
-out=$("$VM" shared-list --qmp "$(qmp g1)" --vm g1 2>&1)
+out=$("$VM" shared-list --qmp "$(guest_qmp g1)" --vm g1 2>&1)
 [[ "$out" == *"vf=$VF vm=g1 devid=iovm-sh-"* ]] && ok "shared-list: $out" || fail "shared-list g1: $out"
-out=$("$VM" attach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" 2>&1); rc=$?
+out=$("$VM" attach-shared --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF" 2>&1); rc=$?
 [ $rc = 17 ] && ok "second share of the same VF refused (EEXIST)" || fail "second attach-shared to g1: $rc: $out"
 
 declare -A GIF
@@ -133,7 +131,7 @@ for g in g1 g2; do
 	GIF[$g]=$(wait_if "$g" "${MAC[$g]}" 300) || {
 		fail "$g does not see a NIC with ${MAC[$g]}: guest says: $($G exec "$g" -- sh -c \
 			'ls /sys/class/net; cat /sys/bus/pci/devices/*/device | tr "\n" " "; dmesg | tail -n 5' 2>&1)"
-		"$VM" qmp --qmp "$(qmp "$g")" query-pci | grep -o '"qdev_id":"[^"]*"' | tr '\n' ' '; echo
+		"$VM" qmp --qmp "$(guest_qmp "$g")" query-pci | grep -o '"qdev_id":"[^"]*"' | tr '\n' ' '; echo
 		continue
 	}
 	drv=$($G exec "$g" -- sh -c "basename \$(readlink /sys/class/net/${GIF[$g]}/device/driver)" 2>/dev/null | tr -d '\r')
@@ -250,7 +248,7 @@ echo "VF $VFDEV tx_bytes +$dtx, sink counted $total bytes"
 
 # --- 3. detach both
 for g in g1 g2; do
-	out=$("$VM" detach-shared --qmp "$(qmp "$g")" --vm "$g" --vf "$VF" --timeout-ms 30000 2>&1) &&
+	out=$("$VM" detach-shared --qmp "$(guest_qmp "$g")" --vm "$g" --vf "$VF" --timeout-ms 30000 2>&1) &&
 		echo "$out" || fail "detach-shared from $g: $out"
 done
 n=$(macvtaps | wc -l)
@@ -258,24 +256,24 @@ n=$(macvtaps | wc -l)
 for g in g1 g2; do
 	wait_if "$g" "${MAC[$g]}" 120 gone && ok "$g no longer sees ${MAC[$g]}" || fail "$g still sees ${MAC[$g]}"
 done
-out=$("$VM" detach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" 2>&1); rc=$?
+out=$("$VM" detach-shared --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF" 2>&1); rc=$?
 [ $rc = 2 ] && ok "detach of an unshared VF: ENOENT" || fail "second detach-shared: $rc: $out"
 
 # --- 4. paused guest
-out=$("$VM" attach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" --timeout-ms 20000 2>&1) || fail "re-attach to g1: $out"
+out=$("$VM" attach-shared --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF" --timeout-ms 20000 2>&1) || fail "re-attach to g1: $out"
 TAP=$(macvtaps | head -n 1)
 wait_if g1 "$(echo "$out" | sed -n 's/.* mac=\([^ ]*\).*/\1/p')" 180 >/dev/null || fail "g1 does not see the re-attached NIC"
 $G qmp g1 stop >/dev/null
-out=$("$VM" detach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" --timeout-ms 5000 2>&1); rc=$?
+out=$("$VM" detach-shared --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF" --timeout-ms 5000 2>&1); rc=$?
 [ $rc = 110 ] && ok "paused guest: timeout: $out" || fail "detach from a paused guest: status $rc: $out"
 [ -n "$TAP" ] && ip link show dev "$TAP" >/dev/null 2>&1 && ok "macvtap $TAP kept" || fail "macvtap $TAP gone after the timeout"
 $G qmp g1 cont >/dev/null
-out=$("$VM" detach-shared --qmp "$(qmp g1)" --vm g1 --vf "$VF" --timeout-ms 60000 2>&1) &&
+out=$("$VM" detach-shared --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF" --timeout-ms 60000 2>&1) &&
 	ok "after cont: $out" || fail "detach after cont: $out"
 [ "$(macvtaps | wc -l)" = 0 ] || fail "macvtaps left after the late detach: $(macvtaps)"
 
 # --- 5. QEMU killed
-out=$("$VM" attach-shared --qmp "$(qmp g2)" --vm g2 --vf "$VF" --timeout-ms 20000 2>&1) || fail "re-attach to g2: $out"
+out=$("$VM" attach-shared --qmp "$(guest_qmp g2)" --vm g2 --vf "$VF" --timeout-ms 20000 2>&1) || fail "re-attach to g2: $out"
 TAP=$(macvtaps | head -n 1)
 kill -9 "$($G pid g2)"
 sleep 2

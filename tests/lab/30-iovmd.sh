@@ -23,8 +23,6 @@ DB=$W/iovm.db
 LOG=$W/iovmd.log
 DPID=
 ctl() { "$CTL" --socket "$SOCK" --timeout 180 "$@"; }
-qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
-drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
 
 # start_d [CRASH_AT]: starts iovmd, waits until it answers
 start_d() {
@@ -47,19 +45,6 @@ wait_dead() {
 	for _ in $(seq 1 900); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
 	if kill -0 "$DPID" 2>/dev/null; then fail "iovmd did not reach crash point $1"; stop_d; return 1; fi
 	wait "$DPID" 2>/dev/null; DPID=
-}
-guest_vfs() {
-	GUEST_EXEC_ERR=$W/guest-exec.err guest_pci_count "$1" 0x8086:0x10ca
-}
-wait_vfs() {
-	local deadline=$(( $(date +%s) + $3 )) n
-	while :; do
-		n=$(guest_vfs "$1")
-		[ "$n" = "$2" ] && return 0
-		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2;" \
-			"last exec errors: $(tail -3 "$W/guest-exec.err" 2>/dev/null)" >&2; return 1; }
-		sleep "${GUEST_POLL_SECS:-3}"
-	done
 }
 cleanup() {
 	stop_d
@@ -86,9 +71,9 @@ consistent() {
 	[ -z "$bad" ] || fail "$label: attached VFs not on vfio-pci: $bad"
 	n1=$(jq '[.[] | select(.vm == "g1")] | length' <<<"$vfs")
 	n2=$(jq '[.[] | select(.vm == "g2")] | length' <<<"$vfs")
-	[[ " $guests " != *" g1 "* ]] || wait_vfs g1 "$n1" 300 ||
+	[[ " $guests " != *" g1 "* ]] || guest_wait_vfs g1 "$n1" 300 ||
 		fail "$label: g1 holds a different number of VFs than the daemon records ($n1)"
-	[[ " $guests " != *" g2 "* ]] || wait_vfs g2 "$n2" 300 ||
+	[[ " $guests " != *" g2 "* ]] || guest_wait_vfs g2 "$n2" 300 ||
 		fail "$label: g2 holds a different number of VFs than the daemon records ($n2)"
 	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "$label: open intents left"
 	echo "ok: $label: consistent (g1 $n1 VF, g2 $n2 VF)"
@@ -96,7 +81,7 @@ consistent() {
 
 ip link set eth0 up
 echo 0 > /sys/class/net/eth0/device/sriov_numvfs
-$G start g1 && $G start g2 || { fail "guests did not start"; exit 1; }
+$G start g1 && $G start g2 || die "guests did not start"
 
 # ---- 1. the CLI flow ---------------------------------------------------------
 start_d || exit 1
@@ -112,16 +97,16 @@ v=$(ctl --json vf show eth0/1)
 ip link show eth0 | grep -q "vf 1 .*02:00:00:00:01:01.*vlan 100" && ok "iproute2 agrees" || fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
 out=$(ctl vf set eth0/1 --vlan 5000 2>&1); rc=$?
 [ $rc != 0 ] && [[ "$out" == *vlan* ]] && ok "bad VLAN refused ($rc): $out" || fail "vlan 5000: rc=$rc $out"
-ctl vm add g1 --qmp "$(qmp g1)" || fail "vm add g1"
-ctl vm add g2 --qmp "$(qmp g2)" --priority high || fail "vm add g2"
+ctl vm add g1 --qmp "$(guest_qmp g1)" || fail "vm add g1"
+ctl vm add g2 --qmp "$(guest_qmp g2)" --priority high || fail "vm add g2"
 ctl vm list
 [ "$(ctl --json vm list | jq '[.[] | select(.connected)] | length')" = 2 ] || fail "not both VMs connected: $(ctl --json vm list)"
 VF0=$(ctl --json vf show eth0/0 | jq -r .vf)
 # --json: the reply on stdout; progress lines go to stderr.
 out=$(ctl --json attach g1 --vf eth0/0 2>"$W/err") && ok "attach g1 eth0/0: $(jq -c . <<<"$out")" || fail "attach g1: $out $(cat "$W/err")"
 out=$(ctl --json attach g2 --pf eth0 2>"$W/err") && ok "attach g2 (auto pick): $(jq -c . <<<"$out")" || fail "attach g2: $out $(cat "$W/err")"
-wait_vfs g1 1 300 && ok "g1 sees its VF" || fail "g1 does not see its VF"
-wait_vfs g2 1 300 && ok "g2 sees its VF" || fail "g2 does not see its VF"
+guest_wait_vfs g1 1 300 && ok "g1 sees its VF" || fail "g1 does not see its VF"
+guest_wait_vfs g2 1 300 && ok "g2 sees its VF" || fail "g2 does not see its VF"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci: $(drv "$VF0")"
 out=$(ctl attach g2 --vf eth0/0 2>&1); rc=$?
 [ $rc = 16 ] && [[ "$out" == *"assigned to vm g1"* ]] && ok "VF in g1 refused to g2: $out" || fail "double attach: rc=$rc $out"
@@ -189,7 +174,7 @@ done
 start_d || exit 1
 consistent "after the crash cycles"
 ctl attach g2 --vf eth0/2 >/dev/null || fail "attach g2 eth0/2"
-wait_vfs g2 1 300 || fail "g2 does not see eth0/2"
+guest_wait_vfs g2 1 300 || fail "g2 does not see eth0/2"
 kill -9 "$($G pid g2)"
 for _ in $(seq 1 150); do
 	[ "$(ctl --json vf show eth0/2 | jq -r .state)" = free ] && break; sleep 0.2

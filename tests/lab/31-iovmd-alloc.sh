@@ -19,7 +19,7 @@ set -uo pipefail
 LAB_MODULES=macvtap
 # shellcheck source=lib/iovmd.sh
 . tests/lab/lib/iovmd.sh
-[ -d /sys/class/net/eth1/device ] || { echo "skip: no second emulated igb" >&2; exit 77; }
+[ -d /sys/class/net/eth1/device ] || skip "no second emulated igb"
 # shellcheck source=lib/vf-traffic.sh
 . tests/lab/lib/vf-traffic.sh
 
@@ -35,7 +35,6 @@ declare -A MAC=([g1]=02:78:00:00:00:11 [g2]=02:78:00:00:00:12 [g3]=02:78:00:00:0
 declare -A GIP=([g1]=10.78.0.11 [g2]=10.78.0.12 [g3]=10.78.0.13 [g4]=10.78.0.14)
 SRV_IP=10.78.0.1
 ctl() { "$CTL" --socket "$SOCK" --timeout 240 "$@"; }
-qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
 cleanup() {
 	[ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
 	[ -n "$DPID" ] && { kill "$DPID"; wait "$DPID"; } 2>/dev/null
@@ -54,30 +53,30 @@ for pf in eth0 eth1; do
 	ip link set "$pf" up
 done
 echo 0 > /sys/class/net/eth1/device/sriov_drivers_autoprobe
-echo 1 > /sys/class/net/eth1/device/sriov_numvfs || { fail "eth1: cannot create a VF"; exit 1; }
+echo 1 > /sys/class/net/eth1/device/sriov_numvfs || die "eth1: cannot create a VF"
 for pf in eth0 eth1; do
-	_vft_wait 60 "carrier on $pf" _vft_carrier "$pf" || { fail "no carrier on $pf"; exit 1; }
+	_vft_wait 60 "carrier on $pf" _vft_carrier "$pf" || die "no carrier on $pf"
 done
 SRVDEV=$(_vft_one "$PF1" 0 srv "$SRV_IP/24") && _vft_link srv "$SRVDEV" ||
-	{ fail "server VF setup"; exit 1; }
+	die "server VF setup"
 echo "server $SRV_IP on $SRVDEV in netns srv"
 
 # --- guests, iovmd, VFs
-guests_start_paused "${GUESTS[@]}" || { fail "starting the guests ($(free -m | sed -n 2p))"; exit 1; }
+guests_start_paused "${GUESTS[@]}" || die "starting the guests ($(free -m | sed -n 2p))"
 echo "guests up, paused; memory: $(free -m | sed -n 2p)"
-running() { guests_only "${GUESTS[*]}" "$@" || { fail "pausing/resuming guests"; exit 1; }; }
+running() { guests_only "${GUESTS[*]}" "$@" || die "pausing/resuming guests"; }
 "$D" --socket "$SOCK" --state "$W/iovm.db" --shared-reserve 1 --sample-interval 500 --window 3000 \
 	--refresh-interval 1000 --attach-timeout 180000 --detach-timeout 180000 --log-level debug > "$LOG" 2>&1 &
 DPID=$!
 for _ in $(seq 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
-ctl status >/dev/null || { fail "iovmd does not answer: $(tail -5 "$LOG")"; exit 1; }
-out=$(ctl pf set-vfs eth0 3 --driver host 2>&1) || { fail "set-vfs: $out"; exit 1; }
+ctl status >/dev/null || die "iovmd does not answer: $(tail -5 "$LOG")"
+out=$(ctl pf set-vfs eth0 3 --driver host 2>&1) || die "set-vfs: $out"
 for g in "${GUESTS[@]}"; do
 	# The guest agent gives the counters of an exclusive VF (igb keeps
 	# none per VF on the PF side); a shared VF's come from its host netdev.
 	qga=()
 	[ "${PRIO[$g]}" = high ] && qga=(--qga "/run/iovm-lab/guests/$g/qga.sock")
-	ctl vm add "$g" --qmp "$(qmp "$g")" "${qga[@]}" --priority "${PRIO[$g]}" >/dev/null || fail "vm add $g"
+	ctl vm add "$g" --qmp "$(guest_qmp "$g")" "${qga[@]}" --priority "${PRIO[$g]}" >/dev/null || fail "vm add $g"
 done
 ctl vm list
 

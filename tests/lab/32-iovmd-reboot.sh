@@ -17,28 +17,26 @@
 # disk, and the file is carried across the reboot in the cache while iovmd
 # is stopped (a clean stop checkpoints the WAL into the file).
 set -uo pipefail
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 B=${IOVM_BUILD:?}
 D=$B/src/iovmd/iovmd
 CTL=$B/src/iovmctl/iovmctl
-[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
+[ -x "$D" ] && [ -x "$CTL" ] || skip "iovmd/iovmctl not built"
 [ -d /sys/class/net/eth0/device ] && [ -d /sys/class/net/eth1/device ] ||
-	{ echo "skip: no two emulated igb (not in the lab?)" >&2; exit 77; }
+	skip "no two emulated igb (not in the lab?)"
 [ -n "${IOVM_LAB_CACHE_DIR:-}" ] && [ -w "$IOVM_LAB_CACHE_DIR" ] ||
-	{ echo "skip: no writable lab cache to keep state across boots" >&2; exit 77; }
-command -v jq >/dev/null || { echo "skip: no jq" >&2; exit 77; }
-modprobe vfio-pci && modprobe igbvf || { echo "skip: vfio-pci/igbvf modules missing" >&2; exit 77; }
+	skip "no writable lab cache to keep state across boots"
+command -v jq >/dev/null || skip "no jq"
+modprobe vfio-pci && modprobe igbvf || skip "vfio-pci/igbvf modules missing"
 BOOT=${IOVM_LAB_BOOT:-}
-[ "$BOOT" = 1 ] || [ "$BOOT" = 2 ] || { echo "skip: needs IOVM_LAB_BOOT=1 or 2 (two boots)" >&2; exit 77; }
+[ "$BOOT" = 1 ] || [ "$BOOT" = 2 ] || skip "needs IOVM_LAB_BOOT=1 or 2 (two boots)"
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 P=$IOVM_LAB_CACHE_DIR/persist/32-iovmd-reboot
 SOCK=/run/iovm-32/iovm.sock
 DB=/run/iovm-32/iovm.db
 DPID=
 ctl() { "$CTL" --socket "$SOCK" --timeout 180 "$@"; }
-drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo -; }
 start_d() {
 	"$D" --socket "$SOCK" --state "$DB" --log-level debug >> "$P/iovmd-boot$BOOT.log" 2>&1 &
 	DPID=$!
@@ -67,7 +65,7 @@ if [ "$BOOT" = 1 ]; then
 	cp "$DB" "$P/iovm.db" || fail "saving the database"
 	[ "$(cat /sys/class/net/eth0/device/sriov_numvfs)" = 3 ] || fail "eth0 does not have 3 VFs"
 else
-	[ -s "$P/iovm.db" ] || { fail "no database from boot 1 at $P"; exit 1; }
+	[ -s "$P/iovm.db" ] || die "no database from boot 1 at $P"
 	[ "$(cat /proc/sys/kernel/random/boot_id)" != "$(sed 's/^boot id: //' "$P/boot1-id")" ] &&
 		ok "a new boot ($(cat /proc/sys/kernel/random/boot_id))" || fail "same boot id as boot 1"
 	for pf in eth0 eth1; do

@@ -52,17 +52,17 @@ VIRTIO=0x1af4:0x1000\|0x1af4:0x1041
 ip link set eth0 up
 echo 0 > /sys/class/net/eth0/device/sriov_numvfs
 for g in r1 r2; do
-	$G start "$g" --timeout 600 || { fail "guest $g did not start"; exit 1; }
+	$G start "$g" --timeout 600 || die "guest $g did not start"
 done
 "$D" --socket "$SOCK" --state "$W/iovm.db" --rebalance --sample-interval 500 --window 4000 --refresh-interval 1000 \
 	--attach-timeout 120000 --detach-timeout 120000 --log-level debug > "$LOG" 2>&1 &
 DPID=$!
 for _ in $(seq 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
-ctl status >/dev/null || { fail "iovmd does not answer: $(tail -5 "$LOG")"; exit 1; }
+ctl status >/dev/null || die "iovmd does not answer: $(tail -5 "$LOG")"
 # Every client gets the events: one that only listens.
 socat -u "UNIX-CONNECT:$SOCK" STDOUT > "$W/events" 2>&1 &
 EVPID=$!
-out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || { fail "set-vfs: $out"; exit 1; }
+out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || die "set-vfs: $out"
 ctl vm add r1 --qmp /run/iovm-lab/guests/r1/qmp.sock --qga /run/iovm-lab/guests/r1/qga.sock --priority high \
 	>/dev/null || fail "vm add r1 --qga"
 [ "$(ctl --json vm list | jq -r '.[] | select(.name == "r1") | .qga')" = /run/iovm-lab/guests/r1/qga.sock ] &&
@@ -72,10 +72,10 @@ virtio0=$(count_dev r2 "$VIRTIO")
 echo "r2 has $virtio0 virtio-net function(s) of its own"
 
 out=$(ctl --json attach r1 --vf eth0/0 --mode exclusive --mac "$MAC" 2>"$W/err") ||
-	{ fail "attach r1: $out $(cat "$W/err")"; exit 1; }
+	die "attach r1: $out $(cat "$W/err")"
 VF0=$(jq -r .vf <<<"$out")
 out=$(ctl --json attach r2 --pf eth0 --mode shared 2>"$W/err") ||
-	{ fail "attach r2 shared: $out $(cat "$W/err")"; exit 1; }
+	die "attach r2 shared: $out $(cat "$W/err")"
 VF1=$(jq -r .vf <<<"$out")
 [ "$(jq -r .mode <<<"$out")" = shared ] && [ "$VF1" != "$VF0" ] && ok "r1 holds $VF0, r2 shares $VF1" ||
 	fail "r2's attach: $out"
@@ -94,7 +94,7 @@ while [ -z "$IF" ] && [ "$(date +%s)" -lt "$deadline" ]; do
 	IF=$(guest_if_by_dev r1 0x8086:0x10ca)
 	[ -n "$IF" ] || sleep "${GUEST_POLL_SECS:-3}"
 done
-[ -n "$IF" ] || { fail "the guest shows no igbvf interface"; exit 1; }
+[ -n "$IF" ] || die "the guest shows no igbvf interface"
 $G exec r1 -- sh -c "ip link set $IF address $MAC; ip addr add 10.33.0.2/24 dev $IF; ip link set $IF up" ||
 	fail "configuring $IF in the guest"
 ok "guest interface $IF up with $MAC"

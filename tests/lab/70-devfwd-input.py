@@ -12,10 +12,8 @@ import os
 import select
 import struct
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, stop_process, wait_for  # noqa: E402
+from devfwd_lab import IOC, IOR, IOW, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, stop_process, wait_for
 
 EV_SYN, EV_KEY, KEY_A, KEY_B = 0, 1, 30, 48
 EVIOCGVERSION = IOR("E", 0x01, 4)

@@ -10,10 +10,8 @@ import select
 import socket
 import struct
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import IOR, IOW, Backend, Frontend, fail, modprobe, wait_for  # noqa: E402
+from devfwd_lab import IOR, IOW, Backend, Frontend, fail, modprobe, wait_for
 
 TUNSETIFF, TUNGETIFF = IOW("T", 202, 4), IOR("T", 210, 4)
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000

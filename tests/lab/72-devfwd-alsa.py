@@ -15,8 +15,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import TMP, Backend, Frontend, fail, modprobe, skip, wait_for  # noqa: E402
+from devfwd_lab import TMP, Backend, Frontend, fail, modprobe, skip, wait_for
 
 PORT = 7072
 FAKE_CARD = 7

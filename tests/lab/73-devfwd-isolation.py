@@ -11,11 +11,9 @@ import fcntl
 import os
 import signal
 import struct
-import sys
 import threading
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import (IOC, IOR, OP_OPEN, OP_READ, TMP, Backend, Frontend, call, fail, hdr,  # noqa: E402
+from devfwd_lab import (IOC, IOR, OP_OPEN, OP_READ, TMP, Backend, Frontend, call, fail, hdr,
                         make_uinput_keyboard, modprobe, raw_open, recv_exact, vsock_connect, wait_for)
 
 PORT = 7073

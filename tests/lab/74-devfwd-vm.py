@@ -13,8 +13,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import BUILD, Backend, fail, make_uinput_keyboard, modprobe, skip, wait_for  # noqa: E402
+from devfwd_lab import BUILD, Backend, fail, make_uinput_keyboard, modprobe, skip, wait_for
 
 GUEST, CID, PORT = "devfwd", 42, 7074
 LAB_GUEST = os.path.join(os.getcwd(), "lab/guest")

@@ -7,10 +7,8 @@ trip, and the same reads and ioctl on cuse-null (a CUSE device that forwards
 nothing: the floor of any CUSE frontend). Prints the table; fails only if the benchmark cannot run."""
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, stop_process, TMP, wait_for  # noqa: E402
+from devfwd_lab import BUILD, Backend, Frontend, binary, fail, make_uinput_keyboard, modprobe, skip, stop_process, TMP, wait_for
 
 PORT = 7075
 

@@ -13,6 +13,10 @@
 # Needs G (the lab/guest command). The guest's error output goes to
 # GUEST_EXEC_ERR if set.
 
+# guest_qmp GUEST: the QMP socket lab/guest gives the guest (the one iovm's
+# tools and iovmd talk to; `lab/guest qmp` uses a second monitor).
+guest_qmp() { echo "/run/iovm-lab/guests/$1/qmp.sock"; }
+
 # guest_pci_count GUEST PATTERN: how many PCI functions whose
 # "vendor:device" matches the case PATTERN (e.g. '0x8086:0x10ca',
 # '0x1af4:0x1000|0x1af4:0x1041'). Empty output if the guest did not answer.
@@ -44,6 +48,25 @@ guest_wait() {
 	while :; do
 		"$@" && return 0
 		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep "${GUEST_POLL_SECS:-3}"
+	done
+}
+
+# guest_vfs GUEST: how many 82576 VFs (8086:10ca) the guest sees. The
+# guest's error output goes to $TMPDIR/guest-exec.err, which guest_wait_vfs
+# quotes when it gives up.
+guest_vfs() {
+	GUEST_EXEC_ERR=${TMPDIR:-/tmp}/guest-exec.err guest_pci_count "$1" 0x8086:0x10ca
+}
+
+# guest_wait_vfs GUEST N SECONDS: poll until the guest sees N VFs.
+guest_wait_vfs() {
+	local deadline=$(( $(date +%s) + $3 )) n
+	while :; do
+		n=$(guest_vfs "$1")
+		[ "$n" = "$2" ] && return 0
+		[ "$(date +%s)" -ge "$deadline" ] && { echo "guest $1 sees '$n' VFs, want $2;" \
+			"last exec errors: $(tail -3 "${TMPDIR:-/tmp}/guest-exec.err" 2>/dev/null)" >&2; return 1; }
 		sleep "${GUEST_POLL_SECS:-3}"
 	done
 }

@@ -2,26 +2,25 @@
 # shellcheck shell=bash
 # The common start of the lab scenarios that drive iovmd with real guests:
 # the paths, the skips (exit 77) when something they need is missing, and
-# the ok/fail counters. Source it after `set -uo pipefail`. Set first, if
+# common.sh's checks (fail, ok, ...). Source it after `set -uo pipefail`. Set first, if
 # needed: LAB_TOOLS (commands besides jq), LAB_MODULES (modules besides
 # vfio-pci and igbvf).
 B=${IOVM_BUILD:?}
 D=$B/src/iovmd/iovmd
 CTL=$B/src/iovmctl/iovmctl
 G=lab/guest
+# shellcheck source=lib/common.sh
+. tests/lab/lib/common.sh
 # shellcheck source=guest.sh
 . tests/lab/lib/guest.sh
-[ -x "$D" ] && [ -x "$CTL" ] || { echo "skip: iovmd/iovmctl not built" >&2; exit 77; }
-[ -d /sys/class/net/eth0 ] || { echo "skip: no emulated igb (not in the lab?)" >&2; exit 77; }
-[ -x "$G" ] || { echo "skip: no lab/guest" >&2; exit 77; }
+[ -x "$D" ] && [ -x "$CTL" ] || skip "iovmd/iovmctl not built"
+[ -d /sys/class/net/eth0 ] || skip "no emulated igb (not in the lab?)"
+[ -x "$G" ] || skip "no lab/guest"
 for _t in jq ${LAB_TOOLS:-}; do
-	command -v "$_t" >/dev/null || { echo "skip: no $_t" >&2; exit 77; }
+	command -v "$_t" >/dev/null || skip "no $_t"
 done
 for _m in vfio-pci igbvf ${LAB_MODULES:-}; do
-	modprobe "$_m" || { echo "skip: module $_m missing" >&2; exit 77; }
+	modprobe "$_m" || skip "module $_m missing"
 done
 unset _t _m
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Shared setup for the devfwd lab scenarios (tests/lab/7*-devfwd-*.py) and
-the devfwd benchmark: load modules, start devfwd-backend with a policy and
-devfwd-frontend for some devices, wait for conditions with deadlines."""
+"""Shared setup for the devfwd lab scenarios (tests/lab/7*-devfwd-*.py, the
+benchmark 75-devfwd-bench.py among them): load modules, start devfwd-backend
+with a policy and devfwd-frontend for some devices, wait for conditions with
+deadlines. The scenarios import it through PYTHONPATH, which
+tests/lab/run-inside sets."""
 import fcntl
 import glob
 import os
@@ -62,7 +64,20 @@ def stop_process(proc, timeout=10):
             proc.wait()
 
 
-class Backend:
+class Logged:
+    """A devfwd process started with its stderr in self.log_file (at
+    self.logpath)."""
+
+    def log(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+    def stop(self):
+        stop_process(self.proc)
+        self.log_file.close()
+
+
+class Backend(Logged):
     def __init__(self, policy, listen, name="backend", wrap=(), verbose=True):
         self.policy = os.path.join(TMP, f"devfwd-{name}.conf")
         self.logpath = os.path.join(TMP, f"devfwd-backend-{name}.log")
@@ -83,16 +98,8 @@ class Backend:
             self.stop()
             fail(f"devfwd-backend did not start: {self.log()}")
 
-    def log(self):
-        with open(self.logpath) as f:
-            return f.read()
 
-    def stop(self):
-        stop_process(self.proc)
-        self.log_file.close()
-
-
-class Frontend:
+class Frontend(Logged):
     def __init__(self, addr, devices, name="frontend", wrap=()):
         """devices: list of (host_path, guest_name) pairs; waits for every
         /dev/guest_name to appear."""
@@ -109,14 +116,6 @@ class Frontend:
             wait_for(lambda: os.path.exists(path) or self.proc.poll() is not None, path)
             if self.proc.poll() is not None:
                 fail(f"devfwd-frontend exited ({self.proc.returncode}): {self.log()}")
-
-    def log(self):
-        with open(self.logpath) as f:
-            return f.read()
-
-    def stop(self):
-        stop_process(self.proc)
-        self.log_file.close()
 
 
 # ioctl number helpers (asm-generic/ioctl.h)
