@@ -745,10 +745,9 @@ def dot_names_refused_alike_by_iovmd_and_iovmctl(d):
         eq_text = "%s: argument '%s' must be 1..63 characters of A-Z a-z 0-9 _ . : -" % (
             cmd, "vm" if cmd == "attach" else "name")
         check(desc == eq_text, "iovmd's refusal of %r: %r" % (args, desc))
-        p = ctl(d, *argv)
-        err = p.stderr.decode().splitlines()
-        check(p.returncode == 2 and p.stdout == b"", "iovmctl %s: exit %d %r" % (" ".join(argv), p.returncode,
-                                                                                  p.stdout))
+        rc, out, stderr = ctl(d, *argv)
+        err = stderr.splitlines()
+        check(rc == 2 and out == "", "iovmctl %s: exit %d %r" % (" ".join(argv), rc, out))
         check(err and err[0] == "iovmctl: " + desc, "iovmctl %s: %r, iovmd said %r"
               % (" ".join(argv), err, desc))
     check(c.ret("vm-list") == [], "no VM registered")
