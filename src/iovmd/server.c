@@ -226,15 +226,45 @@ static void cache_drop(void)
 	}
 }
 
+/* Sends {"return":BODY,"id":ID} as three pieces, BODY not copied. 1 if
+ * sent, 0 if the id is too long for this path, -1 if the client was
+ * dropped. */
+static int send_return_text(client *c, const iovm_api_request *r, const char *body, size_t len)
+{
+	static const char head[] = "{\"return\":";
+	const char *id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+	char tail[IOVM_API_NAME_MAX + 16];
+	int n = snprintf(tail, sizeof(tail), "%s%s}\n", id ? ",\"id\":" : "", id ? id : "");
+
+	if (n < 0 || (size_t)n >= sizeof(tail))
+		return 0;    /* an id too long for the buffer: the general path */
+	struct iovec iov[3] = {
+		{ .iov_base = (void *)head, .iov_len = sizeof(head) - 1 },
+		{ .iov_base = (void *)body, .iov_len = len },
+		{ .iov_base = tail, .iov_len = (size_t)n },
+	};
+	return client_send_iov(c, iov, 3) < 0 ? -1 : 1;
+}
+
+/* status is printed straight into a buffer (iovmd_status_text). 1 if sent,
+ * 0 to take the general path, -1 if the client was dropped. */
+static int send_status(client *c, const iovm_api_request *r)
+{
+	char buf[1024];
+	int n = iovmd_status_text(c->d, buf, sizeof(buf));
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return 0;
+	return send_return_text(c, r, buf, (size_t)n);
+}
+
 /* 1 if the reply went from the cache, 0 if r is not a cached command, -1
  * if the client was dropped. */
 static int send_cached(client *c, const iovm_api_request *r)
 {
-	static const char head[] = "{\"return\":";
-	const char *id;
-	char tail[IOVM_API_NAME_MAX + 16];
-	int n;
-
+	if (r->cmd == IOVM_API_STATUS)
+		return send_status(c, r);
 	if (!(r->cmd == IOVM_API_VF_LIST && !r->pf[0]) && r->cmd != IOVM_API_PF_LIST &&
 	    r->cmd != IOVM_API_VM_LIST)
 		return 0;
@@ -253,16 +283,7 @@ static int send_cached(client *c, const iovm_api_request *r)
 		if (!cache[r->cmd])
 			return 0;
 	}
-	id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN) : NULL;
-	n = snprintf(tail, sizeof(tail), "%s%s}\n", id ? ",\"id\":" : "", id ? id : "");
-	if (n < 0 || (size_t)n >= sizeof(tail))
-		return 0;    /* an id too long for the buffer: the general path */
-	struct iovec iov[3] = {
-		{ .iov_base = (void *)head, .iov_len = sizeof(head) - 1 },
-		{ .iov_base = cache[r->cmd], .iov_len = cache_len[r->cmd] },
-		{ .iov_base = tail, .iov_len = (size_t)n },
-	};
-	return client_send_iov(c, iov, 3) < 0 ? -1 : 1;
+	return send_return_text(c, r, cache[r->cmd], cache_len[r->cmd]);
 }
 
 /* One complete request line. Returns -1 if the client was freed, 1 if the
