@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -29,13 +30,14 @@
 
 #define OUT_MAX (1u << 20)      /* unsent bytes before a client is dropped */
 #define READ_CHUNK 16384
+#define READY_MAX 256           /* clients handled per wake-up of the loop */
 
 typedef struct client {
 	struct client *next;
 	iovmd *d;
 	uint64_t id;
 	int fd;
-	sd_event_source *io;
+	uint32_t events;             /* as registered in client_epfd */
 	pid_t pid;
 	uid_t uid;
 	char *in;                    /* up to IOVM_API_LINE_MAX + 1 bytes */
@@ -51,6 +53,11 @@ typedef struct client {
 static client *clients;
 static uint64_t next_client_id = 1;
 static gid_t access_gid = (gid_t)-1;
+/* The clients' sockets are in an epoll set of their own, itself one source
+ * of the sd-event loop: one wake-up serves every ready client, where a
+ * source per client cost an epoll_wait per request (sd-event dispatches one
+ * source per iteration), and each of those polled every ready socket. */
+static int client_epfd = -1;
 
 static void client_free(client *c)
 {
@@ -61,7 +68,7 @@ static void client_free(client *c)
 			*pp = c->next;
 			break;
 		}
-	sd_event_source_disable_unref(c->io);
+	(void)epoll_ctl(client_epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->d->n_clients--;
 	log_debug("client %llu (pid %d uid %u) gone", (unsigned long long)c->id, (int)c->pid,
@@ -87,7 +94,14 @@ static void client_update_events(client *c)
 		ev |= EPOLLIN;
 	if (c->out_len)
 		ev |= EPOLLOUT;
-	sd_event_source_set_io_events(c->io, ev);
+	if (ev == c->events)
+		return;
+	if (epoll_ctl(client_epfd, EPOLL_CTL_MOD, c->fd,
+		      &(struct epoll_event){ .events = ev, .data.ptr = c }) < 0)
+		log_warning(errno, "client %llu: cannot change its epoll events",
+			    (unsigned long long)c->id);
+	else
+		c->events = ev;
 }
 
 /* Writes what it can now; the rest waits for EPOLLOUT. Returns -1 if the
@@ -212,15 +226,45 @@ static void cache_drop(void)
 	}
 }
 
+/* Sends {"return":BODY,"id":ID} as three pieces, BODY not copied. 1 if
+ * sent, 0 if the id is too long for this path, -1 if the client was
+ * dropped. */
+static int send_return_text(client *c, const iovm_api_request *r, const char *body, size_t len)
+{
+	static const char head[] = "{\"return\":";
+	const char *id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+	char tail[IOVM_API_NAME_MAX + 16];
+	int n = snprintf(tail, sizeof(tail), "%s%s}\n", id ? ",\"id\":" : "", id ? id : "");
+
+	if (n < 0 || (size_t)n >= sizeof(tail))
+		return 0;    /* an id too long for the buffer: the general path */
+	struct iovec iov[3] = {
+		{ .iov_base = (void *)head, .iov_len = sizeof(head) - 1 },
+		{ .iov_base = (void *)body, .iov_len = len },
+		{ .iov_base = tail, .iov_len = (size_t)n },
+	};
+	return client_send_iov(c, iov, 3) < 0 ? -1 : 1;
+}
+
+/* status is printed straight into a buffer (iovmd_status_text). 1 if sent,
+ * 0 to take the general path, -1 if the client was dropped. */
+static int send_status(client *c, const iovm_api_request *r)
+{
+	char buf[1024];
+	int n = iovmd_status_text(c->d, buf, sizeof(buf));
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return 0;
+	return send_return_text(c, r, buf, (size_t)n);
+}
+
 /* 1 if the reply went from the cache, 0 if r is not a cached command, -1
  * if the client was dropped. */
 static int send_cached(client *c, const iovm_api_request *r)
 {
-	static const char head[] = "{\"return\":";
-	const char *id;
-	char tail[IOVM_API_NAME_MAX + 16];
-	int n;
-
+	if (r->cmd == IOVM_API_STATUS)
+		return send_status(c, r);
 	if (!(r->cmd == IOVM_API_VF_LIST && !r->pf[0]) && r->cmd != IOVM_API_PF_LIST &&
 	    r->cmd != IOVM_API_VM_LIST)
 		return 0;
@@ -239,16 +283,7 @@ static int send_cached(client *c, const iovm_api_request *r)
 		if (!cache[r->cmd])
 			return 0;
 	}
-	id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN) : NULL;
-	n = snprintf(tail, sizeof(tail), "%s%s}\n", id ? ",\"id\":" : "", id ? id : "");
-	if (n < 0 || (size_t)n >= sizeof(tail))
-		return 0;    /* an id too long for the buffer: the general path */
-	struct iovec iov[3] = {
-		{ .iov_base = (void *)head, .iov_len = sizeof(head) - 1 },
-		{ .iov_base = cache[r->cmd], .iov_len = cache_len[r->cmd] },
-		{ .iov_base = tail, .iov_len = (size_t)n },
-	};
-	return client_send_iov(c, iov, 3) < 0 ? -1 : 1;
+	return send_return_text(c, r, cache[r->cmd], cache_len[r->cmd]);
 }
 
 /* One complete request line. Returns -1 if the client was freed, 1 if the
@@ -353,18 +388,18 @@ static int process_input(client *c)
 	return 0;
 }
 
-static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static void on_client_io(client *c, uint32_t revents)
 {
-	client *c = userdata;
+	int fd = c->fd;
 
 	if (revents & EPOLLOUT)
 		if (client_flush(c) < 0)
-			return 0;
+			return;
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		if (c->busy || c->closing) {
 			if (revents & (EPOLLHUP | EPOLLERR))
 				goto gone;
-			return 0;
+			return;
 		}
 		if (!c->in && !(c->in = malloc(IOVM_API_LINE_MAX + READ_CHUNK + 1))) {
 			log_error(ENOMEM, "client %llu: no input buffer", (unsigned long long)c->id);
@@ -374,24 +409,35 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 				 MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
-				return 0;
+				return;
 			goto gone;
 		}
 		if (n == 0) {
 			c->eof = true;
 			client_update_events(c);
 			process_input(c);
-			return 0;
+			return;
 		}
 		c->in_len += (size_t)n;
 		if (process_input(c) < 0)
-			return 0;
+			return;
 	}
-	return 0;
+	return;
 gone:
 	/* A client that leaves while its job runs: the job still completes
 	 * (and is journaled); its reply finds no client and is dropped. */
 	client_free(c);
+}
+
+/* Every ready client, one event each: a client's handling frees no other
+ * client, so the later entries stay valid. */
+static int on_clients_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct epoll_event ev[READY_MAX];
+	int n = epoll_wait(client_epfd, ev, READY_MAX, 0);
+
+	for (int i = 0; i < n; i++)
+		on_client_io(ev[i].data.ptr, ev[i].events);
 	return 0;
 }
 
@@ -422,7 +468,7 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *userda
 	struct ucred cr = {};
 	socklen_t len = sizeof(cr);
 	client *c;
-	int fd, r;
+	int fd;
 
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
@@ -463,9 +509,9 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *userda
 	c->id = next_client_id++;
 	c->pid = cr.pid;
 	c->uid = cr.uid;
-	r = sd_event_add_io(sd_event_source_get_event(s), &c->io, fd, EPOLLIN, on_client_io, c);
-	if (r < 0) {
-		log_error(r, "cannot watch client fd");
+	c->events = EPOLLIN;
+	if (epoll_ctl(client_epfd, EPOLL_CTL_ADD, fd, &(struct epoll_event){ .events = EPOLLIN, .data.ptr = c }) < 0) {
+		log_error(errno, "cannot watch client fd");
 		close(fd);
 		free(c);
 		return 0;
@@ -663,6 +709,11 @@ int iovmd_server_run(iovmd *d)
 	if (lfd < 0)
 		return lfd;
 	r = sd_event_default(&e);
+	client_epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (client_epfd < 0)
+		r = -errno;
+	if (r >= 0)
+		r = sd_event_add_io(e, NULL, client_epfd, EPOLLIN, on_clients_ready, d);
 	if (r >= 0)
 		r = sd_event_add_io(e, NULL, lfd, EPOLLIN, on_accept, d);
 	if (r >= 0)
@@ -674,6 +725,9 @@ int iovmd_server_run(iovmd *d)
 	if (r < 0) {
 		log_error(r, "cannot set up the event loop");
 		sd_event_unref(e);
+		if (client_epfd >= 0)
+			close(client_epfd);
+		client_epfd = -1;
 		close(lfd);
 		return r;
 	}
@@ -688,5 +742,7 @@ int iovmd_server_run(iovmd *d)
 	(void)unlink(d->cfg.socket_path);
 	close(lfd);
 	sd_event_unref(e);
+	close(client_epfd);
+	client_epfd = -1;
 	return r;
 }

@@ -247,6 +247,13 @@ def replies_in_order_with_ids(d):
     c.send_raw(b'{"execute":"status"}\n')
     r = c.read_reply()
     check("return" in r and "id" not in r, "reply to an id-less request %r" % r)
+    # Every reply path (cached lists, status, the general one) echoes the id
+    # in the same bytes: json-c's plain form, "/" not escaped.
+    for cmd in ("vf-list", "status", "vm-list", "pf-show"):
+        args = ',"arguments":{"pf":"eth0"}' if cmd == "pf-show" else ""
+        c.send_raw(b'{"execute":"%s"%s,"id":"a/b"}\n' % (cmd.encode(), args.encode()))
+        line = c.read_line()
+        check(line.endswith(b',"id":"a/b"}'), "%s: id echoed as %r" % (cmd, line[-24:]))
 
 
 @case
