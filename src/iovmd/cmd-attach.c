@@ -57,7 +57,7 @@ static iovm_mode reserve_for_sharing(ops *o, vmrec *v, const char *pf, iovm_mode
 }
 
 /* Picks a VF for an attach through the policy, or takes the one named;
- * either way the policy holds it for the VM, until mirror_sync_holders()
+ * either way the policy holds it for the VM, until views_sync()
  * finds no record of it if the attach did not get as far as one. The
  * decision and its reason are logged. named: q->vf already resolved into
  * *ret (else it is resolved here). */
@@ -256,27 +256,23 @@ static vmrec *attach_vm(ops *o, const char *name, iovm_error *err)
 	return v;
 }
 
-/* A named VF that someone holds or that is being released: -EBUSY. */
+/* A named VF that someone holds, or that is being released: -EBUSY. */
 static int check_named_free(ops *o, const iovm_vf *vf, iovm_error *err)
 {
 	iovm_store_assignment held;
 
-	if (!naming_vf_taken(o, vf->addr))
+	if (iovm_store_assignment_get(o->store, vf->addr, &held, NULL) < 0)
 		return 0;
-	if (iovm_store_assignment_get(o->store, vf->addr, &held, NULL) == 0)
-		return iovm_error_set(err, -EBUSY, "vf %s: already assigned to vm %s (%s)", vf->addr, held.vm,
-				      iovm_store_assign_state_to_string(held.state));
-	return iovm_error_set(err, -EBUSY, "vf %s: being released; try again later", vf->addr);
+	return iovm_error_set(err, -EBUSY, "vf %s: already assigned to vm %s (%s)", vf->addr, held.vm,
+			      iovm_store_assign_state_to_string(held.state));
 }
 
-/* The attach failed: a VF QEMU let go of is forgotten; one half in whose
- * guest does not let go is kept reserved. */
-static void attach_failed(ops *o, const char *vf, int64_t id)
+/* The attach failed: what the VM layer left of it is recorded (a VF QEMU
+ * let go of is forgotten; one half in whose guest does not let go is kept,
+ * release-pending). */
+static void attach_failed(ops *o, const iovm_store_assignment *a, int64_t id)
 {
-	if (!iovm_vf_pool_get(o->pool, vf))
-		records_release(o, vf);
-	else
-		records_set_assignment(o, vf, IOVM_STORE_RELEASE_PENDING, NULL);
+	views_record(o, a, true, NULL);
 	records_finish(o, id, IOVM_INTENT_ROLLED_BACK);
 }
 
@@ -320,7 +316,8 @@ static json_object *attach_exclusive(ops *o, vmrec *v, const iovm_api_request *q
 	attach_opts(o, q, vf, mac, &ao);
 	records_set_assignment(o, vf->addr, IOVM_STORE_ATTACHING, NULL);
 	if (iovm_vm_attach(v->vm, &ao, &res, err) < 0) {
-		attach_failed(o, vf->addr, id);
+		a.state = IOVM_STORE_ATTACHING;
+		attach_failed(o, &a, id);
 		return NULL;
 	}
 	log_debug("attach: vm %s: vf %s in the guest", q->vm, vf->addr);

@@ -140,16 +140,22 @@ static json_object *detach_exclusive(ops *o, vmrec *v, const iovm_api_request *q
 	iovmd_crash_point("detach", "intent");
 	log_debug("detach: vm %s: vf %s journalled (intent %lld)", q->vm, vf, (long long)id);
 	if (!v->vm && vms_connect(o, v, NULL) < 0) {
-		/* The VM is not there: its VF comes back through reclaim. */
+		/* The VM is not there. The VF stays detaching, still in the
+		 * guest as far as anyone knows: a detach retried once the VM
+		 * answers takes it out, and recovery at the next start finishes
+		 * the detach or, QEMU gone, gives the VF back. */
 		records_finish(o, id, IOVM_INTENT_ROLLED_BACK);
-		records_set_assignment(o, vf, IOVM_STORE_RELEASE_PENDING, NULL);
-		iovm_error_set(err, -ECONNREFUSED, "vm %s: cannot reach its QMP socket %s; vf %s is "
-			       "returned when the VM is found gone", q->vm, v->info.qmp, vf);
+		iovm_error_set(err, -ECONNREFUSED, "vm %s: cannot reach its QMP socket %s; vf %s stays "
+			       "detaching until the VM answers or is found gone", q->vm, v->info.qmp, vf);
 		return NULL;
 	}
 	if (iovm_vm_detach(v->vm, vf, detach_timeout(o, q), err) < 0) {
+		iovm_store_assignment b = *a;
+
+		/* The detach is over: a VF still held waits, release-pending. */
 		records_finish(o, id, IOVM_INTENT_DONE);
-		if (iovm_vf_pool_get(o->pool, vf)) {
+		b.state = IOVM_STORE_DETACHING;
+		if (views_record(o, &b, true, NULL)) {
 			records_set_assignment(o, vf, IOVM_STORE_RELEASE_PENDING, NULL);
 			release_pending(o, q->vm, vf, err->msg);
 		}

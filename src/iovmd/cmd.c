@@ -30,11 +30,13 @@ static const struct command *command_of(iovm_api_cmd cmd)
 	return &commands[cmd];
 }
 
-/* The reply first, the snapshot (which reads the whole inventory) after
- * it: the main thread holds back reads until that snapshot is in, so a
- * client reading right after the reply still sees the change. The
- * snapshot's message is allocated before the reply goes, so that the main
- * thread is sure to get one. */
+/* The reply first, then what is only needed before the next command: the
+ * views derived again (a decision the command did not record is given
+ * back to the policy), and the snapshot (which reads the whole inventory).
+ * The main thread holds back reads until that snapshot is in, so a client
+ * reading right after the reply still sees the change. The snapshot's
+ * message is allocated before the reply goes, so that the main thread is
+ * sure to get one. */
 static void reply_then_publish(ops *o, const iovmd_job *j, char *line, bool vms_only)
 {
 	iovmd_msg *snap = calloc(1, sizeof(*snap));
@@ -50,6 +52,8 @@ static void reply_then_publish(ops *o, const iovmd_job *j, char *line, bool vms_
 		free(reply);
 		ops_post(o, IOVMD_MSG_REPLY, j->client, line);
 	}
+	vms_record(o, j->req.vm);
+	views_sync(o, true);
 	if (vms_only) {
 		snapshot_publish_vms(o, snap);
 	} else {
@@ -76,11 +80,9 @@ void ops_run_job(ops *o, const iovmd_job *j)
 	o->op = c && c->op ? c->op : "";
 	log_debug("running %s", name);
 	if (c) {
-		/* The policy decides on who holds what now, and forgets a
-		 * decision the command did not record. */
-		mirror_sync_holders(o, false);
+		/* The command starts from who holds what now. */
+		views_sync(o, false);
 		ret = c->run(o, &j->req, &err);
-		mirror_sync_holders(o, true);
 	} else
 		iovm_error_set(&err, -EINVAL, "%s: not an operation", name);
 	if (!ret && !err.code)

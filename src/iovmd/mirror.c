@@ -2,7 +2,7 @@
 /* The allocation policy's view of the host (docs/allocation.md): the VFs of
  * the inventory, the VMs, and who holds what. The policy lives in memory.
  * Who holds a VF is recorded once, in the store (assignments and shares);
- * the policy's holds are derived from it here and nowhere else. */
+ * the policy's holds are derived from it here, when views_sync() says. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,15 +131,13 @@ static void release(ops *o, const iovm_policy_hold *h)
 	}
 }
 
-void mirror_sync_holders(ops *o, bool force)
+/* The policy's holds as the store's holders (views_sync). */
+void mirror_sync_holders(ops *o)
 {
 	_cleanup_free_ iovm_policy_hold *want = NULL, *have = NULL;
-	uint64_t changes = iovm_store_changes(o->store);
 	size_t nw = 0, nh = 0;
 	iovm_error err = {};
 
-	if (!force && changes == o->holders_seen)
-		return;
 	if (store_holds(o, &want, &nw, &err) < 0 || iovm_policy_holds(o->pol, &have, &nh, &err) < 0) {
 		log_warning(err.code, "policy: reading who holds what: %s", err.msg);
 		return;
@@ -154,5 +152,4 @@ void mirror_sync_holders(ops *o, bool force)
 		if (iovm_policy_assign(o->pol, want[i].vm, want[i].vf, want[i].mode, &err) < 0)
 			log_warning(err.code, "policy: %s", err.msg);
 	}
-	o->holders_seen = changes;
 }

@@ -16,12 +16,12 @@ int naming_resolve_vf(ops *o, const char *name, iovm_vf *ret, iovm_error *err)
 	return iovm_vf_get(o->host, name, ret, err);
 }
 
-/* Held by a VM, or still in the pool (being released). */
+/* Held by a VM exclusively, in any state (being released included). */
 bool naming_vf_taken(ops *o, const char *vf)
 {
 	iovm_store_assignment a;
 
-	return iovm_vf_pool_get(o->pool, vf) || iovm_store_assignment_get(o->store, vf, &a, NULL) == 0;
+	return iovm_store_assignment_get(o->store, vf, &a, NULL) == 0;
 }
 
 /* A desired driver as stored ("vfio-pci" or "host"). */

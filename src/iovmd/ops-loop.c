@@ -87,6 +87,9 @@ int ops_init(ops *o, iovmd *d)
 		r = load_vms(o, vms, n);
 	if (r < 0)
 		return r;
+	/* The pool as the store left it: recovery works on the VFs from
+	 * there. */
+	views_sync_pool(o);
 	if (d->cfg.recover) {
 		r = recover(o, &err);
 		if (r < 0) {
@@ -98,7 +101,7 @@ int ops_init(ops *o, iovmd *d)
 	 * changed the host: everything is read now. */
 	kernel_invalidate(o);
 	snapshot_publish(o, NULL);
-	mirror_sync_holders(o, true);
+	views_sync(o, true);
 	r = gsample_new(QGA_TIMEOUT_MS, &o->gs);
 	if (r < 0)
 		log_warning(r, "no threads for the guest agents: exclusive VFs on igb will show no throughput");
@@ -124,8 +127,9 @@ void ops_fini(ops *o)
 	*o = (ops){};
 }
 
-/* A VF whose VM went away while we were not connected: given back.
- * True if one was. */
+/* A VF waiting to be given back whose VM is not connected (it went away
+ * while we were not watching): given back once nobody holds it. True if
+ * one was. */
 static bool reclaim_orphans(ops *o)
 {
 	for (size_t i = 0; i < iovm_vf_pool_size(o->pool); i++) {
@@ -139,7 +143,7 @@ static bool reclaim_orphans(ops *o)
 		snprintf(vf, sizeof(vf), "%s", e->vf);
 		/* Still held: tried again on the next tick. */
 		if (records_restore_vf(o, vf, &err) == 0) {
-			iovm_vf_pool_set(o->pool, vf, IOVM_VF_FREE);
+			views_sync(o, false);
 			kernel_invalidate(o);
 			return true;   /* the pool changed under the loop */
 		}
@@ -304,7 +308,7 @@ static int loop_once(ops *o, timers *t)
 		run_jobs(o);
 	/* At most one move per turn of the loop: jobs and VM events come in
 	 * between. */
-	mirror_sync_holders(o, false);
+	views_sync(o, false);
 	if (!o->d->stopping)
 		rebalance_run(o);
 	timers_run(o, t);

@@ -13,6 +13,7 @@
  *   ops-loop.c   start-up, the poll loop, the refresh tick, shutdown
  *   ops-msg.c    replies, events and progress for the main thread
  *   vms.c        VM records, connecting, a VM that went away
+ *   views.c      the VF pool and the policy's holds, derived from the store
  *   mirror.c     the allocation policy's copy of VFs, VMs and holders
  *   records.c    store writes the commands share: journal, holder states, releases
  *   snapshot.c   the inventory snapshot for the main thread's reads
@@ -79,7 +80,7 @@ typedef struct ops {
 	 * job or tick that freed the VF (--rebalance) */
 	iovm_policy_move move;
 	bool move_pending;
-	uint64_t holders_seen;       /* iovm_store_changes() when the policy's holds were derived */
+	uint64_t views_seen;         /* iovm_store_changes() when the pool and the holds were derived */
 	/* the job being run, for progress and the step hook */
 	const iovmd_job *job;
 	const char *op;
@@ -107,6 +108,7 @@ int vms_remove(ops *o, const char *name, iovm_error *err);
 void vms_free_all(ops *o);
 int vms_connect(ops *o, vmrec *v, iovm_error *err);
 int vms_sync(ops *o, vmrec *v, json_object *released);
+void vms_record(ops *o, const char *name);
 void vms_lost(ops *o, vmrec *v, const char *why);
 
 /* mirror.c */
@@ -114,9 +116,22 @@ void mirror_sync_vfs(ops *o, const iovm_vf *vfs, size_t n);
 void mirror_add_vm(ops *o, const iovm_store_vm *rec);
 /* Derives the policy's holds from the store's assignments and shares: the
  * only place they change, but for a decision's own hold (iovm_policy_request
- * or a named VF), which the attach then records or this gives back. Reads
- * the store only if it changed since the last call, unless force. */
-void mirror_sync_holders(ops *o, bool force);
+ * or a named VF), which the attach then records or this gives back. Called
+ * by views_sync() only. */
+void mirror_sync_holders(ops *o);
+
+/* views.c: who holds a VF is recorded in the store; the VF pool of the VM
+ * layer and the policy's holds are derived from it by views_sync() (which
+ * reads the store only if it changed since its last call, unless force),
+ * at start-up, around every command and on each turn of the loop. What
+ * the VM layer did to the pool goes back to the store through
+ * views_record() alone. */
+void views_sync(ops *o, bool force);
+/* The pool alone: at start-up, before recovery, when the policy does not
+ * know the VFs yet. */
+void views_sync_pool(ops *o);
+iovm_vf_use views_use_of(iovm_store_assign_state st);
+bool views_record(ops *o, const iovm_store_assignment *a, bool ended, json_object *released);
 
 /* records.c */
 void records_begin(ops *o, const char *what);

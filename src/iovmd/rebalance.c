@@ -33,7 +33,8 @@ static bool run(ops *o, json_object *(*cmd)(ops *, const iovm_api_request *, iov
 {
 	json_object *ret = cmd(o, q, err);
 
-	mirror_sync_holders(o, true);
+	vms_record(o, q->vm);
+	views_sync(o, true);
 	json_object_put(ret);
 	return ret != NULL;
 }

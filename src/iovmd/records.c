@@ -90,7 +90,7 @@ void records_set_share(ops *o, const char *vf, const char *vm, iovm_store_assign
 
 /* Forgets an exclusive holder: its assignment and the saved settings
  * (restored, or not to be restored, by the caller). The policy follows
- * (mirror_sync_holders). */
+ * (views_sync). */
 void records_release(ops *o, const char *vf)
 {
 	iovm_error err = {};
@@ -138,7 +138,7 @@ static void unshare_vf(ops *o, const char *vf)
 		log_store(&err);
 }
 
-/* A sharer is gone: its row (the policy follows, mirror_sync_holders); the
+/* A sharer is gone: its row (the views follow, views_sync); the
  * last one out restores the VF. */
 void records_release_share(ops *o, const char *vf, const char *vm)
 {

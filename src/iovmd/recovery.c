@@ -14,28 +14,10 @@
 #include "iovmd/ops.h"
 #include "shared/util.h"
 
-/* Puts a VF that is (still) in a live VM back into the in-memory pool. */
-static void adopt(ops *o, const iovm_store_assignment *a, const char *port)
-{
-	iovm_store_vf_saved saved;
-	iovm_vf_entry *e;
-
-	if (iovm_vf_pool_reserve(o->pool, a->vf, a->vm, NULL) < 0)
-		return;
-	e = iovm_vf_pool_get(o->pool, a->vf);
-	e->use = a->state == IOVM_STORE_RELEASE_PENDING ? IOVM_VF_RELEASE_PENDING : IOVM_VF_IN_USE;
-	snprintf(e->devid, sizeof(e->devid), "%s", a->devid);
-	snprintf(e->port, sizeof(e->port), "%s", port);
-	if (iovm_store_vf_saved_get(o->store, a->vf, &saved, NULL) == 0) {
-		snprintf(e->orig_driver, sizeof(e->orig_driver), "%s", saved.driver);
-		if (saved.cfg.present)
-			iovm_vfnet_config_format(&saved.cfg, e->saved_net, sizeof(e->saved_net));
-	}
-}
-
 /* Is the device in the VM? 1 yes, 0 no, < 0 cannot tell (VM unreachable). */
-static int device_in_vm(ops *o, vmrec *v, const char *devid, char *port, size_t n)
+static int device_in_vm(ops *o, vmrec *v, const char *devid)
 {
+	char port[IOVM_VM_ID_MAX];
 	json_object *pci = NULL;
 	int r;
 
@@ -44,20 +26,19 @@ static int device_in_vm(ops *o, vmrec *v, const char *devid, char *port, size_t 
 	r = iovm_qmp_execute(iovm_vm_get_qmp(v->vm), "query-pci", NULL, &pci, CONNECT_TIMEOUT_MS, NULL);
 	if (r < 0)
 		return r;
-	r = iovm_vm_pci_find(pci, devid, port, n);
+	r = iovm_vm_pci_find(pci, devid, port, sizeof(port));
 	json_object_put(pci);
 	return r == 0 ? 1 : 0;
 }
 
 /* The device is in the VM and the assignment was being detached: finish
- * the detach; a guest that does not let go leaves it RELEASE_PENDING. */
-static void finish_detach(ops *o, vmrec *v, const iovm_store_assignment *a, const char *port)
+ * the detach (the pool, derived from the store before recovery, has the
+ * VF waiting for its guest); a guest that does not let go leaves it
+ * RELEASE_PENDING. */
+static void finish_detach(ops *o, vmrec *v, const iovm_store_assignment *a)
 {
-	iovm_store_assignment b = *a;
 	iovm_error err = {};
 
-	b.state = IOVM_STORE_ATTACHED;
-	adopt(o, &b, port);
 	log_info("recovery: vf %s: finishing its detach from vm %s", a->vf, a->vm);
 	if (iovm_vm_detach(v->vm, a->vf, o->d->cfg.detach_timeout_ms, &err) < 0) {
 		log_warning(err.code, "recovery: vf %s: %s", a->vf, err.msg);
@@ -71,17 +52,15 @@ static void finish_detach(ops *o, vmrec *v, const iovm_store_assignment *a, cons
 static void recover_assignment(ops *o, const iovm_store_assignment *a)
 {
 	vmrec *v = vms_find(o, a->vm);
-	char port[IOVM_VM_ID_MAX] = "";
 	iovm_error err = {};
-	int in = a->devid[0] ? device_in_vm(o, v, a->devid, port, sizeof(port)) : 0;
+	int in = a->devid[0] ? device_in_vm(o, v, a->devid) : 0;
 
 	if (in == 1 && a->state == IOVM_STORE_DETACHING) {
-		finish_detach(o, v, a, port);
+		finish_detach(o, v, a);
 		return;
 	}
 	if (in == 1) {
 		records_set_assignment(o, a->vf, IOVM_STORE_ATTACHED, NULL);
-		adopt(o, a, port);
 		if (a->state != IOVM_STORE_ATTACHED)
 			log_info("recovery: vf %s is in vm %s: attach completed", a->vf, a->vm);
 		return;
@@ -94,8 +73,6 @@ static void recover_assignment(ops *o, const iovm_store_assignment *a)
 	if (records_restore_vf(o, a->vf, &err) < 0) {
 		log_warning(err.code, "recovery: vf %s: %s; kept reserved", a->vf, err.msg);
 		records_set_assignment(o, a->vf, IOVM_STORE_RELEASE_PENDING, NULL);
-		adopt(o, a, "");
-		iovm_vf_pool_set(o->pool, a->vf, IOVM_VF_RECLAIM);
 	}
 }
 
@@ -244,6 +221,7 @@ static void recover_intents(ops *o, const iovm_store_intent *open, size_t n)
 	}
 }
 
+/* Runs with the views derived from the store as it was left (ops_init). */
 int recover(ops *o, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_intent *open = NULL;

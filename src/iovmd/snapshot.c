@@ -83,7 +83,6 @@ static const char *share_state(ops *o, const char *vf, const char **ret_vm)
 
 static const char *state_name(ops *o, const char *vf, const char **ret_vm, const char **ret_mode)
 {
-	iovm_vf_entry *e = iovm_vf_pool_get(o->pool, vf);
 	const char *st;
 
 	*ret_vm = "";
@@ -99,11 +98,6 @@ static const char *state_name(ops *o, const char *vf, const char **ret_vm, const
 		*ret_vm = o->as[i].vm;
 		*ret_mode = iovm_mode_to_string(o->as[i].mode);
 		return iovm_store_assign_state_to_string(o->as[i].state);
-	}
-	if (e) {
-		*ret_vm = e->vm;
-		return e->use == IOVM_VF_IN_USE ? "attached" : e->use == IOVM_VF_ATTACHING ? "attaching"
-										      : "release-pending";
 	}
 	return "free";
 }

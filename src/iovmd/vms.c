@@ -111,10 +111,10 @@ int vms_connect(ops *o, vmrec *v, iovm_error *err)
 	return 0;
 }
 
-/* Brings the store's assignments of a VM in line with the pool: a VF the
- * pool let go of is unassigned (VF_DETACHED, or added to released); one
- * waiting for its guest or its dead VM is RELEASE_PENDING. Returns how
- * many were released. */
+/* What the VM layer did to the VM's VFs (QEMU's events, a reclaim),
+ * recorded in the store (views_record). A VF given back is added to
+ * released, or announced (VF_DETACHED) if released is NULL. Returns how
+ * many were given back. */
 int vms_sync(ops *o, vmrec *v, json_object *released)
 {
 	_cleanup_free_ iovm_store_assignment *as = NULL;
@@ -127,24 +127,24 @@ int vms_sync(ops *o, vmrec *v, json_object *released)
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
-		iovm_vf_entry *e = iovm_vf_pool_get(o->pool, as[i].vf);
-
-		if (!e || strcmp(e->vm, v->info.name)) {
-			if (as[i].state == IOVM_STORE_RESERVED || as[i].state == IOVM_STORE_ATTACHING)
-				continue;   /* an attach in progress owns it */
-			records_release(o, as[i].vf);
-			log_info("vm %s: vf %s released", v->info.name, as[i].vf);
-			if (released)
-				json_object_array_add(released, json_object_new_string(as[i].vf));
-			else
-				ops_emit(o, "VF_DETACHED", vm_vf_json(v->info.name, as[i].vf));
-			freed++;
-		} else if ((e->use == IOVM_VF_RELEASE_PENDING || e->use == IOVM_VF_RECLAIM) &&
-			   as[i].state != IOVM_STORE_RELEASE_PENDING) {
-			records_set_assignment(o, as[i].vf, IOVM_STORE_RELEASE_PENDING, NULL);
-		}
+		if (views_record(o, &as[i], false, released))
+			continue;
+		if (!released)
+			ops_emit(o, "VF_DETACHED", vm_vf_json(v->info.name, as[i].vf));
+		freed++;
 	}
 	return freed;
+}
+
+/* What QEMU's events did to a VM's VFs while a command waited on its
+ * connection (another VF's DEVICE_DELETED, say), recorded before the views
+ * are derived again. */
+void vms_record(ops *o, const char *name)
+{
+	vmrec *v = name && name[0] ? vms_find(o, name) : NULL;
+
+	if (v && v->vm)
+		vms_sync(o, v, NULL);
 }
 
 /* Ends every share of a VM that is gone: its macvtaps are deleted (QEMU

@@ -371,7 +371,7 @@ static void test_detach_not_held(void **state)
 }
 
 /* Who holds a VF is recorded once, in the store: the policy's holds follow
- * it (mirror_sync_holders), at start-up, around every job and whenever the
+ * it (views_sync), at start-up, around every job and whenever the
  * store changed. */
 static void test_policy_follows_store(void **state)
 {
@@ -414,11 +414,83 @@ static void test_policy_follows_store(void **state)
 
 	/* The record goes: so does the hold, at the next look. */
 	assert_int_equal(iovm_store_unassign(c->o.store, VF_UP, NULL), 0);
-	mirror_sync_holders(&c->o, false);
+	views_sync(&c->o, false);
 	free(h);
 	h = NULL;
 	assert_int_equal(iovm_policy_holds(c->o.pol, &h, &n, NULL), 0);
 	assert_int_equal(n, 0);
+}
+
+/* The VM layer's VF pool follows the store too: an entry per assignment,
+ * its use the assignment's state, the saved driver with it; and what the
+ * VM layer does to an entry goes back to the store (views_record). */
+static void test_pool_follows_store(void **state)
+{
+	static const struct {
+		iovm_store_assign_state st;
+		iovm_vf_use use;
+	} map[] = {
+		{ IOVM_STORE_RESERVED, IOVM_VF_ATTACHING },
+		{ IOVM_STORE_ATTACHING, IOVM_VF_ATTACHING },
+		{ IOVM_STORE_ATTACHED, IOVM_VF_IN_USE },
+		{ IOVM_STORE_DETACHING, IOVM_VF_RELEASE_PENDING },
+		{ IOVM_STORE_RELEASE_PENDING, IOVM_VF_RECLAIM },
+	};
+	ctx *c = *state;
+	iovm_store *s = store_open(c);
+	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
+	iovm_store_assignment a = { .vf = VF_UP, .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE,
+				    .devid = "iovm-0000-01-10.2", .state = IOVM_STORE_ATTACHED };
+	iovm_store_vf_saved saved = { .vf = VF_UP, .pf = "0000:01:00.0", .vf_index = 1, .driver = "igbvf" };
+	iovm_vf_entry *e;
+
+	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
+	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
+	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
+	assert_int_equal(iovm_store_vf_saved_put(s, &saved, NULL), 0);
+	iovm_store_close(s);
+	c->d.cfg.recover = false;    /* the VM is not running: recovery would take the VF back */
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	assert_int_equal(iovm_vf_pool_size(c->o.pool), 1);
+	e = iovm_vf_pool_get(c->o.pool, VF_UP);
+	assert_non_null(e);
+	assert_string_equal(e->vm, "g1");
+	assert_string_equal(e->devid, "iovm-0000-01-10.2");
+	assert_string_equal(e->orig_driver, "igbvf");
+
+	for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+		assert_int_equal(iovm_store_assignment_set_state(c->o.store, VF_UP, map[i].st, NULL, NULL), 0);
+		views_sync(&c->o, false);
+		e = iovm_vf_pool_get(c->o.pool, VF_UP);
+		assert_non_null(e);
+		assert_int_equal(e->use, map[i].use);
+		assert_int_equal(views_use_of(map[i].st), map[i].use);
+	}
+
+	/* Back: QEMU let go of the device (the VM layer's RECLAIM) ... */
+	assert_int_equal(iovm_store_assignment_set_state(c->o.store, VF_UP, IOVM_STORE_ATTACHED, NULL, NULL), 0);
+	views_sync(&c->o, false);
+	iovm_vf_pool_get(c->o.pool, VF_UP)->use = IOVM_VF_RECLAIM;
+	assert_true(views_record(&c->o, &a, false, NULL));
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), 0);
+	assert_int_equal(a.state, IOVM_STORE_RELEASE_PENDING);
+	/* ... then gave the VF back: the assignment and its saved settings go. */
+	assert_int_equal(iovm_vf_pool_set(c->o.pool, VF_UP, IOVM_VF_FREE), 0);
+	assert_false(views_record(&c->o, &a, false, NULL));
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), -ENOENT);
+	assert_int_equal(iovm_store_vf_saved_get(c->o.store, VF_UP, &saved, NULL), -ENOENT);
+	views_sync(&c->o, false);
+	assert_int_equal(iovm_vf_pool_size(c->o.pool), 0);
+
+	/* A row being attached is its command's, unless that command ended. */
+	a.state = IOVM_STORE_ATTACHING;
+	assert_int_equal(iovm_store_assign(c->o.store, &a, NULL), 0);
+	assert_int_equal(iovm_vf_pool_set(c->o.pool, VF_UP, IOVM_VF_FREE), -ENOENT);
+	assert_true(views_record(&c->o, &a, false, NULL));
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), 0);
+	assert_false(views_record(&c->o, &a, true, NULL));
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), -ENOENT);
 }
 
 /* ---- recovery ------------------------------------------------------------------- */
@@ -521,12 +593,12 @@ static void test_recover_attach_completed(void **state)
 	assert_string_equal(in.step, "device-added");
 	/* The original settings stay for the detach to restore. */
 	assert_int_equal(iovm_store_vf_saved_get(c->o.store, VF, &saved, NULL), 0);
-	/* The pool holds it for the VM, in use, behind the port QEMU showed. */
+	/* The pool, derived from the store, holds it for the VM, in use. */
 	e = iovm_vf_pool_get(c->o.pool, VF);
 	assert_non_null(e);
 	assert_string_equal(e->vm, "g1");
+	assert_string_equal(e->devid, DEVID);
 	assert_int_equal(e->use, IOVM_VF_IN_USE);
-	assert_string_equal(e->port, "hp1");
 	/* And the snapshot after start-up says so. */
 	msgs = iovmd_queue_pop_all(&c->d.msgs);
 	vf = array_find(member(array_find(member(last_snapshot(msgs), "pfs"), "pf", "0000:01:00.0"), "vfs"),
@@ -618,6 +690,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vm_add_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach_not_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_follows_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_follows_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_attach_completed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_attach_rolled_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_vm_gone, setup, teardown),
