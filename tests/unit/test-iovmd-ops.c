@@ -193,6 +193,25 @@ static iovm_store *store_open(ctx *c)
 	return s;
 }
 
+/* Starts the daemon's ops with VM g1 registered (no QEMU behind it) and
+ * holding a (saved: its settings saved too, if not NULL). Recovery is
+ * off: it would take the VF back from a VM that is not running. */
+static void start_holding(ctx *c, const iovm_store_assignment *a, const iovm_store_vf_saved *saved)
+{
+	iovm_store *s = store_open(c);
+	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
+
+	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
+	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
+	assert_int_equal(iovm_store_assign(s, a, NULL), 0);
+	if (saved)
+		assert_int_equal(iovm_store_vf_saved_put(s, saved, NULL), 0);
+	iovm_store_close(s);
+	c->d.cfg.recover = false;
+	start(c);
+	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+}
+
 /* ---- command jobs ---------------------------------------------------------------- */
 
 /* What the kernel does when sriov_numvfs of PF 0000:02:00.0 becomes n:
@@ -271,21 +290,13 @@ static void test_pf_set_vfs(void **state)
 static void test_pf_set_vfs_refused_while_assigned(void **state)
 {
 	ctx *c = *state;
-	iovm_store *s = store_open(c);
-	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
 	iovm_store_assignment a = { .vf = VF_UP, .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE,
 				    .state = IOVM_STORE_ATTACHED };
 	iovmd_msg *msgs = NULL;
 	json_object *reply;
 	char buf[64];
 
-	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
-	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
-	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
-	iovm_store_close(s);
-	c->d.cfg.recover = false;    /* the VM is not running: recovery would take the VF back */
-	start(c);
-	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	start_holding(c, &a, NULL);
 	reply = run(c, "{\"execute\":\"pf-set-vfs\",\"arguments\":{\"pf\":\"eth0\",\"count\":1},\"id\":3}",
 		    &msgs);
 	assert_string_equal(error_errno(reply), "EBUSY");
@@ -376,8 +387,6 @@ static void test_detach_not_held(void **state)
 static void test_policy_follows_store(void **state)
 {
 	ctx *c = *state;
-	iovm_store *s = store_open(c);
-	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
 	iovm_store_assignment a = { .vf = VF_UP, .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE,
 				    .state = IOVM_STORE_ATTACHED };
 	_cleanup_free_ iovm_policy_hold *h = NULL;
@@ -386,13 +395,7 @@ static void test_policy_follows_store(void **state)
 	json_object *reply;
 	size_t n = 9;
 
-	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
-	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
-	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
-	iovm_store_close(s);
-	c->d.cfg.recover = false;    /* the VM is not running: recovery would take the VF back */
-	start(c);
-	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	start_holding(c, &a, NULL);
 	assert_int_equal(iovm_policy_holds(c->o.pol, &h, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(h[0].vm, "g1");
@@ -437,21 +440,12 @@ static void test_pool_follows_store(void **state)
 		{ IOVM_STORE_RELEASE_PENDING, IOVM_VF_RECLAIM },
 	};
 	ctx *c = *state;
-	iovm_store *s = store_open(c);
-	iovm_store_vm vm = { .name = "g1", .priority = IOVM_PRIO_NORMAL, .numa_node = -1 };
 	iovm_store_assignment a = { .vf = VF_UP, .vm = "g1", .mode = IOVM_MODE_EXCLUSIVE,
 				    .devid = "iovm-0000-01-10.2", .state = IOVM_STORE_ATTACHED };
 	iovm_store_vf_saved saved = { .vf = VF_UP, .pf = "0000:01:00.0", .vf_index = 1, .driver = "igbvf" };
 	iovm_vf_entry *e;
 
-	snprintf(vm.qmp, sizeof(vm.qmp), "%s", c->qmp);
-	assert_int_equal(iovm_store_vm_put(s, &vm, NULL), 0);
-	assert_int_equal(iovm_store_assign(s, &a, NULL), 0);
-	assert_int_equal(iovm_store_vf_saved_put(s, &saved, NULL), 0);
-	iovm_store_close(s);
-	c->d.cfg.recover = false;    /* the VM is not running: recovery would take the VF back */
-	start(c);
-	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
+	start_holding(c, &a, &saved);
 	assert_int_equal(iovm_vf_pool_size(c->o.pool), 1);
 	e = iovm_vf_pool_get(c->o.pool, VF_UP);
 	assert_non_null(e);
