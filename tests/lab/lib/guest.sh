@@ -142,17 +142,19 @@ guest_vf_net() {
 	rm -f "$err"
 	[ -n "$ifc" ] || { echo "$g shows no interface for $vf" >&2; return 1; }
 	_guest_say "$g: configuring $ifc"
-	if [ "$mode" = exclusive ] && [ -n "$mac" ]; then
-		$G exec --timeout 240 "$g" -- ip link set "$ifc" address "$mac" ||
-			_guest_say "$g: setting $mac on $ifc failed; keeping the address it has"
-	fi
-	local step
-	for step in "ip addr flush dev $ifc" "ip addr add $ip/24 dev $ifc" "ip link set $ifc up" \
-		"arp -i $ifc -s $srv_ip $srv_mac"; do
-		# shellcheck disable=SC2086 # the step is words on purpose
-		$G exec --timeout 240 "$g" -- $step || { echo "$g: '$step' failed" >&2; return 1; }
-	done
-	GUEST_NET_MAC=$($G exec --timeout 240 "$g" -- cat "/sys/class/net/$ifc/address" | tr -d '\r')
+	# One guest process for all the steps: each process costs a nested
+	# guest seconds. The step that fails is named; a MAC that does not
+	# take is only reported.
+	local setmac=: out
+	[ "$mode" = exclusive ] && [ -n "$mac" ] &&
+		setmac="ip link set $ifc address $mac || echo 'setting $mac on $ifc failed; keeping the address it has' >&2"
+	out=$($G exec --timeout 300 "$g" -- sh -c "$setmac
+		for step in 'ip addr flush dev $ifc' 'ip addr add $ip/24 dev $ifc' 'ip link set $ifc up' \
+			'arp -i $ifc -s $srv_ip $srv_mac'; do
+			\$step || { echo \"'\$step' failed\" >&2; exit 1; }
+		done
+		cat /sys/class/net/$ifc/address") || { echo "$g: configuring $ifc failed" >&2; return 1; }
+	GUEST_NET_MAC=$(printf '%s\n' "$out" | tr -d '\r' | tail -n 1)
 	[ -n "$GUEST_NET_MAC" ] || { echo "$g: cannot read the address of $ifc" >&2; return 1; }
 	ip -n "$srv_ns" neigh replace "$ip" lladdr "$GUEST_NET_MAC" dev "$srv_dev" nud permanent
 	_guest_say "$g: $ifc has $GUEST_NET_MAC; pinging $srv_ip"
