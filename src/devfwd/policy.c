@@ -22,7 +22,7 @@
 
 #define MAX_GUESTS 64
 #define MAX_PATHS 64
-#define MAX_IOCTLS 128
+#define MAX_IOCTLS DEVFWD_MAX_IOCTL_RULES
 #define MAX_LINE 512
 
 enum ioctl_rule_kind { RULE_ALL, RULE_TYPE, RULE_TYPE_NR, RULE_CMD };
@@ -340,4 +340,48 @@ int devfwd_rules_check_ioctl(const struct devfwd_rules *r, uint32_t cmd)
 		}
 	}
 	return -ENOTTY;
+}
+
+int devfwd_rules_ioctl_matches(const struct devfwd_rules *r, struct devfwd_ioctl_match *ret, size_t max)
+{
+	size_t n = 0;
+
+	if (!ret)
+		return -EINVAL;
+	if (!r)
+		return 0;
+	for (size_t i = 0; i < r->nioctl; i++) {
+		const struct ioctl_rule *x = &r->ioctl[i];
+		struct devfwd_ioctl_match m;
+
+		switch (x->kind) {
+		case RULE_ALL:
+			m = (struct devfwd_ioctl_match){ .mask = 0, .value = 0 };
+			break;
+		case RULE_TYPE:
+			m = (struct devfwd_ioctl_match){ .mask = _IOC_TYPEMASK << _IOC_TYPESHIFT,
+							 .value = x->type << _IOC_TYPESHIFT };
+			break;
+		case RULE_TYPE_NR:
+			m = (struct devfwd_ioctl_match){
+				.mask = (_IOC_TYPEMASK << _IOC_TYPESHIFT) | (_IOC_NRMASK << _IOC_NRSHIFT),
+				.value = (x->type << _IOC_TYPESHIFT) | (x->nr << _IOC_NRSHIFT) };
+			break;
+		case RULE_CMD:
+		default:
+			m = (struct devfwd_ioctl_match){ .mask = UINT32_MAX, .value = x->cmd };
+			break;
+		}
+		if (m.mask == 0) {
+			/* Everything is allowed: one match says it all. */
+			if (max < 1)
+				return -E2BIG;
+			ret[0] = m;
+			return 1;
+		}
+		if (n >= max)
+			return -E2BIG;
+		ret[n++] = m;
+	}
+	return (int)n;
 }
