@@ -133,6 +133,10 @@ struct devfwd_ioctl_match {
  * -E2BIG. NULL rules allow nothing. */
 int devfwd_rules_ioctl_matches(const struct devfwd_rules *r, struct devfwd_ioctl_match *ret, size_t max);
 
+/* The capabilities (bit 1 << CAP_*) the policy lets this guest's worker
+ * keep after it drops the others ("worker-capability = net_admin"). */
+uint64_t devfwd_rules_worker_caps(const struct devfwd_rules *r);
+
 /* ---- opening device files (open.c) ---- */
 
 /* Opens path for the guest whose rules are r, under every path rule of

@@ -46,7 +46,7 @@ static struct worker_slot *workers;
 static size_t nworkers, aworkers;
 static uid_t worker_uid = NOBODY;
 static gid_t worker_gid = NOBODY;
-static bool no_seccomp;
+static bool no_seccomp, unconfined;
 #ifdef DEVFWD_TEST_HOOKS
 static bool hooks;
 #endif
@@ -101,6 +101,13 @@ static _Noreturn void serve(int fd, int chan, const struct devfwd_rules *rules, 
 	close_all_but(fd, chan);
 	if (!rules)
 		log_warning(0, "%s: no [guest] section in the policy, every open will be refused", name);
+	if (unconfined) {
+		/* Test builds only: the worker as it was before confinement, for
+		 * the benchmark's before/after figures. */
+		cfg.open_file = NULL;
+		r = devfwd_worker_run(fd, &cfg);
+		_exit(r < 0 ? 1 : 0);
+	}
 	r = devfwd_confine(&conf);
 	if (r < 0) {
 		log_error(r, "%s: worker could not be confined; stream refused", name);
@@ -261,19 +268,28 @@ static int usage(FILE *f, int code)
 	return code;
 }
 
-/* Test builds only: IOVM_DEVFWD_TEST_HOOKS=1 arms the subverted-worker hook,
- * IOVM_DEVFWD_TEST_NO_SECCOMP=1 leaves the filter out (to show what the
- * other steps hold on their own). */
+/* Test builds only: IOVM_DEVFWD_TEST_HOOKS=1 arms the subverted-worker hook;
+ * with it, IOVM_DEVFWD_TEST_NO_SECCOMP=1 leaves the filter out (to show what
+ * the other steps hold on their own) and IOVM_DEVFWD_TEST_UNCONFINED=1 leaves
+ * workers unconfined, opening files themselves (the benchmark's "before"). */
+static bool env_is_1(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && !strcmp(v, "1");
+}
+
 static void test_hooks(void)
 {
-	bool want = getenv("IOVM_DEVFWD_TEST_HOOKS") && !strcmp(getenv("IOVM_DEVFWD_TEST_HOOKS"), "1");
+	bool want = env_is_1("IOVM_DEVFWD_TEST_HOOKS");
 
 #ifdef DEVFWD_TEST_HOOKS
 	hooks = want;
-	no_seccomp = hooks && getenv("IOVM_DEVFWD_TEST_NO_SECCOMP") &&
-		     !strcmp(getenv("IOVM_DEVFWD_TEST_NO_SECCOMP"), "1");
+	no_seccomp = hooks && env_is_1("IOVM_DEVFWD_TEST_NO_SECCOMP");
+	unconfined = hooks && env_is_1("IOVM_DEVFWD_TEST_UNCONFINED");
 	if (hooks)
-		log_warning(0, "test hooks enabled%s", no_seccomp ? "; workers run WITHOUT a seccomp filter" : "");
+		log_warning(0, "test hooks enabled%s%s", no_seccomp ? "; workers run WITHOUT a seccomp filter" : "",
+			    unconfined ? "; workers run UNCONFINED, as root" : "");
 #else
 	if (want)
 		log_warning(0, "IOVM_DEVFWD_TEST_HOOKS: test hooks are not compiled in (meson -Dtest-hooks=true)");

@@ -25,6 +25,7 @@
 
 #define LOG_ERR 3
 #define LOG_WARNING 4
+#define LOG_INFO 6
 #define LOG_DEBUG 7
 
 #define clog(c, level, ...)                                                 \
@@ -215,10 +216,11 @@ static void namespaces(const struct devfwd_confine_cfg *c)
 	}
 }
 
-static int drop_bounding(void)
+static int drop_bounding(uint64_t keep)
 {
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+		if (!(cap < 64 && (keep & (UINT64_C(1) << cap))) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+		    errno != EINVAL)
 			return negative_errno();
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return negative_errno();
@@ -236,24 +238,32 @@ static int switch_user(uid_t uid, gid_t gid)
 	return 0;
 }
 
-static int clear_caps(void)
+/* Leaves exactly keep in the permitted and effective sets, nothing
+ * inheritable, and checks the kernel agrees. */
+static int set_caps(uint64_t keep)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2] = {};
+	struct __user_cap_data_struct d[2] = {
+		{ .effective = (uint32_t)keep, .permitted = (uint32_t)keep },
+		{ .effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32) },
+	};
 
 	if (syscall(SYS_capset, &h, d) < 0)
 		return negative_errno();
+	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capget, &h, d) < 0)
 		return negative_errno();
-	for (size_t i = 0; i < ELEMENTSOF(d); i++)
-		if (d[i].effective || d[i].permitted || d[i].inheritable)
-			return -EPERM;
+	if (d[0].inheritable || d[1].inheritable || d[0].permitted != (uint32_t)keep ||
+	    d[1].permitted != (uint32_t)(keep >> 32) || d[0].effective != (uint32_t)keep ||
+	    d[1].effective != (uint32_t)(keep >> 32))
+		return -EPERM;
 	return 0;
 }
 
 int devfwd_confine(const struct devfwd_confine_cfg *c)
 {
 	bool root = geteuid() == 0;
+	uint64_t keep = devfwd_rules_worker_caps(c ? c->rules : NULL);
 	int r;
 
 	if (!c)
@@ -263,16 +273,27 @@ int devfwd_confine(const struct devfwd_confine_cfg *c)
 	if (root)
 		namespaces(c);
 	if (root) {
-		r = drop_bounding();
+		r = drop_bounding(keep);
 		if (r < 0)
 			return r;
+		/* Keep the permitted set across the uid switch only when the
+		 * policy names a capability to keep; set_caps trims it. */
+		if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+			return negative_errno();
 		r = switch_user(c->uid, c->gid);
 		if (r < 0)
 			return r;
+		if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+			return negative_errno();
+	} else {
+		keep = 0;
 	}
-	r = clear_caps();
+	r = set_caps(keep);
 	if (r < 0)
 		return r;
+	if (keep)
+		clog(c, LOG_INFO, "%s: worker keeps capabilities 0x%llx (worker-capability in the policy)",
+		     c->peer_name, (unsigned long long)keep);
 	/* Not dumpable: another worker of the same uid cannot ptrace it or read
 	 * its memory through /proc. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

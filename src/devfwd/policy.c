@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/ioctl.h>
 
 #include "devfwd/devfwd.h"
@@ -40,6 +41,16 @@ struct devfwd_rules {
 	size_t npath;
 	struct ioctl_rule ioctl[MAX_IOCTLS];
 	size_t nioctl;
+	uint64_t worker_caps; /* bit per capability the worker keeps */
+};
+
+/* Capabilities a policy may let a guest's worker keep: those some device
+ * classes check at ioctl time (TUNSETIFF wants CAP_NET_ADMIN). */
+static const struct {
+	const char *name;
+	int cap;
+} worker_caps[] = {
+	{ "net_admin", CAP_NET_ADMIN },
 };
 
 struct devfwd_policy {
@@ -219,6 +230,15 @@ static int parse_line(struct devfwd_policy *p, char *line, const char *origin, u
 		cur->nioctl++;
 		return 0;
 	}
+	if (strcmp(key, "worker-capability") == 0) {
+		for (size_t i = 0; i < ELEMENTSOF(worker_caps); i++)
+			if (strcmp(val, worker_caps[i].name) == 0) {
+				cur->worker_caps |= UINT64_C(1) << worker_caps[i].cap;
+				return 0;
+			}
+		return iovm_error_set(err, -EINVAL, "policy %s:%u: worker-capability %s: expected net_admin",
+				      origin, lineno, val);
+	}
 	return iovm_error_set(err, -EINVAL, "policy %s:%u: unknown key %s", origin, lineno, key);
 }
 
@@ -384,4 +404,9 @@ int devfwd_rules_ioctl_matches(const struct devfwd_rules *r, struct devfwd_ioctl
 		ret[n++] = m;
 	}
 	return (int)n;
+}
+
+uint64_t devfwd_rules_worker_caps(const struct devfwd_rules *r)
+{
+	return r ? r->worker_caps : 0;
 }
