@@ -18,6 +18,7 @@ struct devfwd_confine_cfg {
 	uid_t uid; /* the unprivileged identity; applied when running as root */
 	gid_t gid;
 	const struct devfwd_rules *rules; /* the ioctl commands the filter lets through */
+	int broker_fd;                    /* the only fd for sendmsg/recvmsg; -1: none */
 	bool no_seccomp;                  /* test builds only: every step but the filter */
 	devfwd_log_fn log;                /* may be NULL */
 	void *log_userdata;
@@ -35,14 +36,16 @@ int devfwd_confine(const struct devfwd_confine_cfg *c);
 /* Loads the two seccomp filters for a guest's rules into the calling
  * process (which must have no_new_privs set): the allow-list, whose default
  * kills the process, and the ioctl filter, which answers EPERM to a command
- * outside the rules. */
-int devfwd_seccomp_load(const struct devfwd_rules *r);
+ * outside the rules. sendmsg and recvmsg (descriptor passing) are allowed
+ * on msg_fd only (-1: nowhere). */
+int devfwd_seccomp_load(const struct devfwd_rules *r, int msg_fd);
 
 /* Writes both filters as libseccomp's pseudo-code to fd (for reading). */
-int devfwd_seccomp_export(const struct devfwd_rules *r, int fd);
+int devfwd_seccomp_export(const struct devfwd_rules *r, int msg_fd, int fd);
 
 /* The system calls a worker may make, by name, NULL-terminated: those
  * allowed unconditionally. mmap, mprotect (never PROT_EXEC), fcntl (file
- * flags only), tgkill (itself only) and ioctl (the rules' commands) are
- * allowed with argument checks on top of these. */
+ * flags only), tgkill (itself only), sendmsg and recvmsg (the broker channel
+ * only) and ioctl (the rules' commands) are allowed with argument checks on
+ * top of these. */
 extern const char *const devfwd_seccomp_allowed[];

@@ -60,7 +60,7 @@ static void peer_name(const struct devfwd_peer *p, char *buf, size_t len)
 }
 
 struct worker_ctx {
-	int chan;
+	int chan, stream;
 	const char *name;
 };
 
@@ -71,7 +71,7 @@ static int broker_open(void *userdata, const char *path, uint32_t flags)
 
 #ifdef DEVFWD_TEST_HOOKS
 	if (hooks && !strncmp(path, DEVFWD_SUBVERT_PREFIX, strlen(DEVFWD_SUBVERT_PREFIX)))
-		return devfwd_subvert(path, ctx->chan, ctx->name);
+		return devfwd_subvert(path, ctx->chan, ctx->stream, ctx->name);
 #endif
 	return devfwd_broker_open(ctx->chan, path, flags);
 }
@@ -91,10 +91,10 @@ static void close_all_but(int a, int b)
 
 static _Noreturn void serve(int fd, int chan, const struct devfwd_rules *rules, const char *name)
 {
-	struct worker_ctx ctx = { .chan = chan, .name = name };
+	struct worker_ctx ctx = { .chan = chan, .stream = fd, .name = name };
 	struct devfwd_worker_cfg cfg = { .log = log_callback, .peer_name = name, .rules = rules,
 					 .open_file = broker_open, .open_userdata = &ctx };
-	struct devfwd_confine_cfg conf = { .uid = worker_uid, .gid = worker_gid, .rules = rules,
+	struct devfwd_confine_cfg conf = { .uid = worker_uid, .gid = worker_gid, .rules = rules, .broker_fd = chan,
 					   .no_seccomp = no_seccomp, .log = log_callback, .peer_name = name };
 	int r;
 

@@ -36,7 +36,7 @@
 
 const char *const devfwd_seccomp_allowed[] = {
 	/* the stream, the broker channel, the device files */
-	"read", "write", "readv", "writev", "recvmsg", "sendmsg", "recvfrom", "sendto",
+	"read", "write", "readv", "writev", "recvfrom", "sendto",
 	"poll", "ppoll", "close", "lseek", "fstat", "newfstatat",
 	/* memory (mmap and mprotect below, without PROT_EXEC) */
 	"brk", "munmap", "mremap", "madvise",
@@ -54,8 +54,8 @@ static void ctx_freep(scmp_filter_ctx *c)
 }
 
 /* The rules both filters share: the allow-list and the argument checks of
- * mmap, mprotect, fcntl and tgkill. */
-static int add_common(scmp_filter_ctx ctx)
+ * mmap, mprotect, fcntl, tgkill, sendmsg and recvmsg. */
+static int add_common(scmp_filter_ctx ctx, int msg_fd)
 {
 	static const int fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
 	int r;
@@ -84,6 +84,19 @@ static int add_common(scmp_filter_ctx ctx)
 		if (r < 0)
 			return r;
 	}
+	/* Descriptors travel on the broker channel only: over its stream, a
+	 * worker could hand a device fd to a UNIX peer, which would then issue
+	 * any ioctl on it. The stream uses read and writev. */
+	if (msg_fd >= 0) {
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendmsg), 1,
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)msg_fd));
+		if (r < 0)
+			return r;
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)msg_fd));
+		if (r < 0)
+			return r;
+	}
 	/* abort() signals itself; no other process. */
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
@@ -96,7 +109,7 @@ static int add_common(scmp_filter_ctx ctx)
  * rules fails with EPERM. (One libseccomp filter cannot say "EPERM unless
  * one of these compares": an unconditional rule replaces the conditional
  * ones of the same call.) */
-static int build(const struct devfwd_rules *r, int which, scmp_filter_ctx *ret)
+static int build(const struct devfwd_rules *r, int msg_fd, int which, scmp_filter_ctx *ret)
 {
 	_cleanup_(ctx_freep) scmp_filter_ctx ctx = NULL;
 	struct devfwd_ioctl_match m[DEVFWD_MAX_IOCTL_RULES];
@@ -114,7 +127,7 @@ static int build(const struct devfwd_rules *r, int which, scmp_filter_ctx *ret)
 	k = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	if (k < 0)
 		return k;
-	k = add_common(ctx);
+	k = add_common(ctx, msg_fd);
 	if (k < 0)
 		return k;
 	n = devfwd_rules_ioctl_matches(r, m, ELEMENTSOF(m));
@@ -147,11 +160,11 @@ static int build(const struct devfwd_rules *r, int which, scmp_filter_ctx *ret)
 	return 0;
 }
 
-int devfwd_seccomp_load(const struct devfwd_rules *r)
+int devfwd_seccomp_load(const struct devfwd_rules *r, int msg_fd)
 {
 	for (int which = 1; which <= 2; which++) {
 		_cleanup_(ctx_freep) scmp_filter_ctx ctx = NULL;
-		int k = build(r, which, &ctx);
+		int k = build(r, msg_fd, which, &ctx);
 
 		if (k < 0)
 			return k;
@@ -162,11 +175,11 @@ int devfwd_seccomp_load(const struct devfwd_rules *r)
 	return 0;
 }
 
-int devfwd_seccomp_export(const struct devfwd_rules *r, int fd)
+int devfwd_seccomp_export(const struct devfwd_rules *r, int msg_fd, int fd)
 {
 	for (int which = 1; which <= 2; which++) {
 		_cleanup_(ctx_freep) scmp_filter_ctx ctx = NULL;
-		int k = build(r, which, &ctx);
+		int k = build(r, msg_fd, which, &ctx);
 
 		if (k < 0)
 			return k;
@@ -302,7 +315,7 @@ int devfwd_confine(const struct devfwd_confine_cfg *c)
 		clog(c, LOG_WARNING, "%s: worker runs without its seccomp filter (test hook)", c->peer_name);
 		return 0;
 	}
-	r = devfwd_seccomp_load(c->rules);
+	r = devfwd_seccomp_load(c->rules, c->broker_fd);
 	if (r < 0)
 		return r;
 	clog(c, LOG_DEBUG, "%s: worker confined: uid %u, no capabilities, seccomp filter loaded", c->peer_name,

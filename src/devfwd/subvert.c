@@ -56,7 +56,28 @@ static int attack_ioctl(const char *arg, int chan)
 	return r;
 }
 
-static int attack(const char *name, const char *arg, int chan)
+/* Hands a descriptor (stderr) to whoever is on the stream, as it could
+ * hand a device fd to a UNIX peer. */
+static int attack_passfd(int stream)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u = {};
+	char byte = 0;
+	int fd = 2;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return result(sendmsg(stream, &mh, MSG_NOSIGNAL));
+}
+
+static int attack(const char *name, const char *arg, int chan, int stream)
 {
 	if (!strcmp(name, "shadow"))
 		return result(open("/etc/shadow", O_RDONLY | O_CLOEXEC));
@@ -75,10 +96,12 @@ static int attack(const char *name, const char *arg, int chan)
 		return result(setuid(0));
 	if (!strcmp(name, "ioctl"))
 		return attack_ioctl(arg, chan);
+	if (!strcmp(name, "passfd"))
+		return attack_passfd(stream);
 	return -EINVAL;
 }
 
-int devfwd_subvert(const char *path, int chan, const char *peer_name)
+int devfwd_subvert(const char *path, int chan, int stream, const char *peer_name)
 {
 	char what[DEVFWD_MAX_PATH + 1], *arg;
 	int r;
@@ -90,7 +113,7 @@ int devfwd_subvert(const char *path, int chan, const char *peer_name)
 		*arg++ = 0;
 	log_warning(0, "%s: test hook: subverted worker tries %s%s%s", peer_name, what, arg ? " " : "",
 		    arg ? arg : "");
-	r = attack(what, arg, chan);
+	r = attack(what, arg, chan, stream);
 	if (r == DEVFWD_SUBVERT_SUCCEEDED)
 		log_error(0, "%s: test hook: %s SUCCEEDED", peer_name, what);
 	else

@@ -14,7 +14,8 @@
 #define DEVFWD_SUBVERT_SUCCEEDED (-ENOTRECOVERABLE)
 
 /* Runs the attack named by path (which starts with the prefix) in the
- * calling worker; chan is its broker channel. Returns the negative errno of
- * the refused attempt, DEVFWD_SUBVERT_SUCCEEDED, or -EINVAL for an unknown
- * attack. A system call outside the filter kills the worker instead. */
-int devfwd_subvert(const char *path, int chan, const char *peer_name);
+ * calling worker; chan is its broker channel, stream its guest's stream.
+ * Returns the negative errno of the refused attempt,
+ * DEVFWD_SUBVERT_SUCCEEDED, or -EINVAL for an unknown attack. A system call
+ * outside the filter kills the worker instead. */
+int devfwd_subvert(const char *path, int chan, int stream, const char *peer_name);

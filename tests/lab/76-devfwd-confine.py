@@ -7,8 +7,8 @@ One guest (vsock loopback, CID 1) owns workers whose code an attacker has
 taken over: the test-only hook (built with -Dtest-hooks=true, armed by
 IOVM_DEVFWD_TEST_HOOKS=1) makes a confined worker open /etc/shadow and
 /dev/mem, execve a shell, connect an AF_INET socket, ptrace another guest's
-worker, setuid(0), and issue an ioctl outside its policy on a file it was
-allowed to open. With the seccomp filter every one fails: the worker is
+worker, setuid(0), pass a descriptor over its stream, and issue an ioctl
+outside its policy on a file it was allowed to open. With the seccomp filter every one fails: the worker is
 killed (SIGSYS) or, for the ioctl, gets EPERM and goes on serving. A second
 backend without the filter shows what the other steps hold on their own
 (another user, no capabilities, empty namespaces), and that the ioctl is
@@ -30,7 +30,8 @@ EVIOCGVERSION = IOR("E", 0x01, 4)
 EVIOCGNAME = IOC(2, "E", 0x06, 64)
 SUBVERT = "/.devfwd-subvert/"
 SUCCEEDED = -errno.ENOTRECOVERABLE  # the hook's answer when an attack went through
-KILLING = ("shadow", "mem", "exec", "inet", "ptrace", "setuid")
+KILLING = ("shadow", "mem", "exec", "inet", "ptrace", "setuid", "passfd")
+LAYERED = KILLING[:-1]  # passfd over vsock means nothing without the filter
 
 
 def start_backend(name, port, policy, sock, extra_env):
@@ -176,7 +177,7 @@ def main():
             "ptrace": {errno.EPERM},            # not dumpable, no CAP_SYS_PTRACE
             "setuid": {errno.EPERM},            # no CAP_SETUID
         }
-        for rid, attack in enumerate(KILLING, 2):
+        for rid, attack in enumerate(LAYERED, 2):
             arg = f":{victim}" if attack == "ptrace" else ""
             r = raw_open(n, rid, SUBVERT + attack + arg)
             if r >= 0 or -r not in expect[attack]:

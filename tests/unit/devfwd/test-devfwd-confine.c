@@ -2,8 +2,9 @@
 /* The pure parts of worker confinement: a policy's ioctl rules as masked
  * compares (checked against the policy's own matcher over many commands),
  * the seccomp filters built from them (loaded into a child process, where a
- * listed command passes, an unlisted one gets EPERM and an unlisted system
- * call kills), and the open broker over a socketpair. */
+ * listed command passes, an unlisted one gets EPERM, an unlisted system
+ * call kills, and descriptors travel on the broker channel only), and the
+ * open broker over a socketpair. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -125,6 +126,8 @@ static void test_matches_agree(void **state)
 	}
 }
 
+static int msg_fds[2] = { -1, -1 }; /* a socketpair; [0] is the filter's msg_fd */
+
 /* Runs fn in a child that has loaded the filters for text; returns its
  * wait status. */
 static int in_filtered_child(const char *text, int (*fn)(void))
@@ -136,7 +139,7 @@ static int in_filtered_child(const char *text, int (*fn)(void))
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || devfwd_seccomp_load(r) < 0)
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || devfwd_seccomp_load(r, msg_fds[0]) < 0)
 			_exit(100);
 		_exit(fn());
 	}
@@ -224,6 +227,36 @@ static int does_allowed(void)
 	return 0;
 }
 
+/* A descriptor over the socket the filter names passes; over any other it
+ * kills (a worker must not hand a device fd to its stream's peer). */
+static int send_fd(int sock)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u = {};
+	char byte = 0;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &dev_null, sizeof(int));
+	return sendmsg(sock, &mh, 0) == 1 ? 0 : 30;
+}
+
+static int passes_fd_on_broker(void)
+{
+	return send_fd(msg_fds[0]);
+}
+
+static int passes_fd_elsewhere(void)
+{
+	return send_fd(msg_fds[1]) == 0 ? 31 : 32;
+}
+
 static void test_filter(void **state)
 {
 	static const char *const typed =
@@ -232,6 +265,7 @@ static void test_filter(void **state)
 
 	dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	assert_true(dev_null >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, msg_fds), 0);
 	st = in_filtered_child(typed, ioctls_typed);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
@@ -257,6 +291,14 @@ static void test_filter(void **state)
 	st = in_filtered_child(typed, does_open);
 	assert_true(WIFSIGNALED(st));
 	assert_int_equal(WTERMSIG(st), SIGSYS);
+	st = in_filtered_child(typed, passes_fd_on_broker);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	st = in_filtered_child(typed, passes_fd_elsewhere);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	close(msg_fds[0]);
+	close(msg_fds[1]);
 	close(dev_null);
 }
 
@@ -270,7 +312,7 @@ static void test_export(void **state)
 
 	assert_true(fd >= 0);
 	unlink(path);
-	assert_int_equal(devfwd_seccomp_export(r, fd), 0);
+	assert_int_equal(devfwd_seccomp_export(r, 5, fd), 0);
 	n = pread(fd, buf, sizeof(buf) - 1, 0);
 	assert_true(n > 0);
 	buf[n] = 0;
