@@ -43,7 +43,7 @@ const char *const devfwd_seccomp_allowed[] = {
 	/* the C library's own needs: time, futexes, signals, exit */
 	"clock_gettime", "gettimeofday", "nanosleep", "clock_nanosleep", "getpid", "gettid",
 	"getuid", "geteuid", "getgid", "getegid", "futex", "getrandom", "sched_yield",
-	"rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group",
+	"rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "exit", "exit_group",
 	NULL
 };
 
