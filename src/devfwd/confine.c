@@ -80,7 +80,7 @@ static int add_common(scmp_filter_ctx ctx, int msg_fd)
 	/* File flags only: F_SETOWN would let a worker signal another one. */
 	for (size_t i = 0; i < ELEMENTSOF(fcntl_cmds); i++) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-				     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i]));
+				     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i], 0));
 		if (r < 0)
 			return r;
 	}
@@ -89,17 +89,17 @@ static int add_common(scmp_filter_ctx ctx, int msg_fd)
 	 * any ioctl on it. The stream uses read and writev. */
 	if (msg_fd >= 0) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendmsg), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)msg_fd));
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)msg_fd, 0));
 		if (r < 0)
 			return r;
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)msg_fd));
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)msg_fd, 0));
 		if (r < 0)
 			return r;
 	}
 	/* abort() signals itself; no other process. */
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 }
 
 /* Builds filter 1 (which == 1): default kill, every allowed call, ioctl
@@ -137,7 +137,7 @@ static int build(const struct devfwd_rules *r, int msg_fd, int which, scmp_filte
 	 * seccomp() with EPERM (a further filter could only restrict more). */
 	if (which == 1) {
 		k = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-				     SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+				     SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER, 0));
 		if (k < 0)
 			return k;
 	}
