@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The backend's worker: serves one stream (one guest opener) in its own
- * process. It opens only what the guest's rules allow, performs the file
- * operations on the real device files, and answers by request id.
+ * process. It gets only the files the guest's rules allow (opened by the
+ * backend's privileged parent once the worker is confined, or here when no
+ * open_file is given), performs the file operations on the real device
+ * files, and answers by request id.
  *
  * Host files are always opened O_NONBLOCK so one waiting read cannot stall
  * the other files of the stream: an operation that would block on a file the
