@@ -10,8 +10,13 @@
  *     that forwards nothing: the floor of any CUSE frontend.
  * Prints each figure and its ratio to native; it asserts nothing,
  * since only ratios measured in the same run mean anything (the lab is TCG).
+ * With --confine-cost, it measures instead what worker confinement costs:
+ * a stream's start-up (connect and the first reply, which comes after the
+ * worker's fork and confinement) and an ioctl round trip through the
+ * protocol, on a backend with confined workers and one without.
  * usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED
- *                     --connect ADDR [--floor CUSE-NULL] [--seconds S] */
+ *                     --connect ADDR [--floor CUSE-NULL] [--seconds S]
+ *        devfwd-bench --confine-cost CONFINED-ADDR UNCONFINED-ADDR EVDEV [--seconds S] */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -245,6 +250,64 @@ static double transport_rtt(const char *addr)
 	return us;
 }
 
+/* Microseconds per stream start-up: connect, HELLO and its reply, close. */
+static size_t op_stream(void *ctx)
+{
+	struct rd *r = ctx;
+
+	devfwd_client_free(client(r->path));
+	return 0;
+}
+
+static size_t op_proto_ioctl(void *ctx)
+{
+	struct rd *r = ctx;
+	int v = 0, e = devfwd_client_ioctl(r->c, r->fh, EVIOCGVERSION, &v);
+
+	if (e < 0 || v != EV_VERSION) {
+		fprintf(stderr, "devfwd-bench: EVIOCGVERSION through the protocol failed: %s\n", strerror(-e));
+		exit(1);
+	}
+	return 0;
+}
+
+/* Microseconds per EVIOCGVERSION on the backend's dev through the protocol. */
+static double proto_ioctl_rtt(const char *addr, const char *dev)
+{
+	struct rd r = { .c = client(addr) };
+	int e = devfwd_client_open(r.c, dev, DEVFWD_OPEN_READ, &r.fh);
+	double us;
+
+	if (e < 0) {
+		fprintf(stderr, "devfwd-bench: open %s through %s: %s\n", dev, addr, strerror(-e));
+		exit(1);
+	}
+	us = us_per_op(op_proto_ioctl, &r);
+	devfwd_client_free(r.c);
+	return us;
+}
+
+/* Confined against unconfined workers, each measured twice, alternating, so
+ * a drift of the (emulated) machine hits both alike. */
+static int confine_cost(const char *confined, const char *unconfined, const char *dev)
+{
+	const char *addr[2] = { confined, unconfined };
+	double start[2] = {}, io[2] = {};
+
+	for (int round = 0; round < 2; round++)
+		for (int k = 0; k < 2; k++) {
+			struct rd r = { .path = addr[k] };
+
+			start[k] += us_per_op(op_stream, &r) / 2;
+			io[k] += proto_ioctl_rtt(addr[k], dev) / 2;
+		}
+	printf("%-34s %12s %12s %8s\n", "measure", "unconfined", "confined", "ratio");
+	printf("%-34s %12.1f %12.1f %7.2fx\n", "worker start-up (us per stream)", start[1], start[0],
+	       start[0] / start[1]);
+	printf("%-34s %12.1f %12.1f %7.2fx\n", "EVIOCGVERSION via protocol (us)", io[1], io[0], io[0] / io[1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -253,16 +316,23 @@ int main(int argc, char **argv)
 		{ "connect", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "floor", required_argument, NULL, 'f' },
+		{ "confine-cost", required_argument, NULL, 'C' },
 		{}
 	};
 	const char *rn = NULL, *rf = NULL, *in = NULL, *inf = NULL, *addr = NULL, *floor_dev = NULL;
+	const char *cc[3] = {};
 	static const size_t sizes[] = { 4096, 16384, 65536 };
 	enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
 	double fwd[NSIZES], nat[NSIZES];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:i:c:s:f:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:c:s:f:C:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'C':
+			cc[0] = optarg;
+			cc[1] = optind < argc ? argv[optind++] : NULL;
+			cc[2] = optind < argc ? argv[optind++] : NULL;
+			break;
 		case 'r':
 			rn = optarg;
 			rf = optind < argc ? argv[optind++] : NULL;
@@ -284,9 +354,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cc[0] && cc[1] && cc[2] && seconds > 0)
+		return confine_cost(cc[0], cc[1], cc[2]);
 	if (!rn || !rf || !in || !inf || !addr || seconds <= 0) {
 		fputs("usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED --connect ADDR "
-		      "[--floor CUSE-NULL] [--seconds S]\n", stderr);
+		      "[--floor CUSE-NULL] [--seconds S]\n"
+		      "       devfwd-bench --confine-cost CONFINED-ADDR UNCONFINED-ADDR EVDEV [--seconds S]\n", stderr);
 		return 2;
 	}
 	printf("%-28s %14s %14s %8s\n", "measure", "native", "forwarded", "ratio");

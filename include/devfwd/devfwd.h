@@ -122,6 +122,49 @@ int devfwd_rules_check_ioctl(const struct devfwd_rules *r, uint32_t cmd);
 /* 0 for a clean absolute path (no "..", ".", "//", trailing "/"), else -EINVAL. */
 int devfwd_path_check(const char *path);
 
+/* The ioctl rules of a guest as masked compares, the form a seccomp filter
+ * can check: cmd is allowed iff (cmd & mask) == value for one of them. A
+ * single match with mask 0 means every command. */
+#define DEVFWD_MAX_IOCTL_RULES 128
+struct devfwd_ioctl_match {
+	uint32_t mask, value;
+};
+/* Fills ret (room for max) and returns the count (0: no ioctl allowed), or
+ * -E2BIG. NULL rules allow nothing. */
+int devfwd_rules_ioctl_matches(const struct devfwd_rules *r, struct devfwd_ioctl_match *ret, size_t max);
+
+/* The capabilities (bit 1 << CAP_*) the policy lets this guest's worker
+ * keep after it drops the others ("worker-capability = net_admin"). */
+uint64_t devfwd_rules_worker_caps(const struct devfwd_rules *r);
+
+/* ---- opening device files (open.c) ---- */
+
+/* Opens path for the guest whose rules are r, under every path rule of
+ * docs/devfwd.md: clean absolute path, an allow-path glob, no symlink in any
+ * component, a character device or FIFO. flags are DEVFWD_OPEN_*; the file is
+ * opened O_NONBLOCK | O_CLOEXEC | O_NOCTTY. Returns the fd, or a negative
+ * errno; a refusal is -EACCES with *ret_why saying which rule refused. */
+int devfwd_rules_open(const struct devfwd_rules *r, const char *path, uint32_t flags, const char **ret_why);
+
+/* The open broker: a confined worker cannot open files, so it asks the
+ * privileged process that forked it over a SOCK_SEQPACKET socketpair, which
+ * checks the worker's guest's rules, opens, and passes the fd back
+ * (SCM_RIGHTS). */
+struct devfwd_broker_req {
+	uint32_t flags; /* DEVFWD_OPEN_* */
+	char path[DEVFWD_MAX_PATH + 1];
+};
+/* Worker side: one request, one answer. Returns the fd or a negative errno. */
+int devfwd_broker_open(int chan, const char *path, uint32_t flags);
+/* Privileged side: answers one request waiting on chan under rules r. The
+ * request is copied to *ret_req and the answer (fd or errno, kept open by
+ * nobody) to *ret_result, *ret_why as devfwd_rules_open, for the caller to
+ * log (a result >= 0 is an fd already passed and closed). Returns 0 when
+ * answered, -EAGAIN when nothing was waiting, -ECONNRESET when the worker
+ * has gone, -EBADMSG for a malformed request (the caller drops the channel). */
+int devfwd_broker_serve(int chan, const struct devfwd_rules *r, struct devfwd_broker_req *ret_req,
+			int *ret_result, const char **ret_why);
+
 /* ---- ioctl argument layout (layout.c) ---- */
 
 /* Per open file state some layouts depend on (ALSA frame size). */
@@ -157,6 +200,11 @@ struct devfwd_worker_cfg {
 	devfwd_log_fn log;                /* may be NULL */
 	void *log_userdata;
 	const char *peer_name;            /* for log messages, e.g. "cid 3" */
+	/* Opens a file for the guest: returns an fd or a negative errno (and
+	 * logs refusals itself). NULL: devfwd_rules_open with rules, in this
+	 * process. The backend's confined workers ask their parent instead. */
+	int (*open_file)(void *userdata, const char *path, uint32_t flags);
+	void *open_userdata;
 };
 
 /* Serves one stream until the peer disconnects (returns 0) or sends a

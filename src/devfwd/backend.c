@@ -3,26 +3,53 @@
  * UNIX and vsock sockets and forks one worker per accepted stream, so a
  * malformed request or a crash ends that stream only. Each worker serves its
  * guest under the rules the policy file gives that guest's identity (vsock
- * CID or UNIX peer uid). */
+ * CID or UNIX peer uid).
+ *
+ * Workers are confined before they read a byte from their guest: another
+ * user, no capabilities, empty namespaces, a seccomp filter
+ * (docs/security.md). They cannot open files; the backend opens what their
+ * guest's rules allow on their request, over one socketpair per worker, and
+ * passes the fd. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "devfwd/confine.h"
 #include "devfwd/devfwd.h"
+#include "devfwd/subvert.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
 #define MAX_LISTEN 8
+#define DEFAULT_WORKER_USER "iovm-devfwd"
+#define NOBODY 65534
 
+/* A live worker and the parent's end of its open-broker channel. */
+struct worker_slot {
+	pid_t pid;
+	int chan; /* -1 once closed */
+	const struct devfwd_rules *rules;
+	char name[64];
+};
 
+static struct worker_slot *workers;
+static size_t nworkers, aworkers;
+static uid_t worker_uid = NOBODY;
+static gid_t worker_gid = NOBODY;
+static bool no_seccomp, unconfined;
+#ifdef DEVFWD_TEST_HOOKS
+static bool hooks;
+#endif
 
 static void peer_name(const struct devfwd_peer *p, char *buf, size_t len)
 {
@@ -32,45 +59,241 @@ static void peer_name(const struct devfwd_peer *p, char *buf, size_t len)
 		snprintf(buf, len, "unix uid %u pid %d", (unsigned)p->uid, (int)p->pid);
 }
 
-static _Noreturn void serve(int fd, const struct devfwd_policy *policy, const struct devfwd_peer *p)
+struct worker_ctx {
+	int chan, stream;
+	const char *name;
+};
+
+/* The worker's open_file: ask the parent. */
+static int broker_open(void *userdata, const char *path, uint32_t flags)
 {
-	char name[64];
-	struct devfwd_worker_cfg cfg = { .log = log_callback };
+	const struct worker_ctx *ctx = userdata;
+
+#ifdef DEVFWD_TEST_HOOKS
+	if (hooks && !strncmp(path, DEVFWD_SUBVERT_PREFIX, strlen(DEVFWD_SUBVERT_PREFIX)))
+		return devfwd_subvert(path, ctx->chan, ctx->stream, ctx->name);
+#endif
+	return devfwd_broker_open(ctx->chan, path, flags);
+}
+
+/* Closes every descriptor but 0-2, a and b: a worker must not hold the
+ * listeners or another worker's channel. */
+static void close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+
+	if (lo > 3)
+		close_range(3, (unsigned)lo - 1, 0);
+	if (hi > lo + 1)
+		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0U, 0);
+}
+
+static _Noreturn void serve(int fd, int chan, const struct devfwd_rules *rules, const char *name)
+{
+	struct worker_ctx ctx = { .chan = chan, .stream = fd, .name = name };
+	struct devfwd_worker_cfg cfg = { .log = log_callback, .peer_name = name, .rules = rules,
+					 .open_file = broker_open, .open_userdata = &ctx };
+	struct devfwd_confine_cfg conf = { .uid = worker_uid, .gid = worker_gid, .rules = rules, .broker_fd = chan,
+					   .no_seccomp = no_seccomp, .log = log_callback, .peer_name = name };
 	int r;
 
-	peer_name(p, name, sizeof(name));
-	cfg.peer_name = name;
-	cfg.rules = devfwd_policy_match(policy, p);
-	if (!cfg.rules)
+	close_all_but(fd, chan);
+	if (!rules)
 		log_warning(0, "%s: no [guest] section in the policy, every open will be refused", name);
+	if (unconfined) {
+		/* Test builds only: the worker as it was before confinement, for
+		 * the benchmark's before/after figures. */
+		cfg.open_file = NULL;
+		r = devfwd_worker_run(fd, &cfg);
+		_exit(r < 0 ? 1 : 0);
+	}
+	r = devfwd_confine(&conf);
+	if (r < 0) {
+		log_error(r, "%s: worker could not be confined; stream refused", name);
+		_exit(1);
+	}
 	r = devfwd_worker_run(fd, &cfg);
 	_exit(r < 0 ? 1 : 0);
+}
+
+static struct worker_slot *slot_of(pid_t pid)
+{
+	for (size_t i = 0; i < nworkers; i++)
+		if (workers[i].pid == pid)
+			return &workers[i];
+	return NULL;
 }
 
 static void reap(void)
 {
 	for (;;) {
+		struct worker_slot *w;
 		int status;
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 
 		if (pid <= 0)
 			return;
-		if (WIFSIGNALED(status))
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+			log_error(0, "worker %d killed by signal %d (SIGSYS: a system call outside its seccomp "
+				  "allow-list); other streams unaffected", (int)pid, SIGSYS);
+		else if (WIFSIGNALED(status))
 			log_error(0, "worker %d killed by signal %d; other streams unaffected", (int)pid,
 			      WTERMSIG(status));
 		else if (WEXITSTATUS(status))
 			log_warning(0, "worker %d ended its stream with an error", (int)pid);
 		else
 			log_info("worker %d finished", (int)pid);
+		w = slot_of(pid);
+		if (w) {
+			if (w->chan >= 0)
+				close(w->chan);
+			*w = workers[--nworkers];
+		}
 	}
+}
+
+/* One open request from worker w, answered under its guest's rules. */
+static void broker(struct worker_slot *w)
+{
+	struct devfwd_broker_req req;
+	const char *why;
+	int res, r = devfwd_broker_serve(w->chan, w->rules, &req, &res, &why);
+
+	if (r == -EAGAIN)
+		return;
+	if (r == 0 || (r == -ECONNRESET && why)) {
+		if (why)
+			log_warning(0, "%s (%s): open %s refused: %s", w->name, devfwd_rules_name(w->rules),
+				    req.path, why);
+		else if (res >= 0)
+			log_debug("%s: worker %d granted %s", w->name, (int)w->pid, req.path);
+		if (r == 0)
+			return;
+	}
+	if (r == -EBADMSG)
+		log_warning(0, "%s: worker %d sent a malformed open request; it can open nothing more", w->name,
+			    (int)w->pid);
+	close(w->chan);
+	w->chan = -1;
+}
+
+/* --worker-user NAME must exist. Without it, the dedicated user if it
+ * exists, else uid/gid 65534 with a warning (docs/security.md). */
+static int resolve_worker_user(const char *name)
+{
+	struct passwd *pw = getpwnam(name ? name : DEFAULT_WORKER_USER);
+
+	if (!pw && name) {
+		log_error(0, "--worker-user %s: no such user", name);
+		return -ENOENT;
+	}
+	if (!pw) {
+		log_warning(0, "user %s does not exist; workers run as uid %d (nobody)", DEFAULT_WORKER_USER, NOBODY);
+		return 0;
+	}
+	if (pw->pw_uid == 0) {
+		log_error(0, "--worker-user %s: is root; workers must run unprivileged", pw->pw_name);
+		return -EPERM;
+	}
+	worker_uid = pw->pw_uid;
+	worker_gid = pw->pw_gid;
+	return 0;
+}
+
+static int add_worker(pid_t pid, int chan, const struct devfwd_rules *rules, const char *name)
+{
+	if (nworkers == aworkers) {
+		size_t n = aworkers ? aworkers * 2 : 16;
+		struct worker_slot *p = realloc(workers, n * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		workers = p;
+		aworkers = n;
+	}
+	workers[nworkers] = (struct worker_slot){ .pid = pid, .chan = chan, .rules = rules };
+	snprintf(workers[nworkers].name, sizeof(workers[nworkers].name), "%s", name);
+	nworkers++;
+	return 0;
+}
+
+/* Forks the worker of an accepted stream fd. */
+static void spawn(int fd, const struct devfwd_policy *policy, const struct devfwd_peer *p)
+{
+	const struct devfwd_rules *rules = devfwd_policy_match(policy, p);
+	char name[64];
+	int sp[2];
+	pid_t pid;
+
+	peer_name(p, name, sizeof(name));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		log_error(errno, "%s: socketpair failed; stream refused", name);
+		close(fd);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_error(errno, "%s: fork failed; stream refused", name);
+		close(sp[0]);
+		close(sp[1]);
+		close(fd);
+		return;
+	}
+	if (pid == 0) {
+		sigset_t all;
+
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		serve(fd, sp[1], rules, name);
+	}
+	close(sp[1]);
+	close(fd);
+	if (add_worker(pid, sp[0], rules, name) < 0) {
+		log_error(ENOMEM, "%s: worker %d cannot be tracked; stream ended", name, (int)pid);
+		kill(pid, SIGKILL);
+		close(sp[0]);
+		return;
+	}
+	log_info("%s: stream served by worker %d", name, (int)pid);
 }
 
 /* Prints the usage to f; returns code, the exit status. */
 static int usage(FILE *f, int code)
 {
-	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--ready-fd FD] [-v|-q]\n"
-	      "  ADDR is unix:/path/to/socket or vsock:PORT\n", f);
+	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--worker-user NAME]\n"
+	      "                      [--ready-fd FD] [-v|-q]\n"
+	      "  ADDR is unix:/path/to/socket or vsock:PORT\n"
+	      "  workers run as NAME (default " DEFAULT_WORKER_USER ", or uid 65534 if it does not exist)\n", f);
 	return code;
+}
+
+/* Test builds only: IOVM_DEVFWD_TEST_HOOKS=1 arms the subverted-worker hook;
+ * with it, IOVM_DEVFWD_TEST_NO_SECCOMP=1 leaves the filter out (to show what
+ * the other steps hold on their own) and IOVM_DEVFWD_TEST_UNCONFINED=1 leaves
+ * workers unconfined, opening files themselves (the benchmark's "before"). */
+static bool env_is_1(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && !strcmp(v, "1");
+}
+
+static void test_hooks(void)
+{
+	bool want = env_is_1("IOVM_DEVFWD_TEST_HOOKS");
+
+#ifdef DEVFWD_TEST_HOOKS
+	hooks = want;
+	no_seccomp = hooks && env_is_1("IOVM_DEVFWD_TEST_NO_SECCOMP");
+	unconfined = hooks && env_is_1("IOVM_DEVFWD_TEST_UNCONFINED");
+	if (hooks)
+		log_warning(0, "test hooks enabled%s%s", no_seccomp ? "; workers run WITHOUT a seccomp filter" : "",
+			    unconfined ? "; workers run UNCONFINED, as root" : "");
+#else
+	if (want)
+		log_warning(0, "IOVM_DEVFWD_TEST_HOOKS: test hooks are not compiled in (meson -Dtest-hooks=true)");
+#endif
 }
 
 int main(int argc, char **argv)
@@ -78,6 +301,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "worker-user", required_argument, NULL, 'u' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -85,10 +309,11 @@ int main(int argc, char **argv)
 		{}
 	};
 	struct devfwd_policy *policy = NULL;
-	const char *policy_path = NULL, *addrs[MAX_LISTEN];
-	struct pollfd pfd[MAX_LISTEN + 1];
-	size_t naddr = 0;
+	const char *policy_path = NULL, *user = NULL, *addrs[MAX_LISTEN];
+	_cleanup_free_ struct pollfd *pfd = NULL;
+	size_t naddr = 0, apfd = 0;
 	int ready_fd = -1, c, sfd;
+	int lfd[MAX_LISTEN];
 	iovm_error err = {};
 	sigset_t mask;
 
@@ -96,7 +321,7 @@ int main(int argc, char **argv)
 	 * stream's start and end. */
 	log_open("devfwd-backend", true);
 	log_set_max_level(LOG_NOTICE);
-	while ((c = getopt_long(argc, argv, "p:l:r:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:l:u:r:vqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			policy_path = optarg;
@@ -107,6 +332,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			addrs[naddr++] = optarg;
+			break;
+		case 'u':
+			user = optarg;
 			break;
 		case 'r':
 			ready_fd = atoi(optarg);
@@ -125,6 +353,12 @@ int main(int argc, char **argv)
 	}
 	if (!policy_path || naddr == 0 || optind != argc)
 		return usage(stderr, 2);
+	test_hooks();
+	if (geteuid() != 0)
+		log_warning(0, "not running as root: workers keep uid %u and the host's namespaces, and can open "
+			    "only what this user can", (unsigned)geteuid());
+	else if (resolve_worker_user(user) < 0)
+		return 1;
 	if (devfwd_policy_load(policy_path, &policy, &err) < 0) {
 		log_error(0, "%s", err.msg);
 		return 1;
@@ -139,15 +373,11 @@ int main(int argc, char **argv)
 		log_error(errno, "signalfd");
 		return 1;
 	}
-	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	for (size_t i = 0; i < naddr; i++) {
-		int fd;
-
-		if (devfwd_listen(addrs[i], &fd, &err) < 0) {
+		if (devfwd_listen(addrs[i], &lfd[i], &err) < 0) {
 			log_error(0, "%s", err.msg);
 			return 1;
 		}
-		pfd[i + 1] = (struct pollfd){ .fd = fd, .events = POLLIN };
 		log_info("listening on %s", addrs[i]);
 	}
 	if (ready_fd >= 0) {
@@ -155,12 +385,35 @@ int main(int argc, char **argv)
 		close(ready_fd);
 	}
 	for (;;) {
-		if (poll(pfd, naddr + 1, -1) < 0) {
+		/* signalfd, listeners, then one channel per worker that has one. */
+		size_t n = 1 + naddr, nchan = 0;
+		if (apfd < 1 + naddr + nworkers) {
+			size_t want = 1 + naddr + nworkers + 16;
+			struct pollfd *np = realloc(pfd, want * sizeof(*np));
+
+			if (!np) {
+				log_error(ENOMEM, "poll set");
+				return 1;
+			}
+			pfd = np;
+			apfd = want;
+		}
+		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		for (size_t i = 0; i < naddr; i++)
+			pfd[1 + i] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
+		for (size_t i = 0; i < nworkers; i++)
+			pfd[n + i] = (struct pollfd){ .fd = workers[i].chan, .events = POLLIN };
+		nchan = nworkers;
+		if (poll(pfd, n + nchan, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error(errno, "poll");
 			return 1;
 		}
+		/* Open requests first: reaping below reorders the worker table. */
+		for (size_t i = 0; i < nchan; i++)
+			if (pfd[n + i].revents && workers[i].chan >= 0)
+				broker(&workers[i]);
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 
@@ -168,31 +421,15 @@ int main(int argc, char **argv)
 				;
 			reap();
 		}
-		for (size_t i = 1; i <= naddr; i++) {
+		for (size_t i = 0; i < naddr; i++) {
 			struct devfwd_peer p;
-			char name[64];
-			pid_t pid;
 			int fd;
 
-			if (!pfd[i].revents)
+			if (!pfd[1 + i].revents)
 				continue;
-			if (devfwd_accept(pfd[i].fd, &fd, &p) < 0)
+			if (devfwd_accept(lfd[i], &fd, &p) < 0)
 				continue;
-			peer_name(&p, name, sizeof(name));
-			pid = fork();
-			if (pid < 0) {
-				log_error(errno, "%s: fork failed; stream refused", name);
-				close(fd);
-				continue;
-			}
-			if (pid == 0) {
-				for (size_t j = 0; j <= naddr; j++)
-					close(pfd[j].fd);
-				sigprocmask(SIG_UNBLOCK, &mask, NULL);
-				serve(fd, policy, &p);
-			}
-			log_info("%s: stream served by worker %d", name, (int)pid);
-			close(fd);
+			spawn(fd, policy, &p);
 		}
 	}
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/ioctl.h>
 
 #include "devfwd/devfwd.h"
@@ -22,7 +23,7 @@
 
 #define MAX_GUESTS 64
 #define MAX_PATHS 64
-#define MAX_IOCTLS 128
+#define MAX_IOCTLS DEVFWD_MAX_IOCTL_RULES
 #define MAX_LINE 512
 
 enum ioctl_rule_kind { RULE_ALL, RULE_TYPE, RULE_TYPE_NR, RULE_CMD };
@@ -40,6 +41,16 @@ struct devfwd_rules {
 	size_t npath;
 	struct ioctl_rule ioctl[MAX_IOCTLS];
 	size_t nioctl;
+	uint64_t worker_caps; /* bit per capability the worker keeps */
+};
+
+/* Capabilities a policy may let a guest's worker keep: those some device
+ * classes check at ioctl time (TUNSETIFF wants CAP_NET_ADMIN). */
+static const struct {
+	const char *name;
+	int cap;
+} worker_caps[] = {
+	{ "net_admin", CAP_NET_ADMIN },
 };
 
 struct devfwd_policy {
@@ -219,6 +230,15 @@ static int parse_line(struct devfwd_policy *p, char *line, const char *origin, u
 		cur->nioctl++;
 		return 0;
 	}
+	if (strcmp(key, "worker-capability") == 0) {
+		for (size_t i = 0; i < ELEMENTSOF(worker_caps); i++)
+			if (strcmp(val, worker_caps[i].name) == 0) {
+				cur->worker_caps |= UINT64_C(1) << worker_caps[i].cap;
+				return 0;
+			}
+		return iovm_error_set(err, -EINVAL, "policy %s:%u: worker-capability %s: expected net_admin",
+				      origin, lineno, val);
+	}
 	return iovm_error_set(err, -EINVAL, "policy %s:%u: unknown key %s", origin, lineno, key);
 }
 
@@ -340,4 +360,53 @@ int devfwd_rules_check_ioctl(const struct devfwd_rules *r, uint32_t cmd)
 		}
 	}
 	return -ENOTTY;
+}
+
+int devfwd_rules_ioctl_matches(const struct devfwd_rules *r, struct devfwd_ioctl_match *ret, size_t max)
+{
+	size_t n = 0;
+
+	if (!ret)
+		return -EINVAL;
+	if (!r)
+		return 0;
+	for (size_t i = 0; i < r->nioctl; i++) {
+		const struct ioctl_rule *x = &r->ioctl[i];
+		struct devfwd_ioctl_match m;
+
+		switch (x->kind) {
+		case RULE_ALL:
+			m = (struct devfwd_ioctl_match){ .mask = 0, .value = 0 };
+			break;
+		case RULE_TYPE:
+			m = (struct devfwd_ioctl_match){ .mask = _IOC_TYPEMASK << _IOC_TYPESHIFT,
+							 .value = x->type << _IOC_TYPESHIFT };
+			break;
+		case RULE_TYPE_NR:
+			m = (struct devfwd_ioctl_match){
+				.mask = (_IOC_TYPEMASK << _IOC_TYPESHIFT) | (_IOC_NRMASK << _IOC_NRSHIFT),
+				.value = (x->type << _IOC_TYPESHIFT) | (x->nr << _IOC_NRSHIFT) };
+			break;
+		case RULE_CMD:
+		default:
+			m = (struct devfwd_ioctl_match){ .mask = UINT32_MAX, .value = x->cmd };
+			break;
+		}
+		if (m.mask == 0) {
+			/* Everything is allowed: one match says it all. */
+			if (max < 1)
+				return -E2BIG;
+			ret[0] = m;
+			return 1;
+		}
+		if (n >= max)
+			return -E2BIG;
+		ret[n++] = m;
+	}
+	return (int)n;
+}
+
+uint64_t devfwd_rules_worker_caps(const struct devfwd_rules *r)
+{
+	return r ? r->worker_caps : 0;
 }

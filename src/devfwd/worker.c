@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The backend's worker: serves one stream (one guest opener) in its own
- * process. It opens only what the guest's rules allow, performs the file
- * operations on the real device files, and answers by request id.
+ * process. It gets only the files the guest's rules allow (opened by the
+ * backend's privileged parent once the worker is confined, or here when no
+ * open_file is given), performs the file operations on the real device
+ * files, and answers by request id.
  *
  * Host files are always opened O_NONBLOCK so one waiting read cannot stall
  * the other files of the stream: an operation that would block on a file the
@@ -14,10 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#include <linux/openat2.h>
 
 #include "devfwd/devfwd.h"
 #include "shared/util.h"
@@ -82,65 +81,38 @@ static struct file *lookup(struct worker *w, uint32_t fh)
 	return &w->files[fh];
 }
 
-/* Opens path without following any symlink, in any component: a symlink
- * inside an allowed directory can point anywhere. */
-static int open_nofollow(const char *path, int flags)
+/* Opens in this process under the guest's rules (tests, or a worker that
+ * is not confined), logging refusals as the broker does. */
+static int open_here(struct worker *w, const char *path, uint32_t flags)
 {
-	struct open_how how = {
-		.flags = (uint64_t)flags,
-		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+	const char *why;
+	int fd = devfwd_rules_open(w->cfg->rules, path, flags, &why);
 
-	return fd < 0 ? negative_errno() : (int)fd;
+	if (fd == -EACCES && why)
+		wlog(w, LOG_WARNING, "%s (%s): open %s refused: %s", peer(w), devfwd_rules_name(w->cfg->rules),
+		     path, why);
+	return fd;
 }
 
 static int op_open(struct worker *w, const struct devfwd_msg *m)
 {
 	char path[DEVFWD_MAX_PATH + 1];
 	uint32_t flags, fh;
-	struct stat st;
-	int oflags, fd, r;
+	int fd, r;
 
 	r = devfwd_decode_open(m, &flags, path);
 	if (r < 0)
 		return r;
-	if (devfwd_rules_check_path(w->cfg->rules, path) < 0) {
-		wlog(w, LOG_WARNING, "%s (%s): open %s refused: not in policy", peer(w),
-		     devfwd_rules_name(w->cfg->rules), path);
-		return reply(w, &m->hdr, -EACCES, NULL, 0);
-	}
 	for (fh = 1; fh <= MAX_FILES && w->files[fh].fd >= 0; fh++)
 		;
 	if (fh > MAX_FILES)
 		return reply(w, &m->hdr, -EMFILE, NULL, 0);
-	switch (flags & (DEVFWD_OPEN_READ | DEVFWD_OPEN_WRITE)) {
-	case DEVFWD_OPEN_READ:
-		oflags = O_RDONLY;
-		break;
-	case DEVFWD_OPEN_WRITE:
-		oflags = O_WRONLY;
-		break;
-	case DEVFWD_OPEN_READ | DEVFWD_OPEN_WRITE:
-		oflags = O_RDWR;
-		break;
-	default:
-		return reply(w, &m->hdr, -EINVAL, NULL, 0);
-	}
-	fd = open_nofollow(path, oflags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd == -ELOOP || fd == -EXDEV) {
-		wlog(w, LOG_WARNING, "%s: open %s refused: path goes through a symlink", peer(w), path);
-		return reply(w, &m->hdr, -EACCES, NULL, 0);
-	}
+	if (w->cfg->open_file)
+		fd = w->cfg->open_file(w->cfg->open_userdata, path, flags);
+	else
+		fd = open_here(w, path, flags);
 	if (fd < 0)
 		return reply(w, &m->hdr, fd, NULL, 0);
-	/* Only device files and FIFOs: never a regular file or a directory,
-	 * even when a pattern is loose enough to match one. */
-	if (fstat(fd, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
-		close(fd);
-		wlog(w, LOG_WARNING, "%s: open %s refused: not a character device or FIFO", peer(w), path);
-		return reply(w, &m->hdr, -EACCES, NULL, 0);
-	}
 	w->files[fh] = (struct file){ .fd = fd, .nonblock = flags & DEVFWD_OPEN_NONBLOCK };
 	strcpy(w->files[fh].path, path);
 	wlog(w, LOG_INFO, "%s: opened %s as fh %u", peer(w), path, fh);

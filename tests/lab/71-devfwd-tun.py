@@ -45,7 +45,8 @@ def ip(*args):
 
 def main():
     modprobe("cuse", "tun", "vsock_loopback")
-    backend = Backend("[guest cid=1]\nallow-path = /dev/net/tun\nallow-ioctl = T:*\n", [f"vsock:{PORT}"], name="tun")
+    backend = Backend("[guest cid=1]\nallow-path = /dev/net/tun\nallow-ioctl = T:*\n"
+                      "worker-capability = net_admin\n", [f"vsock:{PORT}"], name="tun")
     frontend = Frontend(f"vsock:1:{PORT}", [("/dev/net/tun", "net/devfwd-tun")], name="tun")
     try:
         fd = os.open("/dev/net/devfwd-tun", os.O_RDWR)

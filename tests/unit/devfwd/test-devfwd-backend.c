@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The devfwd-backend binary over a real UNIX socket: one worker per stream,
- * and a stream that sends garbage, hangs up mid-request or whose worker is
- * killed never disturbs another guest's stream. */
+ * confined (seccomp, no capabilities, another user when run as root), and a
+ * stream that sends garbage, hangs up mid-request or whose worker is killed
+ * never disturbs another guest's stream. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -141,6 +142,33 @@ static bool log_has_soon(const char *needle)
 	return false;
 }
 
+/* A worker as the kernel reports it: confined before it served a byte. */
+static void check_confined(pid_t pid)
+{
+	char path[64], buf[4096];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "\nSeccomp:\t2\n"));
+	assert_non_null(strstr(buf, "\nSeccomp_filters:\t2\n"));
+	assert_non_null(strstr(buf, "\nNoNewPrivs:\t1\n"));
+	assert_non_null(strstr(buf, "\nCapEff:\t0000000000000000\n"));
+	assert_non_null(strstr(buf, "\nCapPrm:\t0000000000000000\n"));
+	if (geteuid() == 0) {
+		/* Run as root, the backend switches its workers to another user
+		 * and empties their bounding set. */
+		assert_null(strstr(buf, "\nUid:\t0\t"));
+		assert_non_null(strstr(buf, "\nCapBnd:\t0000000000000000\n"));
+	}
+}
+
 static void test_isolation(void **state)
 {
 	struct devfwd_client *a = connect_client(), *c;
@@ -182,6 +210,7 @@ static void test_isolation(void **state)
 			victim = after[i];
 	}
 	assert_true(victim > 0);
+	check_confined(victim);
 	assert_int_equal(kill(victim, SIGKILL), 0);
 	assert_int_equal(devfwd_client_read(c, fc, (uint8_t[8]){}, 8), -ECONNRESET);
 	devfwd_client_free(c);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <cmocka.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <linux/input.h>
 
@@ -92,6 +93,23 @@ static void test_errors(void **state)
 	expect_error("[guest cid=3]\ncolour = blue\n", -EINVAL, "unknown key colour");
 	expect_error("[guest cid=3]\n[guest cid=3]\n", -EEXIST, "defined twice");
 	expect_error("[guest cid=3]\nnonsense\n", -EINVAL, "expected key = value");
+	expect_error("[guest cid=3]\nworker-capability = sys_admin\n", -EINVAL, "worker-capability sys_admin");
+}
+
+/* A worker keeps only the capabilities its guest's section names. */
+static void test_worker_caps(void **state)
+{
+	struct devfwd_policy *p = NULL;
+	iovm_error err = {};
+	struct devfwd_peer cid3 = { .kind = DEVFWD_PEER_VSOCK, .cid = 3 };
+	struct devfwd_peer cid4 = { .kind = DEVFWD_PEER_VSOCK, .cid = 4 };
+
+	assert_int_equal(devfwd_policy_parse("[guest cid=3]\nworker-capability = net_admin\n[guest cid=4]\n", "t", &p,
+					     &err), 0);
+	assert_true(devfwd_rules_worker_caps(devfwd_policy_match(p, &cid3)) == UINT64_C(1) << CAP_NET_ADMIN);
+	assert_true(devfwd_rules_worker_caps(devfwd_policy_match(p, &cid4)) == 0);
+	assert_true(devfwd_rules_worker_caps(NULL) == 0);
+	devfwd_policy_free(p);
 }
 
 static void test_path_check(void **state)
@@ -110,6 +128,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_worker_caps),
 		cmocka_unit_test(test_path_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
