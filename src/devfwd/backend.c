@@ -6,6 +6,7 @@
  * CID or UNIX peer uid). */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,11 +67,53 @@ static void reap(void)
 	}
 }
 
+/* Listens on addr. A UNIX socket is born 0600 (whatever the umask), then
+ * given to group (if any) and mode, so it is never open wider than asked,
+ * not even between bind and chmod. Returns the fd or -1, logged. */
+static int listen_on(const char *addr, const char *group, mode_t mode)
+{
+	const char *path = strncmp(addr, "unix:", 5) == 0 ? addr + 5 : NULL;
+	iovm_error err = {};
+	mode_t old = umask(0177);
+	int fd = -1, r;
+
+	r = devfwd_listen(addr, &fd, &err);
+	umask(old);
+	if (r < 0) {
+		log_error(0, "%s", err.msg);
+		return -1;
+	}
+	if (!path)
+		return fd;
+	if (group) {
+		struct group *gr = getgrnam(group);
+
+		if (!gr) {
+			log_error(0, "%s: group %s does not exist", path, group);
+			close(fd);
+			return -1;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+			log_error(errno, "%s: cannot give it to group %s", path, group);
+			close(fd);
+			return -1;
+		}
+	}
+	if (chmod(path, mode) < 0) {
+		log_error(errno, "%s: cannot set mode %04o", path, (unsigned)mode);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Prints the usage to f; returns code, the exit status. */
 static int usage(FILE *f, int code)
 {
-	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--ready-fd FD] [-v|-q]\n"
-	      "  ADDR is unix:/path/to/socket or vsock:PORT\n", f);
+	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--ready-fd FD]\n"
+	      "                      [--group NAME] [--socket-mode OCTAL] [-v|-q]\n"
+	      "  ADDR is unix:/path/to/socket or vsock:PORT; UNIX sockets get --socket-mode\n"
+	      "  (default 0660) and --group (default: root's)\n", f);
 	return code;
 }
 
@@ -79,13 +123,16 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "socket-mode", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct devfwd_policy *policy = NULL;
-	const char *policy_path = NULL, *addrs[MAX_LISTEN];
+	const char *policy_path = NULL, *group = NULL, *addrs[MAX_LISTEN];
+	mode_t socket_mode = 0660;
 	struct pollfd pfd[MAX_LISTEN + 1];
 	size_t naddr = 0;
 	int ready_fd = -1, c, sfd;
@@ -96,7 +143,10 @@ int main(int argc, char **argv)
 	 * stream's start and end. */
 	log_open("devfwd-backend", true);
 	log_set_max_level(LOG_NOTICE);
-	while ((c = getopt_long(argc, argv, "p:l:r:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:l:r:g:m:vqh", opts, NULL)) != -1) {
+		char *end;
+		unsigned long m;
+
 		switch (c) {
 		case 'p':
 			policy_path = optarg;
@@ -110,6 +160,18 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			ready_fd = atoi(optarg);
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'm':
+			errno = 0;
+			m = strtoul(optarg, &end, 8);
+			if (errno || end == optarg || *end || m > 0777) {
+				log_error(0, "--socket-mode %s: not an octal mode up to 0777", optarg);
+				return 2;
+			}
+			socket_mode = (mode_t)m;
 			break;
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
@@ -141,12 +203,10 @@ int main(int argc, char **argv)
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	for (size_t i = 0; i < naddr; i++) {
-		int fd;
+		int fd = listen_on(addrs[i], group, socket_mode);
 
-		if (devfwd_listen(addrs[i], &fd, &err) < 0) {
-			log_error(0, "%s", err.msg);
+		if (fd < 0)
 			return 1;
-		}
 		pfd[i + 1] = (struct pollfd){ .fd = fd, .events = POLLIN };
 		log_info("listening on %s", addrs[i]);
 	}
