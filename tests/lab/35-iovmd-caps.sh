@@ -35,7 +35,7 @@ UNIT=contrib/systemd/iovmd.service.in
 W=/run/iovm-caps
 SOCK=$W/run/iovm.sock
 DB=$W/state/iovm.db
-LOG=$W/iovmd.log
+LOG=             # one per start: $W/iovmd-N.log
 GROUP=nogroup          # gid 65534, the primary group of nobody (uid 65534)
 DPID=
 mkdir -p "$W/run" "$W/state"
@@ -77,8 +77,10 @@ export RW_PATHS="${RW[*]}"
 
 # start_d CAP...: starts iovmd confined with these capabilities, waits until
 # it answers (as root, who may always connect).
+runs=0
 start_d() {
-	: > "$LOG"
+	runs=$((runs + 1))
+	LOG=$W/iovmd-$runs.log
 	confine "$@" -- "$D" --socket "$SOCK" --state "$DB" --group "$GROUP" --socket-mode 0660 \
 		--refresh-interval 500 --attach-timeout 60000 --detach-timeout 120000 \
 		--log-level debug >> "$LOG" 2>&1 &
@@ -96,7 +98,7 @@ stop_d() {
 }
 cleanup() {
 	stop_d
-	cp "$LOG" /run/iovm-lab/share/35-iovmd.log 2>/dev/null
+	cp "$W"/iovmd-*.log /run/iovm-lab/share/ 2>/dev/null
 	$G stop g1 >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -140,7 +142,10 @@ out=$(ctl --json attach g1 --vf eth0/0 2>"$W/err") && ok "attach g1 eth0/0: $(jq
 guest_wait_vfs g1 1 300 && ok "g1 sees its VF" || fail "g1 does not see its VF"
 out=$(ctl detach g1 --vf eth0/0 2>&1) && ok "detach g1" || fail "detach g1: $out"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "$VF0 after detach on $(drv "$VF0"), want vfio-pci"
-out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) && ok "pf set-vfs eth0 2 --driver host: $out" \
+# A new count: the same one would change nothing (the driver applies to
+# new VFs), and 0 trips over the saved settings of VF 1 (they are applied
+# to VFs that no longer exist).
+out=$(ctl pf set-vfs eth0 3 --driver host 2>&1) && ok "pf set-vfs eth0 3 --driver host: $out" \
 	|| fail "set-vfs --driver host: $out"
 [ "$(drv "$VF0")" = igbvf ] && ok "$VF0 back on igbvf" || fail "$VF0 on $(drv "$VF0"), want igbvf"
 st=$(stat -c '%U:%G %a' "$SOCK")
