@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# lab-seconds: 60
+"""devfwd-backend with its unit's capabilities (contrib/systemd/
+devfwd-backend.service.in, CapabilityBoundingSet=), applied as systemd
+applies them to a root service (setpriv: that bounding set, no inheritable
+or ambient capabilities, no_new_privs; the emulated host has no systemd).
+
+ 1. With the unit's set: /proc shows exactly that set; a uinput keyboard
+    (/dev/input/eventN, root's, mode 0600 in the lab) is forwarded over
+    vsock loopback to a CUSE device and a key press read through it; the
+    UNIX socket is root:nogroup 0660 (--group nogroup).
+ 2. Each capability of the set dropped alone: CAP_CHOWN: the backend
+    refuses to start, naming the socket and the group. CAP_SETUID,
+    CAP_SETGID, CAP_SYS_ADMIN are for the workers' confinement (switching
+    user, unsharing namespaces): without one, either a stream fails, or it
+    is served by a worker still running as uid 0 (the workers do not
+    confine themselves yet; reported as such). A worker that switched user
+    without the capability would mean the unit grants one nothing needs:
+    that fails."""
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+
+from devfwd_lab import (TMP, Frontend, binary, fail, make_uinput_keyboard, modprobe, stop_process,
+                        wait_for)
+
+UNIT = "contrib/systemd/devfwd-backend.service.in"
+PORT = 7036
+GROUP, GROUP_GID = "nogroup", 65534
+EV_KEY, KEY_A = 1, 30
+WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN")
+CAP_BITS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_SETGID": 6, "CAP_SETUID": 7,
+            "CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21}
+fails = 0
+
+
+def ok(what):
+    print("ok: " + what, flush=True)
+
+
+def bad(what):
+    global fails
+    fails += 1
+    print("FAIL: " + what, file=sys.stderr, flush=True)
+
+
+def unit_caps():
+    with open(UNIT) as f:
+        m = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M)
+    if not m:
+        fail(f"{UNIT} has no CapabilityBoundingSet=")
+    return m.group(1).split()
+
+
+def start(caps, sock, policy, name):
+    """The backend under setpriv with caps as its bounding set; returns
+    (process, log path, ready)."""
+    bset = ",".join(["-all"] + ["+" + c[4:].lower() for c in caps])
+    log = os.path.join(TMP, f"devfwd-backend-{name}.log")
+    rfd, wfd = os.pipe()
+    with open(log, "w") as lf:
+        p = subprocess.Popen(["setpriv", "--bounding-set", bset, "--inh-caps", "-all",
+                              "--ambient-caps", "-all", "--no-new-privs", "--",
+                              binary("devfwd-backend"), "--policy", policy, "-v",
+                              "--listen", f"vsock:{PORT}", "--listen", "unix:" + sock,
+                              "--group", GROUP, "--ready-fd", str(wfd)],
+                             pass_fds=(wfd,), stderr=lf)
+    os.close(wfd)
+    ready = os.read(rfd, 16) == b"READY\n"
+    os.close(rfd)
+    return p, log, ready
+
+
+def text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def cap_set(pid, field):
+    for line in text(f"/proc/{pid}/status").splitlines():
+        if line.startswith(field + ":"):
+            v = int(line.split()[1], 16)
+            return sorted(n for n, b in CAP_BITS.items() if v >> b & 1) + \
+                (["unknown bits"] if v & ~sum(1 << b for b in CAP_BITS.values()) else [])
+    return None
+
+
+def uid_of(pid):
+    for line in text(f"/proc/{pid}/status").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def read_key(fd, deadline_ms=20000):
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    while p.poll(deadline_ms):
+        data = os.read(fd, 24 * 8)
+        for i in range(0, len(data), 24):
+            _, _, t, c, v = struct.unpack("llHHi", data[i:i + 24])
+            if t == EV_KEY:
+                return c, v
+    return None
+
+
+def forward_once(ufd, host_path, name):
+    """Forwards the keyboard through a frontend, presses A, reads it back.
+    Returns (read back, the error if any)."""
+    fe = Frontend(f"vsock:1:{PORT}", [(host_path, f"input/devfwd-{name}")], name=name)
+    try:
+        fd = os.open(f"/dev/input/devfwd-{name}", os.O_RDONLY)
+        try:
+            for t, c, v in ((EV_KEY, KEY_A, 1), (0, 0, 0)):
+                os.write(ufd, struct.pack("llHHi", 0, 0, t, c, v))
+            got = read_key(fd)
+            return got == (KEY_A, 1), None
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return False, str(e)
+    finally:
+        stop_process(fe.proc)
+
+
+def worker_uids(backend_pid):
+    kids = subprocess.run(["pgrep", "-P", str(backend_pid)], capture_output=True, text=True).stdout.split()
+    return sorted({uid_of(int(k)) for k in kids})
+
+
+def main():
+    for tool in ("setpriv", "pgrep"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
+            fail(f"{tool} missing")
+    modprobe("cuse", "evdev", "uinput", "vsock_loopback")
+    caps = unit_caps()
+    ok(f"the unit's bounding set: {' '.join(caps)}")
+    unknown = [c for c in caps if c not in CAP_BITS]
+    if unknown:
+        fail(f"this scenario does not know {unknown}: add their bits and a check")
+    ufd, host_path = make_uinput_keyboard(b"devfwd-caps-kbd", (KEY_A,))
+    policy = os.path.join(TMP, "devfwd-caps.conf")
+    with open(policy, "w") as f:
+        f.write(f"[guest cid=1]\nallow-path = {host_path}\nallow-ioctl = E:*\n")
+    sock = os.path.join(TMP, "devfwd-caps.sock")
+
+    # 1. the unit's set
+    p, log, ready = start(caps, sock, policy, "caps")
+    if not ready:
+        fail(f"devfwd-backend with {caps} did not start: {text(log)}")
+    try:
+        eff, bnd = cap_set(p.pid, "CapEff"), cap_set(p.pid, "CapBnd")
+        if eff == bnd == sorted(caps):
+            ok(f"effective and bounding sets: {','.join(eff)}")
+        else:
+            bad(f"capabilities: effective {eff}, bounding {bnd}, want {sorted(caps)}")
+        if "NoNewPrivs:\t1" in text(f"/proc/{p.pid}/status"):
+            ok("no_new_privs set")
+        else:
+            bad("no_new_privs not set")
+        st = os.stat(sock)
+        if (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, GROUP_GID, 0o660):
+            ok(f"UNIX socket root:{GROUP} 0660")
+        else:
+            bad(f"UNIX socket uid {st.st_uid} gid {st.st_gid} mode {st.st_mode & 0o7777:o}")
+        good, why = forward_once(ufd, host_path, "caps")
+        if good:
+            ok(f"{host_path} forwarded, a key press read through /dev/input/devfwd-caps")
+        else:
+            bad(f"forwarding with the unit's set failed ({why}): {text(log)[-2000:]}")
+    finally:
+        stop_process(p)
+
+    # 2. each capability dropped
+    for cap in caps:
+        rest = [c for c in caps if c != cap]
+        p, log, ready = start(rest, sock, policy, "no-" + cap[4:].lower())
+        try:
+            if cap == "CAP_CHOWN":
+                said = text(log)
+                if not ready and f"cannot give it to group {GROUP}" in said and p.wait(10) != 0:
+                    ok(f"without CAP_CHOWN: refuses to start: {said.strip().splitlines()[-1]}")
+                else:
+                    bad(f"without CAP_CHOWN: ready={ready}: {said}")
+                continue
+            if not ready:
+                ok(f"without {cap}: does not start: {text(log).strip()}")
+                continue
+            if cap not in WORKER_CAPS:
+                bad(f"{cap} is in the unit's set but nothing here shows what needs it")
+                continue
+            fe_ok, why = None, None
+            fe = Frontend(f"vsock:1:{PORT}", [(host_path, "input/devfwd-w")], name="w-" + cap[4:].lower())
+            try:
+                uids = wait_for(lambda: worker_uids(p.pid) or None, "a worker")
+                try:
+                    fd = os.open("/dev/input/devfwd-w", os.O_RDONLY)
+                    os.close(fd)
+                    fe_ok = True
+                except OSError as e:
+                    fe_ok, why = False, str(e)
+            finally:
+                stop_process(fe.proc)
+            if not fe_ok:
+                ok(f"without {cap}: the stream fails ({why}): {text(log).strip().splitlines()[-1:]}")
+            elif uids == [0]:
+                print(f"note: without {cap} the stream is served by a worker of uid 0: the workers "
+                      f"do not confine themselves yet, so nothing uses {cap} so far", flush=True)
+            else:
+                bad(f"without {cap}: a worker of uid {uids} served the stream: the unit grants {cap} "
+                    f"and nothing needs it")
+        finally:
+            stop_process(p)
+    os.close(ufd)
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
