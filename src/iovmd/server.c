@@ -651,7 +651,11 @@ static int listen_socket(iovmd *d)
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		/* 0755 whatever the umask (the unit's is 0077): the group's
+		 * members must reach the socket; the socket's mode decides. */
+		if (mkdir(dir, 0755) == 0)
+			(void)chmod(dir, 0755);
+		else if (errno != EEXIST) {
 			r = -errno;
 			log_error(r, "cannot create %s", dir);
 			return r;

@@ -104,8 +104,10 @@ class Umask0Daemon(Daemon):
         self.state = os.path.join(self.statedir, "iovm.db")
         self.extra += ["--group", group_name(), "--socket-mode", "0660"]
 
+    umask = 0
+
     def start(self, argv=None, wait=True):
-        old = os.umask(0)
+        old = os.umask(self.umask)
         try:
             return super().start(argv, wait)
         finally:
@@ -146,6 +148,25 @@ def iovmd_tightens_a_loose_database(d):
     d.client().ret("vm-add", {"name": "g2", "qmp": os.path.join(d.tmp, "q.sock")})
     for f in ("", "-wal", "-shm"):
         expect(d.state + f, 0, 0, 0o640, stat.S_ISREG)
+
+
+@case
+def iovmd_under_the_units_umask(d):
+    """The unit's UMask=0077 must not shut the group out of a runtime
+    directory iovmd makes, nor widen anything."""
+    d.stop()
+    for f in (d.sock, d.state + "-wal", d.state + "-shm"):
+        check(not os.path.exists(f), "%s left after a clean stop" % f)
+    os.rmdir(d.rundir)
+    d.umask = 0o077
+    d.start()
+    expect(d.rundir, 0, 0, 0o755, stat.S_ISDIR)
+    expect(d.sock, 0, GROUP_GID, 0o660, stat.S_ISSOCK)
+    d.client().ret("vm-add", {"name": "g3", "qmp": os.path.join(d.tmp, "q.sock")})
+    for f in ("", "-wal", "-shm"):
+        expect(d.state + f, 0, 0, 0o640, stat.S_ISREG)
+    r = connect_as(MEMBER, d.sock)
+    check(r[0] == "ok" and '"iovm"' in r[1], "member of %s under umask 077: %r" % (group_name(), r))
 
 
 class Backend:
