@@ -124,6 +124,13 @@ eff=$(caps_of CapEff) bnd=$(caps_of CapBnd) want=$(names "${CAPS[@]}")
 [ "$eff" = "$want" ] && [ "$bnd" = "$want" ] && ok "iovmd's effective and bounding sets: $eff" \
 	|| fail "iovmd's capabilities: effective $eff, bounding $bnd, want $want"
 grep -q '^NoNewPrivs:.*1' "/proc/$DPID/status" && ok "no_new_privs set" || fail "no_new_privs not set"
+# The mounts iovmd sees: /sys read-only, the unit's paths below it writable.
+mnt_opts() { awk -v m="$1" '$5 == m { split($6, o, ","); print o[1] }' "/proc/$DPID/mountinfo" | tail -n 1; }
+seen="/sys:$(mnt_opts /sys)"
+for p in "${RW[@]}"; do seen+=" $p:$(mnt_opts "$p")"; done
+want="/sys:ro"
+for p in "${RW[@]}"; do want+=" $p:rw"; done
+[ "$seen" = "$want" ] && ok "iovmd's mounts: $seen" || fail "iovmd's mounts: $seen, want $want"
 out=$(ctl pf set-vfs eth0 2 --driver vfio-pci 2>&1); rc=$?
 [ $rc != 0 ] && [[ "$out" == *"modprobe vfio-pci"* ]] && ok "vfio-pci not loaded: refused ($rc): $out" \
 	|| fail "set-vfs to vfio-pci without the module: rc=$rc $out"
