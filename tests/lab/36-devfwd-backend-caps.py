@@ -7,7 +7,7 @@ applies them to a root service (setpriv: that bounding set, no inheritable
 or ambient capabilities, no_new_privs; the emulated host has no systemd).
 
  1. With the unit's set: /proc shows exactly that set; a uinput keyboard
-    (/dev/input/eventN, root's, mode 0600 in the lab) is forwarded over
+    (/dev/input/eventN, owned by root) is forwarded over
     vsock loopback to a CUSE device and a key press read through it; the
     UNIX socket is root:nogroup 0660 (--group nogroup).
  2. Each capability of the set dropped alone: CAP_CHOWN: the backend
