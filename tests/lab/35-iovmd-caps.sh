@@ -18,15 +18,20 @@
 #
 #  1. confined with the unit's set: the capabilities in /proc are that set;
 #     with vfio-pci not loaded, set-vfs to vfio-pci fails naming the module
-#     (iovmd cannot load it, ProtectKernelModules=; the unit's ExecStartPre=
-#     does); loaded: set-vfs to vfio-pci, VF MAC and VLAN, vm add, attach,
-#     the guest sees the VF, detach, set-vfs to the host driver; the socket
+#     (iovmd cannot load it, ProtectKernelModules=); with the modules the
+#     unit's ExecStartPre= loads: set-vfs to vfio-pci, VF MAC and VLAN, vm add, attach,
+#     the guest sees the VF, detach, set-vfs to the host driver, a shared
+#     attach (macvtap) and its detach; the socket
 #     is root:nogroup 0660, a member of nogroup connects, a non-member
 #     cannot;
 #  2. for each capability of the set, iovmd started without just that one:
-#     the operation that needs it fails with its error.
+#     the operation that needs it fails with its error; for each of the
+#     unit's ReadWritePaths=, iovmd started with it read-only: set-vfs fails
+#     with EROFS;
+#  3. the flow again under strace: every system call iovmd and its workers
+#     make is one the unit's SystemCallFilter= allows.
 set -uo pipefail
-LAB_TOOLS="setpriv unshare findmnt capsh"
+LAB_TOOLS="setpriv unshare findmnt capsh strace systemd-analyze"
 # shellcheck source=lib/iovmd.sh
 . tests/lab/lib/iovmd.sh
 UNIT=contrib/systemd/iovmd.service.in
@@ -75,13 +80,17 @@ confine() {
 }
 export RW_PATHS="${RW[*]}"
 
-# start_d CAP...: starts iovmd confined with these capabilities, waits until
-# it answers (as root, who may always connect).
+# start_d CAP... [-- WRAPPER...]: starts iovmd confined with these
+# capabilities (under WRAPPER, if any), waits until it answers (as root, who
+# may always connect). DPID is iovmd's PID (the wrapper's with one).
 runs=0
 start_d() {
+	local caps=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do caps+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
 	runs=$((runs + 1))
 	LOG=$W/iovmd-$runs.log
-	confine "$@" -- "$D" --socket "$SOCK" --state "$DB" --group "$GROUP" --socket-mode 0660 \
+	confine "${caps[@]}" -- "$@" "$D" --socket "$SOCK" --state "$DB" --group "$GROUP" --socket-mode 0660 \
 		--refresh-interval 500 --attach-timeout 60000 --detach-timeout 120000 \
 		--log-level debug >> "$LOG" 2>&1 &
 	DPID=$!
@@ -94,7 +103,12 @@ start_d() {
 }
 stop_d() {
 	[ -n "$DPID" ] || return 0
-	kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
+	local pid=$DPID
+	# Under strace, iovmd is its child: stop iovmd and strace ends with
+	# its summary written.
+	[ "$(cat "/proc/$DPID/comm" 2>/dev/null)" = strace ] && pid=$(pgrep -P "$DPID" -x iovmd)
+	kill "${pid:-$DPID}" 2>/dev/null
+	wait "$DPID" 2>/dev/null; DPID=
 }
 cleanup() {
 	stop_d
@@ -117,7 +131,7 @@ $G start g1 || die "guest g1 did not start"
 
 # ---- 1. the unit's set -----------------------------------------------------------
 # vfio-pci not loaded: iovmd, which cannot load modules, says which one.
-modprobe -r vfio_pci 2>/dev/null
+modprobe -r vfio_pci macvtap 2>/dev/null
 [ -d /sys/bus/pci/drivers/vfio-pci ] && fail "vfio-pci still loaded; the module check below proves nothing"
 start_d "${CAPS[@]}" || die "iovmd did not start with ${CAPS[*]}"
 eff=$(caps_of CapEff) bnd=$(caps_of CapBnd) want=$(names "${CAPS[@]}")
@@ -134,7 +148,10 @@ for p in "${RW[@]}"; do want+=" $p:rw"; done
 out=$(ctl pf set-vfs eth0 2 --driver vfio-pci 2>&1); rc=$?
 [ $rc != 0 ] && [[ "$out" == *"modprobe vfio-pci"* ]] && ok "vfio-pci not loaded: refused ($rc): $out" \
 	|| fail "set-vfs to vfio-pci without the module: rc=$rc $out"
-modprobe vfio-pci || die "modprobe vfio-pci"
+# What the unit's ExecStartPre= loads, outside the sandbox.
+read -r -a PRE <<<"$(sed -n 's|^ExecStartPre=-+/sbin/modprobe -a ||p' "$UNIT")"
+[ ${#PRE[@]} -gt 0 ] || fail "$UNIT loads no modules before iovmd"
+modprobe -a "${PRE[@]}" && ok "the unit's modules loaded: ${PRE[*]}" || die "modprobe -a ${PRE[*]}"
 ctl pf set-vfs eth0 0 >/dev/null 2>&1
 out=$(ctl pf set-vfs eth0 2 --driver vfio-pci 2>&1) && ok "pf set-vfs eth0 2 --driver vfio-pci: $out" \
 	|| fail "set-vfs: $out $(tail -5 "$LOG")"
@@ -155,6 +172,22 @@ out=$(ctl detach g1 --vf eth0/0 2>&1) && ok "detach g1" || fail "detach g1: $out
 out=$(ctl pf set-vfs eth0 3 --driver host 2>&1) && ok "pf set-vfs eth0 3 --driver host: $out" \
 	|| fail "set-vfs --driver host: $out"
 [ "$(drv "$VF0")" = igbvf ] && ok "$VF0 back on igbvf" || fail "$VF0 on $(drv "$VF0"), want igbvf"
+# A shared VF: a macvtap on the VF's netdev (rtnetlink), its /dev/tapN
+# opened and handed to QEMU.
+out=$(ctl --json attach g1 --vf eth0/1 --mode shared 2>"$W/err") && [ "$(jq -r .mode <<<"$out")" = shared ] \
+	&& ok "shared attach g1 eth0/1: $(jq -c . <<<"$out")" || fail "shared attach: $out $(cat "$W/err") $(tail -5 "$LOG")"
+n=$(ip -o link show type macvtap | wc -l)
+[ "$n" = 1 ] && ok "one macvtap on the host" || fail "macvtaps: $(ip -o link show type macvtap)"
+out=$(ctl detach g1 2>&1) && ok "detach the shared VF: $out" || fail "detach of the shared VF: $out"
+n=$(ip -o link show type macvtap | wc -l)
+[ "$n" = 0 ] && ok "no macvtap left" || fail "macvtaps after the detach: $(ip -o link show type macvtap)"
+# The share left the VF's netdev up, which iovmd counts as a user of the VF
+# (a resize would be refused): down again for the resizes below.
+vfs_down() {
+	local n
+	for n in /sys/class/net/eth0/device/virtfn*/net/*; do [ -e "$n" ] && ip link set "${n##*/}" down; done
+}
+vfs_down
 st=$(stat -c '%U:%G %a' "$SOCK")
 [ "$st" = "root:$GROUP 660" ] && ok "socket $st" || fail "socket $st, want root:$GROUP 660"
 out=$(as 65534 65534 "$CTL" --socket "$SOCK" --timeout 30 status 2>&1) && ok "a member of $GROUP (uid 65534) is served" \
@@ -199,5 +232,45 @@ for cap in "${CAPS[@]}"; do
 	"needs_$cap"
 	stop_d
 done
+# ---- each writable path dropped ---------------------------------------------------
+# VF count: a write to sriov_numvfs (/sys/devices); a VF's driver:
+# driver_override (/sys/devices) and drivers_probe (/sys/bus/pci).
+n=2      # a count different from the last, each time
+for p in "${RW[@]}"; do
+	RW_PATHS=$(for q in "${RW[@]}"; do [ "$q" = "$p" ] || printf '%s ' "$q"; done)
+	export RW_PATHS
+	start_d "${CAPS[@]}" || continue
+	out=$(ctl pf set-vfs eth0 $n --driver vfio-pci 2>&1); rc=$?
+	[ $rc != 0 ] && [[ "$out" == *"Read-only file system"* ]] \
+		&& ok "without $p writable, set-vfs eth0 $n fails ($rc): $out" \
+		|| fail "without $p writable, set-vfs eth0 $n: rc=$rc $out"
+	stop_d
+	n=$((n - 1))
+done
+RW_PATHS="${RW[*]}"
+export RW_PATHS
+
+# ---- 3. the system calls of the flow, against the unit's filter ---------------------
+# Not applied here (that needs systemd), but checked: every system call
+# iovmd and its deadline workers make in the flow must be one the unit's
+# SystemCallFilter= lets through (tests/lab/lib/syscall_filter.py).
+TRACE=$W/strace.txt
+start_d "${CAPS[@]}" -- strace -f -c -o "$TRACE" || die "iovmd under strace did not start"
+# Never fewer than 2 VFs from here: a count without VF 1 trips over its
+# saved settings (see section 1).
+out=$(ctl pf set-vfs eth0 3 --driver vfio-pci 2>&1) || fail "traced: set-vfs to vfio-pci: $out"
+out=$(ctl vf set eth0/0 --mac 02:00:00:00:35:03 2>&1) || fail "traced: vf set: $out"
+out=$(ctl attach g1 --vf eth0/0 2>&1) || fail "traced: attach: $out"
+out=$(ctl detach g1 2>&1) || fail "traced: detach: $out"
+out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || fail "traced: set-vfs to the host driver: $out"
+out=$(ctl attach g1 --vf eth0/1 --mode shared 2>&1) || fail "traced: shared attach: $out"
+out=$(ctl detach g1 2>&1) || fail "traced: shared detach: $out"
+vfs_down
+stop_d
+if out=$(python3 tests/lab/lib/syscall_filter.py "$UNIT" "$TRACE"); then
+	ok "the unit's system call filter: $out"
+else
+	fail "the unit's system call filter: $out"
+fi
 echo 0 > /sys/class/net/eth0/device/sriov_numvfs
 [ "$fails" = 0 ]
