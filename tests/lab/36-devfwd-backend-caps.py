@@ -8,7 +8,7 @@ or ambient capabilities, no_new_privs; the emulated host has no systemd).
 
  1. With the unit's set: /proc shows exactly that set; a uinput keyboard
     (/dev/input/eventN, owned by root) is forwarded over
-    vsock loopback to a CUSE device and a key press read through it; the
+    vsock loopback to a CUSE device and a key event read through it; the
     UNIX socket is root:nogroup 0660 (--group nogroup).
  2. Each capability of the set dropped alone: CAP_CHOWN: the backend
     refuses to start, naming the socket and the group. CAP_SETUID,
@@ -17,13 +17,17 @@ or ambient capabilities, no_new_privs; the emulated host has no systemd).
     is served by a worker still running as uid 0 (the workers do not
     confine themselves yet; reported as such). A worker that switched user
     without the capability would mean the unit grants one nothing needs:
-    that fails."""
+    that fails.
+ 3. The forwarding again under strace: every system call the backend and
+    its workers make is one the unit's SystemCallFilter= allows
+    (tests/lab/lib/syscall_filter.py)."""
 import os
 import re
 import select
 import struct
 import subprocess
 import sys
+import time
 
 from devfwd_lab import (TMP, Frontend, binary, fail, make_uinput_keyboard, modprobe, stop_process,
                         wait_for)
@@ -56,15 +60,15 @@ def unit_caps():
     return m.group(1).split()
 
 
-def start(caps, sock, policy, name):
-    """The backend under setpriv with caps as its bounding set; returns
-    (process, log path, ready)."""
+def start(caps, sock, policy, name, wrap=()):
+    """The backend under setpriv with caps as its bounding set (and under
+    wrap, if given); returns (process, log path, ready)."""
     bset = ",".join(["-all"] + ["+" + c[4:].lower() for c in caps])
     log = os.path.join(TMP, f"devfwd-backend-{name}.log")
     rfd, wfd = os.pipe()
     with open(log, "w") as lf:
         p = subprocess.Popen(["setpriv", "--bounding-set", bset, "--inh-caps", "-all",
-                              "--ambient-caps", "-all", "--no-new-privs", "--",
+                              "--ambient-caps", "-all", "--no-new-privs", "--", *wrap,
                               binary("devfwd-backend"), "--policy", policy, "-v",
                               "--listen", f"vsock:{PORT}", "--listen", "unix:" + sock,
                               "--group", GROUP, "--ready-fd", str(wfd)],
@@ -96,15 +100,24 @@ def uid_of(pid):
     return None
 
 
-def read_key(fd, deadline_ms=20000):
+def press_and_read(ufd, fd, deadline_s=120):
+    """Presses and releases A on the keyboard until the forwarded device
+    shows a key event (an event sent before the worker opened the host
+    device is not delivered; under strace and TCG that can take a while).
+    Returns the first key code read, or None at the deadline."""
     p = select.poll()
     p.register(fd, select.POLLIN)
-    while p.poll(deadline_ms):
-        data = os.read(fd, 24 * 8)
-        for i in range(0, len(data), 24):
-            _, _, t, c, v = struct.unpack("llHHi", data[i:i + 24])
-            if t == EV_KEY:
-                return c, v
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for v in (1, 0):
+            for t, c, val in ((EV_KEY, KEY_A, v), (0, 0, 0)):
+                os.write(ufd, struct.pack("llHHi", 0, 0, t, c, val))
+        if p.poll(2000):
+            data = os.read(fd, 24 * 8)
+            for i in range(0, len(data), 24):
+                _, _, t, c, v = struct.unpack("llHHi", data[i:i + 24])
+                if t == EV_KEY:
+                    return c
     return None
 
 
@@ -115,10 +128,8 @@ def forward_once(ufd, host_path, name):
     try:
         fd = os.open(f"/dev/input/devfwd-{name}", os.O_RDONLY)
         try:
-            for t, c, v in ((EV_KEY, KEY_A, 1), (0, 0, 0)):
-                os.write(ufd, struct.pack("llHHi", 0, 0, t, c, v))
-            got = read_key(fd)
-            return got == (KEY_A, 1), None
+            got = press_and_read(ufd, fd)
+            return got == KEY_A, None if got == KEY_A else "no key event read back: %r" % (got,)
         finally:
             os.close(fd)
     except OSError as e:
@@ -133,7 +144,7 @@ def worker_uids(backend_pid):
 
 
 def main():
-    for tool in ("setpriv", "pgrep"):
+    for tool in ("setpriv", "pgrep", "strace", "systemd-analyze"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
             fail(f"{tool} missing")
     modprobe("cuse", "evdev", "uinput", "vsock_loopback")
@@ -215,6 +226,32 @@ def main():
                     f"and nothing needs it")
         finally:
             stop_process(p)
+    # 3. the system calls of a forwarding, against the unit's filter
+    trace = os.path.join(TMP, "devfwd-caps.strace")
+    p, log, ready = start(caps, sock, policy, "traced", wrap=("strace", "-f", "-c", "-o", trace))
+    if not ready:
+        fail(f"devfwd-backend under strace did not start: {text(log)}")
+    try:
+        good, why = forward_once(ufd, host_path, "traced")
+        if not good:
+            bad(f"forwarding under strace failed ({why})")
+    finally:
+        # strace's child is the backend: stop it, strace then writes its summary.
+        kids = subprocess.run(["pgrep", "-P", str(p.pid), "-x", "devfwd-backend"], capture_output=True,
+                              text=True).stdout.split()
+        for k in kids:
+            os.kill(int(k), 15)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            stop_process(p)
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib",
+                                                     "syscall_filter.py"), UNIT, trace],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        ok("the unit's system call filter: " + r.stdout.strip())
+    else:
+        bad("the unit's system call filter: " + (r.stdout + r.stderr).strip())
     os.close(ufd)
     return 1 if fails else 0
 
