@@ -6,18 +6,22 @@ devfwd-backend.service.in, CapabilityBoundingSet=), applied as systemd
 applies them to a root service (setpriv: that bounding set, no inheritable
 or ambient capabilities, no_new_privs; the emulated host has no systemd).
 
- 1. With the unit's set: /proc shows exactly that set; a uinput keyboard
+ 1. With the unit's set: /proc shows exactly that set; a worker takes
+    every confinement step (the backend logs none it went without); a uinput keyboard
     (/dev/input/eventN, owned by root) is forwarded over
     vsock loopback to a CUSE device and a key event read through it; the
     UNIX socket is root:nogroup 0660 (--group nogroup).
  2. Each capability of the set dropped alone: CAP_CHOWN: the backend
     refuses to start, naming the socket and the group. CAP_SETUID,
-    CAP_SETGID, CAP_SYS_ADMIN are for the workers' confinement (switching
-    user, unsharing namespaces): without one, either a stream fails, or it
-    is served by a worker still running as uid 0 (the workers do not
-    confine themselves yet; reported as such). A worker that switched user
-    without the capability would mean the unit grants one nothing needs:
-    that fails.
+    CAP_SETGID, CAP_SETPCAP, CAP_SYS_CHROOT, CAP_SYS_ADMIN are for the
+    workers' confinement (switching user, emptying the bounding set, the
+    empty root, unsharing namespaces):
+    without one, the stream fails or the backend logs the confinement step
+    the worker went without; or, with a backend whose workers do not
+    confine themselves, the stream is served by a worker of uid 0 (reported
+    as such). A worker that switched user without the capability and
+    without a word would mean the unit grants one nothing needs: that
+    fails.
  3. The forwarding again under strace: every system call the backend and
     its workers make is one the unit's SystemCallFilter= allows
     (tests/lab/lib/syscall_filter.py)."""
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import time
 
+import devfwd_lab
 from devfwd_lab import (TMP, Frontend, binary, fail, make_uinput_keyboard, modprobe, stop_process,
                         wait_for)
 
@@ -36,9 +41,12 @@ UNIT = "contrib/systemd/devfwd-backend.service.in"
 PORT = 7036
 GROUP, GROUP_GID = "nogroup", 65534
 EV_KEY, KEY_A = 1, 30
-WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN")
+WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SYS_CHROOT", "CAP_SYS_ADMIN")
 CAP_BITS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_SETGID": 6, "CAP_SETUID": 7,
-            "CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21}
+            "CAP_SETPCAP": 8, "CAP_NET_ADMIN": 12, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21}
+# What the backend logs when a worker's confinement lacks something
+# (src/devfwd/confine.c): a refused stream, or a step it went without.
+CONFINE_FAILED = ("could not be confined", "worker stays in the host's", "worker keeps the host's")
 fails = 0
 
 
@@ -138,6 +146,19 @@ def forward_once(ufd, host_path, name):
         stop_process(fe.proc)
 
 
+class FrontendDied(Exception):
+    pass
+
+
+def frontend_died(why):
+    raise FrontendDied(why)
+
+
+def confine_failures(log):
+    """The backend's lines about confinement steps a worker went without."""
+    return [l.strip() for l in text(log).splitlines() if any(w in l for w in CONFINE_FAILED)]
+
+
 def worker_uids(backend_pid):
     kids = subprocess.run(["pgrep", "-P", str(backend_pid)], capture_output=True, text=True).stdout.split()
     return sorted({uid_of(int(k)) for k in kids})
@@ -183,6 +204,12 @@ def main():
             ok(f"{host_path} forwarded, a key press read through /dev/input/devfwd-caps")
         else:
             bad(f"forwarding with the unit's set failed ({why}): {text(log)[-2000:]}")
+        # The unit's set must let a worker take every confinement step.
+        said = confine_failures(log)
+        if said:
+            bad("with the unit's set a worker went without a confinement step: " + " | ".join(said))
+        else:
+            ok("no confinement step missing in the backend's log")
     finally:
         stop_process(p)
 
@@ -204,20 +231,33 @@ def main():
             if cap not in WORKER_CAPS:
                 bad(f"{cap} is in the unit's set but nothing here shows what needs it")
                 continue
-            fe_ok, why = None, None
-            fe = Frontend(f"vsock:1:{PORT}", [(host_path, "input/devfwd-w")], name="w-" + cap[4:].lower())
+            fe_ok, why, uids = None, None, []
+            # Frontend() fails the scenario when the frontend dies first:
+            # here that is the refused stream this step looks for.
+            lab_fail = devfwd_lab.fail
+            devfwd_lab.fail = frontend_died
             try:
-                uids = wait_for(lambda: worker_uids(p.pid) or None, "a worker")
-                try:
-                    fd = os.open("/dev/input/devfwd-w", os.O_RDONLY)
-                    os.close(fd)
-                    fe_ok = True
-                except OSError as e:
-                    fe_ok, why = False, str(e)
+                fe = Frontend(f"vsock:1:{PORT}", [(host_path, "input/devfwd-w")], name="w-" + cap[4:].lower())
+            except FrontendDied as e:
+                fe, fe_ok, why = None, False, str(e)
             finally:
-                stop_process(fe.proc)
-            if not fe_ok:
-                ok(f"without {cap}: the stream fails ({why}): {text(log).strip().splitlines()[-1:]}")
+                devfwd_lab.fail = lab_fail
+            if fe:
+                try:
+                    uids = wait_for(lambda: worker_uids(p.pid) or None, "a worker")
+                    try:
+                        fd = os.open("/dev/input/devfwd-w", os.O_RDONLY)
+                        os.close(fd)
+                        fe_ok = True
+                    except OSError as e:
+                        fe_ok, why = False, str(e)
+                finally:
+                    stop_process(fe.proc)
+            said = confine_failures(log)
+            said.sort(key=lambda l: "could not be confined" not in l)   # the refusal first
+            if not fe_ok or said:
+                ok(f"without {cap}: " + (f"the stream fails ({why}); " if not fe_ok else "") +
+                   (said[0] if said else text(log).strip().splitlines()[-1]))
             elif uids == [0]:
                 print(f"note: without {cap} the stream is served by a worker of uid 0: the workers "
                       f"do not confine themselves yet, so nothing uses {cap} so far", flush=True)
