@@ -12,6 +12,7 @@
  * passes the fd. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -258,12 +260,53 @@ static void spawn(int fd, const struct devfwd_policy *policy, const struct devfw
 	log_info("%s: stream served by worker %d", name, (int)pid);
 }
 
+/* Listens on addr. A UNIX socket is born 0600 (whatever the umask), then
+ * given to group (if any) and mode, so it is never open wider than asked,
+ * not even between bind and chmod. Returns the fd or -1, logged. */
+static int listen_on(const char *addr, const char *group, mode_t mode)
+{
+	const char *path = strncmp(addr, "unix:", 5) == 0 ? addr + 5 : NULL;
+	iovm_error err = {};
+	mode_t old = umask(0177);
+	int fd = -1, r;
+
+	r = devfwd_listen(addr, &fd, &err);
+	umask(old);
+	if (r < 0) {
+		log_error(0, "%s", err.msg);
+		return -1;
+	}
+	if (!path)
+		return fd;
+	if (group) {
+		struct group *gr = getgrnam(group);
+
+		if (!gr) {
+			log_error(0, "%s: group %s does not exist", path, group);
+			close(fd);
+			return -1;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+			log_error(errno, "%s: cannot give it to group %s", path, group);
+			close(fd);
+			return -1;
+		}
+	}
+	if (chmod(path, mode) < 0) {
+		log_error(errno, "%s: cannot set mode %04o", path, (unsigned)mode);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Prints the usage to f; returns code, the exit status. */
 static int usage(FILE *f, int code)
 {
 	fputs("usage: devfwd-backend --policy FILE --listen ADDR [--listen ADDR...] [--worker-user NAME]\n"
-	      "                      [--ready-fd FD] [-v|-q]\n"
-	      "  ADDR is unix:/path/to/socket or vsock:PORT\n"
+	      "                      [--group NAME] [--socket-mode OCTAL] [--ready-fd FD] [-v|-q]\n"
+	      "  ADDR is unix:/path/to/socket or vsock:PORT; UNIX sockets get --socket-mode\n"
+	      "  (default 0660) and --group (default: root's)\n"
 	      "  workers run as NAME (default " DEFAULT_WORKER_USER ", or uid 65534 if it does not exist)\n", f);
 	return code;
 }
@@ -303,14 +346,17 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "worker-user", required_argument, NULL, 'u' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "socket-mode", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct devfwd_policy *policy = NULL;
-	const char *policy_path = NULL, *user = NULL, *addrs[MAX_LISTEN];
+	const char *policy_path = NULL, *user = NULL, *group = NULL, *addrs[MAX_LISTEN];
 	_cleanup_free_ struct pollfd *pfd = NULL;
+	mode_t socket_mode = 0660;
 	size_t naddr = 0, apfd = 0;
 	int ready_fd = -1, c, sfd;
 	int lfd[MAX_LISTEN];
@@ -321,7 +367,10 @@ int main(int argc, char **argv)
 	 * stream's start and end. */
 	log_open("devfwd-backend", true);
 	log_set_max_level(LOG_NOTICE);
-	while ((c = getopt_long(argc, argv, "p:l:u:r:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:l:u:r:g:m:vqh", opts, NULL)) != -1) {
+		char *end;
+		unsigned long m;
+
 		switch (c) {
 		case 'p':
 			policy_path = optarg;
@@ -338,6 +387,18 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			ready_fd = atoi(optarg);
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'm':
+			errno = 0;
+			m = strtoul(optarg, &end, 8);
+			if (errno || end == optarg || *end || m > 0777) {
+				log_error(0, "--socket-mode %s: not an octal mode up to 0777", optarg);
+				return 2;
+			}
+			socket_mode = (mode_t)m;
 			break;
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
@@ -374,10 +435,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < naddr; i++) {
-		if (devfwd_listen(addrs[i], &lfd[i], &err) < 0) {
-			log_error(0, "%s", err.msg);
+		lfd[i] = listen_on(addrs[i], group, socket_mode);
+		if (lfd[i] < 0)
 			return 1;
-		}
 		log_info("listening on %s", addrs[i]);
 	}
 	if (ready_fd >= 0) {

@@ -642,6 +642,7 @@ static int listen_socket(iovmd *d)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_free_ char *dir = strdup(d->cfg.socket_path);
 	struct group *gr;
+	mode_t old_umask;
 	char *slash;
 	int fd, r;
 
@@ -650,7 +651,11 @@ static int listen_socket(iovmd *d)
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		/* 0755 whatever the umask (the unit's is 0077): the group's
+		 * members must reach the socket; the socket's mode decides. */
+		if (mkdir(dir, 0755) == 0)
+			(void)chmod(dir, 0755);
+		else if (errno != EEXIST) {
 			r = -errno;
 			log_error(r, "cannot create %s", dir);
 			return r;
@@ -679,8 +684,14 @@ static int listen_socket(iovmd *d)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-		r = -errno;
+	/* Born 0600 whatever the umask, so the socket is never open wider than
+	 * the chmod below makes it. The ops thread creates no files meanwhile
+	 * (SQLite gives its -wal and -shm the database's mode itself). */
+	old_umask = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old_umask);
+	if (r < 0 || listen(fd, 128) < 0) {
+		r = r < 0 ? r : -errno;
 		log_error(r, "cannot listen on %s", d->cfg.socket_path);
 		close(fd);
 		return r;

@@ -448,6 +448,7 @@ static int store_configure(iovm_store *s, iovm_error *err)
 int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err)
 {
 	_cleanup_(iovm_store_closep) iovm_store *s = NULL;
+	struct stat st = {};
 	int fd, r, rc;
 
 	if (!ret)
@@ -471,7 +472,16 @@ int iovm_store_open(const char *path, iovm_store **ret, iovm_error *err)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 	if (fd < 0)
 		return iovm_error_set(err, negative_errno(), "state db %s: cannot open: %m", path);
+	/* A file that came with wider modes (copied in, made by hand) is
+	 * narrowed to at most 0640: SQLite gives the -wal and -shm files the
+	 * database's mode, and the state names VMs and their sockets. */
+	r = fstat(fd, &st) < 0 ? negative_errno() : 0;
+	if (r == 0 && (st.st_mode & 07137) && fchmod(fd, st.st_mode & 0640) < 0)
+		r = negative_errno();
 	close(fd);
+	if (r < 0)
+		return iovm_error_set(err, r, "state db %s: cannot narrow its mode %04o to 0640: %s", path,
+				      (unsigned)(st.st_mode & 07777), strerror(-r));
 
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK)
