@@ -12,7 +12,7 @@
 #include "shared/util.h"
 
 /* Applies the desired VF configs of a PF (after its VFs were created). */
-int cmd_apply_vf_configs(ops *o, const char *pf, iovm_error *err)
+int cmd_apply_vf_configs(ops *o, const char *pf, unsigned num_vfs, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_vf_config *cs = NULL;
 	iovm_vfnet *nl = NULL;
@@ -23,8 +23,12 @@ int cmd_apply_vf_configs(ops *o, const char *pf, iovm_error *err)
 	if (r < 0 || n == 0)
 		return r < 0 ? r : 0;
 	r = iovm_vfnet_open(o->host, &nl, err);
-	for (size_t i = 0; r >= 0 && i < n; i++)
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		/* Kept for when the PF has that VF again. */
+		if (cs[i].vf >= num_vfs)
+			continue;
 		r = iovm_vfnet_set(nl, pf, cs[i].vf, &cs[i].cfg, cs[i].cfg.present, err);
+	}
 	iovm_vfnet_close(nl);
 	return r;
 }
@@ -107,7 +111,7 @@ json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err)
 	records_step(o, id, "numvfs");
 	iovmd_crash_point("set-vfs", "numvfs");
 	ops_progress(o, "applying VF settings", 1, 2);
-	if (cmd_apply_vf_configs(o, pf, err) < 0) {
+	if (cmd_apply_vf_configs(o, pf, q->count, err) < 0) {
 		records_finish(o, id, IOVM_INTENT_DONE);
 		iovm_error_prefix(err, "pf %s: %u VFs created, but applying their saved settings failed",
 				  q->pf, q->count);

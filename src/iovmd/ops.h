@@ -166,7 +166,9 @@ void ops_run_job(ops *o, const iovmd_job *j);
 
 /* cmd-*.c: each returns the reply's "return" object, or NULL and err. */
 json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err);
-int cmd_apply_vf_configs(ops *o, const char *pf, iovm_error *err);
+/* The settings stored with vf-set, applied to the PF's VFs 0..num_vfs-1
+ * (those of VFs beyond are kept for when it has them again). */
+int cmd_apply_vf_configs(ops *o, const char *pf, unsigned num_vfs, iovm_error *err);
 json_object *cmd_vf_set(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err);

@@ -175,7 +175,7 @@ static void recover_pf(ops *o, const iovm_store_pf *want)
 	}
 	log_info("recovery: pf %s has %u VFs, %u desired: re-applying", want->pf, info.num_vfs, want->num_vfs);
 	if (iovm_pf_set_numvfs(o->host, want->pf, want->num_vfs, naming_driver_kind(want->driver), 0, &err) < 0 ||
-	    cmd_apply_vf_configs(o, want->pf, &err) < 0)
+	    cmd_apply_vf_configs(o, want->pf, want->num_vfs, &err) < 0)
 		log_error(err.code, "recovery: pf %s: %s", want->pf, err.msg);
 }
 

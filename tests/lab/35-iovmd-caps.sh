@@ -167,8 +167,7 @@ guest_wait_vfs g1 1 300 && ok "g1 sees its VF" || fail "g1 does not see its VF"
 out=$(ctl detach g1 --vf eth0/0 2>&1) && ok "detach g1" || fail "detach g1: $out"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "$VF0 after detach on $(drv "$VF0"), want vfio-pci"
 # A new count: the same one would change nothing (the driver applies to
-# new VFs), and 0 trips over the saved settings of VF 1 (they are applied
-# to VFs that no longer exist).
+# new VFs).
 out=$(ctl pf set-vfs eth0 3 --driver host 2>&1) && ok "pf set-vfs eth0 3 --driver host: $out" \
 	|| fail "set-vfs --driver host: $out"
 [ "$(drv "$VF0")" = igbvf ] && ok "$VF0 back on igbvf" || fail "$VF0 on $(drv "$VF0"), want igbvf"
@@ -256,8 +255,6 @@ export RW_PATHS
 # SystemCallFilter= lets through (tests/lab/lib/syscall_filter.py).
 TRACE=$W/strace.txt
 start_d "${CAPS[@]}" -- strace -f -c -o "$TRACE" || die "iovmd under strace did not start"
-# Never fewer than 2 VFs from here: a count without VF 1 trips over its
-# saved settings (see section 1).
 out=$(ctl pf set-vfs eth0 3 --driver vfio-pci 2>&1) || fail "traced: set-vfs to vfio-pci: $out"
 out=$(ctl vf set eth0/0 --mac 02:00:00:00:35:03 2>&1) || fail "traced: vf set: $out"
 out=$(ctl attach g1 --vf eth0/0 2>&1) || fail "traced: attach: $out"
