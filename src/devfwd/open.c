@@ -14,6 +14,7 @@
 #include <linux/openat2.h>
 
 #include "devfwd/devfwd.h"
+#include "shared/scm.h"
 #include "shared/util.h"
 
 /* Opens path without following any symlink, in any component: a symlink
@@ -79,24 +80,12 @@ int devfwd_rules_open(const struct devfwd_rules *r, const char *path, uint32_t f
 /* The answer: an int32 result, with the fd as SCM_RIGHTS when it is >= 0. */
 static int send_answer(int chan, int32_t result, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u = {};
 	struct iovec iov = { .iov_base = &result, .iov_len = sizeof(result) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	scm_fd_buf b;
 
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
+	if (fd >= 0)
+		scm_put_fd(&mh, &b, fd);
 	/* Never wait on a worker that does not read its answers. */
 	if (sendmsg(chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(result))
 		return errno == EPIPE || errno == ECONNRESET ? -ECONNRESET : -EBADMSG;

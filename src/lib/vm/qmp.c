@@ -21,6 +21,7 @@
 #include "lib/vm/qmp-internal.h"
 #include "shared/clock.h"
 #include "shared/json-util.h"
+#include "shared/scm.h"
 #include "shared/util.h"
 
 typedef bool (*done_fn)(const iovm_qmp *q, const void *userdata);
@@ -283,26 +284,14 @@ static int send_with_fd(iovm_qmp *q, const char *line, int fd, int64_t deadline,
 	size_t len = strlen(line), off = 0;
 
 	while (off < len) {
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u = {};
+		scm_fd_buf b;
 		struct iovec iov = { .iov_base = (char *)line + off, .iov_len = len - off };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 		struct pollfd pfd = { .fd = q->fd, .events = POLLOUT };
 		ssize_t n;
 
-		if (off == 0) {
-			struct cmsghdr *c;
-
-			mh.msg_control = u.buf;
-			mh.msg_controllen = sizeof(u.buf);
-			c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &fd, sizeof(int));
-		}
+		if (off == 0)
+			scm_put_fd(&mh, &b, fd);
 		n = sendmsg(q->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n >= 0) {
 			off += (size_t)n;
