@@ -65,7 +65,7 @@ echo "server $SRV_IP on $SRVDEV in netns srv"
 guests_start_paused "${GUESTS[@]}" || die "starting the guests ($(free -m | sed -n 2p))"
 echo "guests up, paused; memory: $(free -m | sed -n 2p)"
 running() { guests_only "${GUESTS[*]}" "$@" || die "pausing/resuming guests"; }
-"$D" --socket "$SOCK" --state "$W/iovm.db" --shared-reserve 1 --sample-interval 500 --window 3000 \
+"$D" --socket "$SOCK" --state "$W/iovm.db" --shared-reserve 1 --sample-interval 500 --window 10000 \
 	--refresh-interval 1000 --attach-timeout 180000 --detach-timeout 180000 --log-level debug > "$LOG" 2>&1 &
 DPID=$!
 for _ in $(seq 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
@@ -154,7 +154,9 @@ poll() {
 # reading of each one's VF is polled every second (the best is kept), and
 # afterwards until iovmd has counted at least half of what the sink got on
 # that VF: a guest agent busy with a sender can answer late, so its bytes
-# (and the one window they make non-zero) can come after the traffic.
+# (and the one window they make non-zero) can come after the traffic. One
+# poll of all the guests takes seconds under load, so the window is the
+# daemon's default, 10 s: a window of 3 s could close between two polls.
 send() {
 	local g h n=0 end
 	declare -A WANT
