@@ -57,7 +57,7 @@ echo 1 > /sys/class/net/eth1/device/sriov_numvfs || die "eth1: cannot create a V
 for pf in eth0 eth1; do
 	_vft_wait 60 "carrier on $pf" _vft_carrier "$pf" || die "no carrier on $pf"
 done
-SRVDEV=$(_vft_one "$PF1" 0 srv "$SRV_IP/24") && _vft_link srv "$SRVDEV" ||
+SRVDEV=$(_vft_up "$PF1" 0 srv "$SRV_IP/24") ||
 	die "server VF setup"
 echo "server $SRV_IP on $SRVDEV in netns srv"
 

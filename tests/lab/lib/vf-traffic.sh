@@ -159,6 +159,23 @@ _vft_link() {
 	return 1
 }
 
+# _vft_up PF IDX NS IP -> prints the netdev name: _vft_one, then carrier.
+# A VF that gets no carrier through four bounces is unbound and probed once
+# more: its probe's reset handshake is the one that can be redone.
+_vft_up() {
+	local pf=$1 idx=$2 ns=$3 ip=$4 vf nd try
+	for try in 1 2; do
+		nd=$(_vft_one "$pf" "$idx" "$ns" "$ip") || return 1
+		_vft_link "$ns" "$nd" && { echo "$nd"; return 0; }
+		[ $try = 2 ] && return 1
+		vf=$(_vft_vf_addr "$pf" "$idx") || return 1
+		_vft_err "$vf ($nd): probing it again"
+		echo "$vf" > /sys/bus/pci/drivers/igbvf/unbind
+		_vft_wait "${VF_TRAFFIC_TIMEOUT:-60}" "$vf to unbind" test ! -e "/sys/bus/pci/devices/$vf/driver" ||
+			return 1
+	done
+}
+
 # _vft_pf_up PF: bring the PF up and wait for its carrier. Bringing a down
 # PF up clears RSTI for its VFs (PFRSTD); an up PF is left alone (a bounce
 # would reset the VFs' mailboxes).
@@ -184,10 +201,8 @@ vf_traffic_setup() {
 	# One VF at a time, each up to carrier before the next is bound: the
 	# two VFs' mailbox exchanges (probe, open) then do not compete for the
 	# emulator's CPU.
-	da=$(_vft_one "$pfa" "$ia" "$nsa" "$ipa") || return 1
-	_vft_link "$nsa" "$da" || return 1
-	db=$(_vft_one "$pfb" "$ib" "$nsb" "$ipb") || return 1
-	_vft_link "$nsb" "$db" || return 1
+	da=$(_vft_up "$pfa" "$ia" "$nsa" "$ipa") || return 1
+	db=$(_vft_up "$pfb" "$ib" "$nsb" "$ipb") || return 1
 	# First packet: ARP through both PFs' VF filters and the cable.
 	_vft_wait "$t" "a ping from $nsa to ${ipb%/*}" \
 		ip netns exec "$nsa" ping -c 1 -W 1 "${ipb%/*}" || return 1
@@ -206,8 +221,7 @@ vf_endpoint_setup() {
 	local pf=$1 idx=$2 ns=$3 ip=$4 dev
 	modprobe igbvf || { _vft_err "modprobe igbvf failed"; return 1; }
 	_vft_pf_up "$pf" || return 1
-	dev=$(_vft_one "$pf" "$idx" "$ns" "$ip") || return 1
-	_vft_link "$ns" "$dev" || return 1
+	dev=$(_vft_up "$pf" "$idx" "$ns" "$ip") || return 1
 	# shellcheck disable=SC2034 # for the caller
 	VF_TRAFFIC_DEV=$dev
 	return 0
