@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-seconds: 450 (typical on a CI machine; scripts/run-tests starts the longest first)
+# lab-seconds: 250 (typical on a CI machine; scripts/run-tests starts the longest first)
 # Lab: iovmd confined as its unit confines it (contrib/systemd/iovmd.service.in)
 # still does its work, and every capability of the unit's
 # CapabilityBoundingSet= is needed.
