@@ -29,12 +29,7 @@ start_d() {
 	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval 500 \
 		--attach-timeout 60000 --detach-timeout 120000 --log-level debug >> "$LOG" 2>&1 &
 	DPID=$!
-	for _ in $(seq 1 600); do
-		ctl status >/dev/null 2>&1 && return 0
-		kill -0 "$DPID" 2>/dev/null || { fail "iovmd exited at start: $(tail -5 "$LOG")"; return 1; }
-		sleep 0.2
-	done
-	fail "iovmd did not answer within 120 s"; return 1
+	iovmd_wait "$DPID" "$LOG"
 }
 stop_d() {
 	[ -n "$DPID" ] || return 0

@@ -94,12 +94,7 @@ start_d() {
 		--refresh-interval 500 --attach-timeout 60000 --detach-timeout 120000 \
 		--log-level debug >> "$LOG" 2>&1 &
 	DPID=$!
-	for _ in $(seq 1 600); do
-		ctl status >/dev/null 2>&1 && return 0
-		kill -0 "$DPID" 2>/dev/null || { fail "iovmd exited at start: $(tail -5 "$LOG")"; return 1; }
-		sleep 0.2
-	done
-	fail "iovmd did not answer within 120 s: $(tail -5 "$LOG")"; return 1
+	iovmd_wait "$DPID" "$LOG"
 }
 stop_d() {
 	[ -n "$DPID" ] || return 0

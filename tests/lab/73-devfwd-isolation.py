@@ -11,10 +11,10 @@ import fcntl
 import os
 import signal
 import struct
-import threading
 
 from devfwd_lab import (IOC, IOR, OP_OPEN, OP_READ, TMP, Backend, Frontend, call, fail, hdr,
-                        make_uinput_keyboard, modprobe, raw_open, recv_exact, vsock_connect, wait_for)
+                        ZeroReader, make_uinput_keyboard, modprobe, raw_open, recv_exact, vsock_connect,
+                        wait_for)
 
 PORT = 7073
 EVIOCGVERSION = IOR("E", 0x01, 4)
@@ -31,28 +31,12 @@ def main():
     backend = Backend(f"[guest cid=1]\nallow-path = /dev/zero\nallow-path = {ev}\nallow-path = {allowed}/*\n"
                       f"allow-ioctl = {EVIOCGVERSION:#x}\n", [f"vsock:{PORT}"], name="iso")
     frontend = Frontend(f"vsock:1:{PORT}", [("/dev/zero", "devfwd-zero"), (ev, "input/devfwd-iso")], name="iso")
-    stop, errors, reads = threading.Event(), [], [0]
-
-    def reader():
-        try:
-            with open("/dev/devfwd-zero", "rb", buffering=0) as f:
-                while not stop.is_set():
-                    if f.read(4096) != bytes(4096):
-                        errors.append("short or non-zero read")
-                    reads[0] += 1
-        except OSError as e:
-            errors.append(str(e))
-
-    t = threading.Thread(target=reader)
-    t.start()
+    reader = ZeroReader("/dev/devfwd-zero")
     try:
-        wait_for(lambda: reads[0] > 0, "the first forwarded read")
+        reader.wait_first("the first forwarded read")
 
         def progressed(what):
-            n = reads[0]
-            wait_for(lambda: reads[0] > n or errors, f"the reader to go on after {what}")
-            if errors:
-                fail(f"reader failed after {what}: {errors}")
+            reader.wait_more(f"the reader to go on after {what}")
 
         s = vsock_connect(1, PORT)
         for rid, path in enumerate(["/dev/full", "/dev/../dev/zero", "/dev//zero", link, "/etc/passwd"], 1):
@@ -112,14 +96,12 @@ def main():
             if needle not in backend.log():
                 fail(f"backend log lacks {needle!r}:\n{backend.log()}")
     finally:
-        stop.set()
-        t.join(timeout=30)
+        reader.stop()
         frontend.stop()
         backend.stop()
         os.close(ufd)
-    if errors:
-        fail(f"reader: {errors}")
-    print(f"PASS: isolation held; the forwarded reader did {reads[0]} reads throughout")
+    reader.check("at the end")
+    print(f"PASS: isolation held; the forwarded reader did {reader.reads} reads throughout")
 
 
 if __name__ == "__main__":

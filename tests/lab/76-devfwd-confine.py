@@ -20,10 +20,9 @@ import fcntl
 import os
 import re
 import struct
-import threading
 
-from devfwd_lab import (IOC, IOR, OP_READ, TMP, Backend, Frontend, call, fail, make_uinput_keyboard, modprobe,
-                        raw_open, vsock_connect, wait_for)
+from devfwd_lab import (IOC, IOR, OP_READ, TMP, Backend, Frontend, ZeroReader, call, fail, make_uinput_keyboard,
+                        modprobe, raw_open, vsock_connect, wait_for)
 
 PORT, PORT_NOFILTER = 7076, 7077
 EVIOCGVERSION = IOR("E", 0x01, 4)
@@ -93,23 +92,8 @@ def main():
     # The other guest: a CUSE frontend over UNIX (policy uid 0).
     frontend = Frontend(f"unix:{os.path.join(TMP, 'devfwd-confine.sock')}",
                         [("/dev/zero", "devfwd-cz"), (ev, "input/devfwd-cz")], name="confine")
-    stop, errors, reads = threading.Event(), [], [0]
-
-    def reader():
-        try:
-            with open("/dev/devfwd-cz", "rb", buffering=0) as f:
-                while not stop.is_set():
-                    if f.read(4096) != bytes(4096):
-                        errors.append("short or non-zero read")
-                    reads[0] += 1
-        except OSError as e:
-            errors.append(str(e))
-
     def other_guest_ok(after):
-        n = reads[0]
-        wait_for(lambda: reads[0] > n or errors, f"the other guest's reads to go on after {after}")
-        if errors:
-            fail(f"the other guest's reader failed after {after}: {errors}")
+        reader.wait_more(f"the other guest's reads to go on after {after}")
         fd = os.open("/dev/input/devfwd-cz", os.O_RDONLY)
         try:
             name = fcntl.ioctl(fd, EVIOCGNAME, bytes(64)).split(b"\0")[0]
@@ -118,10 +102,9 @@ def main():
         if name != b"devfwd-confine-kbd":
             fail(f"the other guest's EVIOCGNAME gave {name!r} after {after}")
 
-    t = threading.Thread(target=reader)
-    t.start()
+    reader = ZeroReader("/dev/devfwd-cz")
     try:
-        wait_for(lambda: reads[0] > 0, "the other guest's first read")
+        reader.wait_first("the other guest's first read")
         victim = last_worker(backend, r"unix uid 0 pid \d+: opened /dev/zero")
         # Confinement as the kernel reports it, on a worker that has served.
         s = vsock_connect(1, PORT)
@@ -196,15 +179,13 @@ def main():
         if "test hook: ioctl refused: Operation not permitted" not in backend.log():
             fail(f"the backend did not log the refused ioctl:\n{backend.log()}")
     finally:
-        stop.set()
-        t.join(timeout=30)
+        reader.stop()
         frontend.stop()
         backend.stop()
         nofilter.stop()
         os.close(ufd)
-    if errors:
-        fail(f"the other guest's reader: {errors}")
-    print(f"PASS: every attempt of a subverted worker failed; the other guest did {reads[0]} reads throughout")
+    reader.check("the other guest, at the end")
+    print(f"PASS: every attempt of a subverted worker failed; the other guest did {reader.reads} reads throughout")
 
 
 if __name__ == "__main__":

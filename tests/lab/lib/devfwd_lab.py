@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 BUILD = os.environ.get("IOVM_BUILD", "")
@@ -51,6 +52,47 @@ def wait_for(cond, what, timeout=30.0, interval=0.05):
             return v
         time.sleep(interval)
     fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class ZeroReader:
+    """A thread reading 4 KiB blocks of zeros from a forwarded /dev/zero
+    until stop(): a guest's stream that must keep working while another
+    guest's does something else. reads counts the blocks, errors what went
+    wrong."""
+
+    def __init__(self, path):
+        self.path, self.reads, self.errors = path, 0, []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run)
+        self._t.start()
+
+    def _run(self):
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                while not self._stop.is_set():
+                    if f.read(4096) != bytes(4096):
+                        self.errors.append("short or non-zero read")
+                    self.reads += 1
+        except OSError as e:
+            self.errors.append(str(e))
+
+    def wait_first(self, what):
+        wait_for(lambda: self.reads > 0 or self.errors, what)
+        self.check(what)
+
+    def wait_more(self, what):
+        """Waits for one more read than now; fails if the reader failed."""
+        n = self.reads
+        wait_for(lambda: self.reads > n or self.errors, what)
+        self.check(what)
+
+    def check(self, what):
+        if self.errors:
+            fail(f"{what}: the reader failed: {self.errors}")
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(timeout=30)
 
 
 def stop_process(proc, timeout=10):

@@ -24,3 +24,16 @@ for _m in vfio-pci igbvf ${LAB_MODULES:-}; do
 done
 unset _t _m
 
+
+# iovmd_wait PID LOG: waits up to 120 s until the daemon PID answers the
+# scenario's `ctl status`; fails with LOG's last lines if it exits first or
+# does not answer.
+iovmd_wait() {
+	local pid=$1 log=$2
+	for _ in $(seq 1 600); do
+		ctl status >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || { fail "iovmd exited at start: $(tail -5 "$log")"; return 1; }
+		sleep 0.2
+	done
+	fail "iovmd did not answer within 120 s: $(tail -5 "$log")"; return 1
+}
