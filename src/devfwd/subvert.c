@@ -15,6 +15,7 @@
 #include "devfwd/devfwd.h"
 #include "devfwd/subvert.h"
 #include "shared/log.h"
+#include "shared/scm.h"
 
 static int result(long rc)
 {
@@ -60,20 +61,12 @@ static int attack_ioctl(const char *arg, int chan)
  * hand a device fd to a UNIX peer. */
 static int attack_passfd(int stream)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u = {};
 	char byte = 0;
-	int fd = 2;
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	scm_fd_buf b;
 
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	scm_put_fd(&mh, &b, 2);
 	return result(sendmsg(stream, &mh, MSG_NOSIGNAL));
 }
 

@@ -27,6 +27,7 @@
 
 #include "devfwd/confine.h"
 #include "devfwd/devfwd.h"
+#include "shared/scm.h"
 
 static const struct devfwd_rules *rules_of(struct devfwd_policy **p, const char *text)
 {
@@ -231,19 +232,12 @@ static int does_allowed(void)
  * kills (a worker must not hand a device fd to its stream's peer). */
 static int send_fd(int sock)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u = {};
 	char byte = 0;
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	scm_fd_buf b;
 
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &dev_null, sizeof(int));
+	scm_put_fd(&mh, &b, dev_null);
 	return sendmsg(sock, &mh, 0) == 1 ? 0 : 30;
 }
 
