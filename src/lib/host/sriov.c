@@ -17,6 +17,7 @@
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
+#include "lib/host/modload.h"
 #include "lib/host/pci-internal.h"
 #include "lib/host/sysfs.h"
 #include "shared/util.h"
@@ -543,6 +544,16 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 		return iovm_error_set(err, r, "pf %s: sriov_numvfs unreadable: %s", addr, strerror(-r));
 	if (cur == n)
 		return 0;
+	if (n > 0 && kind == IOVM_VF_DRIVER_VFIO) {
+		char why[IOVM_ERROR_MSG_MAX / 2];
+
+		/* Before any VF is destroyed or created: a driver that cannot
+		 * be loaded must not leave new VFs unbound. */
+		r = host_driver_ensure(h, "vfio-pci", why, sizeof(why));
+		if (r < 0)
+			return iovm_error_set(err, r, "pf %s: cannot create %u VFs for vfio-pci: %s",
+					      addr, n, why);
+	}
 	if (cur > 0) {
 		/* The kernel can only go through 0, which destroys every VF:
 		 * growing is as destructive as shrinking. */
