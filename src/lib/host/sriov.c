@@ -19,6 +19,7 @@
 #include "iovm/vfio.h"
 #include "lib/host/modload.h"
 #include "lib/host/pci-internal.h"
+#include "lib/host/pfready.h"
 #include "lib/host/sysfs.h"
 #include "shared/util.h"
 #include "lib/host/vfio-internal.h"
@@ -580,7 +581,14 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 	if (r < 0)
 		return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
 				      addr, strerror(-r));
+	/* The PF driver must be open for the new VFs' mailbox handshake. */
+	r = pf_ready_prepare(h, addr, err);
+	if (r < 0)
+		return r;
 	r = numvfs_write(h, addr, drv, 0, n, err);
+	if (r < 0)
+		return r;
+	r = pf_ready_check(h, addr, n, err);
 	if (r < 0)
 		return r;
 	/* pci_iov_add_virtfn() creates the links before the store returns. */

@@ -29,6 +29,9 @@ struct iovm_host {
 	host_modprobe_hook modprobe_hook;
 	void *modprobe_hook_data;
 	uint64_t modprobe_timeout_usec;
+	/* Test seam for pfready.c: plays RTM_SETLINK IFF_UP. */
+	int (*link_up_hook)(void *userdata, const char *ifname);
+	void *link_up_hook_data;
 	bool skip_lock_probe;        /* listings do not read driver_override */
 };
 
