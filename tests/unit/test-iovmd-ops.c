@@ -215,8 +215,10 @@ static void start_holding(ctx *c, const iovm_store_assignment *a, const iovm_sto
 /* ---- command jobs ---------------------------------------------------------------- */
 
 /* What the kernel does when sriov_numvfs of PF 0000:02:00.0 becomes n:
- * the VFs' devices and the PF's virtfn links (make-sysfs.sh's layout). The
- * fixture has no kernel, so the test makes them beforehand. */
+ * the VFs' devices and the PF's virtfn links (make-sysfs.sh's layout),
+ * each already on igbvf, where the binds of a set-vfs to the host driver
+ * leave them. The fixture has no kernel, so the test makes them
+ * beforehand. */
 static void kernel_makes_vfs(ctx *c, unsigned n)
 {
 	char cmd[PATH_MAX * 2];
@@ -225,7 +227,8 @@ static void kernel_makes_vfs(ctx *c, unsigned n)
 		 "for i in $(seq 0 %u); do a=0000:02:10.$((2 * i)); d=devices/pci0000:00/$a; "
 		 "mkdir -p $d && echo 0x8086 > $d/vendor && echo 0x10ca > $d/device && "
 		 "echo -1 > $d/numa_node && ln -sr $d bus/pci/devices/$a && ln -sr $pf $d/physfn && "
-		 "ln -sr $d $pf/virtfn$i || exit 1; done", c->fx.sys, n - 1);
+		 "ln -sr $d $pf/virtfn$i && ln -sr bus/pci/drivers/igbvf $d/driver || exit 1; done",
+		 c->fx.sys, n - 1);
 	assert_int_equal(system(cmd), 0);
 }
 

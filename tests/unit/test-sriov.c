@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "iovm/sriov.h"
+#include "lib/host/sysfs.h"
 #include "fixtures/fixture.h"
 
 typedef fixture_host ctx;
@@ -221,13 +222,76 @@ static void test_set_numvfs_sequence(void **state)
 				    sizeof(buf)), "2");
 	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe",
 				    buf, sizeof(buf)), "0");
-	/* Host driver kind turns autoprobe on (eth1 starts with it on: set 0 first). */
-	assert_int_equal(fx_write(&c->fx, "bus/pci/devices/0000:02:00.0/sriov_drivers_autoprobe", "0"), 0);
+	/* The host driver kind creates with autoprobe off too (eth1 starts
+	 * with it on), and binds after the store; the fixture shows no VFs,
+	 * so it stops there. */
 	assert_int_equal(iovm_pf_set_numvfs(c->h, "eth1", 1, IOVM_VF_DRIVER_HOST, 0, &e), -EIO);
+	assert_string_equal(e.msg, "pf 0000:02:00.0: asked for 1 VFs, the kernel shows 0");
 	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:02:00.0/sriov_drivers_autoprobe",
-				    buf, sizeof(buf)), "1");
+				    buf, sizeof(buf)), "0");
 	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:02:00.0/sriov_numvfs", buf,
 				    sizeof(buf)), "1");
+}
+
+/* RTM_SETLINK IFF_UP played on the fixture: the netdev's flags file. */
+typedef struct link_play {
+	ctx *c;
+	int calls;
+	int fail;
+	int noop;   /* accepts, changes nothing */
+	char ifname[16];
+} link_play;
+
+static int fake_link_up(void *userdata, const char *ifname)
+{
+	link_play *l = userdata;
+	char rel[64];
+
+	l->calls++;
+	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
+	if (l->fail)
+		return -EPERM;
+	if (l->noop)
+		return 0;
+	snprintf(rel, sizeof(rel), "class/net/%s/flags", ifname);
+	return fx_write(&l->c->fx, rel, "0x1003");
+}
+
+static void test_set_numvfs_pf_up(void **state)
+{
+	ctx *c = *state;
+	link_play l = { .c = c, .fail = 1 };
+	char buf[32];
+	iovm_error e = {};
+
+	c->h->link_up_hook = fake_link_up;
+	c->h->link_up_hook_data = &l;
+	/* eth1 is down: it cannot be brought up, so no VF is created. */
+	assert_int_equal(iovm_pf_set_numvfs(c->h, "eth1", 1, IOVM_VF_DRIVER_VFIO, 0, &e), -EPERM);
+	assert_string_equal(e.msg, "pf 0000:02:00.0: cannot bring its netdev eth1 up before creating "
+			    "VFs (their driver's reset handshake needs the PF driver open): "
+			    "Operation not permitted");
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:02:00.0/sriov_numvfs", buf,
+				    sizeof(buf)), "0");
+	/* Brought up first, then the VFs are created (the fixture shows none). */
+	l.fail = 0;
+	assert_int_equal(iovm_pf_set_numvfs(c->h, "eth1", 1, IOVM_VF_DRIVER_VFIO, 0, &e), -EIO);
+	assert_string_equal(e.msg, "pf 0000:02:00.0: asked for 1 VFs, the kernel shows 0");
+	assert_string_equal(l.ifname, "eth1");
+	assert_int_equal(l.calls, 2);
+	assert_string_equal(fx_read(&c->fx, "class/net/eth1/flags", buf, sizeof(buf)), "0x1003");
+	/* Accepted, but the netdev is down after the store: the VFs are not
+	 * ready. */
+	assert_int_equal(fx_write(&c->fx, "bus/pci/devices/0000:02:00.0/sriov_numvfs", "0"), 0);
+	assert_int_equal(fx_write(&c->fx, "class/net/eth1/flags", "0x1002"), 0);
+	l.noop = 1;
+	assert_int_equal(iovm_pf_set_numvfs(c->h, "eth1", 1, IOVM_VF_DRIVER_VFIO, 0, &e), -EIO);
+	assert_non_null(strstr(e.msg, "pf 0000:02:00.0: created 1 VFs, but its netdev eth1 is down"));
+	/* eth0 is up: never touched. */
+	l.calls = 0;
+	assert_int_equal(iovm_pf_set_numvfs(c->h, "eth0", 2, IOVM_VF_DRIVER_VFIO, IOVM_SRIOV_FORCE, &e),
+			 -EIO);
+	assert_int_equal(l.calls, 0);
 }
 
 static void test_numvfs_locked(void **state)
@@ -287,6 +351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pf_list, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_set_numvfs_pf_up, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_pf_get_by_name, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_pf_errors, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_vf_list, fixture_host_setup, fixture_host_teardown),

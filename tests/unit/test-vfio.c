@@ -223,6 +223,71 @@ static void test_host_driver_missing(void **state)
 	assert_non_null(strstr(e.msg, "vf 0000:01:10.4: bind to host driver failed: driver missing"));
 }
 
+/* modprobe played by the host's hook: fails, loads nothing, or registers
+ * the driver as module init would. */
+typedef struct modprobe_play {
+	ctx *c;
+	int calls;
+	int mode;   /* 0 fails, 1 loads nothing, 2 registers the driver */
+	char module[64];
+} modprobe_play;
+
+static int fake_modprobe(void *userdata, const char *module, char *why, size_t n)
+{
+	modprobe_play *m = userdata;
+	char rel[PATH_MAX];
+
+	m->calls++;
+	snprintf(m->module, sizeof(m->module), "%s", module);
+	if (m->mode == 0) {
+		snprintf(why, n, "modprobe: FATAL: Module %s not found in directory /lib/modules/6.1.0", module);
+		return -EIO;
+	}
+	if (m->mode == 2) {
+		snprintf(rel, sizeof(rel), "bus/pci/drivers/%s", module);
+		if (mkdir(fx_path(&m->c->fx, rel), 0755) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void test_bind_loads_driver(void **state)
+{
+	ctx *c = *state;
+	modprobe_play m = { .c = c };
+	iovm_error e = {};
+
+	assert_int_equal(start_kernel(c), 0);
+	assert_int_equal(fx_write(&c->fx, "class/net/eth2/flags", "0x1002"), 0);
+	c->h->modprobe_hook = fake_modprobe;
+	c->h->modprobe_hook_data = &m;
+	/* vfio-pci not loaded. */
+	assert_int_equal(unlink(fx_path(&c->fx, "bus/pci/drivers/vfio-pci/bind")), 0);
+	assert_int_equal(unlink(fx_path(&c->fx, "bus/pci/drivers/vfio-pci/unbind")), 0);
+	assert_int_equal(rmdir(fx_path(&c->fx, "bus/pci/drivers/vfio-pci")), 0);
+
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), -EIO);
+	assert_string_equal(e.msg, "vf 0000:01:10.2: bind to vfio-pci failed: vfio-pci could not "
+			    "be loaded: modprobe: FATAL: Module vfio-pci not found in directory "
+			    "/lib/modules/6.1.0");
+	assert_int_equal(c->probes, 0);
+
+	m.mode = 1;
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "vfio-pci could not be loaded: modprobe succeeded but no PCI "
+			       "driver vfio-pci is registered"));
+	assert_int_equal(c->probes, 0);
+
+	m.mode = 2;
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), 0);
+	assert_string_equal(m.module, "vfio-pci");
+	assert_int_equal(m.calls, 3);
+	assert_int_equal(c->probes, 1);
+	/* Loaded now: no second modprobe. */
+	assert_int_equal(iovm_vf_bind(c->h, "0000:01:10.2", "vfio-pci", &e), 0);
+	assert_int_equal(m.calls, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +297,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_not_verified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_driver_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_loads_driver, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include "shared/clock.h"
 #include "iovm/deadline.h"
 #include "shared/util.h"
+#include "lib/host/sysfs.h"
 
 struct iovm_sysop {
 	pid_t pid;          /* > 0 until reaped */
@@ -67,6 +68,11 @@ static void abandon(pid_t pid)
 	/* else: the list is full of children stuck for good; this one stays a
 	 * zombie once it gets out, which is the lesser evil than blocking. */
 	pthread_mutex_unlock(&abandoned_lock);
+}
+
+void host_abandon_child(int pid)
+{
+	abandon(pid);
 }
 
 /* A worker may outlive its caller by minutes (stuck in the kernel): it must

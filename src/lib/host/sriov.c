@@ -17,7 +17,9 @@
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
+#include "lib/host/modload.h"
 #include "lib/host/pci-internal.h"
+#include "lib/host/pfready.h"
 #include "lib/host/sysfs.h"
 #include "shared/util.h"
 #include "lib/host/vfio-internal.h"
@@ -516,7 +518,7 @@ static int numvfs_write(iovm_host *h, const char *pf, const char *drv, unsigned 
 int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_kind kind,
 		       unsigned flags, iovm_error *err)
 {
-	char addr[IOVM_PCI_ADDR_MAX], drv[IOVM_DRIVER_MAX], p[PATH_MAX];
+	char addr[IOVM_PCI_ADDR_MAX], drv[IOVM_DRIVER_MAX], p[PATH_MAX], ap[PATH_MAX];
 	char users[IOVM_ERROR_MSG_MAX / 2];
 	unsigned total, cur, links;
 	int r;
@@ -543,6 +545,16 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 		return iovm_error_set(err, r, "pf %s: sriov_numvfs unreadable: %s", addr, strerror(-r));
 	if (cur == n)
 		return 0;
+	if (n > 0 && kind == IOVM_VF_DRIVER_VFIO) {
+		char why[IOVM_ERROR_MSG_MAX / 2];
+
+		/* Before any VF is destroyed or created: a driver that cannot
+		 * be loaded must not leave new VFs unbound. */
+		r = host_driver_ensure(h, "vfio-pci", why, sizeof(why));
+		if (r < 0)
+			return iovm_error_set(err, r, "pf %s: cannot create %u VFs for vfio-pci: %s",
+					      addr, n, why);
+	}
 	if (cur > 0) {
 		/* The kernel can only go through 0, which destroys every VF:
 		 * growing is as destructive as shrinking. */
@@ -561,15 +573,26 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 	}
 	if (n == 0)
 		return 0;
-	/* Off for vfio/none: a host driver must not grab the VFs between their
-	 * creation and our bind (it would bring up netdevs we must undo). */
-	if (pci_dev_attr(h, addr, "sriov_drivers_autoprobe", p, sizeof(p)) < 0)
+	/* Off while the VFs are created, for every kind: for vfio/none a host
+	 * driver must not grab them (it would bring up netdevs we must undo);
+	 * for the host driver, the kernel would probe it inside the store, in
+	 * pci_enable_sriov(), before igb reopens the PF with the VFs' mailbox
+	 * served (igb_sriov_reinit()), and every handshake would fail ("PF
+	 * still in reset state", lab 14). They are bound after the store. */
+	if (pci_dev_attr(h, addr, "sriov_drivers_autoprobe", ap, sizeof(ap)) < 0)
 		return -ENAMETOOLONG;
-	r = host_write(h, IOVM_TIMEOUT_SYSFS, p, kind == IOVM_VF_DRIVER_HOST ? "1" : "0");
+	r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "0");
 	if (r < 0)
 		return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
 				      addr, strerror(-r));
+	/* The PF driver must be open for the new VFs' mailbox handshake. */
+	r = pf_ready_prepare(h, addr, err);
+	if (r < 0)
+		return r;
 	r = numvfs_write(h, addr, drv, 0, n, err);
+	if (r < 0)
+		return r;
+	r = pf_ready_check(h, addr, n, err);
 	if (r < 0)
 		return r;
 	/* pci_iov_add_virtfn() creates the links before the store returns. */
@@ -577,9 +600,10 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 	if (links != n)
 		return iovm_error_set(err, -EIO, "pf %s: asked for %u VFs, the kernel shows %u",
 				      addr, n, links);
-	if (kind == IOVM_VF_DRIVER_VFIO) {
+	if (kind != IOVM_VF_DRIVER_NONE) {
 		/* One deadline worker per batch of VFs rather than per write:
 		 * the fork is what libiovm pays over a plain script. */
+		const char *target = kind == IOVM_VF_DRIVER_VFIO ? "vfio-pci" : NULL;
 		char batch[BIND_BATCH][IOVM_PCI_ADDR_MAX];
 		size_t k = 0;
 
@@ -593,12 +617,19 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 				return iovm_error_set(err, -EIO, "pf %s: created %u VFs, but VF %u "
 						      "has no virtfn link", addr, n, i);
 			if (++k == BIND_BATCH || i + 1 == n) {
-				r = vf_bind_many(h, batch, k, "vfio-pci", err);
+				r = vf_bind_many(h, batch, k, target, err);
 				if (r < 0)
 					return iovm_error_prefix(err, "pf %s: created %u VFs, but", addr, n);
 				k = 0;
 			}
 		}
+	}
+	/* The host driver kind leaves autoprobe on, as it was documented to. */
+	if (kind == IOVM_VF_DRIVER_HOST) {
+		r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "1");
+		if (r < 0)
+			return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
+					      addr, strerror(-r));
 	}
 	return 0;
 }

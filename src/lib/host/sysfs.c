@@ -20,6 +20,9 @@
 /* Inventory must stay responsive: a PF whose lock is held is reported from
  * its virtfn links instead (see sriov.c). */
 #define DEFAULT_READ_TIMEOUT_USEC (2u * 1000000u)
+/* Loading a module with its dependencies: quick on hardware, seconds in
+ * an emulated host reading /lib/modules over 9p. */
+#define DEFAULT_MODPROBE_TIMEOUT_USEC (60u * 1000000u)
 
 int iovm_host_new(const char *sysfs_root, iovm_host **ret)
 {
@@ -53,6 +56,7 @@ int iovm_host_new(const char *sysfs_root, iovm_host **ret)
 	h->timeout_usec[IOVM_TIMEOUT_SYSFS] = DEFAULT_SYSFS_TIMEOUT_USEC;
 	h->timeout_usec[IOVM_TIMEOUT_NUMVFS] = DEFAULT_NUMVFS_TIMEOUT_USEC;
 	h->timeout_usec[IOVM_TIMEOUT_READ] = DEFAULT_READ_TIMEOUT_USEC;
+	h->modprobe_timeout_usec = DEFAULT_MODPROBE_TIMEOUT_USEC;
 	*ret = TAKE_PTR(h);
 	return 0;
 }

@@ -16,6 +16,9 @@
  * worker, so a unit test can play the kernel synchronously (a real store()
  * has done its work when write() returns). Never set outside tests. */
 typedef int (*host_write_hook)(void *userdata, const char *path, const char *value);
+/* Test seam for modload.c: plays modprobe (0, or -errno with its stderr in
+ * why). Never set outside tests. */
+typedef int (*host_modprobe_hook)(void *userdata, const char *module, char *why, size_t n);
 
 struct iovm_host {
 	char *sysfs_root;
@@ -23,6 +26,12 @@ struct iovm_host {
 	uint64_t timeout_usec[_IOVM_TIMEOUT_MAX];
 	host_write_hook write_hook;
 	void *write_hook_data;
+	host_modprobe_hook modprobe_hook;
+	void *modprobe_hook_data;
+	uint64_t modprobe_timeout_usec;
+	/* Test seam for pfready.c: plays RTM_SETLINK IFF_UP. */
+	int (*link_up_hook)(void *userdata, const char *ifname);
+	void *link_up_hook_data;
 	bool skip_lock_probe;        /* listings do not read driver_override */
 };
 
@@ -52,3 +61,6 @@ typedef struct host_step {
 } host_step;
 int host_write_many(const iovm_host *h, const host_step *steps, size_t n, size_t *ret_failed);
 int host_read_blocking(const iovm_host *h, const char *path, char *buf, size_t n);
+/* A child of ours that a deadline gave up on: reaped by pid later
+ * (iovm_sysop_reap()), never by waitpid(-1). deadline.c. */
+void host_abandon_child(int pid);

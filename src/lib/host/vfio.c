@@ -19,6 +19,7 @@
 #include "iovm/pci.h"
 #include "iovm/sriov.h"
 #include "iovm/vfio.h"
+#include "lib/host/modload.h"
 #include "lib/host/pci-internal.h"
 #include "lib/host/sysfs.h"
 #include "shared/util.h"
@@ -387,10 +388,15 @@ int vf_bind_many(const iovm_host *h, char (*addrs)[IOVM_PCI_ADDR_MAX], size_t n,
 
 	if (n == 0 || n > BIND_BATCH)
 		return iovm_error_set(err, -EINVAL, "vf bind: %zu devices in one batch", n);
-	if (driver && (sysfs_path(h, p, sizeof(p), "bus/pci/drivers/%s", driver) < 0 ||
-		       !sysfs_exists(p)))
-		return iovm_error_set(err, -ENOENT, "vf %s: bind to %s failed: driver missing "
-				      "(modprobe %s)", addrs[0], driver, driver);
+	if (driver) {
+		char why[IOVM_ERROR_MSG_MAX / 2];
+
+		/* Loaded on demand: driver_override never makes the kernel load it. */
+		r = host_driver_ensure(h, driver, why, sizeof(why));
+		if (r < 0)
+			return iovm_error_set(err, r, "vf %s: bind to %s failed: %s", addrs[0],
+					      driver, why);
+	}
 	if (sysfs_path(h, probe_path, sizeof(probe_path), "bus/pci/drivers_probe") < 0)
 		return -ENAMETOOLONG;
 	pl = calloc(1, sizeof(*pl));

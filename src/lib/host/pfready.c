@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * New VFs are ready to hand out only while their PF's driver is open. A NIC
+ * VF's driver (igbvf, ixgbevf, iavf) starts with a reset handshake over the
+ * VF<->PF mailbox, which the PF driver serves from an interrupt it enables
+ * in its open: on igb, __igb_open() sets the mailbox interrupt and
+ * CTRL_EXT.PFRSTD, which clears the VFs' "PF reset in progress" (RSTI) bit.
+ * With the PF netdev down the handshake fails ("PF still in reset state. Is
+ * the PF interface up?"), the VF takes a random MAC instead of the one set
+ * through the PF and has no carrier (docs/sriov.md, "PF-ready"). igb
+ * reopens a running PF inside the sriov_numvfs store, so a PF that is up
+ * when the VFs are created is ready when the store returns: there is
+ * nothing to wait for, only a netdev to bring up first.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <string.h>
+
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+
+#include "lib/host/pci-internal.h"
+#include "lib/host/pfready.h"
+#include "lib/host/sysfs.h"
+#include "shared/nlerr.h"
+#include "shared/util.h"
+
+/* -1 without a netdev, else whether it is administratively up. */
+static int pf_netdev_up(const iovm_host *h, const char *addr, char *ifname, size_t n)
+{
+	char p[PATH_MAX];
+	unsigned long flags;
+
+	if (pci_first_netdev(h, addr, ifname, n) < 0 || !ifname[0])
+		return -1;
+	if (sysfs_path(h, p, sizeof(p), "class/net/%s/flags", ifname) < 0 ||
+	    sysfs_read_ulong(p, 16, &flags) < 0)
+		return -1;
+	return (flags & IFF_UP) != 0;
+}
+
+static void nl_sock_freep(struct nl_sock **sk)
+{
+	if (*sk)
+		nl_socket_free(*sk);
+}
+
+static void link_putp(struct rtnl_link **l)
+{
+	if (*l)
+		rtnl_link_put(*l);
+}
+
+/* RTM_SETLINK with IFF_UP, bounded by the SYSFS timeout. */
+static int set_up(const iovm_host *h, const char *ifname, char *why, size_t n)
+{
+	_cleanup_(nl_sock_freep) struct nl_sock *sk = NULL;
+	_cleanup_(link_putp) struct rtnl_link *cur = NULL;
+	_cleanup_(link_putp) struct rtnl_link *change = NULL;
+	uint64_t usec = h->timeout_usec[IOVM_TIMEOUT_SYSFS];
+	struct timeval tv = { .tv_sec = (time_t)(usec / 1000000u),
+			      .tv_usec = (suseconds_t)(usec % 1000000u) };
+	int r;
+
+	if (h->link_up_hook)
+		return h->link_up_hook(h->link_up_hook_data, ifname);
+	sk = nl_socket_alloc();
+	change = rtnl_link_alloc();
+	if (!sk || !change)
+		return -ENOMEM;
+	r = nl_connect(sk, NETLINK_ROUTE);
+	if (r >= 0) {
+		setsockopt(nl_socket_get_fd(sk), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		r = rtnl_link_get_kernel(sk, 0, ifname, &cur);
+	}
+	if (r >= 0) {
+		rtnl_link_set_flags(change, IFF_UP);
+		r = rtnl_link_change(sk, cur, change, 0);
+	}
+	if (r < 0) {
+		snprintf(why, n, "%s", nl_geterror(r));
+		return nlerr_to_errno(r);
+	}
+	return 0;
+}
+
+int pf_ready_prepare(const iovm_host *h, const char *addr, iovm_error *err)
+{
+	char ifname[IF_NAMESIZE] = "", why[128] = "";
+	int r;
+
+	if (pf_netdev_up(h, addr, ifname, sizeof(ifname)) != 0)
+		return 0;   /* up already, or no netdev (not a NIC PF) */
+	if (!h->link_up_hook && strcmp(h->sysfs_root, "/sys") != 0)
+		return 0;   /* a fixture tree without a kernel to ask */
+	r = set_up(h, ifname, why, sizeof(why));
+	if (r < 0)
+		return iovm_error_set(err, r, "pf %s: cannot bring its netdev %s up before creating "
+				      "VFs (their driver's reset handshake needs the PF driver "
+				      "open): %s", addr, ifname, why[0] ? why : strerror(-r));
+	return 0;
+}
+
+int pf_ready_check(const iovm_host *h, const char *addr, unsigned n, iovm_error *err)
+{
+	char ifname[IF_NAMESIZE] = "";
+
+	if (pf_netdev_up(h, addr, ifname, sizeof(ifname)) != 0)
+		return 0;
+	if (!h->link_up_hook && strcmp(h->sysfs_root, "/sys") != 0)
+		return 0;   /* a fixture tree: its flags file plays no driver */
+	return iovm_error_set(err, -EIO, "pf %s: created %u VFs, but its netdev %s is down: the "
+			      "VFs' drivers get no answer from the PF (\"PF still in reset state\") "
+			      "until it is up", addr, n, ifname);
+}
