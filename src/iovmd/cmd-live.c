@@ -121,6 +121,26 @@ static void plan_holder(ops *o, const iovm_store_assignment *a, const iovm_vf *v
 	snprintf(h->failover_pair_id, sizeof(h->failover_pair_id), "%s", p.failover_pair_id);
 }
 
+/* Of what netlink reports, what differs from a new VF's defaults: only
+ * that is applied again (a rate of 0 set on a PF whose link is still down
+ * after the re-create is refused by igb, for nothing). */
+static void keep_set(iovm_vfnet_config *c)
+{
+	static const uint8_t zero[6];
+
+	c->present &= NET_KEPT;
+	if (!memcmp(c->mac, zero, sizeof(zero)))
+		c->present &= ~(unsigned)IOVM_VFNET_MAC;
+	if (!c->vlan && !c->qos)
+		c->present &= ~(unsigned)IOVM_VFNET_VLAN;
+	if (!c->max_tx_rate)
+		c->present &= ~(unsigned)IOVM_VFNET_RATE;
+	if (!c->trust)
+		c->present &= ~(unsigned)IOVM_VFNET_TRUST;
+	if (c->spoofchk)
+		c->present &= ~(unsigned)IOVM_VFNET_SPOOFCHK;
+}
+
 /* The VF settings each holder keeps: what netlink reports for it now. */
 static int plan_net(ops *o, const char *pf, iovm_store_intent_args *args, iovm_error *err)
 {
@@ -138,7 +158,7 @@ static int plan_net(ops *o, const char *pf, iovm_store_intent_args *args, iovm_e
 		r = iovm_vfnet_save(nl, pf, h->index, &h->net, err);
 		if (r < 0)
 			iovm_error_prefix(err, "vm %s: vf %s: reading its settings", h->vm, h->vf);
-		h->net.present &= NET_KEPT;
+		keep_set(&h->net);
 	}
 	return r;
 }
@@ -300,35 +320,64 @@ static int release_all(ops *o, const iovm_store_intent_args *args, int timeout_m
 	return 0;
 }
 
-/* The kept settings of each holder, after the stored ones of every VF. */
-static int reapply(ops *o, const char *pf, const iovm_store_intent_args *args, iovm_error *err)
+/* Each held index is where it was: the re-created VF has the address the
+ * assignment is keyed by (offset and stride), as its virtfn link says. */
+static int check_addresses(ops *o, const char *pf, const iovm_store_intent_args *args, iovm_error *err)
 {
-	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
-	int r = cmd_apply_vf_configs(o, pf, args->count, err);
-
-	for (size_t i = 0; r >= 0 && i < args->n_live; i++) {
+	for (size_t i = 0; i < args->n_live; i++) {
 		const iovm_store_live_holder *h = &args->holders[i];
 		iovm_vf vf;
+		int r = iovm_vf_by_index(o->host, pf, h->index, &vf, err);
 
-		r = iovm_vf_by_index(o->host, pf, h->index, &vf, err);
 		if (r >= 0 && strcmp(vf.addr, h->vf))
 			r = iovm_error_set(err, -EIO, "vf %u of pf %s is %s after the re-create, not %s", h->index, pf,
 					   vf.addr, h->vf);
-		if (r >= 0 && h->net.present && !nl)
-			r = iovm_vfnet_open(o->host, &nl, err);
-		if (r >= 0 && h->net.present)
-			r = iovm_vfnet_set(nl, pf, h->index, &h->net, h->net.present, err);
 		if (r < 0)
-			iovm_error_prefix(err, "vm %s: vf %s", h->vm, h->vf);
+			return iovm_error_prefix(err, "vm %s: vf %s", h->vm, h->vf);
 	}
-	return r;
+	return 0;
+}
+
+/* The stored settings of every VF, then each holder's kept ones. A
+ * failure does not keep the VFs from their VMs: it is reported (the
+ * first in err) once they are back. */
+static int reapply(ops *o, const char *pf, const iovm_store_intent_args *args, iovm_error *err)
+{
+	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
+	int r = cmd_apply_vf_configs(o, pf, args->count, err), first = r < 0 ? r : 0;
+
+	if (r < 0)
+		log_error(err->code, "pf %s: applying the stored VF settings: %s", pf, err->msg);
+	for (size_t i = 0; i < args->n_live; i++) {
+		const iovm_store_live_holder *h = &args->holders[i];
+		iovm_error e = {};
+
+		if (!h->net.present)
+			continue;
+		r = nl ? 0 : iovm_vfnet_open(o->host, &nl, &e);
+		if (r >= 0)
+			r = iovm_vfnet_set(nl, pf, h->index, &h->net, h->net.present, &e);
+		if (r >= 0)
+			continue;
+		iovm_error_prefix(&e, "vm %s: vf %s: its settings", h->vm, h->vf);
+		log_error(e.code, "%s", e.msg);
+		if (!first) {
+			first = r;
+			*err = e;
+		}
+	}
+	return first;
 }
 
 /* The PF at args->count VFs (through 0), the settings back, the VFs back
- * in their VMs. Returns how many VMs could not take theirs back. */
+ * in their VMs. Returns how many VMs could not take theirs back, or a
+ * negative errno if the VFs could not be re-created as they were. Settings
+ * that did not apply (the VFs back all the same) go to ret_net_err. */
 static int recreate_and_give_back(ops *o, const char *pf, const char *driver, const iovm_store_intent_args *args,
-				  int64_t id, bool recreate, int timeout_ms, iovm_error *err)
+				  int64_t id, bool recreate, int timeout_ms, iovm_error *err, iovm_error *ret_net_err)
 {
+	iovm_error net_err = {};
+	unsigned failed;
 	int r;
 
 	if (recreate) {
@@ -339,12 +388,18 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 		iovmd_crash_point(OP, "numvfs");
 	}
 	kernel_invalidate(o);
-	r = reapply(o, pf, args, err);
+	r = check_addresses(o, pf, args, err);
 	if (r < 0)
 		return r;
+	r = reapply(o, pf, args, &net_err);
 	records_step(o, id, "configured");
 	iovmd_crash_point(OP, "configured");
-	return (int)give_all_back(o, args, timeout_ms, err);
+	failed = give_all_back(o, args, timeout_ms, err);
+	if (failed)
+		return (int)failed;
+	if (r < 0)
+		*ret_net_err = net_err;
+	return 0;
 }
 
 static json_object *holders_json(const iovm_store_intent_args *args)
@@ -368,6 +423,7 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	static iovm_store_intent_args args;   /* large: off the ops thread's stack */
 	int timeout_ms = live_timeout(o, q);
 	struct live_record w = { .want = want, .args = &args };
+	iovm_error net_err = {};
 	json_object *ret, *ev;
 	iovm_pf info;
 	int64_t id = 0;
@@ -401,7 +457,7 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	}
 	records_step(o, id, "released");
 	iovmd_crash_point(OP, "released");
-	r = recreate_and_give_back(o, want->pf, want->driver, &args, id, true, timeout_ms, err);
+	r = recreate_and_give_back(o, want->pf, want->driver, &args, id, true, timeout_ms, err, &net_err);
 	if (r != 0) {
 		/* Left open: the journal says which VMs wait for their VF, and
 		 * recovery at the next start tries again. */
@@ -413,6 +469,11 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	iovmd_crash_point(OP, "restored");
 	records_finish(o, id, IOVM_INTENT_DONE);
 	iovmd_crash_point(OP, "done");
+	if (net_err.code) {
+		*err = net_err;
+		iovm_error_prefix(err, "pf %s: %u VFs and every VM has its VF back; not applied", q->pf, q->count);
+		return NULL;
+	}
 	ev = obj_s(obj_s(json_object_new_object(), "pf", want->pf), "driver", want->driver);
 	json_object_object_add(ev, "num_vfs", json_object_new_int((int)q->count));
 	json_object_object_add(ev, "live", holders_json(&args));
@@ -431,6 +492,7 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 void live_recover(ops *o, const iovm_store_intent *in)
 {
 	static iovm_store_intent_args args;
+	iovm_error net_err = {};
 	char pf[IOVM_STORE_ADDR_MAX] = "";
 	bool recreate = !in->step[0] || !strcmp(in->step, "released") || !strcmp(in->step, "recreate-failed");
 	iovm_store_pf want;
@@ -464,7 +526,10 @@ void live_recover(ops *o, const iovm_store_intent *in)
 		if (r < 0)
 			log_error(err.code, "recovery: %s", err.msg);
 	}
-	r = recreate_and_give_back(o, pf, want.driver, &args, in->id, recreate, o->d->cfg.detach_timeout_ms, &err);
+	r = recreate_and_give_back(o, pf, want.driver, &args, in->id, recreate, o->d->cfg.detach_timeout_ms, &err,
+				   &net_err);
+	if (net_err.code)
+		log_error(net_err.code, "recovery: pf %s: %s", pf, net_err.msg);
 	if (r < 0)
 		log_error(err.code, "recovery: pf %s: %s", pf, err.msg);
 	else if (r > 0)
