@@ -232,15 +232,21 @@ static void progress(ops *o, const char *what, const iovm_store_live_holder *h, 
 
 /* Gives h its VF back (the same one, or the re-created one at its
  * address). 0, or the error naming VM, VF and cause. */
-static int give_back(ops *o, const iovm_store_live_holder *h, int timeout_ms, iovm_error *err)
+static int give_back(ops *o, const iovm_store_live_holder *h, bool look_first, int timeout_ms, iovm_error *err)
 {
-	iovm_live_place p = place_of(h);
+	iovm_live_place p = place_of(h), now;
 	vmrec *v = vms_find(o, h->vm);
 	int r;
 
 	if (!v || vms_connect(o, v, NULL) < 0)
 		return iovm_error_set(err, -ENOTCONN, "vm %s: vf %s: the VM is gone (its QMP socket does not "
 				      "answer)", h->vm, h->vf);
+	/* Recovery: the last run may have given it back already. */
+	if (look_first && iovm_vm_live_probe(v->vm, h->devid, timeout_ms, &now, NULL) >= 0 && now.present &&
+	    !now.paused) {
+		records_set_assignment(o, h->vf, IOVM_STORE_ATTACHED, NULL);
+		return 0;
+	}
 	r = iovm_vm_live_restore(v->vm, h->vf, &p, h->mode, timeout_ms, err);
 	if (r >= 0)
 		records_set_assignment(o, h->vf, IOVM_STORE_ATTACHED, NULL);
@@ -264,7 +270,8 @@ static void let_go(ops *o, const iovm_store_live_holder *h, const char *cause)
 /* Gives every holder its VF back; those whose VM is gone are released.
  * Returns the number that failed with their VM alive (their VF stays
  * attaching, reserved), the first error in err. */
-static unsigned give_all_back(ops *o, const iovm_store_intent_args *args, int timeout_ms, iovm_error *err)
+static unsigned give_all_back(ops *o, const iovm_store_intent_args *args, bool look_first, int timeout_ms,
+			      iovm_error *err)
 {
 	unsigned failed = 0;
 
@@ -274,7 +281,7 @@ static unsigned give_all_back(ops *o, const iovm_store_intent_args *args, int ti
 		vmrec *v;
 
 		progress(o, "giving it back", h, (int)i, (int)args->n_live);
-		if (give_back(o, h, timeout_ms, &e) >= 0) {
+		if (give_back(o, h, look_first, timeout_ms, &e) >= 0) {
 			log_info("vm %s: vf %s (index %u) back as %s (%s)", h->vm, h->vf, h->index, h->devid,
 				 iovm_live_mode_to_string(h->mode));
 			continue;
@@ -310,7 +317,7 @@ static int release_all(ops *o, const iovm_store_intent_args *args, int timeout_m
 		/* The ones before go back where they were; this one is still
 		 * in its VM unless its guest is letting go late. */
 		done.n_live = i;
-		give_all_back(o, &done, timeout_ms, NULL);
+		give_all_back(o, &done, false, timeout_ms, NULL);
 		records_set_assignment(o, h->vf, r == -ETIMEDOUT ? IOVM_STORE_RELEASE_PENDING : IOVM_STORE_ATTACHED,
 				       NULL);
 		for (size_t j = i + 1; j < args->n_live; j++)
@@ -394,7 +401,7 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 	r = reapply(o, pf, args, &net_err);
 	records_step(o, id, "configured");
 	iovmd_crash_point(OP, "configured");
-	failed = give_all_back(o, args, timeout_ms, err);
+	failed = give_all_back(o, args, !recreate, timeout_ms, err);
 	if (failed)
 		return (int)failed;
 	if (r < 0)
