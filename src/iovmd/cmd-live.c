@@ -267,20 +267,20 @@ static void let_go(ops *o, const iovm_store_live_holder *h, const char *cause)
 	ops_emit(o, "VF_DETACHED", obj_s(vm_vf_json(h->vm, h->vf), "reason", cause));
 }
 
-/* Gives every holder its VF back; those whose VM is gone are released.
- * Returns the number that failed with their VM alive (their VF stays
- * attaching, reserved), the first error in err. */
-static unsigned give_all_back(ops *o, const iovm_store_intent_args *args, bool look_first, int timeout_ms,
-			      iovm_error *err)
+/* Gives the first n holders their VF back; those whose VM is gone are
+ * released. Returns the number that failed with their VM alive (their VF
+ * stays attaching, reserved), the first error in err. */
+static unsigned give_all_back(ops *o, const iovm_store_intent_args *args, size_t n, bool look_first,
+			      int timeout_ms, iovm_error *err)
 {
 	unsigned failed = 0;
 
-	for (size_t i = 0; i < args->n_live; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const iovm_store_live_holder *h = &args->holders[i];
 		iovm_error e = {};
 		vmrec *v;
 
-		progress(o, "giving it back", h, (int)i, (int)args->n_live);
+		progress(o, "giving it back", h, (int)i, (int)n);
 		if (give_back(o, h, look_first, timeout_ms, &e) >= 0) {
 			log_info("vm %s: vf %s (index %u) back as %s (%s)", h->vm, h->vf, h->index, h->devid,
 				 iovm_live_mode_to_string(h->mode));
@@ -306,18 +306,20 @@ static int release_all(ops *o, const iovm_store_intent_args *args, int timeout_m
 		const iovm_store_live_holder *h = &args->holders[i];
 		iovm_live_place p = place_of(h);
 		vmrec *v = vms_find(o, h->vm);
-		iovm_store_intent_args done = *args;
 		int r;
 
 		progress(o, h->mode == IOVM_LIVE_PAUSE ? "pausing" : "unplugging", h, (int)i, (int)args->n_live);
-		r = v && vms_connect(o, v, err) >= 0 ? iovm_vm_live_release(v->vm, h->vf, &p, h->mode, timeout_ms, err)
-						       : -ENOTCONN;
+		if (!v)
+			r = iovm_error_set(err, -ENOENT, "vm %s: vf %s: the VM is no longer registered", h->vm, h->vf);
+		else if ((r = vms_connect(o, v, err)) < 0)
+			iovm_error_prefix(err, "vm %s: vf %s: cannot reach the VM", h->vm, h->vf);
+		else
+			r = iovm_vm_live_release(v->vm, h->vf, &p, h->mode, timeout_ms, err);
 		if (r >= 0)
 			continue;
 		/* The ones before go back where they were; this one is still
 		 * in its VM unless its guest is letting go late. */
-		done.n_live = i;
-		give_all_back(o, &done, false, timeout_ms, NULL);
+		give_all_back(o, args, i, false, timeout_ms, NULL);
 		records_set_assignment(o, h->vf, r == -ETIMEDOUT ? IOVM_STORE_RELEASE_PENDING : IOVM_STORE_ATTACHED,
 				       NULL);
 		for (size_t j = i + 1; j < args->n_live; j++)
@@ -401,7 +403,7 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 	r = reapply(o, pf, args, &net_err);
 	records_step(o, id, "configured");
 	iovmd_crash_point(OP, "configured");
-	failed = give_all_back(o, args, !recreate, timeout_ms, err);
+	failed = give_all_back(o, args, args->n_live, !recreate, timeout_ms, err);
 	if (failed)
 		return (int)failed;
 	if (r < 0)
