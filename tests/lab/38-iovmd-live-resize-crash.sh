@@ -56,7 +56,7 @@ in_qemu() {
 
 # consistent LABEL N: the kernel, iovmd's records, QEMU and the guest agree.
 consistent() {
-	local label=$1 n=$2 vfs bad st
+	local label=$1 n=$2 vfs bad st before=${fails:-0}
 	[ "$(numvfs)" = "$n" ] || fail "$label: eth0 has $(numvfs) VFs, want $n"
 	vfs=$(ctl --json vf list --pf eth0) || { fail "$label: vf list failed"; return; }
 	st=$(jq -r '.[] | select(.index == 0) | "\(.vm) \(.state) \(.driver)"' <<<"$vfs")
@@ -68,7 +68,7 @@ consistent() {
 	[ "$(vfmac 0)" = "$MAC" ] || fail "$label: eth0 vf 0 MAC $(vfmac 0), want $MAC"
 	guest_wait_vfs g1 1 300 || fail "$label: g1 does not see its VF"
 	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "$label: open intents left"
-	echo "ok: $label: consistent ($n VFs, g1 holds $VF0 as $DEVID)"
+	[ "${fails:-0}" = "$before" ] && ok "$label: consistent ($n VFs, g1 holds $VF0 as $DEVID)"
 }
 
 ip link set eth0 up
@@ -77,8 +77,9 @@ $G start g1 || die "g1 did not start"
 start_d || exit 1
 out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || die "set-vfs 2: $out"
 ctl vm add g1 --qmp "$(guest_qmp g1)" >/dev/null || die "vm add g1"
-out=$(ctl --json attach g1 --vf eth0/0 --mac "$MAC" 2>&1) || die "attach g1: $out"
+out=$(ctl --json attach g1 --vf eth0/0 --mac "$MAC" 2>"$W/err") || die "attach g1: $out $(cat "$W/err")"
 VF0=$(jq -r .vf <<<"$out")
+[ "$VF0" = "$(basename "$(readlink /sys/class/net/eth0/device/virtfn0)")" ] || die "attach g1 gave '$VF0', not VF 0"
 DEVID=iovm-$(tr : - <<<"$VF0")
 guest_wait_vfs g1 1 300 || die "g1 does not see its VF"
 consistent "before the crashes" 2
