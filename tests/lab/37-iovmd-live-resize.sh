@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-seconds: 700 (estimate: the two-guest version took 331 s alone on the 2-core machine; g3, g4 and their traffic added)
+# lab-seconds: 1400 (1405 s on the 2-core lab machine at load average 10-12, 2026-12-07: four guests, each step runs the ones it needs)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Lab: pf-set-vfs while VMs hold VFs of the PF (docs/resize.md), stock QEMU.
 # eth0 has 2 VFs; g1 holds VF 0 (MAC M1), g2 holds VF 1 (MAC M2), through
