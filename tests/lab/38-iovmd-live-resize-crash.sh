@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-seconds: 540 (537 s on the 2-core lab machine at load average 10-12, 2026-12-07)
+# lab-seconds: 330 (329 s on the 2-core lab machine at load average 5-7, 537 s at 10-12, 2026-12-07)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Lab: iovmd killed at every step of a live resize (docs/resize.md), then
 # restarted. Guest g1 holds eth0/0 (MAC M) through iovmd; for each crash
