@@ -33,7 +33,7 @@ typedef enum iovm_api_cmd {
 	IOVM_API_STATUS,           /* no arguments */
 	IOVM_API_PF_LIST,          /* no arguments */
 	IOVM_API_PF_SHOW,          /* pf */
-	IOVM_API_PF_SET_VFS,       /* pf, count, [driver] */
+	IOVM_API_PF_SET_VFS,       /* pf, count, [driver], [live], [timeout_ms] */
 	IOVM_API_VF_LIST,          /* [pf] */
 	IOVM_API_VF_SHOW,          /* vf */
 	IOVM_API_VF_SET,           /* vf, at least one of mac vlan qos rate spoofchk trust link */
@@ -67,6 +67,7 @@ typedef enum iovm_api_arg {
 	IOVM_API_ARG_FAILOVER_PAIR_ID, /* "failover_pair_id" */
 	IOVM_API_ARG_TIMEOUT_MS,       /* "timeout_ms" */
 	IOVM_API_ARG_QGA,              /* "qga" */
+	IOVM_API_ARG_LIVE,             /* "live" (pf-set-vfs) */
 	_IOVM_API_ARG_MAX,
 } iovm_api_arg;
 

@@ -46,6 +46,8 @@ typedef struct iovm_api_request {
 
 	unsigned count;                       /* pf-set-vfs: 0..65535 */
 	iovm_api_driver driver;
+	int live;                             /* pf-set-vfs: iovm_live_mode; -1 absent (nothing
+					       * held on the PF: as without; held: auto) */
 	iovm_mode mode;
 	int priority;                         /* iovm_priority; -1 absent (normal) */
 	int numa_node;                        /* -1 absent / no preference; else 0..1023 */

@@ -42,7 +42,7 @@
 #define IOVM_STORE_NAME_MAX IOVM_NAME_MAX
 #define IOVM_STORE_PATH_MAX IOVM_SOCKET_PATH_MAX
 #define IOVM_STORE_OBJECT_MAX 128     /* intent object, e.g. "vf 0000:01:10.2" */
-#define IOVM_STORE_ARGS_MAX 2048      /* intent arguments, a JSON object */
+#define IOVM_STORE_ARGS_MAX 16384     /* intent arguments, a JSON object */
 
 typedef struct iovm_store iovm_store;
 
@@ -233,14 +233,38 @@ typedef enum iovm_store_intent_status {
  * depend on the kind (docs/state.md):
  *   attach, detach:        "vm", "mode" ("exclusive" | "shared"; absent in
  *                          older rows: exclusive), "devid" (exclusive only)
- *   set-vfs, create-vfs:   "count", "driver"
+ *   set-vfs, create-vfs:   "count", "driver"; a live set-vfs also "live":
+ *                          {"mode", "from", "holders": [{"vm", "vf", "index",
+ *                          "mode", "devid", "port", "failover_pair_id",
+ *                          "net"}]} ("net" as iovm_vfnet_config_format)
  * Members a kind does not use are neither written nor read. */
+#define IOVM_STORE_LIVE_MAX 32        /* VMs a live set-vfs carries through */
+
+/* One VM holding a VF of the PF a live set-vfs re-creates: what it takes
+ * to give the VM the same VF back (docs/resize.md). */
+typedef struct iovm_store_live_holder {
+	char vm[IOVM_STORE_NAME_MAX];
+	char vf[IOVM_STORE_ADDR_MAX];      /* the VF's address, the same after the re-create */
+	unsigned index;                    /* its index on the PF */
+	iovm_live_mode mode;               /* PAUSE, FAILOVER or REPLUG */
+	char devid[IOVM_STORE_NAME_MAX];   /* QEMU device id */
+	char port[IOVM_STORE_NAME_MAX];    /* hot-plug port it sits behind ("" on a root bus) */
+	char failover_pair_id[IOVM_STORE_NAME_MAX];   /* "" if none */
+	iovm_vfnet_config net;             /* its MAC, VLAN, rate, trust, spoofchk before */
+} iovm_store_live_holder;
+
 typedef struct iovm_store_intent_args {
 	char vm[IOVM_STORE_NAME_MAX];      /* attach, detach: the VM */
 	iovm_mode mode;              /* attach, detach */
 	char devid[IOVM_STORE_NAME_MAX];   /* attach, detach, exclusive: QEMU device id (may be "") */
 	unsigned count;                    /* set-vfs, create-vfs: VF count */
 	char driver[IOVM_STORE_NAME_MAX];  /* set-vfs, create-vfs: "vfio-pci" or "host" */
+	/* set-vfs with VMs holding VFs of the PF (n_live > 0): the mode asked,
+	 * the count before, and every holder */
+	iovm_live_mode live;
+	unsigned from;
+	size_t n_live;
+	iovm_store_live_holder holders[IOVM_STORE_LIVE_MAX];
 } iovm_store_intent_args;
 
 #define IOVM_STORE_ARGS_ERROR_MAX 160

@@ -27,6 +27,18 @@ typedef enum iovm_mode {
 	_IOVM_MODE_MAX,
 } iovm_mode;
 
+/* How pf-set-vfs lets a VM that holds a VF of the PF through the re-create
+ * (docs/resize.md). AUTO is for requests only: pause if the VM's QEMU has
+ * the VFIO pause, else failover if the VF is a failover primary, else
+ * refused. */
+typedef enum iovm_live_mode {
+	IOVM_LIVE_AUTO,
+	IOVM_LIVE_PAUSE,              /* x-vfio-pause / x-vfio-resume: the guest keeps its device */
+	IOVM_LIVE_FAILOVER,           /* unplug and replug a failover primary: the standby carries traffic */
+	IOVM_LIVE_REPLUG,             /* unplug and replug: the guest sees its NIC go and come back */
+	_IOVM_LIVE_MAX,
+} iovm_live_mode;
+
 typedef enum iovm_vf_link_state {
 	IOVM_VF_LINK_AUTO = 0,        /* follow the PF link (IFLA_VF_LINK_STATE_AUTO) */
 	IOVM_VF_LINK_ENABLE = 1,
@@ -38,6 +50,7 @@ typedef enum iovm_vf_link_state {
 extern const char *const iovm_priority_names[_IOVM_PRIO_MAX];
 extern const char *const iovm_mode_names[_IOVM_MODE_MAX];
 extern const char *const iovm_vf_link_state_names[_IOVM_VF_LINK_MAX];
+extern const char *const iovm_live_mode_names[_IOVM_LIVE_MAX];
 
 /* "low" "normal" "high"; NULL if out of range. */
 const char *iovm_priority_to_string(iovm_priority p);
@@ -45,6 +58,9 @@ int iovm_priority_from_string(const char *s);          /* iovm_priority, or -EIN
 /* "auto" "exclusive" "shared"; NULL if out of range. */
 const char *iovm_mode_to_string(iovm_mode m);
 int iovm_mode_from_string(const char *s);              /* iovm_mode, or -EINVAL */
+/* "auto" "pause" "failover" "replug"; NULL if out of range. */
+const char *iovm_live_mode_to_string(iovm_live_mode m);
+int iovm_live_mode_from_string(const char *s);         /* iovm_live_mode, or -EINVAL */
 /* "auto" "enable" "disable"; NULL if out of range. */
 const char *iovm_vf_link_state_to_string(iovm_vf_link_state l);
 int iovm_vf_link_state_from_string(const char *s);     /* iovm_vf_link_state, or -EINVAL */

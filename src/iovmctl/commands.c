@@ -241,7 +241,13 @@ static int cmd_raw(ctl *c, const command *cmd, int argc, char **argv)
 static const param pf_params[] = { POS(PF, "PF") };
 static const param vf_params[] = { POS(VF, "VF") };
 static const param vm_params[] = { POS(NAME, "VM name") };
-static const param set_vfs_params[] = { POS(PF, "PF"), POS(COUNT, "COUNT"), OPT("driver", DRIVER) };
+static const param set_vfs_params[] = {
+	POS(PF, "PF"),
+	POS(COUNT, "COUNT"),
+	OPT("driver", DRIVER),
+	OPT("live", LIVE),
+	OPT("timeout-ms", TIMEOUT_MS),
+};
 static const param vf_list_params[] = { OPT("pf", PF) };
 
 static const param vf_set_params[] = {
@@ -286,7 +292,8 @@ const command commands[] = {
 	COMMAND("status", "", STATUS, print_show),
 	COMMAND("pf list", "", PF_LIST, print_pf_list),
 	COMMAND_P("pf show", "PF", PF_SHOW, pf_params, print_pf_show),
-	COMMAND_P("pf set-vfs", "PF COUNT [--driver vfio-pci|host]", PF_SET_VFS, set_vfs_params, print_set_vfs),
+	COMMAND_P("pf set-vfs", "PF COUNT [--driver vfio-pci|host] [--live auto|pause|failover|replug] "
+		  "[--timeout-ms MS]", PF_SET_VFS, set_vfs_params, print_set_vfs),
 	COMMAND_P("vf list", "[--pf PF]", VF_LIST, vf_list_params, print_vf_list),
 	COMMAND_P("vf show", "VF", VF_SHOW, vf_params, print_show),
 	COMMAND_P("vf set", "VF [--mac MAC] [--vlan ID] [--qos N] [--rate MBPS] [--trust on|off] "

@@ -208,8 +208,19 @@ void print_nothing(json_object *ret)
 
 void print_set_vfs(json_object *ret)
 {
+	json_object *held;
+
 	printf("%s: %lld VFs%s%s\n", js_str(ret, "pf"), (long long)js_int(ret, "num_vfs", 0),
 	       *js_str(ret, "desired_driver") ? ", driver " : "", js_str(ret, "desired_driver"));
+	/* A live resize: each VM that kept its VF through it, and how. */
+	if (!json_object_object_get_ex(ret, "live", &held) || !is_array(held))
+		return;
+	for (size_t i = 0; i < json_object_array_length(held); i++) {
+		json_object *h = json_object_array_get_idx(held, i);
+
+		printf("  vm %s kept vf %lld (%s, %s) by %s\n", js_str(h, "vm"), (long long)js_int(h, "index", -1),
+		       js_str(h, "vf"), js_str(h, "devid"), js_str(h, "mode"));
+	}
 }
 
 void print_vf_list(json_object *ret)

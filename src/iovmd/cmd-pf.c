@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* pf-set-vfs: a PF's VF count and driver, as desired state (re-applied at
  * start-up, docs/iovmd.md recovery rule 3) and in the kernel. Journaled:
- * intent -> numvfs -> done. */
+ * intent -> numvfs -> done. With VMs holding VFs of the PF: cmd-live.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,6 +82,7 @@ json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err)
 	char pf[IOVM_PCI_ADDR_MAX], text[96];
 	iovm_store_pf want = {}, before = {};
 	iovm_store_assignment a;
+	iovm_store_share sh;
 	bool had_before;
 	json_object *ev;
 	iovm_pf info;
@@ -89,15 +90,13 @@ json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err)
 
 	if (iovm_pf_resolve(o->host, q->pf, pf, sizeof(pf), err) < 0)
 		return NULL;
-	if (naming_assigned_vf_of_pf(o, pf, &a)) {
-		iovm_error_set(err, -EBUSY, "pf %s: vf %s is assigned to vm %s; detach it first (resizing "
-			       "a PF whose VFs are in VMs is not supported yet)", q->pf, a.vf, a.vm);
-		return NULL;
-	}
 	had_before = iovm_store_pf_get(o->store, pf, &before, NULL) == 0;
 	snprintf(want.pf, sizeof(want.pf), "%s", pf);
 	want.num_vfs = q->count;
 	snprintf(want.driver, sizeof(want.driver), "%s", driver_name(q->driver, had_before ? &before : NULL));
+	/* VMs hold VFs of the PF: they keep them through the re-create. */
+	if (naming_assigned_vf_of_pf(o, pf, &a) || naming_shared_vf_of_pf(o, pf, &sh))
+		return cmd_set_vfs_live(o, q, &want, had_before ? &before : NULL, err);
 	if (journal_set_vfs(o, &want, &id, err) < 0)
 		return NULL;
 	o->intent = id;

@@ -48,3 +48,21 @@ int naming_assigned_vf_of_pf(ops *o, const char *pf, iovm_store_assignment *ret)
 	}
 	return 0;
 }
+
+int naming_shared_vf_of_pf(ops *o, const char *pf, iovm_store_share *ret)
+{
+	_cleanup_free_ iovm_store_share *shs = NULL;
+	size_t n = 0;
+
+	if (iovm_store_share_list(o->store, NULL, NULL, &shs, &n, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		iovm_vf vf;
+
+		if (iovm_vf_get(o->host, shs[i].vf, &vf, NULL) == 0 && !strcmp(vf.pf_addr, pf)) {
+			*ret = shs[i];
+			return 1;
+		}
+	}
+	return 0;
+}

@@ -20,6 +20,7 @@
  *   naming.c     VFs and PFs by the names users give
  *   cmd.c        one job: dispatch, reply, snapshot
  *   cmd-pf.c, cmd-vf.c, cmd-vm.c, cmd-attach.c, cmd-detach.c   the commands
+ *   cmd-live.c   pf-set-vfs with VMs holding VFs of the PF, and its recovery
  *   rebalance.c  a move the policy proposed
  *   recovery.c   start-up recovery
  *   sample.c     throughput sampling (host counters, guest agents)
@@ -160,6 +161,8 @@ int naming_resolve_vf(ops *o, const char *name, iovm_vf *ret, iovm_error *err);
 bool naming_vf_taken(ops *o, const char *vf);
 iovm_vf_driver_kind naming_driver_kind(const char *driver);
 int naming_assigned_vf_of_pf(ops *o, const char *pf, iovm_store_assignment *ret);
+/* A VF of pf that a VM shares (host driver + macvtap): 1 and *ret, else 0. */
+int naming_shared_vf_of_pf(ops *o, const char *pf, iovm_store_share *ret);
 
 /* cmd.c */
 void ops_run_job(ops *o, const iovmd_job *j);
@@ -169,6 +172,12 @@ json_object *cmd_set_vfs(ops *o, const iovm_api_request *q, iovm_error *err);
 /* The settings stored with vf-set, applied to the PF's VFs 0..num_vfs-1
  * (those of VFs beyond are kept for when it has them again). */
 int cmd_apply_vf_configs(ops *o, const char *pf, unsigned num_vfs, iovm_error *err);
+/* cmd-live.c: pf-set-vfs with VMs holding VFs of the PF (docs/resize.md);
+ * want is the new desired state, before the old one (NULL: none). */
+json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_store_pf *want,
+			      const iovm_store_pf *before, iovm_error *err);
+/* Recovery: finishes an open live set-vfs intent forward. */
+void live_recover(ops *o, const iovm_store_intent *in);
 json_object *cmd_vf_set(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err);

@@ -208,11 +208,21 @@ static bool intent_done(ops *o, const iovm_store_intent *in)
 	return true;
 }
 
-/* Rule 4: every open intent is now settled by the above. */
+static bool is_live(const iovm_store_intent *in)
+{
+	return in->kind == IOVM_INTENT_SET_VFS && !in->args_error[0] && in->args.n_live > 0;
+}
+
+/* Rule 4: every open intent is now settled by the above (a live resize
+ * closed itself). */
 static void recover_intents(ops *o, const iovm_store_intent *open, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		bool done = intent_done(o, &open[i]);
+		bool done;
+
+		if (is_live(&open[i]))
+			continue;
+		done = intent_done(o, &open[i]);
 
 		records_finish(o, open[i].id, done ? IOVM_INTENT_DONE : IOVM_INTENT_ROLLED_BACK);
 		log_info("recovery: intent %lld (%s %s, last step '%s') %s", (long long)open[i].id,
@@ -230,8 +240,12 @@ int recover(ops *o, iovm_error *err)
 	size_t ni = 0, ns = 0, np = 0;
 	int r;
 
-	/* The intents open before anything is settled. */
+	/* The intents open before anything is settled. A live resize goes
+	 * first: its holders are out of their VMs by design until it ends. */
 	r = iovm_store_intent_list_open(o->store, &open, &ni, err);
+	for (size_t i = 0; r >= 0 && i < ni; i++)
+		if (is_live(&open[i]))
+			live_recover(o, &open[i]);
 	if (r >= 0)
 		r = recover_holders(o, err);
 	if (r >= 0)

@@ -21,6 +21,12 @@ const char *const iovm_vf_link_state_names[_IOVM_VF_LINK_MAX] = {
 	[IOVM_VF_LINK_ENABLE] = "enable",
 	[IOVM_VF_LINK_DISABLE] = "disable",
 };
+const char *const iovm_live_mode_names[_IOVM_LIVE_MAX] = {
+	[IOVM_LIVE_AUTO] = "auto",
+	[IOVM_LIVE_PAUSE] = "pause",
+	[IOVM_LIVE_FAILOVER] = "failover",
+	[IOVM_LIVE_REPLUG] = "replug",
+};
 
 static const char *name_of(const char *const *names, size_t n, unsigned v)
 {
@@ -63,4 +69,14 @@ const char *iovm_vf_link_state_to_string(iovm_vf_link_state l)
 int iovm_vf_link_state_from_string(const char *s)
 {
 	return name_find(iovm_vf_link_state_names, _IOVM_VF_LINK_MAX, s);
+}
+
+const char *iovm_live_mode_to_string(iovm_live_mode m)
+{
+	return name_of(iovm_live_mode_names, _IOVM_LIVE_MAX, m);
+}
+
+int iovm_live_mode_from_string(const char *s)
+{
+	return name_find(iovm_live_mode_names, _IOVM_LIVE_MAX, s);
 }

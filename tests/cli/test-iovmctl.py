@@ -304,6 +304,10 @@ def pf_set_vfs():
         rc, out, err = run(["pf", "set-vfs", "0000:01:00.0", "3"], d)
     ok(rc, out, err)
     one_request(d, "pf-set-vfs", {"pf": "0000:01:00.0", "count": 3})
+    with FakeDaemon() as d:
+        rc, out, err = run(["pf", "set-vfs", "eth0", "4", "--live", "replug", "--timeout-ms", "60000"], d)
+    ok(rc, out, err)
+    one_request(d, "pf-set-vfs", {"pf": "eth0", "count": 4, "live": "replug", "timeout_ms": 60000})
 
 
 @test
@@ -734,6 +738,7 @@ USAGE_ERRORS = [
     ["pf", "set-vfs", "eth0", "-1"],
     ["pf", "set-vfs", "eth0", "65536"],
     ["pf", "set-vfs", "eth0", "2", "--driver", "igbvf"],
+    ["pf", "set-vfs", "eth0", "2", "--live", "sideways"],
     ["vf", "show"],
     ["vf", "show", "eth0"],
     ["vf", "show", "eth0/x"],

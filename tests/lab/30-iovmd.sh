@@ -105,8 +105,12 @@ guest_wait_vfs g2 1 300 && ok "g2 sees its VF" || fail "g2 does not see its VF"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci: $(drv "$VF0")"
 out=$(ctl attach g2 --vf eth0/0 2>&1); rc=$?
 [ $rc = 16 ] && [[ "$out" == *"assigned to vm g1"* ]] && ok "VF in g1 refused to g2: $out" || fail "double attach: rc=$rc $out"
+# A resize with VFs in VMs is a live one (docs/resize.md, lab 37): on
+# stock QEMU without a failover standby, auto is refused (95), or the new
+# count drops g2's VF (16); either way nothing changes.
 out=$(ctl pf set-vfs eth0 2 2>&1); rc=$?
-[ $rc = 16 ] && ok "resize with VFs in VMs refused: $out" || fail "resize while assigned: rc=$rc $out"
+{ [ $rc = 16 ] || [ $rc = 95 ]; } && [ "$(cat /sys/class/net/eth0/device/sriov_numvfs)" = 4 ] &&
+	ok "resize with VFs in VMs refused: $out" || fail "resize while assigned: rc=$rc $out"
 ctl vf list --pf eth0
 # Bad input on the socket: errors, the daemon stays up.
 for bad in '{"execute":' '[1,2]' '{"execute":"attach","arguments":{"vm":5}}' \

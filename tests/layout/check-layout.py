@@ -15,7 +15,7 @@ MAX_LINES = 800
 HOST = {"iovm/error.h", "iovm/types.h", "iovm/host.h", "iovm/deadline.h", "iovm/pci.h",
         "iovm/sriov.h", "iovm/vfio.h", "iovm/vfnet.h", "iovm/vfconfig.h", "iovm/netdev.h",
         "iovm/monitor.h"}
-VM = {"iovm/qmp.h", "iovm/qga.h", "iovm/qdev.h", "iovm/pool.h", "iovm/vm.h", "iovm/shared.h"}
+VM = {"iovm/qmp.h", "iovm/qga.h", "iovm/qdev.h", "iovm/pool.h", "iovm/vm.h", "iovm/shared.h", "iovm/live.h"}
 STATE = {"iovm/store.h"}
 POLICY = {"iovm/policy.h"}
 API = {"iovm/api.h", "iovm/api-schema.h"}

@@ -325,8 +325,32 @@ static void test_pf_set_vfs_refused_while_assigned(void **state)
 	reply = run(c, "{\"execute\":\"pf-set-vfs\",\"arguments\":{\"pf\":\"eth0\",\"count\":1},\"id\":3}",
 		    &msgs);
 	assert_string_equal(error_errno(reply), "EBUSY");
+	assert_non_null(strstr(member_str(member(reply, "error"), "desc"),
+			       "pf eth0: cannot go to 1 VFs: vm g1 holds vf " VF_UP " (index 1); detach first"));
 	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_numvfs", buf, sizeof(buf)), "3");
 	assert_null(msg_find(msgs, IOVMD_MSG_EVENT, 0));
+	json_object_put(reply);
+	msgs_free(msgs);
+
+	/* Keeping index 1, but g1's QEMU does not answer: refused up front
+	 * naming the VM, the VF and why; nothing journaled, the VF stays
+	 * attached. */
+	reply = run(c, "{\"execute\":\"pf-set-vfs\",\"arguments\":{\"pf\":\"eth0\",\"count\":4,"
+		    "\"live\":\"replug\"},\"id\":4}", &msgs);
+	assert_string_equal(error_errno(reply), "EOPNOTSUPP");
+	assert_non_null(strstr(member_str(member(reply, "error"), "desc"),
+			       "pf eth0: live resize refused, nothing changed: vm g1: vf " VF_UP
+			       ": cannot reach the VM's QMP socket"));
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_numvfs", buf, sizeof(buf)), "3");
+	assert_int_equal(iovm_store_assignment_get(c->o.store, VF_UP, &a, NULL), 0);
+	assert_int_equal(a.state, IOVM_STORE_ATTACHED);
+	{
+		_cleanup_free_ iovm_store_intent *open = NULL;
+		size_t n = 9;
+
+		assert_int_equal(iovm_store_intent_list_open(c->o.store, &open, &n, NULL), 0);
+		assert_int_equal(n, 0);
+	}
 	json_object_put(reply);
 	msgs_free(msgs);
 }

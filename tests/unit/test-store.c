@@ -1249,6 +1249,77 @@ static void test_intent_args_round_trip(void **state)
 	iovm_store_close(s);
 }
 
+/* A live set-vfs carries each holder: what a restarted iovmd needs to give
+ * every VM its VF back (docs/resize.md). Bad holders are refused both ways. */
+static void test_intent_args_live(void **state)
+{
+	static iovm_store_intent_args a, back;
+	iovm_store_intent *list = NULL;
+	size_t n = 0;
+	fixture *f = *state;
+	iovm_store *s = open_ok(f->db);
+	iovm_store_intent it;
+	iovm_error e = {};
+	char text[IOVM_STORE_ARGS_MAX];
+	int64_t id;
+
+	a = (iovm_store_intent_args){ .count = 4, .driver = "host", .live = IOVM_LIVE_REPLUG, .from = 2, .n_live = 2 };
+	a.holders[0] = (iovm_store_live_holder){ .vm = "g1", .vf = "0000:01:10.0", .index = 0, .mode = IOVM_LIVE_REPLUG,
+						  .devid = "iovm-0000-01-10.0", .port = "hp1" };
+	a.holders[0].net.present = IOVM_VFNET_MAC | IOVM_VFNET_VLAN | IOVM_VFNET_SPOOFCHK;
+	memcpy(a.holders[0].net.mac, (uint8_t[6]){ 2, 0x37, 0, 0, 0, 1 }, 6);
+	a.holders[0].net.vlan = 100;
+	a.holders[0].net.spoofchk = true;
+	a.holders[1] = (iovm_store_live_holder){ .vm = "g2", .vf = "0000:01:10.2", .index = 1, .mode = IOVM_LIVE_FAILOVER,
+						  .devid = "iovm-0000-01-10.2", .port = "hp2", .failover_pair_id = "net1" };
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, "pf 0000:01:00.0", &a, &id, &e), 0);
+	raw_text(f->db, "SELECT args FROM intent", text, sizeof(text));
+	assert_non_null(strstr(text, "\"live\":{\"holders\":[{\"vm\":\"g1\",\"vf\":\"0000:01:10.0\",\"mode\":\"replug\""));
+	assert_non_null(strstr(text, "\"failover_pair_id\":\"net1\""));
+	assert_int_equal(iovm_store_intent_get(s, id, &it, &e), 0);
+	back = it.args;
+	assert_int_equal(back.n_live, 2);
+	assert_int_equal(back.live, IOVM_LIVE_REPLUG);
+	assert_int_equal(back.from, 2);
+	assert_int_equal(back.count, 4);
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(back.holders[i].vm, a.holders[i].vm);
+		assert_string_equal(back.holders[i].vf, a.holders[i].vf);
+		assert_int_equal(back.holders[i].index, a.holders[i].index);
+		assert_int_equal(back.holders[i].mode, a.holders[i].mode);
+		assert_string_equal(back.holders[i].devid, a.holders[i].devid);
+		assert_string_equal(back.holders[i].port, a.holders[i].port);
+		assert_string_equal(back.holders[i].failover_pair_id, a.holders[i].failover_pair_id);
+		assert_int_equal(back.holders[i].net.present, a.holders[i].net.present);
+	}
+	assert_memory_equal(back.holders[0].net.mac, a.holders[0].net.mac, 6);
+	assert_int_equal(back.holders[0].net.vlan, 100);
+	assert_true(back.holders[0].net.spoofchk);
+
+	/* In: a holder without a mode of its own. */
+	a.holders[1].mode = IOVM_LIVE_AUTO;
+	assert_int_equal(iovm_store_intent_begin(s, IOVM_INTENT_SET_VFS, "pf 0000:01:00.0", &a, &id, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "vm g2 has no live mode"));
+	iovm_store_close(s);
+
+	/* Out: hand-written rows. */
+	raw_exec(f->db, "DELETE FROM intent;"
+		 "INSERT INTO intent (kind, object, args, started) VALUES"
+		 "  ('set-vfs', 'pf a', '{\"count\":4,\"driver\":\"host\",\"live\":{\"mode\":\"auto\",\"from\":2,"
+		 "\"holders\":[{\"vm\":\"g1\",\"vf\":\"0000:01:10.0\",\"index\":0,\"mode\":\"sideways\","
+		 "\"devid\":\"d\"}]}}', 1),"
+		 "  ('set-vfs', 'pf b', '{\"count\":4,\"driver\":\"host\",\"live\":{\"mode\":\"auto\",\"from\":2,"
+		 "\"holders\":[]}}', 2);");
+	s = open_ok(f->db);
+	assert_int_equal(iovm_store_intent_list_open(s, &list, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(list[0].args_error, "\"sideways\" is no live mode"));
+	assert_non_null(strstr(list[1].args_error, "0 holders"));
+	assert_int_equal(list[0].args.n_live, 0);
+	free(list);
+	iovm_store_close(s);
+}
+
 /* Arguments a kind cannot use are refused on the way in (-EINVAL) and on
  * the way out (-EBADMSG from get; list_open keeps the row with the reason),
  * naming the member. */
@@ -1697,6 +1768,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_intent_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_args_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_args_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intent_args_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_prune_keep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intent_journal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_process_sees_later_writes, setup, teardown),

@@ -159,6 +159,9 @@ static int store_value(iovm_api_request *req, iovm_api_arg a, const value *v, io
 	case IOVM_API_ARG_MODE:
 		req->mode = (iovm_mode)v->e;
 		return 0;
+	case IOVM_API_ARG_LIVE:
+		req->live = v->e;
+		return 0;
 	case IOVM_API_ARG_PRIORITY:
 		req->priority = v->e;
 		return 0;
@@ -248,6 +251,7 @@ static void request_reset(iovm_api_request *req)
 	memset(req, 0, sizeof(*req));
 	req->priority = -1;
 	req->numa_node = -1;
+	req->live = -1;
 }
 
 static int parse_id(json_object *msg, iovm_api_request *req, iovm_error *err)

@@ -56,6 +56,7 @@ static const iovm_api_arg_def arg_defs[_IOVM_API_ARG_MAX] = {
 	[IOVM_API_ARG_FAILOVER_PAIR_ID] = STRING("failover_pair_id", NAME),
 	[IOVM_API_ARG_TIMEOUT_MS] = INT("timeout_ms", 100, 600000),
 	[IOVM_API_ARG_QGA] = STRING("qga", PATH),
+	[IOVM_API_ARG_LIVE] = ENUM("live", iovm_live_mode_names, _IOVM_LIVE_MAX),
 };
 
 #define B(a) (1u << IOVM_API_ARG_##a)
@@ -65,7 +66,7 @@ static const struct cmd_def {
 	unsigned allowed, required;
 } cmd_defs[_IOVM_API_CMD_MAX] = {
 	[IOVM_API_PF_SHOW] = { B(PF), B(PF) },
-	[IOVM_API_PF_SET_VFS] = { B(PF) | B(COUNT) | B(DRIVER), B(PF) | B(COUNT) },
+	[IOVM_API_PF_SET_VFS] = { B(PF) | B(COUNT) | B(DRIVER) | B(LIVE) | B(TIMEOUT_MS), B(PF) | B(COUNT) },
 	[IOVM_API_VF_LIST] = { B(PF), 0 },
 	[IOVM_API_VF_SHOW] = { B(VF), B(VF) },
 	[IOVM_API_VF_SET] = { B(VF) | B(MAC) | B(VLAN) | B(QOS) | B(RATE) | B(SPOOFCHK) | B(TRUST) | B(LINK),

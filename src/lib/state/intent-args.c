@@ -35,6 +35,61 @@ static int add_str(json_object *o, const char *key, const char *v, size_t max, b
 	return 0;
 }
 
+static int add_holder(json_object *arr, const iovm_store_live_holder *h, iovm_error *err)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	const char *mode = iovm_live_mode_to_string(h->mode);
+	char net[256];
+	int r;
+
+	if (!o)
+		return iovm_error_set(err, -ENOMEM, "out of memory");
+	if (h->mode == IOVM_LIVE_AUTO || !mode)
+		return iovm_error_set(err, -EINVAL, "member \"live\": vm %s has no live mode", h->vm);
+	if (iovm_vfnet_config_format(&h->net, net, sizeof(net)) < 0)
+		return iovm_error_set(err, -EINVAL, "member \"live\": vm %s: VF settings do not format", h->vm);
+	r = add_str(o, "vm", h->vm, sizeof(h->vm), true, err);
+	if (r >= 0)
+		r = add_str(o, "vf", h->vf, sizeof(h->vf), true, err);
+	if (r >= 0)
+		r = add_str(o, "mode", mode, IOVM_STORE_NAME_MAX, true, err);
+	if (r >= 0)
+		r = add_str(o, "devid", h->devid, sizeof(h->devid), true, err);
+	if (r >= 0)
+		r = add_str(o, "port", h->port, sizeof(h->port), false, err);
+	if (r >= 0)
+		r = add_str(o, "failover_pair_id", h->failover_pair_id, sizeof(h->failover_pair_id), false, err);
+	if (r >= 0)
+		r = add_str(o, "net", net, sizeof(net), false, err);
+	if (r < 0)
+		return r;
+	json_object_object_add(o, "index", json_object_new_int64(h->index));
+	json_object_array_add(arr, TAKE_PTR(o));
+	return 0;
+}
+
+/* "live": {"mode", "from", "holders": [...]}, for a live set-vfs only. */
+static int add_live(json_object *o, const iovm_store_intent_args *a, iovm_error *err)
+{
+	json_object *live, *arr;
+	int r;
+
+	if (a->n_live == 0)
+		return 0;
+	if (a->n_live > IOVM_STORE_LIVE_MAX)
+		return iovm_error_set(err, -EINVAL, "member \"live\": %zu holders, at most %d", a->n_live,
+				      IOVM_STORE_LIVE_MAX);
+	live = json_object_new_object();
+	arr = json_object_new_array();
+	json_object_object_add(o, "live", live);
+	json_object_object_add(live, "holders", arr);
+	json_object_object_add(live, "from", json_object_new_int64(a->from));
+	r = add_str(live, "mode", iovm_live_mode_to_string(a->live) ?: "", IOVM_STORE_NAME_MAX, true, err);
+	for (size_t i = 0; r >= 0 && i < a->n_live; i++)
+		r = add_holder(arr, &a->holders[i], err);
+	return r;
+}
+
 int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args *a, char **ret,
 		       iovm_error *err)
 {
@@ -59,6 +114,8 @@ int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args
 			return iovm_error_set(err, -EINVAL, "member \"count\": %u is out of range", a->count);
 		json_object_object_add(o, "count", json_object_new_int64(a->count));
 		r = add_str(o, "driver", a->driver, sizeof(a->driver), true, err);
+		if (r >= 0 && kind == IOVM_INTENT_SET_VFS)
+			r = add_live(o, a, err);
 	}
 	if (r < 0)
 		return r;
@@ -134,6 +191,90 @@ static int get_vm_args(json_object *o, iovm_store_intent_args *a, iovm_error *er
 	return get_str(o, "devid", false, a->devid, sizeof(a->devid), err);
 }
 
+static int get_uint(json_object *o, const char *key, unsigned *ret, iovm_error *err)
+{
+	json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return iovm_error_set(err, -EBADMSG, "member \"%s\" is missing", key);
+	if (!json_object_is_type(v, json_type_int))
+		return iovm_error_set(err, -EBADMSG, "member \"%s\" is not an integer", key);
+	x = json_object_get_int64(v);
+	if (x < 0 || x > INT32_MAX)
+		return iovm_error_set(err, -EBADMSG, "member \"%s\" is out of range", key);
+	*ret = (unsigned)x;
+	return 0;
+}
+
+static int get_live_mode(json_object *o, iovm_live_mode *ret, iovm_error *err)
+{
+	char mode[IOVM_STORE_NAME_MAX];
+	int r = get_str(o, "mode", true, mode, sizeof(mode), err);
+
+	if (r < 0)
+		return r;
+	r = iovm_live_mode_from_string(mode);
+	if (r < 0)
+		return iovm_error_set(err, -EBADMSG, "member \"mode\": \"%s\" is no live mode", mode);
+	*ret = (iovm_live_mode)r;
+	return 0;
+}
+
+static int get_holder(json_object *o, iovm_store_live_holder *h, iovm_error *err)
+{
+	char net[256];
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return iovm_error_set(err, -EBADMSG, "a live holder is not an object");
+	r = get_str(o, "vm", true, h->vm, sizeof(h->vm), err);
+	if (r >= 0)
+		r = get_str(o, "vf", true, h->vf, sizeof(h->vf), err);
+	if (r >= 0)
+		r = get_uint(o, "index", &h->index, err);
+	if (r >= 0)
+		r = get_live_mode(o, &h->mode, err);
+	if (r >= 0 && h->mode == IOVM_LIVE_AUTO)
+		r = iovm_error_set(err, -EBADMSG, "live holder %s: mode auto is for requests only", h->vm);
+	if (r >= 0)
+		r = get_str(o, "devid", true, h->devid, sizeof(h->devid), err);
+	if (r >= 0)
+		r = get_str(o, "port", false, h->port, sizeof(h->port), err);
+	if (r >= 0)
+		r = get_str(o, "failover_pair_id", false, h->failover_pair_id, sizeof(h->failover_pair_id), err);
+	if (r >= 0)
+		r = get_str(o, "net", false, net, sizeof(net), err);
+	if (r >= 0 && (r = iovm_vfnet_config_parse(net, &h->net, NULL)) < 0)
+		r = iovm_error_set(err, -EBADMSG, "live holder %s: member \"net\" does not parse", h->vm);
+	return r;
+}
+
+static int get_live_args(json_object *o, iovm_store_intent_args *a, iovm_error *err)
+{
+	json_object *live, *arr;
+	size_t n;
+	int r;
+
+	if (!json_object_object_get_ex(o, "live", &live))
+		return 0;
+	if (!json_object_is_type(live, json_type_object) || !json_object_object_get_ex(live, "holders", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return iovm_error_set(err, -EBADMSG, "member \"live\" has no holders array");
+	n = json_object_array_length(arr);
+	if (n == 0 || n > IOVM_STORE_LIVE_MAX)
+		return iovm_error_set(err, -EBADMSG, "member \"live\": %zu holders, 1..%d expected", n,
+				      IOVM_STORE_LIVE_MAX);
+	r = get_live_mode(live, &a->live, err);
+	if (r >= 0)
+		r = get_uint(live, "from", &a->from, err);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = get_holder(json_object_array_get_idx(arr, i), &a->holders[i], err);
+	if (r >= 0)
+		a->n_live = n;
+	return r;
+}
+
 static int get_count_args(json_object *o, iovm_store_intent_args *a, iovm_error *err)
 {
 	json_object *v;
@@ -164,6 +305,8 @@ int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store
 		r = get_vm_args(o, &a, err);
 	else if (kind_has_count(kind))
 		r = get_count_args(o, &a, err);
+	if (r >= 0 && kind == IOVM_INTENT_SET_VFS)
+		r = get_live_args(o, &a, err);
 	if (r < 0)
 		return r;
 	*ret = a;

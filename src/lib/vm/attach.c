@@ -118,6 +118,11 @@ iovm_host *vm_host(iovm_vm *vm)
 	return vm ? vm->host : NULL;
 }
 
+iovm_vf_pool *vm_pool(iovm_vm *vm)
+{
+	return vm->pool;
+}
+
 iovm_qmp *iovm_vm_get_qmp(iovm_vm *vm)
 {
 	return vm ? vm->qmp : NULL;

@@ -7,6 +7,8 @@
 
 /* The host the VM was opened with (may be NULL). */
 iovm_host *vm_host(iovm_vm *vm);
+/* The VF pool the VM was opened with. */
+iovm_vf_pool *vm_pool(iovm_vm *vm);
 
 /* A free hot-plug port of the VM (o->port / o->port_prefix restrict it;
  * other fields are ignored): not occupied in query-pci or QOM, not reserved
