@@ -91,7 +91,7 @@ diagnose() {
 	echo "--- diagnosis: PF $PFDEV0 vf 0, peer, guest"
 	ip link show "$PFDEV0" | grep -E '^ +vf 0 '
 	ip -n peer -s link 2>&1 | tail -n 8
-	$G exec --timeout 90 p1 -- sh -c "ip -s link show $IF; grep -E 'CPU|eth|igbvf' /proc/interrupts; dmesg | tail -n 30" 2>&1
+	$G exec --timeout 90 p1 -- sh -c "cd /sys/class/net/$IF/statistics && for f in rx_packets tx_packets rx_errors tx_errors; do read v < \$f; echo $IF \$f \$v; done; grep -E 'CPU|eth|igbvf' /proc/interrupts; dmesg | tail -n 30" 2>&1
 }
 first=$(guest_state) || die "guest state: $first"
 BASE=$(echo "$first" | head -n 1)
