@@ -1,0 +1,131 @@
+#!/bin/bash
+# lab-seconds: 600 (estimate: two guests on the patched QEMU, two resizes)
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Lab: pf-set-vfs while VMs hold VFs, through iovmd, in pause mode: the
+# guests run on the patched QEMU (qemu/patches/, `lab/guest start --qemu
+# patched`), so `--live auto` chooses the VFIO pause (docs/resize.md).
+# eth0 has 2 VFs; p1 holds VF 0 (MAC M1), p2 holds VF 1 (MAC M2), each with
+# an address that reaches a VF of eth1 (netns srv). Then:
+#  1. `pf set-vfs eth0 4` (auto): pause chosen; both keep their VF index,
+#     device id and MAC; in each guest the same interface, ifindex and PCI
+#     address, no PCIe hot-plug event in its kernel log; both reach the
+#     server again with the address they had (nothing reconfigured);
+#  2. `pf set-vfs eth0 2` (auto): the same checks after the shrink;
+#  3. no intent open; detaching both frees every VF.
+# (New VMs taking the grown VFs is lab 37's, the same code path after the
+# re-create.)
+set -uo pipefail
+# shellcheck source=lib/iovmd.sh
+. tests/lab/lib/iovmd.sh
+[ -d /sys/class/net/eth1/device ] || skip "no second emulated igb"
+[ -n "${IOVM_LAB_QEMU_PATCHED:-}" ] && [ -x "$IOVM_LAB_QEMU_PATCHED" ] ||
+	skip "no patched QEMU built (lab/iovm-lab build-qemu)"
+# shellcheck source=lib/vf-traffic.sh
+. tests/lab/lib/vf-traffic.sh
+
+W=$TMPDIR/live-pause
+mkdir -p "$W"
+SOCK=$W/iovm.sock
+LOG=$W/iovmd.log
+DPID=
+GUESTS=(p1 p2)
+declare -A MAC=([p1]=02:42:00:00:00:01 [p2]=02:42:00:00:00:02)
+declare -A GIP=([p1]=10.42.0.11 [p2]=10.42.0.12)
+declare -A IDX=([p1]=0 [p2]=1)
+declare -A IFC STATE
+SRV_IP=10.42.0.1
+ctl() { "$CTL" --socket "$SOCK" --timeout 900 "$@"; }
+cleanup() {
+	[ -n "$DPID" ] && { kill "$DPID"; wait "$DPID"; } 2>/dev/null
+	cp "$LOG" /run/iovm-lab/share/42-iovmd.log 2>/dev/null
+	for g in "${GUESTS[@]}"; do
+		cp "/run/iovm-lab/guests/$g/console.log" "/run/iovm-lab/share/42-$g-console.log" 2>/dev/null
+		$G stop "$g" >/dev/null 2>&1
+	done
+}
+trap cleanup EXIT
+
+numvfs() { cat /sys/class/net/eth0/device/sriov_numvfs; }
+vfaddr() { basename "$(readlink "/sys/class/net/eth0/device/virtfn$1")"; }
+devid_of() { echo "iovm-$(vfaddr "$1" | tr : -)"; }
+vfmac() { ip link show eth0 | awk -v i="$1" '$1 == "vf" && $2 == i { for (k = 3; k < NF; k++) if ($k == "link/ether") print $(k + 1) }'; }
+# if_state G: "IFINDEX PCI-ADDRESS HOTPLUG-EVENTS" of G's VF interface.
+if_state() {
+	$G exec --timeout 120 "$1" -- sh -c "read i < /sys/class/net/${IFC[$1]}/ifindex
+		d=\$(readlink /sys/class/net/${IFC[$1]}/device)
+		echo \$i \${d##*/} \$(dmesg | grep -ciE 'pciehp.*(link down|card not present|removed)')" 2>/dev/null | tr -d '\r'
+}
+reaches() { # G: the guest pings the server with the address it has
+	$G exec --timeout 300 "$1" -- sh -c "for i in 1 2 3 4 5 6; do ping -c 2 -W 5 $SRV_IP >/dev/null && exit 0; done; exit 1"
+}
+
+# --- the server side: one eth1 VF in netns srv
+for pf in eth0 eth1; do
+	echo 0 > "/sys/class/net/$pf/device/sriov_numvfs"
+	ip link set "$pf" up
+done
+echo 0 > /sys/class/net/eth1/device/sriov_drivers_autoprobe
+echo 1 > /sys/class/net/eth1/device/sriov_numvfs || die "eth1: cannot create a VF"
+for pf in eth0 eth1; do
+	_vft_wait 60 "carrier on $pf" _vft_carrier "$pf" || die "no carrier on $pf"
+done
+PF1=$(basename "$(readlink /sys/class/net/eth1/device)")
+SRVDEV=$(_vft_up "$PF1" 0 srv "$SRV_IP/24") || die "server VF setup"
+
+# --- two guests on the patched QEMU, iovmd, VF 0 to p1 and VF 1 to p2
+for g in "${GUESTS[@]}"; do
+	$G start "$g" --qemu patched --timeout 900 || die "$g did not start on the patched QEMU"
+	$G qmp "$g" query-commands | grep -q '"x-vfio-pause"' || die "$g's QEMU has no x-vfio-pause"
+done
+"$D" --socket "$SOCK" --state "$W/iovm.db" --refresh-interval 1000 --attach-timeout 180000 \
+	--detach-timeout 300000 --log-level debug > "$LOG" 2>&1 &
+DPID=$!
+iovmd_wait "$DPID" "$LOG" || exit 1
+out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || die "set-vfs 2: $out"
+for g in "${GUESTS[@]}"; do
+	ctl vm add "$g" --qmp "$(guest_qmp "$g")" >/dev/null || die "vm add $g"
+	out=$(ctl attach "$g" --vf "eth0/${IDX[$g]}" --mac "${MAC[$g]}" 2>&1) || die "attach $g: $out"
+done
+for g in "${GUESTS[@]}"; do
+	guest_wait_vfs "$g" 1 300 || die "$g does not see its VF"
+	guest_vf_net "$g" exclusive "$(vfaddr "${IDX[$g]}")" "${GIP[$g]}" "${MAC[$g]}" "$SRV_IP" srv "$SRVDEV" ||
+		die "$g: no traffic through its VF before the resize"
+	IFC[$g]=$GUEST_NET_IF
+	STATE[$g]=$(if_state "$g")
+	ok "$g holds eth0/${IDX[$g]} as ${IFC[$g]} (ifindex, PCI address, hot-plug events: ${STATE[$g]})"
+done
+
+# resize N: a live resize with auto, which must choose the pause, and the
+# checks of what each guest keeps.
+resize() {
+	local n=$1 g st modes
+	out=$(ctl --json pf set-vfs eth0 "$n" 2>"$W/err") && ok "live resize to $n VFs (auto)" ||
+		fail "live resize to $n: $out $(cat "$W/err")"
+	modes=$(printf '%s\n' "$out" | jq -r '[.live[]? | "\(.vm)=\(.mode)"] | sort | join(" ")')
+	[ "$modes" = "p1=pause p2=pause" ] && ok "auto chose the pause for both: $modes" || fail "modes chosen: '$modes'"
+	[ "$(numvfs)" = "$n" ] && ok "eth0 has $n VFs" || fail "eth0 has $(numvfs) VFs, want $n"
+	for g in "${GUESTS[@]}"; do
+		st=$(ctl --json vf show "eth0/${IDX[$g]}" | jq -r '"\(.vm) \(.state)"')
+		[ "$st" = "$g attached" ] && ok "$g keeps eth0/${IDX[$g]}" || fail "eth0/${IDX[$g]} after the resize: $st"
+		[ "$($G qmp "$g" qom-get "{\"path\":\"/machine/peripheral/$(devid_of "${IDX[$g]}")\",\"property\":\"x-paused\"}")" = false ] &&
+			ok "$g's $(devid_of "${IDX[$g]}") is not paused" || fail "$g's device is still paused or gone"
+		[ "$(vfmac "${IDX[$g]}")" = "${MAC[$g]}" ] && ok "eth0 vf ${IDX[$g]} keeps MAC ${MAC[$g]}" ||
+			fail "eth0 vf ${IDX[$g]} MAC $(vfmac "${IDX[$g]}"), want ${MAC[$g]}"
+		st=$(if_state "$g")
+		[ -n "$st" ] && [ "$st" = "${STATE[$g]}" ] &&
+			ok "$g: same interface ${IFC[$g]}, ifindex, PCI address, no hot-plug event ($st)" ||
+			fail "$g: interface state '$st', before '${STATE[$g]}'"
+		reaches "$g" && ok "$g reaches $SRV_IP again, its address untouched" || fail "$g: no traffic after the resize"
+	done
+}
+resize 4
+resize 2
+
+open=$(ctl --json status | jq -r .open_intents)
+[ "$open" = 0 ] && ok "no open intent" || fail "open intents: $open"
+for g in "${GUESTS[@]}"; do
+	out=$(ctl detach "$g" --timeout-ms 300000 2>&1) || fail "detach $g: $out"
+done
+n=$(ctl --json vf list --pf eth0 | jq '[.[] | select(.state != null and .state != "free")] | length')
+[ "$n" = 0 ] && ok "every eth0 VF free after detaching" || fail "$n eth0 VFs still held"
+[ "${fails:-0}" = 0 ]
