@@ -186,20 +186,31 @@ down_cycle() {
 	timeout 60 sh -c "echo 0 > /sys/bus/pci/devices/$PF0/sriov_numvfs" && make_vfs 4 ||
 		die "down: re-creating 4 VFs with VF 0 on vfio-pci"
 	out=$(qmp x-vfio-resume "{\"id\":\"$ID\",\"host\":\"$VF0\"}") || { fail "down: resume: $out"; return; }
-	# For the record: the BAR holding the MSI-X table, its subregions in
-	# QEMU's order (the first of overlapping ones is the one accessed)
-	qmp human-monitor-command '{"command-line":"info mtree"}' | python3 -c '
-import json, sys
-lines = json.load(sys.stdin).splitlines()
-for i, l in enumerate(lines):
+	# QEMU's MSI-X table must be on top of the BAR's VFIO region again (as
+	# at realize), or the guest's unmasking of its vectors never reaches
+	# QEMU: in the flat view, the table's range belongs to msix-table
+	out=$(MTREE=$(qmp human-monitor-command '{"command-line":"info mtree"}') \
+		FLAT=$(qmp human-monitor-command '{"command-line":"info mtree -f"}') python3 -c '
+import json, os, re, sys
+line = re.compile(r"\s*([0-9a-f]+)-[0-9a-f]+ \(.*\): (.*?)( @[0-9a-f]+)?$")
+tree = json.loads(os.environ["MTREE"]).splitlines()
+flat = json.loads(os.environ["FLAT"]).splitlines()
+tab = None
+for i, l in enumerate(tree):  # the msix-table inside the VF`s BAR 3
     if "base BAR 3" in l:
         ind = len(l) - len(l.lstrip())
-        print(l.strip())
-        for m in lines[i + 1:]:
-            if len(m) - len(m.lstrip()) <= ind:
+        for c in tree[i + 1:]:
+            if len(c) - len(c.lstrip()) <= ind:
                 break
-            print(m.strip())
-        break' | sed 's/^/  down: info mtree: /'
+            m = line.match(c)
+            if m and m.group(2) == "msix-table":
+                tab = m.group(1)
+        break
+owners = sorted({m.group(2) for m in map(line.match, flat) if m and m.group(1) == tab})
+print(tab, "->", ", ".join(owners) or "nothing")
+sys.exit(0 if tab and owners == ["msix-table"] else 1)') &&
+		ok "down: after the resume the MSI-X table's range is QEMU's msix-table ($out)" ||
+		fail "down: after the resume the MSI-X table's range is not QEMU's msix-table: $out"
 	# The address stays on a link that is down: add it only if it went
 	$G exec --timeout 60 p1 -- sh -c "ip link set $IF up && { ip addr show dev $IF | grep -q '$GIP/' || ip addr add $GIP/24 dev $IF; }" ||
 		{ fail "down: ip link set $IF up after the resume"; return; }
