@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-seconds: 300 (one run per nudge; scripts/run-tests makes the patched guest state before)
+# lab-seconds: 330 (one run per nudge and one with the interface down; scripts/run-tests makes the patched guest state before)
 # Lab: the VFIO pause of the patched QEMU (qemu/patches/, docs/resize.md):
 # a guest keeps its passthrough VF's PCI function while the host destroys and
 # re-creates the VFs under it.
@@ -16,6 +16,9 @@
 #     throughout, as a guest with traffic would; then IOVM_PAUSE_IDLE_RUNS
 #     times (default 1) per nudge with the guest idle (aer must recover;
 #     msix and none are reported);
+#  3b. once with the guest's interface down: pause, re-create the VFs, resume
+#     (default nudge), then the guest brings the interface up and the peer's
+#     ping must be answered (igbvf requests its MSI-X vectors only then);
 #  4. x-vfio-pause: x-paused is true, a second pause is refused; resuming
 #     onto NIC 1's PF (another device) and onto an unbound VF is refused and
 #     the device stays paused; resuming with no host (the previous VF) works.
@@ -172,6 +175,55 @@ for nudge in $NUDGES; do
 done
 [ "${OKS[idle aer]:-0}" = "$IDLE_RUNS" ] && ok "aer brought an idle guest's VF back in every run" ||
 	{ [[ " $NUDGES " == *" aer "* ]] && fail "aer: an idle guest's VF did not come back in every run"; }
+
+# --- 3b. a pause and resume while the guest's interface is down: igbvf has
+# freed its MSI-X vectors (masked them) and requests them again only when the
+# interface comes up after the resume, so QEMU must see those table writes
+down_cycle() {
+	local out s
+	$G exec --timeout 60 p1 -- sh -c "ip link set $IF down" || { fail "down: ip link set $IF down"; return; }
+	out=$(qmp x-vfio-pause "{\"id\":\"$ID\"}") || { fail "down: pause: $out"; return; }
+	timeout 60 sh -c "echo 0 > /sys/bus/pci/devices/$PF0/sriov_numvfs" && make_vfs 4 ||
+		die "down: re-creating 4 VFs with VF 0 on vfio-pci"
+	out=$(qmp x-vfio-resume "{\"id\":\"$ID\",\"host\":\"$VF0\"}") || { fail "down: resume: $out"; return; }
+	# QEMU's MSI-X table must be on top of the BAR's VFIO region again (as
+	# at realize), or the guest's unmasking of its vectors never reaches
+	# QEMU: in the flat view, the table's range belongs to msix-table
+	out=$(MTREE=$(qmp human-monitor-command '{"command-line":"info mtree"}') \
+		FLAT=$(qmp human-monitor-command '{"command-line":"info mtree -f"}') python3 -c '
+import json, os, re, sys
+line = re.compile(r"\s*([0-9a-f]+)-[0-9a-f]+ \(.*\): (.*?)( @[0-9a-f]+)?$")
+tree = json.loads(os.environ["MTREE"]).splitlines()
+flat = json.loads(os.environ["FLAT"]).splitlines()
+tab = None
+for i, l in enumerate(tree):  # the msix-table inside the VF`s BAR 3
+    if "base BAR 3" in l:
+        ind = len(l) - len(l.lstrip())
+        for c in tree[i + 1:]:
+            if len(c) - len(c.lstrip()) <= ind:
+                break
+            m = line.match(c)
+            if m and m.group(2) == "msix-table":
+                tab = m.group(1)
+        break
+owners = sorted({m.group(2) for m in map(line.match, flat) if m and m.group(1) == tab})
+print(tab, "->", ", ".join(owners) or "nothing")
+sys.exit(0 if tab and owners == ["msix-table"] else 1)') &&
+		ok "down: after the resume the MSI-X table's range is QEMU's msix-table ($out)" ||
+		fail "down: after the resume the MSI-X table's range is not QEMU's msix-table: $out"
+	# The address stays on a link that is down: add it only if it went
+	$G exec --timeout 60 p1 -- sh -c "ip link set $IF up && { ip addr show dev $IF | grep -q '$GIP/' || ip addr add $GIP/24 dev $IF; }" ||
+		{ fail "down: ip link set $IF up after the resume"; return; }
+	s=$(t)
+	if guest_wait 120 ip netns exec peer ping -c 1 -W 2 "$GIP" >/dev/null; then
+		ok "down: the guest's VF, brought up after a resume while down, answers pings ($(el "$s") s after ip link set up)"
+		$G exec --timeout 60 p1 -- sh -c "grep -E '$IF' /proc/interrupts" 2>&1 | sed 's/^/  down: /'
+	else
+		fail "down: no answer within 120 s after bringing $IF up after the resume"
+		diagnose
+	fi
+}
+down_cycle
 
 # --- 4. refusals: NIC 1's PF (another device) and an unbound VF; then the
 # same VF again
