@@ -23,6 +23,7 @@
 
 #include "iovm/error.h"
 #include "lib/host/modload.h"
+#include "lib/host/pci-internal.h"
 #include "lib/host/sysfs.h"
 #include "shared/clock.h"
 #include "shared/util.h"
@@ -215,3 +216,21 @@ out:
 		snprintf(ret_why, n, "%s", why);
 	return r;
 }
+
+void host_modalias_load(const iovm_host *h, const char *addr)
+{
+	char p[PATH_MAX], alias[256], why[256];
+
+	/* Only on the real sysfs, and only where modprobe may work. */
+	if (h->modprobe_hook || strcmp(h->sysfs_root, "/sys") != 0 || may_load_modules(h) != 1)
+		return;
+	if (pci_dev_attr(h, addr, "modalias", p, sizeof(p)) < 0 || sysfs_read_str(p, alias, sizeof(alias)) < 0 ||
+	    !alias[0])
+		return;
+	for (size_t i = 0; i < ELEMENTSOF(modprobe_paths); i++)
+		if (access(modprobe_paths[i], X_OK) == 0) {
+			(void)run_modprobe(modprobe_paths[i], alias, h->modprobe_timeout_usec, why, sizeof(why));
+			return;
+		}
+}
+

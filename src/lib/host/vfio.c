@@ -396,6 +396,10 @@ int vf_bind_many(const iovm_host *h, char (*addrs)[IOVM_PCI_ADDR_MAX], size_t n,
 		if (r < 0)
 			return iovm_error_set(err, r, "vf %s: bind to %s failed: %s", addrs[0],
 					      driver, why);
+	} else {
+		/* The host driver is the one whose ID table matches: its module may
+		 * not be loaded (VFs created with autoprobe off, nothing else asked). */
+		host_modalias_load(h, addrs[0]);
 	}
 	if (sysfs_path(h, probe_path, sizeof(probe_path), "bus/pci/drivers_probe") < 0)
 		return -ENAMETOOLONG;
