@@ -105,5 +105,14 @@ int iovm_vf_users(iovm_host *h, const char *vf_addr, char *ret, size_t n, iovm_e
 int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_kind kind,
 		       unsigned flags, iovm_error *err);
 
+/*
+ * Binds every VF of the PF that has no driver, except the addresses in skip,
+ * to kind's driver (the host kind then turns sriov_drivers_autoprobe back
+ * on). For VFs created with IOVM_VF_DRIVER_NONE whose binding waits: a live
+ * resize gives the held VFs back to their VMs before the others are probed.
+ */
+int iovm_pf_bind_vfs(iovm_host *h, const char *pf, iovm_vf_driver_kind kind, const char *const *skip,
+		     size_t n_skip, iovm_error *err);
+
 /* Removes all VFs of a PF: iovm_pf_set_numvfs(h, pf, 0, NONE, flags, err). */
 int iovm_pf_remove_vfs(iovm_host *h, const char *pf, unsigned flags, iovm_error *err);

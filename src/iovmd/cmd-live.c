@@ -339,8 +339,11 @@ static int release_all(ops *o, const char *pf, const iovm_store_intent_args *arg
 			steer_off(o, pf, h);
 			r = iovm_vm_live_release(v->vm, h->vf, &p, h->mode, timeout_ms, err);
 		}
-		if (r >= 0)
+		if (r >= 0) {
+			log_debug("live resize: vm %s: vf %s released (%s)", h->vm, h->vf,
+				  iovm_live_mode_to_string(h->mode));
 			continue;
+		}
 		/* The ones before go back where they were; this one is still
 		 * in its VM unless its guest is letting go late. */
 		iovm_error e = {};
@@ -405,6 +408,28 @@ static int reapply(ops *o, const char *pf, const iovm_store_intent_args *args, i
 	return first;
 }
 
+/* The VFs that no VM holds, on the PF's driver, once the held ones are
+ * back (a failure is reported, first in err if given: the VMs have their
+ * VFs all the same). */
+static int bind_the_others(ops *o, const char *pf, const char *driver, const iovm_store_intent_args *args,
+			   iovm_error *err)
+{
+	const char *skip[IOVM_STORE_LIVE_MAX];
+	iovm_error e = {};
+	int r;
+
+	for (size_t i = 0; i < args->n_live; i++)
+		skip[i] = args->holders[i].vf;
+	r = iovm_pf_bind_vfs(o->host, pf, naming_driver_kind(driver), skip, args->n_live, &e);
+	if (r < 0) {
+		log_error(e.code, "pf %s: the VFs no VM holds: %s", pf, e.msg);
+		if (err)
+			*err = e;
+	}
+	log_debug("live resize: pf %s: the other VFs bound", pf);
+	return r;
+}
+
 /* The PF at args->count VFs (through 0), the settings back, the VFs back
  * in their VMs. Returns how many VMs could not take theirs back, or a
  * negative errno if the VFs could not be re-created as they were. Settings
@@ -417,9 +442,15 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 	int r;
 
 	if (recreate) {
-		r = iovm_pf_set_numvfs(o->host, pf, args->count, naming_driver_kind(driver), 0, err);
+		/* Unbound: the held VFs go to vfio-pci and back to their VMs
+		 * first, and no host driver probes a VF only to let it go. */
+		r = iovm_pf_remove_vfs(o->host, pf, 0, err);
+		log_debug("live resize: pf %s: VFs removed", pf);
+		if (r >= 0)
+			r = iovm_pf_set_numvfs(o->host, pf, args->count, IOVM_VF_DRIVER_NONE, 0, err);
 		if (r < 0)
 			return iovm_error_prefix(err, "pf %s: re-creating %u VFs", pf, args->count);
+		log_debug("live resize: pf %s: %u VFs re-created", pf, args->count);
 		records_step(o, id, "numvfs");
 		iovmd_crash_point(OP, "numvfs");
 	}
@@ -428,9 +459,13 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 	if (r < 0)
 		return r;
 	r = reapply(o, pf, args, &net_err);
+	log_debug("live resize: pf %s: settings applied", pf);
 	records_step(o, id, "configured");
 	iovmd_crash_point(OP, "configured");
 	failed = give_all_back(o, args, args->n_live, !recreate, timeout_ms, err);
+	log_debug("live resize: pf %s: VFs given back (%u failed)", pf, failed);
+	if (bind_the_others(o, pf, driver, args, r < 0 ? NULL : &net_err) < 0 && r >= 0)
+		r = -EIO;
 	if (failed)
 		return (int)failed;
 	if (r < 0)

@@ -207,6 +207,35 @@ static void test_bind_roundtrip(void **state)
 	assert_int_equal(c->probes, 3);
 }
 
+/* After a live resize's re-create: only the VFs without a driver that no
+ * VM holds are bound, and the host kind turns autoprobe back on. */
+static void test_pf_bind_vfs(void **state)
+{
+	ctx *c = *state;
+	const char *held[] = { "0000:01:10.2" };
+	char buf[64];
+	iovm_error e = {};
+
+	assert_int_equal(start_kernel(c), 0);
+	assert_int_equal(unlink(fx_path(&c->fx, "bus/pci/devices/0000:01:10.2/driver")), 0);
+	assert_int_equal(iovm_pf_bind_vfs(c->h, "eth0", IOVM_VF_DRIVER_NONE, held, 1, &e), 0);
+	assert_int_equal(c->probes, 0);
+	assert_int_equal(iovm_pf_bind_vfs(c->h, "eth0", IOVM_VF_DRIVER_HOST, NULL, 1, &e), -EINVAL);
+	assert_int_equal(iovm_pf_bind_vfs(c->h, "eth0", IOVM_VF_DRIVER_HOST, held, 1, &e), 0);
+	assert_int_equal(c->probes, 1);
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:10.4/driver_override", buf, sizeof(buf)), "");
+	assert_int_equal(readlink(fx_path(&c->fx, "bus/pci/devices/0000:01:10.2/driver"), buf, sizeof(buf)), -1);
+	assert_int_equal(readlink(fx_path(&c->fx, "bus/pci/devices/0000:01:10.0/driver"), buf, sizeof(buf)) > 0, 1);
+	assert_string_equal(fx_read(&c->fx, "bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe", buf, sizeof(buf)),
+			    "1");
+	/* Nothing left without a driver but the held one: no probe. */
+	assert_int_equal(iovm_pf_bind_vfs(c->h, "eth0", IOVM_VF_DRIVER_HOST, held, 1, &e), 0);
+	assert_int_equal(c->probes, 1);
+	/* Without the skip list the held one is bound too. */
+	assert_int_equal(iovm_pf_bind_vfs(c->h, "eth0", IOVM_VF_DRIVER_HOST, NULL, 0, &e), 0);
+	assert_int_equal(c->probes, 2);
+}
+
 static void test_host_driver_missing(void **state)
 {
 	ctx *c = *state;
@@ -294,6 +323,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_bind_vfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_not_verified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_driver_missing, setup, teardown),

@@ -515,10 +515,77 @@ static int numvfs_write(iovm_host *h, const char *pf, const char *drv, unsigned 
 	}
 }
 
+static bool listed(const char *addr, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(addr, list[i]))
+			return true;
+	return false;
+}
+
+/* Binds the first n VFs of PF addr that have no driver, except those in
+ * skip, to kind's driver; the host kind then turns autoprobe back on, as it
+ * was documented to. */
+static int bind_unbound(iovm_host *h, const char *addr, unsigned n, iovm_vf_driver_kind kind,
+			const char *const *skip, size_t n_skip, iovm_error *err)
+{
+	/* One deadline worker per batch of VFs rather than per write: the
+	 * fork is what libiovm pays over a plain script. */
+	const char *target = kind == IOVM_VF_DRIVER_VFIO ? "vfio-pci" : NULL;
+	char batch[BIND_BATCH][IOVM_PCI_ADDR_MAX], p[PATH_MAX], ap[PATH_MAX];
+	size_t k = 0;
+	int r;
+
+	if (kind == IOVM_VF_DRIVER_NONE)
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		char name[32], vaddr[64], drv[IOVM_DRIVER_MAX];
+
+		snprintf(name, sizeof(name), "virtfn%u", i);
+		if (pci_dev_attr(h, addr, name, p, sizeof(p)) < 0 ||
+		    sysfs_read_link_base(p, vaddr, sizeof(vaddr)) < 0 ||
+		    iovm_pci_addr_normalize(vaddr, batch[k], IOVM_PCI_ADDR_MAX, NULL) < 0)
+			return iovm_error_set(err, -EIO, "pf %s: created %u VFs, but VF %u "
+					      "has no virtfn link", addr, n, i);
+		if (!listed(batch[k], skip, n_skip) && pci_read_driver(h, batch[k], drv, sizeof(drv)) >= 0 &&
+		    !drv[0])
+			k++;
+		if (k > 0 && (k == BIND_BATCH || i + 1 == n)) {
+			r = vf_bind_many(h, batch, k, target, err);
+			if (r < 0)
+				return iovm_error_prefix(err, "pf %s: created %u VFs, but", addr, n);
+			k = 0;
+		}
+	}
+	if (kind == IOVM_VF_DRIVER_HOST) {
+		if (pci_dev_attr(h, addr, "sriov_drivers_autoprobe", ap, sizeof(ap)) < 0)
+			return -ENAMETOOLONG;
+		r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "1");
+		if (r < 0)
+			return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
+					      addr, strerror(-r));
+	}
+	return 0;
+}
+
+int iovm_pf_bind_vfs(iovm_host *h, const char *pf, iovm_vf_driver_kind kind, const char *const *skip,
+		     size_t n_skip, iovm_error *err)
+{
+	char addr[IOVM_PCI_ADDR_MAX];
+	int r;
+
+	if (!h || kind < IOVM_VF_DRIVER_NONE || kind > IOVM_VF_DRIVER_VFIO || (n_skip && !skip))
+		return iovm_error_set(err, -EINVAL, "pf bind-vfs: invalid argument");
+	r = iovm_pf_resolve(h, pf, addr, sizeof(addr), err);
+	if (r < 0)
+		return r;
+	return bind_unbound(h, addr, count_virtfn(h, addr), kind, skip, n_skip, err);
+}
+
 int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_kind kind,
 		       unsigned flags, iovm_error *err)
 {
-	char addr[IOVM_PCI_ADDR_MAX], drv[IOVM_DRIVER_MAX], p[PATH_MAX], ap[PATH_MAX];
+	char addr[IOVM_PCI_ADDR_MAX], drv[IOVM_DRIVER_MAX], ap[PATH_MAX];
 	char users[IOVM_ERROR_MSG_MAX / 2];
 	unsigned total, cur, links;
 	int r;
@@ -600,38 +667,7 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 	if (links != n)
 		return iovm_error_set(err, -EIO, "pf %s: asked for %u VFs, the kernel shows %u",
 				      addr, n, links);
-	if (kind != IOVM_VF_DRIVER_NONE) {
-		/* One deadline worker per batch of VFs rather than per write:
-		 * the fork is what libiovm pays over a plain script. */
-		const char *target = kind == IOVM_VF_DRIVER_VFIO ? "vfio-pci" : NULL;
-		char batch[BIND_BATCH][IOVM_PCI_ADDR_MAX];
-		size_t k = 0;
-
-		for (unsigned i = 0; i < n; i++) {
-			char name[32], vaddr[64];
-
-			snprintf(name, sizeof(name), "virtfn%u", i);
-			if (pci_dev_attr(h, addr, name, p, sizeof(p)) < 0 ||
-			    sysfs_read_link_base(p, vaddr, sizeof(vaddr)) < 0 ||
-			    iovm_pci_addr_normalize(vaddr, batch[k], IOVM_PCI_ADDR_MAX, NULL) < 0)
-				return iovm_error_set(err, -EIO, "pf %s: created %u VFs, but VF %u "
-						      "has no virtfn link", addr, n, i);
-			if (++k == BIND_BATCH || i + 1 == n) {
-				r = vf_bind_many(h, batch, k, target, err);
-				if (r < 0)
-					return iovm_error_prefix(err, "pf %s: created %u VFs, but", addr, n);
-				k = 0;
-			}
-		}
-	}
-	/* The host driver kind leaves autoprobe on, as it was documented to. */
-	if (kind == IOVM_VF_DRIVER_HOST) {
-		r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "1");
-		if (r < 0)
-			return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
-					      addr, strerror(-r));
-	}
-	return 0;
+	return bind_unbound(h, addr, n, kind, NULL, 0, err);
 }
 
 int iovm_pf_remove_vfs(iovm_host *h, const char *pf, unsigned flags, iovm_error *err)
