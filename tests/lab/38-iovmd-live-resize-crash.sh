@@ -47,8 +47,7 @@ trap cleanup EXIT
 numvfs() { cat /sys/class/net/eth0/device/sriov_numvfs; }
 VF0=
 DEVID=
-# vfmac N: the MAC the PF gives its VF N ("vf N link/ether M ..." lines).
-vfmac() { ip link show eth0 | awk -v i="$1" '$1 == "vf" && $2 == i { for (k = 3; k < NF; k++) if ($k == "link/ether") print $(k + 1) }'; }
+vfmac() { pf_vf_mac eth0 "$1"; }
 in_qemu() {
 	$G qmp g1 query-pci | jq -e --arg id "$DEVID" '[.. | objects | select(.qdev_id? == $id)] | length == 1' \
 		>/dev/null

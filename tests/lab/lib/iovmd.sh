@@ -37,3 +37,14 @@ iovmd_wait() {
 	done
 	fail "iovmd did not answer within 120 s: $(tail -5 "$log")"; return 1
 }
+
+# The VFs of a PF netdev, as iovmd names them:
+# pf_vf_addr IFACE N: the PCI address of VF N (its virtfn link).
+pf_vf_addr() { basename "$(readlink "/sys/class/net/$1/device/virtfn$2")"; }
+# pf_vf_devid IFACE N: the QEMU device id iovmd gives VF N.
+pf_vf_devid() { echo "iovm-$(pf_vf_addr "$1" "$2" | tr : -)"; }
+# pf_vf_mac IFACE N: the MAC the PF gives VF N ("vf N link/ether M" lines).
+pf_vf_mac() {
+	ip link show "$1" | awk -v i="$2" '$1 == "vf" && $2 == i {
+		for (k = 3; k < NF; k++) if ($k == "link/ether") print $(k + 1) }'
+}
