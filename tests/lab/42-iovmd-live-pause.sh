@@ -146,8 +146,8 @@ for g in p3 p4; do
 	running "$g"
 	out=$(ctl detach "$g" --timeout-ms 300000 2>&1) && ok "$g detached" || fail "detach $g: $out"
 	ctl vm remove "$g" >/dev/null 2>&1
-	$G stop "$g" >/dev/null 2>&1
 done
+for g in p3 p4; do $G stop "$g" >/dev/null 2>&1; done
 UP=("${HOLD[@]}")
 resize 2
 
