@@ -298,31 +298,9 @@ static unsigned give_all_back(ops *o, const iovm_store_intent_args *args, size_t
 	return failed;
 }
 
-/* A failover primary's MAC is taken off its VF before the unplug: the NIC
- * then stops steering the guest's address to a VF that the guest is
- * leaving, and the frames take the PF's path, which the standby is on
- * (docs/resize.md, "Failover: where the outage comes from"). The re-create
- * or a roll-back puts the MAC back (reapply). */
-static void steer_off(ops *o, const char *pf, const iovm_store_live_holder *h)
-{
-	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
-	const iovm_vfnet_config none = {};
-	iovm_error e = {};
-
-	if (h->mode != IOVM_LIVE_FAILOVER || !(h->net.present & IOVM_VFNET_MAC))
-		return;
-	if (iovm_vfnet_open(o->host, &nl, &e) < 0 || iovm_vfnet_set(nl, pf, h->index, &none, IOVM_VFNET_MAC, &e) < 0)
-		log_warning(e.code, "vm %s: vf %s: its MAC stays on the VF during the unplug: %s", h->vm, h->vf,
-			    e.msg);
-}
-
-static int reapply(ops *o, const char *pf, const iovm_store_intent_args *args, iovm_error *err);
-
 /* Takes every VF out from under its guest. On a failure the ones taken
- * are given back (nothing re-created yet) with their settings, and the
- * error names the VM. */
-static int release_all(ops *o, const char *pf, const iovm_store_intent_args *args, int timeout_ms,
-		       iovm_error *err)
+ * are given back (nothing re-created yet) and the error names the VM. */
+static int release_all(ops *o, const iovm_store_intent_args *args, int timeout_ms, iovm_error *err)
 {
 	for (size_t i = 0; i < args->n_live; i++) {
 		const iovm_store_live_holder *h = &args->holders[i];
@@ -335,10 +313,8 @@ static int release_all(ops *o, const char *pf, const iovm_store_intent_args *arg
 			r = iovm_error_set(err, -ENOENT, "vm %s: vf %s: the VM is no longer registered", h->vm, h->vf);
 		else if ((r = vms_connect(o, v, err)) < 0)
 			iovm_error_prefix(err, "vm %s: vf %s: cannot reach the VM", h->vm, h->vf);
-		else {
-			steer_off(o, pf, h);
+		else
 			r = iovm_vm_live_release(v->vm, h->vf, &p, h->mode, timeout_ms, err);
-		}
 		if (r >= 0) {
 			log_debug("live resize: vm %s: vf %s released (%s)", h->vm, h->vf,
 				  iovm_live_mode_to_string(h->mode));
@@ -346,9 +322,6 @@ static int release_all(ops *o, const char *pf, const iovm_store_intent_args *arg
 		}
 		/* The ones before go back where they were; this one is still
 		 * in its VM unless its guest is letting go late. */
-		iovm_error e = {};
-		if (reapply(o, pf, args, &e) < 0)
-			log_warning(e.code, "pf %s: settings back after the roll-back: %s", pf, e.msg);
 		give_all_back(o, args, i, false, timeout_ms, NULL);
 		records_set_assignment(o, h->vf, r == -ETIMEDOUT ? IOVM_STORE_RELEASE_PENDING : IOVM_STORE_ATTACHED,
 				       NULL);
@@ -445,9 +418,10 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 		/* Unbound: the held VFs go to vfio-pci and back to their VMs
 		 * first, and no host driver probes a VF only to let it go. */
 		r = iovm_pf_remove_vfs(o->host, pf, 0, err);
-		log_debug("live resize: pf %s: VFs removed", pf);
-		if (r >= 0)
+		if (r >= 0) {
+			log_debug("live resize: pf %s: VFs removed", pf);
 			r = iovm_pf_set_numvfs(o->host, pf, args->count, IOVM_VF_DRIVER_NONE, 0, err);
+		}
 		if (r < 0)
 			return iovm_error_prefix(err, "pf %s: re-creating %u VFs", pf, args->count);
 		log_debug("live resize: pf %s: %u VFs re-created", pf, args->count);
@@ -516,7 +490,7 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	o->intent = id;
 	o->op = OP;
 	iovmd_crash_point(OP, "intent");
-	if (release_all(o, want->pf, &args, timeout_ms, err) < 0) {
+	if (release_all(o, &args, timeout_ms, err) < 0) {
 		iovm_error r0 = {};
 
 		r = before ? iovm_store_pf_put(o->store, before, &r0) : iovm_store_pf_delete(o->store, want->pf, &r0);
