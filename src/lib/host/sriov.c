@@ -523,6 +523,20 @@ static bool listed(const char *addr, const char *const *list, size_t n)
 	return false;
 }
 
+static int set_autoprobe(iovm_host *h, const char *addr, bool on, iovm_error *err)
+{
+	char ap[PATH_MAX];
+	int r;
+
+	if (pci_dev_attr(h, addr, "sriov_drivers_autoprobe", ap, sizeof(ap)) < 0)
+		return -ENAMETOOLONG;
+	r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, on ? "1" : "0");
+	if (r < 0)
+		return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s", addr,
+				      strerror(-r));
+	return 0;
+}
+
 /* Binds the first n VFs of PF addr that have no driver, except those in
  * skip, to kind's driver; the host kind then turns autoprobe back on, as it
  * was documented to. */
@@ -532,7 +546,7 @@ static int bind_unbound(iovm_host *h, const char *addr, unsigned n, iovm_vf_driv
 	/* One deadline worker per batch of VFs rather than per write: the
 	 * fork is what libiovm pays over a plain script. */
 	const char *target = kind == IOVM_VF_DRIVER_VFIO ? "vfio-pci" : NULL;
-	char batch[BIND_BATCH][IOVM_PCI_ADDR_MAX], p[PATH_MAX], ap[PATH_MAX];
+	char batch[BIND_BATCH][IOVM_PCI_ADDR_MAX], p[PATH_MAX];
 	size_t k = 0;
 	int r;
 
@@ -557,15 +571,7 @@ static int bind_unbound(iovm_host *h, const char *addr, unsigned n, iovm_vf_driv
 			k = 0;
 		}
 	}
-	if (kind == IOVM_VF_DRIVER_HOST) {
-		if (pci_dev_attr(h, addr, "sriov_drivers_autoprobe", ap, sizeof(ap)) < 0)
-			return -ENAMETOOLONG;
-		r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "1");
-		if (r < 0)
-			return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
-					      addr, strerror(-r));
-	}
-	return 0;
+	return kind == IOVM_VF_DRIVER_HOST ? set_autoprobe(h, addr, true, err) : 0;
 }
 
 int iovm_pf_bind_vfs(iovm_host *h, const char *pf, iovm_vf_driver_kind kind, const char *const *skip,
@@ -585,7 +591,7 @@ int iovm_pf_bind_vfs(iovm_host *h, const char *pf, iovm_vf_driver_kind kind, con
 int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_kind kind,
 		       unsigned flags, iovm_error *err)
 {
-	char addr[IOVM_PCI_ADDR_MAX], drv[IOVM_DRIVER_MAX], ap[PATH_MAX];
+	char addr[IOVM_PCI_ADDR_MAX], drv[IOVM_DRIVER_MAX];
 	char users[IOVM_ERROR_MSG_MAX / 2];
 	unsigned total, cur, links;
 	int r;
@@ -646,12 +652,9 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 	 * pci_enable_sriov(), before igb reopens the PF with the VFs' mailbox
 	 * served (igb_sriov_reinit()), and every handshake would fail ("PF
 	 * still in reset state", lab 14). They are bound after the store. */
-	if (pci_dev_attr(h, addr, "sriov_drivers_autoprobe", ap, sizeof(ap)) < 0)
-		return -ENAMETOOLONG;
-	r = host_write(h, IOVM_TIMEOUT_SYSFS, ap, "0");
+	r = set_autoprobe(h, addr, false, err);
 	if (r < 0)
-		return iovm_error_set(err, r, "pf %s: setting sriov_drivers_autoprobe failed: %s",
-				      addr, strerror(-r));
+		return r;
 	/* The PF driver must be open for the new VFs' mailbox handshake. */
 	r = pf_ready_prepare(h, addr, err);
 	if (r < 0)
