@@ -166,6 +166,17 @@ int devfwd_broker_open(int chan, const char *path, uint32_t flags);
 int devfwd_broker_serve(int chan, const struct devfwd_rules *r, struct devfwd_broker_req *ret_req,
 			int *ret_result, const char **ret_why);
 
+/* ---- the kernel frontend's control file (kctl.c) ---- */
+
+#define DEVFWD_KERNEL_CTL "/dev/devfwd-ctl"
+
+/* Formats the control line that makes devfwd.ko forward the backend's
+ * host_path at addr ("vsock:CID:PORT") as /dev/NAME. */
+int devfwd_kernel_line(const char *addr, const char *host_path, const char *name, char *buf, size_t size,
+		       iovm_error *err);
+/* Writes one control line to ctl (DEVFWD_KERNEL_CTL) in a single write. */
+int devfwd_kernel_add(const char *ctl, const char *line, const char *host_path, iovm_error *err);
+
 /* ---- ioctl argument layout (layout.c): devfwd/layout.h ---- */
 
 /* ---- backend worker (worker.c) ---- */
