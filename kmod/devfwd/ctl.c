@@ -182,8 +182,8 @@ static int ctl_line(char *line)
 	if (sscanf(line, "add %u %u %255s %63s %c", &cid, &port, path, name, &extra) == 4) {
 		r = dev_add(cid, port, path, name);
 		if (r)
-			pr_warn("devfwd: adding /dev/%s (host %s, vsock %u:%u) failed: %d\n", name, path, cid,
-				port, r);
+			pr_warn("devfwd: adding /dev/%s (host %s, vsock %u:%u) failed: %pe\n", name, path, cid,
+				port, ERR_PTR(r));
 		return r;
 	}
 	if (sscanf(line, "del %63s %c", name, &extra) == 1)

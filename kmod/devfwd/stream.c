@@ -87,7 +87,7 @@ void dfk_stream_fail(struct dfk_stream *s, int err, const char *why)
 	}
 	spin_unlock(&s->lock);
 	if (first && !s->closing)
-		dfk_warn(s, "%s; the stream ends, calls on this file fail with %d", why, err);
+		dfk_warn(s, "%s; the stream ends, calls on this file fail with %pe", why, ERR_PTR(err));
 	wake_up_all(&s->replyq);
 	wake_up_interruptible_all(&s->pollq);
 	if (first && !s->closing)
@@ -357,13 +357,13 @@ int dfk_stream_open(const struct dfk_target *t, unsigned int open_flags, struct 
 	init_waitqueue_head(&s->pollq);
 	r = sock_create_kern(&init_net, AF_VSOCK, SOCK_STREAM, 0, &s->sock);
 	if (r) {
-		dfk_warn(s, "no vsock socket (error %d; is a vsock transport loaded?)", r);
+		dfk_warn(s, "no vsock socket (%pe; is a vsock transport loaded?)", ERR_PTR(r));
 		kfree(s);
 		return r;
 	}
 	r = kernel_connect(s->sock, (struct sockaddr *)&addr, sizeof(addr), 0);
 	if (r) {
-		dfk_warn(s, "connecting to the backend failed (error %d)", r);
+		dfk_warn(s, "connecting to the backend failed: %pe", ERR_PTR(r));
 		sock_release(s->sock);
 		kfree(s);
 		return r == -ERESTARTSYS ? -EINTR : r;

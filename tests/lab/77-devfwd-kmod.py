@@ -12,7 +12,8 @@ A probe in the guest (tests/lab/tools/devfwd-kmod-probe.c) checks:
 - a poll blocked before any event is woken (POLL_NOTIFY) and the key events
   read in the guest are exactly those injected on the host;
 - a read blocked on the host is interrupted by a signal (EINTR, through
-  CANCEL) and the file works afterwards;
+  CANCEL) and the file works afterwards; ioctls on a file are answered
+  while a read on the same file waits;
 - TUN: TUNSETIFF creates the host's tap interface, TUNGETIFF returns it, a
   frame the host sends is read in the guest and one written in the guest is
   received by the host; closing removes the interface;
@@ -54,6 +55,11 @@ def gexec(cmd, timeout=120, check=True):
 
 def gfile(path):
     return gexec(f"cat {path} 2>/dev/null", check=False).stdout
+
+
+def guest_wchan(pidfile):
+    """Where the guest process whose pid is in pidfile sleeps."""
+    return gexec(f"cat /proc/$(cat {pidfile})/wchan 2>/dev/null", check=False).stdout.strip()
 
 
 def wait_guest_file(path, text, what, timeout=180):
@@ -247,9 +253,11 @@ def main():
         print(f"ioctls equal: {want}", file=sys.stderr)
 
         # 2. poll woken by POLL_NOTIFY, then exactly the injected events.
-        gexec("/tmp/probe events /dev/input/kbd0 4 >/tmp/events.log 2>&1 &")
-        wait_guest_file("/tmp/events.log", "ready", "the guest's poll to start")
-        time.sleep(3)  # the poll is parked on the host before anything happens
+        gexec("/tmp/probe events /dev/input/kbd0 4 >/tmp/events.log 2>&1 & echo $! >/tmp/events.pid")
+        # The poll has had the backend's "not ready" and sleeps on the
+        # module's wait queue before anything happens.
+        wait_for(lambda: "poll" in guest_wchan("/tmp/events.pid") and "dfk" not in guest_wchan("/tmp/events.pid"),
+                 "the guest's poll to sleep", timeout=180, interval=1)
         injected = [(1, 30, 1), (1, 30, 0), (1, 48, 1), (1, 48, 0)]
         for t, c, v in injected:
             os.write(ufd, struct.pack("llHHi", 0, 0, t, c, v) + struct.pack("llHHi", 0, 0, 0, 0, 0))
@@ -265,6 +273,14 @@ def main():
         if f"read=-1 errno={os.strerror(4)}" not in out or "after=0 0x10001" not in out:
             fail(f"a signal did not interrupt the blocked read cleanly: {out!r}")
         print("signal: read interrupted (EINTR), file usable after", file=sys.stderr)
+
+        # 3b. one file, several calls in flight: ioctls answered while a
+        # child's read on the same file waits; a signal then ends that read.
+        out = gexec("/tmp/probe concurrent /dev/input/kbd0", timeout=200).stdout
+        if not all(x in out for x in ("child_waiting=1", "ioctls=20 still_waiting=1", "child=EINTR")):
+            fail(f"ioctls beside a waiting read on the same file: {out!r}")
+        print("concurrent: 20 ioctls answered while a read on the same file waited; SIGUSR1 ended it",
+              file=sys.stderr)
 
         # 4. TUN: the host's tap interface, a frame each way.
         gexec("/tmp/probe tun /dev/net/dfktun dfk0 >/tmp/tun.log 2>&1 &")
@@ -320,9 +336,9 @@ def main():
         print(f"garbage: {len(runs)} malformed backends, each call failed with EIO", file=sys.stderr)
 
         # 6. the backend dies while a guest read waits on it.
-        gexec("/tmp/probe readerr /dev/input/kbd0 >/tmp/readerr.log 2>&1 &")
-        wait_guest_file("/tmp/readerr.log", "ready", "the guest's read to start")
-        time.sleep(3)
+        gexec("/tmp/probe readerr /dev/input/kbd0 >/tmp/readerr.log 2>&1 & echo $! >/tmp/readerr.pid")
+        wait_for(lambda: guest_wchan("/tmp/readerr.pid") == "dfk_call", "the guest's read to wait for its reply",
+                 timeout=180, interval=1)
         kill_backend(backend)
         wait_guest_file("/tmp/readerr.log", "again=", "the guest's read to end", timeout=120)
         out = gfile("/tmp/readerr.log")

@@ -9,6 +9,8 @@
  *   devfwd-kmod-probe readerr DEV      blocking reads until one fails
  *   devfwd-kmod-probe tun DEV IFNAME   TUNSETIFF (tap), TUNGETIFF, read a frame, write it back
  *   devfwd-kmod-probe garbage DEV      open, ioctl, read, poll: print what each returns
+ *   devfwd-kmod-probe concurrent DEV   ioctls on a file while a child's read on it waits, then
+ *                                      a signal ends that read
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void on_alarm(int sig)
@@ -204,6 +208,56 @@ static int garbage(const char *dev)
 	return 0;
 }
 
+/* Whether pid sleeps in the module waiting for a reply (its wchan). */
+static int waits_in_module(pid_t pid)
+{
+	char path[64], w[128] = { 0 };
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(w, sizeof(w), f))
+		w[0] = 0;
+	fclose(f);
+	return strcmp(w, "dfk_call") == 0;
+}
+
+static int concurrent(const char *dev)
+{
+	int fd = open_dev(dev, O_RDONLY), ok = 0, st = 0;
+	struct input_event ev;
+	pid_t child;
+	int i;
+
+	child = fork();
+	if (child == 0) {
+		struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART */
+		ssize_t len;
+
+		sigaction(SIGUSR1, &sa, NULL);
+		len = read(fd, &ev, sizeof(ev));
+		_exit(len < 0 && errno == EINTR ? 0 : 1);
+	}
+	/* a deadline of 120 s for the child's read to be in flight */
+	for (i = 0; i < 1200 && !waits_in_module(child); i++)
+		usleep(100000);
+	printf("child_waiting=%d\n", waits_in_module(child));
+	for (i = 0; i < 20; i++) {
+		int version = 0;
+
+		if (ioctl(fd, EVIOCGVERSION, &version) == 0 && version == 0x10001)
+			ok++;
+	}
+	printf("ioctls=%d still_waiting=%d\n", ok, waitpid(child, &st, WNOHANG) == 0);
+	kill(child, SIGUSR1);
+	waitpid(child, &st, 0);
+	printf("child=%s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "EINTR" : "other");
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -217,8 +271,10 @@ int main(int argc, char **argv)
 		return readerr(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "tun"))
 		return tun(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "concurrent"))
+		return concurrent(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "garbage"))
 		return garbage(argv[2]);
-	fprintf(stderr, "usage: devfwd-kmod-probe evdev|events|sigread|readerr|tun|garbage DEV [ARG]\n");
+	fprintf(stderr, "usage: devfwd-kmod-probe evdev|events|sigread|readerr|tun|garbage|concurrent DEV [ARG]\n");
 	return 2;
 }
