@@ -664,21 +664,14 @@ static int add_kernel_device(const char *addr, const char *host_path, const char
 	r = devfwd_kernel_line(addr, host_path, name, line, sizeof(line), &err);
 	if (r >= 0)
 		r = connect_with_retry(addr, connect_timeout_s, host_path, &fd, &err);
-	if (r < 0) {
-		log_error(0, "%s", err.msg);
-		return 1;
-	}
-	r = devfwd_client_new(fd, &hello);
-	if (r < 0) {
-		log_error(0, "%s: handshake with %s failed: %s", host_path, addr, strerror(-r));
-		return 1;
-	}
+	if (r >= 0 && (r = devfwd_client_new(fd, &hello)) < 0)
+		iovm_error_set(&err, r, "%s: handshake with %s failed: %s", host_path, addr, strerror(-r));
 	devfwd_client_free(hello);
-	if (devfwd_kernel_add(DEVFWD_KERNEL_CTL, line, host_path, &err) < 0) {
+	if (r >= 0)
+		r = devfwd_kernel_add(DEVFWD_KERNEL_CTL, line, host_path, &err);
+	if (r < 0)
 		log_error(0, "%s", err.msg);
-		return 1;
-	}
-	return 0;
+	return r < 0;
 }
 
 /* Prints the usage to f; returns code, the exit status. */
