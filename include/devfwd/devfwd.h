@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "devfwd/layout.h"
 #include "devfwd/proto.h"
 #include "iovm/error.h"
 
@@ -165,30 +166,18 @@ int devfwd_broker_open(int chan, const char *path, uint32_t flags);
 int devfwd_broker_serve(int chan, const struct devfwd_rules *r, struct devfwd_broker_req *ret_req,
 			int *ret_result, const char **ret_why);
 
-/* ---- ioctl argument layout (layout.c) ---- */
+/* ---- the kernel frontend's control file (kctl.c) ---- */
 
-/* Per open file state some layouts depend on (ALSA frame size). */
-struct devfwd_file_state {
-	uint32_t frame_bytes; /* 0 until SNDRV_PCM_IOCTL_HW_PARAMS succeeded */
-};
+#define DEVFWD_KERNEL_CTL "/dev/devfwd-ctl"
 
-/* Segment 0 of cmd from the per-class table or the _IOC encoding. Returns
- * the number of segments known so far (0: scalar argument, 1: a buffer) and
- * sets *ret_nested when more segments follow from the buffer's content. */
-int devfwd_layout_root(uint32_t cmd, struct devfwd_ioctl_seg *ret_seg, bool *ret_nested);
-/* Given segment 0's content, appends the nested segments to seg (which holds
- * segment 0) and stores the pointer value found for each in ret_ptr[i]
- * (i >= 1; ret_ptr[0] is left alone).
- * Returns the new number of segments. */
-int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const uint8_t *root, size_t root_len,
-			 struct devfwd_ioctl_seg *seg, uint64_t *ret_ptr);
-/* Zeroes the nested pointer fields of a described root buffer, so a guest
- * pointer value never reaches the host kernel (backend side). */
-void devfwd_layout_scrub(uint32_t cmd, uint8_t *root, size_t root_len);
-/* Updates st after a successful ioctl whose segment 0 now holds out. */
-void devfwd_layout_update(uint32_t cmd, struct devfwd_file_state *st, const uint8_t *out, size_t len);
-/* Name of a described ioctl, NULL for the _IOC default. */
-const char *devfwd_layout_name(uint32_t cmd);
+/* Formats the control line that makes devfwd.ko forward the backend's
+ * host_path at addr ("vsock:CID:PORT") as /dev/NAME. */
+int devfwd_kernel_line(const char *addr, const char *host_path, const char *name, char *buf, size_t size,
+		       iovm_error *err);
+/* Writes one control line to ctl (DEVFWD_KERNEL_CTL) in a single write. */
+int devfwd_kernel_add(const char *ctl, const char *line, const char *host_path, iovm_error *err);
+
+/* ---- ioctl argument layout (layout.c): devfwd/layout.h ---- */
 
 /* ---- backend worker (worker.c) ---- */
 

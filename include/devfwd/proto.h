@@ -14,7 +14,11 @@
  * This header only describes bytes on the wire; the C API is devfwd.h.
  */
 
+#ifdef __KERNEL__
+#include <linux/types.h>
+#else
 #include <stdint.h>
+#endif
 
 #define DEVFWD_PROTO_MAGIC   0x44574644u /* "DFWD" */
 #define DEVFWD_PROTO_VERSION 1

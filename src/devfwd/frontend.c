@@ -652,15 +652,39 @@ static int run_device(const char *addr, const char *host_path, const char *name,
 	return r;
 }
 
+/* --kernel: checks that the backend answers (with the same connect retry
+ * and handshake as a CUSE device), then hands the device to devfwd.ko. */
+static int add_kernel_device(const char *addr, const char *host_path, const char *name, unsigned connect_timeout_s)
+{
+	struct devfwd_client *hello = NULL;
+	iovm_error err = {};
+	char line[512];
+	int r, fd;
+
+	r = devfwd_kernel_line(addr, host_path, name, line, sizeof(line), &err);
+	if (r >= 0)
+		r = connect_with_retry(addr, connect_timeout_s, host_path, &fd, &err);
+	if (r >= 0 && (r = devfwd_client_new(fd, &hello)) < 0)
+		iovm_error_set(&err, r, "%s: handshake with %s failed: %s", host_path, addr, strerror(-r));
+	devfwd_client_free(hello);
+	if (r >= 0)
+		r = devfwd_kernel_add(DEVFWD_KERNEL_CTL, line, host_path, &err);
+	if (r < 0)
+		log_error(0, "%s", err.msg);
+	return r < 0;
+}
+
 /* Prints the usage to f; returns code, the exit status. */
 static int usage(FILE *f, int code)
 {
 	fputs("usage: devfwd-frontend --connect ADDR [--connect-timeout SEC] --device HOSTPATH[=NAME] [--device ...]\n"
-	      "                       [--debug]\n"
+	      "                       [--kernel] [--debug]\n"
 	      "  ADDR is vsock:CID:PORT or unix:/path; NAME (default: HOSTPATH without /dev/)\n"
 	      "  is the guest's /dev name, e.g. --device /dev/input/event3=input/event0\n"
 	      "  --connect-timeout SEC  keep retrying a refused or timed-out connect this long\n"
-	      "                         (default 60; 0 tries once)\n", f);
+	      "                         (default 60; 0 tries once)\n"
+	      "  --kernel  hand the devices to devfwd.ko (/dev/devfwd-ctl) instead of serving\n"
+	      "            them through CUSE; exits once they exist (vsock addresses only)\n", f);
 	return code;
 }
 
@@ -671,19 +695,20 @@ int main(int argc, char **argv)
 		{ "connect-timeout", required_argument, NULL, 'T' },
 		{ "device", required_argument, NULL, 'D' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "kernel", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	char *host[MAX_DEVICES], *name[MAX_DEVICES];
 	const char *addr = NULL;
 	size_t n = 0;
-	bool debug = false;
+	bool debug = false, kernel = false;
 	unsigned connect_timeout_s = 60;
 	pid_t pids[MAX_DEVICES];
 	int c, status = 0;
 
 	log_open("devfwd-frontend", false);
-	while ((c = getopt_long(argc, argv, "c:T:D:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:T:D:dkh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			addr = optarg;
@@ -728,6 +753,9 @@ int main(int argc, char **argv)
 		case 'd':
 			debug = true;
 			break;
+		case 'k':
+			kernel = true;
+			break;
 		case 'h':
 			return usage(stdout, 0);
 		default:
@@ -737,6 +765,12 @@ int main(int argc, char **argv)
 	if (!addr || n == 0 || optind != argc)
 		return usage(stderr, 2);
 	signal(SIGPIPE, SIG_IGN);
+	if (kernel) {
+		for (size_t i = 0; i < n; i++)
+			if (add_kernel_device(addr, host[i], name[i], connect_timeout_s))
+				status = 1;
+		return status;
+	}
 	if (n == 1)
 		return run_device(addr, host[0], name[0], debug, connect_timeout_s);
 	/* One process per device: each has its own stream, CUSE channel and

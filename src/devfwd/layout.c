@@ -6,17 +6,27 @@
  * (SNDRV_PCM_IOCTL_WRITEI_FRAMES). Those are described here, as data. Both
  * the frontend (to fetch guest memory) and the backend (to check what it was
  * sent) use the same table, so a lying frontend cannot size host buffers. */
+/* This file is also compiled into the guest kernel module (kmod/devfwd):
+ * it uses nothing but the string functions both worlds have. */
+#ifdef __KERNEL__
+#include <linux/errno.h>
+#include <linux/kernel.h>
+#include <linux/stddef.h>
+#include <linux/string.h>
+#define ELEMENTSOF(a) ARRAY_SIZE(a)
+#else
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include "shared/util.h"
+#endif
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/input.h>
 #include <linux/ioctl.h>
 #include <sound/asound.h>
 
-#include "devfwd/devfwd.h"
-#include "shared/util.h"
+#include "devfwd/layout.h"
 
 enum desc_kind {
 	DESC_VALUE, /* argument is a scalar, never dereferenced */
