@@ -1,0 +1,102 @@
+#!/bin/bash
+# lab-seconds: 600 (estimate: one guest, a cancelled and a completed migration)
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Lab: live migration of a guest that holds a VF, stock failover path, on one
+# emulated host (docs/migration.md). Guest g1 gets a virtio-net standby
+# (failover=on, MAC M) and, through iovmd, VF 0 of eth0 as its failover
+# primary. A second QEMU for g1 waits for the migration (`lab/guest start
+# g1 --incoming`, the standby added to it too). First a migration cancelled
+# while the source unplugs the primary: the VF must stay g1's, enslaved to
+# its failover master. Then a completed one: the guest answers on the new
+# QEMU, the source's VF is free again (host driver, no VM), and the
+# destination holds a VF with the same MAC, enslaved to the guest's
+# net_failover master again, with no VF held twice.
+set -uo pipefail
+# shellcheck source=lib/iovmd.sh
+. tests/lab/lib/iovmd.sh
+
+W=$TMPDIR/migrate-failover
+mkdir -p "$W"
+SOCK=$W/iovm.sock
+LOG=$W/iovmd.log
+DPID=
+MAC=02:44:00:00:00:01
+ctl() { "$CTL" --socket "$SOCK" --timeout 900 "$@"; }
+cleanup() {
+	[ -n "$DPID" ] && { kill "$DPID"; wait "$DPID"; } 2>/dev/null
+	cp "$LOG" /run/iovm-lab/share/44-iovmd.log 2>/dev/null
+	cp /run/iovm-lab/guests/g1/console.log /run/iovm-lab/share/44-g1-console.log 2>/dev/null
+	cp /run/iovm-lab/guests/g1/console-source.log /run/iovm-lab/share/44-g1-console-source.log 2>/dev/null
+	$G stop g1 >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# enslaved: g1's VF netdev (8086:10ca) with MAC M has a master, the failover device.
+enslaved() {
+	$G exec g1 -- sh -c 'for i in /sys/class/net/*; do
+		[ -e $i/device/device ] || continue; read d < $i/device/device; read a < $i/address
+		[ "$d" = 0x10ca ] && [ "$a" = '"$MAC"' ] && [ -e $i/master ] && { echo ${i##*/}; exit 0; }; done; exit 1' 2>/dev/null
+}
+pair_of() { # QEMU DEVID
+	$G qmp g1 $1 qom-get "{\"path\":\"/machine/peripheral/$2\",\"property\":\"failover_pair_id\"}" | jq -r .
+}
+# standby QEMU-FLAG: the virtio-net standby sb0 (and its netdev) in g1's
+# QEMU ("" the running one, --incoming the one waiting for the migration).
+standby() {
+	$G qmp g1 $1 netdev_add '{"type":"user","id":"sbn0"}' >/dev/null &&
+	$G qmp g1 $1 device_add "{\"driver\":\"virtio-net-pci\",\"netdev\":\"sbn0\",\"id\":\"sb0\",\"mac\":\"$MAC\",\"failover\":true,\"bus\":\"hp4\"}" "${@:2}"
+}
+vf_state() { ctl --json vf show "$1" | jq -r '"\(.vm) \(.state) \(.driver)"'; }
+# held: the VFs iovmd records as assigned, one "VM VF" a line.
+held() { ctl --json vf list | jq -r '.[] | select(.vm != null and .vm != "") | "\(.vm) \(.vf)"' | sort; }
+
+ip link set eth0 up
+echo 0 > /sys/class/net/eth0/device/sriov_numvfs
+$G start g1 || die "g1 did not start"
+"$D" --socket "$SOCK" --state "$W/iovm.db" --refresh-interval 1000 --attach-timeout 180000 \
+	--detach-timeout 300000 --log-level debug > "$LOG" 2>&1 &
+DPID=$!
+iovmd_wait "$DPID" "$LOG" || exit 1
+out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || die "set-vfs 2: $out"
+ctl vm add g1 --qmp "$(guest_qmp g1)" >/dev/null || die "vm add g1"
+
+# --- the failover pair: the standby, then the VF as its primary
+standby "" --wait-event FAILOVER_NEGOTIATED --match device-id=sb0 --timeout 600 >/dev/null ||
+	die "no FAILOVER_NEGOTIATED for the standby sb0"
+ok "standby sb0 (virtio-net, failover=on, $MAC): FAILOVER_NEGOTIATED"
+out=$(ctl --json attach g1 --vf eth0/0 --mac "$MAC" --failover-pair-id sb0 2>"$W/err") ||
+	die "attach g1 as failover primary: $out $(cat "$W/err")"
+VF0=$(jq -r .vf <<<"$out")
+DEVID=$(jq -r .devid <<<"$out")
+[ "$(pair_of "" "$DEVID")" = sb0 ] && ok "g1 holds $VF0 as $DEVID, failover_pair_id sb0" ||
+	fail "$DEVID failover_pair_id: $(pair_of "" "$DEVID")"
+guest_wait 300 enslaved >/dev/null && ok "g1's VF netdev is enslaved to its failover master" ||
+	die "g1's VF netdev has no failover master"
+
+# --- a cancelled migration leaves the VF on the source
+$G start g1 --incoming -v || die "g1's incoming QEMU did not start"
+standby --incoming >/dev/null || die "standby on the incoming QEMU"
+out=$($G migrate g1 --cancel 2>&1) && ok "$out" || fail "cancelled migration: $out"
+[ "$(vf_state "$VF0")" = "g1 attached vfio-pci" ] && ok "$VF0 still g1's after the cancel" ||
+	fail "$VF0 after the cancel: $(vf_state "$VF0")"
+[ "$(pair_of "" "$DEVID")" = sb0 ] && ok "$DEVID still in g1's QEMU, failover_pair_id sb0" ||
+	fail "$DEVID after the cancel: failover_pair_id '$(pair_of "" "$DEVID")'"
+guest_wait 300 enslaved >/dev/null && ok "g1's VF netdev is enslaved to its failover master after the cancel" ||
+	fail "g1's VF netdev has no failover master after the cancel"
+
+# --- a completed migration
+$G start g1 --incoming -v || die "g1's incoming QEMU did not start"
+standby --incoming >/dev/null || die "standby on the incoming QEMU"
+src_pid=$($G pid g1)
+out=$($G migrate g1 2>&1) && ok "$out" || die "migration: $out"
+[ "$($G pid g1)" != "$src_pid" ] && ok "g1 runs in its new QEMU (pid $($G pid g1), was $src_pid)" ||
+	fail "g1's QEMU pid did not change"
+$G exec g1 -- true && ok "g1's agent answers on the new QEMU" || fail "g1's agent does not answer after the migration"
+for _ in $(seq 60); do [ "$(ctl --json vf show "$VF0" | jq -r '.vm // ""')" = "" ] && break; sleep 1; done
+echo "$VF0 after the migration: $(ctl --json vf show "$VF0")"
+out=$(ctl --json attach g1 --vf eth0/1 --mac "$MAC" --failover-pair-id sb0 2>"$W/err") ||
+	fail "attach on the destination: $out $(cat "$W/err")"
+guest_wait 300 enslaved >/dev/null && ok "g1's new VF netdev is enslaved to its failover master" ||
+	fail "g1's VF netdev has no failover master after the migration"
+held
+[ "${fails:-0}" = 0 ]
