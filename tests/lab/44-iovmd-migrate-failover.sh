@@ -21,6 +21,7 @@ SOCK=$W/iovm.sock
 LOG=$W/iovmd.log
 DPID=
 MAC=02:44:00:00:00:01
+IN_QMP=/run/iovm-lab/guests/g1/incoming/qmp.sock
 ctl() { "$CTL" --socket "$SOCK" --timeout 900 "$@"; }
 cleanup() {
 	[ -n "$DPID" ] && { kill "$DPID"; wait "$DPID"; } 2>/dev/null
@@ -76,6 +77,9 @@ guest_wait 300 enslaved >/dev/null && ok "g1's VF netdev is enslaved to its fail
 # --- a cancelled migration leaves the VF on the source
 $G start g1 --incoming -v || die "g1's incoming QEMU did not start"
 standby --incoming >/dev/null || die "standby on the incoming QEMU"
+out=$(ctl --json vm add g1-in --qmp "$IN_QMP" --incoming g1 2>&1) || die "vm add g1-in --incoming g1: $out"
+[ "$(jq -r .migration <<<"$out")" = waiting ] && ok "g1-in registered as incoming from g1" ||
+	fail "g1-in: $out"
 out=$($G migrate g1 --cancel 2>&1) && ok "$out" || fail "cancelled migration: $out"
 [ "$(vf_state "$VF0")" = "g1 attached vfio-pci" ] && ok "$VF0 still g1's after the cancel" ||
 	fail "$VF0 after the cancel: $(vf_state "$VF0")"
@@ -83,20 +87,37 @@ out=$($G migrate g1 --cancel 2>&1) && ok "$out" || fail "cancelled migration: $o
 	fail "$DEVID after the cancel: failover_pair_id '$(pair_of "" "$DEVID")'"
 guest_wait 300 enslaved >/dev/null && ok "g1's VF netdev is enslaved to its failover master after the cancel" ||
 	fail "g1's VF netdev has no failover master after the cancel"
+[ "$(held)" = "g1 $VF0" ] && ok "after the cancel only g1 holds a VF ($VF0)" || fail "held after the cancel: $(held)"
+st=$(ctl --json vm list | jq -r '.[] | select(.name == "g1-in") | .migration')
+[ "$st" = failed ] && ok "iovmd saw g1-in's migration fail" || fail "g1-in's migration state: '$st'"
+ctl vm remove g1-in >/dev/null || fail "vm remove g1-in"
 
-# --- a completed migration
+# --- a completed migration: iovmd plugs a VF with g1's MAC into the
+# destination after RESUME; the source's VF is freed once its QEMU is gone.
 $G start g1 --incoming -v || die "g1's incoming QEMU did not start"
 standby --incoming >/dev/null || die "standby on the incoming QEMU"
+out=$(ctl --json vm add g1-in --qmp "$IN_QMP" --incoming g1 2>&1) || die "vm add g1-in --incoming g1: $out"
 src_pid=$($G pid g1)
 out=$($G migrate g1 2>&1) && ok "$out" || die "migration: $out"
 [ "$($G pid g1)" != "$src_pid" ] && ok "g1 runs in its new QEMU (pid $($G pid g1), was $src_pid)" ||
 	fail "g1's QEMU pid did not change"
 $G exec g1 -- true && ok "g1's agent answers on the new QEMU" || fail "g1's agent does not answer after the migration"
-for _ in $(seq 60); do [ "$(ctl --json vf show "$VF0" | jq -r '.vm // ""')" = "" ] && break; sleep 1; done
-echo "$VF0 after the migration: $(ctl --json vf show "$VF0")"
-out=$(ctl --json attach g1 --vf eth0/1 --mac "$MAC" --failover-pair-id sb0 2>"$W/err") ||
-	fail "attach on the destination: $out $(cat "$W/err")"
+dst_vf() { ctl --json vm list | jq -re '.[] | select(.name == "g1-in") | .vfs[0] // empty'; }
+VF1=$(guest_wait 300 dst_vf) && ok "g1-in holds $VF1 after the migration" || die "g1-in holds no VF: $(ctl --json vm list)"
+[ "$VF1" != "$VF0" ] || fail "g1-in holds the source's own VF $VF0"
+mac=$(ctl --json vf show "$VF1" | jq -r '[.. | .mac? // empty][0]')
+[ "$mac" = "$MAC" ] && ok "$VF1 has g1's MAC $MAC" || fail "$VF1 MAC '$mac', want $MAC"
+DEVID1=$($G qmp g1 query-pci | jq -r '[.. | objects | select(.qdev_id? // "" | startswith("iovm-")) | .qdev_id][0]')
+[ "$(pair_of "" "$DEVID1")" = sb0 ] && ok "the new QEMU holds $DEVID1 with failover_pair_id sb0" ||
+	fail "new QEMU: '$DEVID1' failover_pair_id '$(pair_of "" "$DEVID1")'"
 guest_wait 300 enslaved >/dev/null && ok "g1's new VF netdev is enslaved to its failover master" ||
 	fail "g1's VF netdev has no failover master after the migration"
-held
+src_free() { [ "$(ctl --json vf show "$VF0" | jq -r '.vm // ""')" = "" ]; }
+guest_wait 60 src_free && ok "the source's $VF0 is free: $(vf_state "$VF0")" || fail "$VF0 after the migration: $(vf_state "$VF0")"
+drv0=$(ctl --json vf show "$VF0" | jq -r .driver)
+[ "$drv0" = igbvf ] && ok "$VF0 is back on its host driver" || fail "$VF0 driver '$drv0', want igbvf"
+[ "$(held)" = "g1-in $VF1" ] && ok "only g1-in holds a VF ($VF1): nothing held twice" || fail "held: $(held)"
+ctl vm remove g1 >/dev/null || fail "vm remove g1 (the source)"
+grep -E "incoming|migrated|UNPLUG_PRIMARY|RESUME" "$LOG" | tail -12
+[ "$(ctl --json status | jq .open_intents)" = 0 ] && ok "no open intent" || fail "open intents left"
 [ "${fails:-0}" = 0 ]
