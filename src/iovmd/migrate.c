@@ -141,6 +141,7 @@ static int plan_vf(ops *o, vmrec *src, const iovm_store_assignment *a, mig_vf *r
 	snprintf(ret->src_vf, sizeof(ret->src_vf), "%s", a->vf);
 	snprintf(ret->pf, sizeof(ret->pf), "%s", info.pf_netdev);
 	snprintf(ret->pair, sizeof(ret->pair), "%s", p.failover_pair_id);
+	snprintf(ret->port, sizeof(ret->port), "%s", p.port);
 	return 0;
 }
 
@@ -179,52 +180,102 @@ int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err)
 	return 0;
 }
 
-/* Runs one command as if a client without a connection had asked. */
-static bool run(ops *o, json_object *(*cmd)(ops *, const iovm_api_request *, iovm_error *),
-		const iovm_api_request *q, iovm_error *err)
-{
-	json_object *ret = cmd(o, q, err);
+#define MIG_SETTINGS (IOVM_VFNET_MAC | IOVM_VFNET_VLAN | IOVM_VFNET_RATE | IOVM_VFNET_SPOOFCHK | IOVM_VFNET_TRUST)
 
-	vms_record(o, q->vm);
+/* Before the switch-over: for each followed VF, a VF of the same PF
+ * reserved for the destination, with the source's settings, on vfio-pci. */
+static void reserve_before_switch(ops *o, vmrec *v)
+{
+	for (size_t i = 0; i < v->n_mig_vfs; i++) {
+		mig_vf *m = &v->mig_vfs[i];
+		iovm_api_request q = { .cmd = IOVM_API_ATTACH, .mode = IOVM_MODE_EXCLUSIVE, .priority = -1,
+				       .numa_node = -1, .live = -1 };
+		iovm_error err = {};
+		iovm_vf vf;
+
+		if (m->intent)
+			continue;
+		snprintf(q.vm, sizeof(q.vm), "%s", v->info.name);
+		snprintf(q.pf, sizeof(q.pf), "%s", m->pf);
+		o->op = "migrate-in";
+		if (attach_reserve(o, v, &q, &m->cfg, m->cfg.present & MIG_SETTINGS, &vf, m->devid, sizeof(m->devid),
+				   &m->intent, &err) < 0) {
+			log_error(err.code, "vm %s: migrating from vm %s: no VF reserved for vf %s (standby %s): %s",
+				  v->info.name, v->incoming_from, m->src_vf, m->pair, err.msg);
+			m->intent = 0;
+			continue;
+		}
+		snprintf(m->vf, sizeof(m->vf), "%s", vf.addr);
+		log_info("vm %s: vf %s reserved before the switch-over for vf %s of vm %s (standby %s)",
+			 v->info.name, m->vf, m->src_vf, v->incoming_from, m->pair);
+	}
+	o->op = "";
 	views_sync(o, true);
-	json_object_put(ret);
-	return ret != NULL;
 }
 
-/* After RESUME: each followed VF's twin into the destination. */
+/* A reserved VF given back: its settings and driver restored, its
+ * intent rolled back. */
+static void unreserve(ops *o, vmrec *v, mig_vf *m, const char *why)
+{
+	iovm_error err = {};
+
+	if (!m->intent)
+		return;
+	if (records_restore_vf(o, m->vf, &err) < 0)
+		log_warning(err.code, "vm %s: vf %s: giving it back (%s): %s", v->info.name, m->vf, why, err.msg);
+	records_finish(o, m->intent, IOVM_INTENT_ROLLED_BACK);
+	log_info("vm %s: vf %s given back: %s", v->info.name, m->vf, why);
+	m->intent = 0;
+}
+
+/* After RESUME: each reserved VF plugged with the source's port and
+ * failover pair (device_add, as a live resize gives a failover primary
+ * back), then recorded attached. */
 static void plug_after_resume(ops *o, vmrec *v)
 {
 	unsigned plugged = 0;
 
 	for (size_t i = 0; i < v->n_mig_vfs; i++) {
-		const mig_vf *m = &v->mig_vfs[i];
-		iovm_api_request q = { .cmd = IOVM_API_ATTACH, .mode = IOVM_MODE_EXCLUSIVE, .priority = -1,
-				       .numa_node = -1, .live = -1 };
+		mig_vf *m = &v->mig_vfs[i];
+		iovm_live_place p = {};
 		iovm_error err = {};
+		json_object *ev;
 
-		snprintf(q.vm, sizeof(q.vm), "%s", v->info.name);
-		snprintf(q.pf, sizeof(q.pf), "%s", m->pf);
-		snprintf(q.failover_pair_id, sizeof(q.failover_pair_id), "%s", m->pair);
-		q.cfg.present = IOVM_VFNET_MAC;
-		memcpy(q.cfg.mac, m->cfg.mac, sizeof(q.cfg.mac));
-		if (m->cfg.vlan) {
-			q.cfg.vlan = m->cfg.vlan;
-			q.cfg.present |= IOVM_VFNET_VLAN;
-		}
+		if (!m->intent)
+			continue;
+		snprintf(p.devid, sizeof(p.devid), "%s", m->devid);
+		snprintf(p.port, sizeof(p.port), "%s", m->port);
+		snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", m->pair);
 		o->op = "migrate-in";
+		o->intent = m->intent;
+		records_set_assignment(o, m->vf, IOVM_STORE_ATTACHING, NULL);
+		records_step(o, m->intent, "resumed");
 		iovmd_crash_point("migrate-in", "resumed");
-		if (!run(o, cmd_attach, &q, &err)) {
-			log_error(err.code, "vm %s: after its migration from vm %s: no VF for standby %s (was vf %s): %s",
-				  v->info.name, v->incoming_from, m->pair, m->src_vf, err.msg);
+		if (iovm_vm_live_restore(v->vm, m->vf, &p, IOVM_LIVE_FAILOVER, o->d->cfg.attach_timeout_ms, &err) < 0) {
+			log_error(err.code, "vm %s: after its migration from vm %s: vf %s for standby %s: %s",
+				  v->info.name, v->incoming_from, m->vf, m->pair, err.msg);
 			ops_emit(o, "MIGRATION_VF_FAILED",
 				 obj_s(obj_s(vm_vf_json(v->info.name, m->src_vf), "reason", err.msg), "from",
 				       v->incoming_from));
+			unreserve(o, v, m, "not plugged");
 			continue;
 		}
+		records_begin(o, "migrate-in");
+		records_set_assignment(o, m->vf, IOVM_STORE_ATTACHED, m->devid);
+		records_finish(o, m->intent, IOVM_INTENT_DONE);
+		records_commit(o);
+		iovmd_crash_point("migrate-in", "done");
+		ev = obj_s(obj_s(obj_s(vm_vf_json(v->info.name, m->vf), "devid", m->devid), "port", m->port), "mode",
+			   "exclusive");
+		ops_emit(o, "VF_ATTACHED", ev);
+		log_info("vm %s: vf %s plugged as %s on %s after RESUME (failover primary of %s, was vf %s of vm %s)",
+			 v->info.name, m->vf, m->devid, m->port, m->pair, m->src_vf, v->incoming_from);
+		m->intent = 0;
 		plugged++;
 	}
 	o->op = "";
 	o->intent = 0;
+	views_sync(o, true);
 	log_info("vm %s: migrated from vm %s: %u of %zu VFs plugged after RESUME", v->info.name, v->incoming_from,
 		 plugged, v->n_mig_vfs);
 	ops_emit(o, "VM_MIGRATED", obj_s(json_object_new_object(), "vm", v->info.name));
@@ -234,6 +285,8 @@ void migrate_follow(ops *o, vmrec *v)
 {
 	if (!v->incoming_from[0])
 		return;
+	if (v->mig == MIG_ACTIVE || v->mig == MIG_RESUMED)
+		reserve_before_switch(o, v);
 	if (v->mig == MIG_RESUMED) {
 		v->mig = MIG_DONE;
 		plug_after_resume(o, v);
@@ -242,6 +295,10 @@ void migrate_follow(ops *o, vmrec *v)
 	} else if (v->mig == MIG_FAILED && v->n_mig_vfs) {
 		log_info("vm %s: the migration from vm %s did not complete: its VFs stay with vm %s",
 			 v->info.name, v->incoming_from, v->incoming_from);
+		for (size_t i = 0; i < v->n_mig_vfs; i++)
+			unreserve(o, v, &v->mig_vfs[i], "the migration did not complete");
 		v->n_mig_vfs = 0;
+		views_sync(o, true);
+		snapshot_publish(o, NULL);
 	}
 }

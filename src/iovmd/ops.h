@@ -60,8 +60,13 @@ typedef enum mig_state {
 typedef struct mig_vf {
 	char src_vf[IOVM_STORE_ADDR_MAX];
 	char pf[IOVM_STORE_NAME_MAX];
+	char port[IOVM_VM_ID_MAX];   /* the source device's port: free in the destination */
 	char pair[IOVM_VM_ID_MAX];
 	iovm_vfnet_config cfg;
+	/* The destination's VF, once reserved before the switch-over. */
+	char vf[IOVM_STORE_ADDR_MAX];
+	char devid[IOVM_VM_ID_MAX];
+	int64_t intent;              /* its attach intent, 0 = none */
 } mig_vf;
 
 #define MIG_VFS_MAX 8
@@ -215,6 +220,8 @@ void migrate_watch(ops *o, vmrec *v);   /* on each (re)connect */
 void migrate_follow(ops *o, vmrec *v);  /* after its events were read */
 json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err);
+int attach_reserve(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vfnet_config *cfg, unsigned mask,
+		   iovm_vf *ret_vf, char *ret_devid, size_t n, int64_t *ret_id, iovm_error *err);
 json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err);
 
 /* rebalance.c */

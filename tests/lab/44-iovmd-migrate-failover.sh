@@ -118,6 +118,14 @@ drv0=$(ctl --json vf show "$VF0" | jq -r .driver)
 [ "$drv0" = igbvf ] && ok "$VF0 is back on its host driver" || fail "$VF0 driver '$drv0', want igbvf"
 [ "$(held)" = "g1-in $VF1" ] && ok "only g1-in holds a VF ($VF1): nothing held twice" || fail "held: $(held)"
 ctl vm remove g1 >/dev/null || fail "vm remove g1 (the source)"
+# The destination's VF was reserved and configured before the switch-over,
+# plugged after RESUME.
+lr=$(grep -n "vm g1-in: vf $VF1 reserved before the switch-over" "$LOG" | head -1 | cut -d: -f1)
+lg=$(grep -n "vm g1-in: RESUME" "$LOG" | head -1 | cut -d: -f1)
+lp=$(grep -n "vm g1-in: vf $VF1 plugged as" "$LOG" | head -1 | cut -d: -f1)
+[ -n "$lr" ] && [ -n "$lg" ] && [ -n "$lp" ] && [ "$lr" -lt "$lg" ] && [ "$lg" -lt "$lp" ] &&
+	ok "iovmd reserved $VF1 before g1-in's RESUME and plugged it after" ||
+	fail "order of reserve ($lr), RESUME ($lg), plug ($lp) in the log"
 grep -E "incoming|migrated|UNPLUG_PRIMARY|RESUME" "$LOG" | tail -12
 [ "$(ctl --json status | jq .open_intents)" = 0 ] && ok "no open intent" || fail "open intents left"
 [ "${fails:-0}" = 0 ]
