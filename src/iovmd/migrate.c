@@ -4,14 +4,17 @@
  * (docs/migration.md). A VM registered with vm-add "incoming": SRC is the
  * destination QEMU of SRC's migration. At registration iovmd notes what
  * SRC holds that must follow it: each exclusive VF that is the failover
- * primary of a virtio-net standby, with its MAC, VLAN and failover pair.
- * QEMU's own failover path unplugs the primary from the source when the
- * migration starts (wait-unplug) and plugs it back there if the migration
- * fails or is cancelled; the source's VF is freed by the usual reclaim
- * once its QEMU is gone. On the destination, right after RESUME (not on
- * the command line, not inside the stop-and-copy window), iovmd attaches
- * a free VF of the same PF with the same MAC and VLAN as the primary of
- * the same standby: an ordinary attach, journalled as one.
+ * primary of a virtio-net standby, with its port, failover pair and
+ * settings. QEMU's own failover path unplugs the primary from the source
+ * when the migration starts (status wait-unplug) and plugs it back there
+ * if the migration fails or is cancelled; the source's VF is freed by the
+ * usual reclaim once its QEMU is gone. On the destination, as soon as its
+ * QEMU reports the migration under way, iovmd reserves a VF of the same PF
+ * (journalled as an attach), gives it the source's MAC, VLAN, rate,
+ * spoofchk and trust and binds it to vfio-pci; right after RESUME (not on
+ * the command line, not inside the stop-and-copy window) it plugs it with
+ * the source's port and failover pair, as a live resize gives a failover
+ * primary back. A migration that fails gives the reserved VF back.
  */
 #include <errno.h>
 #include <stdio.h>
