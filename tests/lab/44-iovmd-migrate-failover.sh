@@ -81,6 +81,8 @@ out=$(ctl --json vm add g1-in --qmp "$IN_QMP" --incoming g1 2>&1) || die "vm add
 [ "$(jq -r .migration <<<"$out")" = waiting ] && ok "g1-in registered as incoming from g1" ||
 	fail "g1-in: $out"
 out=$($G migrate g1 --cancel 2>&1) && ok "$out" || fail "cancelled migration: $out"
+grep -q "vm g1: UNPLUG_PRIMARY" "$LOG" && ok "g1's QEMU unplugged its failover primary (UNPLUG_PRIMARY)" ||
+	fail "no UNPLUG_PRIMARY from g1's QEMU"
 [ "$(vf_state "$VF0")" = "g1 attached vfio-pci" ] && ok "$VF0 still g1's after the cancel" ||
 	fail "$VF0 after the cancel: $(vf_state "$VF0")"
 [ "$(pair_of "" "$DEVID")" = sb0 ] && ok "$DEVID still in g1's QEMU, failover_pair_id sb0" ||
