@@ -6,8 +6,9 @@
 # (failover=on, MAC M) and, through iovmd, VF 0 of eth0 as its failover
 # primary. A second QEMU for g1 waits for the migration (`lab/guest start
 # g1 --incoming`, the standby added to it too). First a migration cancelled
-# while the source unplugs the primary: the VF must stay g1's, enslaved to
-# its failover master. Then a completed one: the guest answers on the new
+# once under way, after the guest let go of the primary: the VF must stay
+# g1's, plugged back by QEMU and enslaved to its failover master again, and
+# the VF iovmd reserved for the destination must be free again. Then a completed one: the guest answers on the new
 # QEMU, the source's VF is free again (host driver, no VM), and the
 # destination holds a VF with the same MAC, enslaved to the guest's
 # net_failover master again, with no VF held twice.
@@ -92,7 +93,10 @@ grep -q "vm g1: UNPLUG_PRIMARY" "$LOG" && ok "g1's QEMU unplugged its failover p
 	fail "$DEVID after the cancel: failover_pair_id '$(pair_of "" "$DEVID")'"
 after=$(guest_wait 300 enslaved) && ok "g1's VF netdev ($after) is enslaved to its failover master after the cancel" ||
 	fail "g1's VF netdev has no failover master after the cancel"
-echo "g1's VF netdev before the cancelled migration: $before; after: $after"
+# A VF the guest let go of and got back is a new netdev (a new ifindex).
+[ -n "$after" ] && [ "${after#* }" != "${before#* }" ] &&
+	ok "the guest let go of its VF during the migration and got it back after the cancel (ifindex ${before#* } -> ${after#* })" ||
+	fail "g1's VF netdev before the cancelled migration: '$before', after: '$after' (not re-plugged)"
 [ "$(held)" = "g1 $VF0" ] && ok "after the cancel only g1 holds a VF ($VF0)" || fail "held after the cancel: $(held)"
 st=$(ctl --json vm list | jq -r '.[] | select(.name == "g1-in") | .migration')
 [ "$st" = failed ] && ok "iovmd saw g1-in's migration fail" || fail "g1-in's migration state: '$st'"
