@@ -5,13 +5,15 @@
 # emulated host (docs/migration.md). Guest g1 gets a virtio-net standby
 # (failover=on, MAC M) and, through iovmd, VF 0 of eth0 as its failover
 # primary. A second QEMU for g1 waits for the migration (`lab/guest start
-# g1 --incoming`, the standby added to it too). First a migration cancelled
-# once under way, after the guest let go of the primary: the VF must stay
-# g1's, plugged back by QEMU and enslaved to its failover master again, and
-# the VF iovmd reserved for the destination must be free again. Then a completed one: the guest answers on the new
-# QEMU, the source's VF is free again (host driver, no VM), and the
-# destination holds a VF with the same MAC, enslaved to the guest's
-# net_failover master again, with no VF held twice.
+# g1 --incoming`, the standby added to it too), registered with iovmd as
+# g1-in, incoming from g1. First a migration cancelled once under way,
+# after the guest let go of the primary: the VF must stay g1's, plugged back
+# by QEMU and enslaved to its failover master again, and nothing else held.
+# Then a completed one: the guest answers on the new QEMU, the source's VF
+# is free again (host driver, no VM), and g1-in holds another VF with the
+# same MAC and failover pair, reserved before the switch-over, plugged after
+# RESUME, enslaved to the guest's net_failover master again; no VF is held
+# twice.
 set -uo pipefail
 # shellcheck source=lib/iovmd.sh
 . tests/lab/lib/iovmd.sh
