@@ -68,6 +68,7 @@ typedef enum iovm_api_arg {
 	IOVM_API_ARG_TIMEOUT_MS,       /* "timeout_ms" */
 	IOVM_API_ARG_QGA,              /* "qga" */
 	IOVM_API_ARG_LIVE,             /* "live" (pf-set-vfs) */
+	IOVM_API_ARG_INCOMING,         /* "incoming" (vm-add): the VM it migrates from */
 	_IOVM_API_ARG_MAX,
 } iovm_api_arg;
 

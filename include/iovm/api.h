@@ -43,6 +43,7 @@ typedef struct iovm_api_request {
 	char qmp[IOVM_API_PATH_MAX];
 	char qga[IOVM_API_PATH_MAX];          /* vm-add: guest-agent socket, "" = none */
 	char failover_pair_id[IOVM_API_NAME_MAX];
+	char incoming[IOVM_API_NAME_MAX];     /* vm-add: the VM on this host it migrates from, "" = none */
 
 	unsigned count;                       /* pf-set-vfs: 0..65535 */
 	iovm_api_driver driver;

@@ -267,6 +267,7 @@ static const param vm_add_params[] = {
 	{ .opt = "qga", .arg = IOVM_API_ARG_QGA, .label = "SOCKET" },
 	OPT("priority", PRIORITY),
 	OPT("numa-node", NUMA_NODE),
+	{ .opt = "incoming", .arg = IOVM_API_ARG_INCOMING, .label = "SRC-VM" },
 };
 
 static const param attach_params[] = {
@@ -298,7 +299,8 @@ const command commands[] = {
 	COMMAND_P("vf show", "VF", VF_SHOW, vf_params, print_show),
 	COMMAND_P("vf set", "VF [--mac MAC] [--vlan ID] [--qos N] [--rate MBPS] [--trust on|off] "
 		  "[--spoofchk on|off] [--link auto|enable|disable]", VF_SET, vf_set_params, print_show),
-	COMMAND_P("vm add", "NAME --qmp SOCKET [--qga SOCKET] [--priority high|normal|low] [--numa-node N]",
+	COMMAND_P("vm add", "NAME --qmp SOCKET [--qga SOCKET] [--priority high|normal|low] [--numa-node N] "
+		  "[--incoming SRC-VM]",
 		  VM_ADD, vm_add_params, print_show),
 	COMMAND("vm list", "", VM_LIST, print_vm_list),
 	COMMAND_P("vm remove", "NAME", VM_REMOVE, vm_params, print_nothing),

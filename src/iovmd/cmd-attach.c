@@ -353,3 +353,57 @@ json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err)
 		return attach_shared(o, v, q, &vf, err);
 	return attach_exclusive(o, v, q, &vf, err);
 }
+
+/* A migration's destination (migrate.c): the VF the policy picks for VM
+ * q->vm on q->pf, reserved and journalled as an attach (intent open,
+ * assignment reserved, original settings saved), given the settings cfg
+ * (mask: IOVM_VFNET_*) through its PF and bound to vfio-pci, its IOMMU
+ * group checked; not plugged. On failure what was done is undone, the
+ * intent rolled back. */
+int attach_reserve(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vfnet_config *cfg, unsigned mask,
+		   iovm_vf *ret_vf, char *ret_devid, size_t n, int64_t *ret_id, iovm_error *err)
+{
+	iovm_mode mode = IOVM_MODE_EXCLUSIVE;
+	iovm_store_assignment a = {};
+	iovm_store_vf_saved saved;
+	iovm_store_intent_args args;
+	iovm_vfnet *nl = NULL;
+	iovm_error e2 = {};
+	int64_t id = 0;
+	int r;
+
+	if (choose_vf(o, v, q, false, ret_vf, &mode, err) < 0)
+		return err->code ? err->code : -ENOSPC;
+	if (mode != IOVM_MODE_EXCLUSIVE)
+		return iovm_error_set(err, -ENOSPC, "vm %s: no free VF on %s (only a shared one)", q->vm, q->pf);
+	original_settings(o, ret_vf, &saved);
+	snprintf(a.vf, sizeof(a.vf), "%s", ret_vf->addr);
+	snprintf(a.vm, sizeof(a.vm), "%s", q->vm);
+	a.mode = IOVM_MODE_EXCLUSIVE;
+	a.state = IOVM_STORE_RESERVED;
+	iovm_vm_device_id(ret_vf->addr, a.devid, sizeof(a.devid));
+	args = records_vm_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
+	if (journal_attach(o, ret_vf->addr, &args, &a, NULL, &saved, &id, err) < 0)
+		return err->code;
+	iovmd_crash_point("migrate-in", "reserved");
+	r = iovm_vfnet_open(o->host, &nl, err);
+	if (r >= 0 && mask)
+		r = iovm_vfnet_set(nl, ret_vf->pf_addr, ret_vf->index, cfg, mask, err);
+	iovm_vfnet_close(nl);
+	if (r >= 0 && strcmp(ret_vf->driver, "vfio-pci"))
+		r = iovm_vf_bind(o->host, ret_vf->addr, "vfio-pci", err);
+	if (r >= 0)
+		r = iovm_vfio_group_check(o->host, ret_vf->addr, err);
+	if (r < 0) {
+		iovm_error_prefix(err, "vm %s: vf %s: preparing it", q->vm, ret_vf->addr);
+		if (records_restore_vf(o, ret_vf->addr, &e2) < 0)
+			log_warning(e2.code, "vm %s: vf %s: %s", q->vm, ret_vf->addr, e2.msg);
+		records_finish(o, id, IOVM_INTENT_ROLLED_BACK);
+		return r;
+	}
+	records_step(o, id, "prepared");
+	iovmd_crash_point("migrate-in", "prepared");
+	snprintf(ret_devid, n, "%s", a.devid);
+	*ret_id = id;
+	return 0;
+}

@@ -2,6 +2,7 @@
 /* vm-add, vm-remove: the VM registry (docs/iovmd.md, "VMs"). */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "iovmd/ops.h"
 
@@ -20,9 +21,32 @@ json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err)
 	snprintf(rec.qga, sizeof(rec.qga), "%s", q->qga);
 	rec.priority = q->priority < 0 ? IOVM_PRIO_NORMAL : (iovm_priority)q->priority;
 	rec.numa_node = q->numa_node;
-	if (iovm_store_vm_put(o->store, &rec, err) < 0)
-		return NULL;
-	v = vms_add(o, &rec);
+	if (q->incoming[0]) {
+		/* What follows the guest is read from its source before anything
+		 * is recorded: a source iovm cannot follow is refused here. */
+		vmrec tmp = { .info = rec };
+
+		if (migrate_plan(o, &tmp, q->incoming, err) < 0)
+			return NULL;
+		if (vms_find(o, q->vm)) {
+			iovm_error_set(err, -EEXIST, "vm %s: already registered", q->vm);
+			return NULL;
+		}
+		if (iovm_store_vm_put(o->store, &rec, err) < 0)
+			return NULL;
+		v = vms_add(o, &rec);
+		if (v) {
+			memcpy(v->incoming_from, tmp.incoming_from, sizeof(v->incoming_from));
+			memcpy(v->mig_vfs, tmp.mig_vfs, sizeof(v->mig_vfs));
+			v->n_mig_vfs = tmp.n_mig_vfs;
+			v->mig = tmp.mig;
+			log_info("vm %s: incoming from vm %s, %zu VF(s) to follow", q->vm, q->incoming, v->n_mig_vfs);
+		}
+	} else {
+		if (iovm_store_vm_put(o->store, &rec, err) < 0)
+			return NULL;
+		v = vms_add(o, &rec);
+	}
 	if (!v) {
 		iovm_error_set(err, -ENOMEM, "out of memory");
 		return NULL;

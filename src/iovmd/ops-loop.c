@@ -227,10 +227,13 @@ static void vm_events(ops *o, vmrec *v)
 {
 	iovm_error err = {};
 
-	if (iovm_vm_process(v->vm, &err) == -ECONNRESET)
+	if (iovm_vm_process(v->vm, &err) == -ECONNRESET) {
+		if (v->incoming_from[0])
+			v->mig = mig_next(v->mig, "SHUTDOWN", NULL);
 		vms_lost(o, v, err.msg[0] ? err.msg : "QMP connection closed");
-	else
+	} else
 		vms_sync(o, v, NULL);
+	migrate_follow(o, v);
 	snapshot_publish(o, NULL);
 }
 

@@ -44,6 +44,33 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define LET_GO_MS 5000
 
+/* A migration into a VM registered as incoming (migrate.c). */
+typedef enum mig_state {
+	MIG_NONE,       /* not incoming */
+	MIG_WAITING,    /* registered, no migration seen yet */
+	MIG_ACTIVE,     /* its QEMU receives the migration */
+	MIG_RESUMED,    /* RESUME after the migration: VFs to plug */
+	MIG_DONE,       /* plugged (or tried) */
+	MIG_FAILED,     /* failed or cancelled: the VFs stay with the source */
+	_MIG_STATE_MAX,
+} mig_state;
+
+/* A VF of the source that follows the guest: its failover standby, its
+ * PF and its settings. */
+typedef struct mig_vf {
+	char src_vf[IOVM_STORE_ADDR_MAX];
+	char pf[IOVM_STORE_NAME_MAX];
+	char port[IOVM_VM_ID_MAX];   /* the source device's port: free in the destination */
+	char pair[IOVM_VM_ID_MAX];
+	iovm_vfnet_config cfg;
+	/* The destination's VF, once reserved before the switch-over. */
+	char vf[IOVM_STORE_ADDR_MAX];
+	char devid[IOVM_VM_ID_MAX];
+	int64_t intent;              /* its attach intent, 0 = none */
+} mig_vf;
+
+#define MIG_VFS_MAX 8
+
 typedef struct vmrec {
 	struct vmrec *next;
 	iovm_store_vm info;
@@ -52,6 +79,10 @@ typedef struct vmrec {
 	unsigned failures;           /* connection attempts failed in a row */
 	int64_t qga_next_try_ms;     /* guest agent: not asked again before this */
 	bool qga_warned;             /* its last failure is logged */
+	char incoming_from[IOVM_STORE_NAME_MAX]; /* vm-add "incoming": its source VM, "" = none */
+	mig_state mig;
+	mig_vf mig_vfs[MIG_VFS_MAX];
+	size_t n_mig_vfs;
 } vmrec;
 
 typedef struct kview kview;
@@ -180,8 +211,17 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 void live_recover(ops *o, const iovm_store_intent *in);
 json_object *cmd_vf_set(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err);
+
+/* migrate.c: following a migration into a VM registered as incoming. */
+const char *mig_state_to_string(mig_state s);
+mig_state mig_next(mig_state s, const char *event, const char *status);  /* pure */
+int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err);
+void migrate_watch(ops *o, vmrec *v);   /* on each (re)connect */
+void migrate_follow(ops *o, vmrec *v);  /* after its events were read */
 json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err);
+int attach_reserve(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vfnet_config *cfg, unsigned mask,
+		   iovm_vf *ret_vf, char *ret_devid, size_t n, int64_t *ret_id, iovm_error *err);
 json_object *cmd_detach(ops *o, const iovm_api_request *q, iovm_error *err);
 
 /* rebalance.c */

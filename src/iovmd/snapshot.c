@@ -185,6 +185,10 @@ json_object *snapshot_vm_json(ops *o, vmrec *v)
 	obj_s(j, "priority", iovm_priority_to_string(v->info.priority));
 	json_object_object_add(j, "numa_node", json_object_new_int(v->info.numa_node));
 	json_object_object_add(j, "connected", json_object_new_boolean(v->vm && iovm_vm_is_alive(v->vm)));
+	if (v->incoming_from[0]) {
+		obj_s(j, "incoming", v->incoming_from);
+		obj_s(j, "migration", mig_state_to_string(v->mig));
+	}
 	for (size_t i = 0; i < o->n_as; i++)
 		if (!strcmp(o->as[i].vm, v->info.name))
 			json_object_array_add(vfs, json_object_new_string(o->as[i].vf));

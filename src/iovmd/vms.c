@@ -107,6 +107,7 @@ int vms_connect(ops *o, vmrec *v, iovm_error *err)
 	}
 	v->failures = 0;
 	iovm_vm_set_step_hook(v->vm, step_hook, o);
+	migrate_watch(o, v);
 	log_info("vm %s: connected to %s", v->info.name, v->info.qmp);
 	return 0;
 }

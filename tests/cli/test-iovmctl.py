@@ -803,7 +803,7 @@ NAME_REFUSED = "%s: argument '%s' must be 1..63 characters of A-Z a-z 0-9 _ . : 
 
 DOT_NAMES = [
     (["vm", "add", ".", "--qmp", "/x"], "vm-add", "name", "vm add NAME --qmp SOCKET [--qga SOCKET] "
-     "[--priority high|normal|low] [--numa-node N]"),
+     "[--priority high|normal|low] [--numa-node N] [--incoming SRC-VM]"),
     (["vm", "add", "..", "--qmp", "/x"], "vm-add", "name", None),
     (["vm", "remove", "."], "vm-remove", "name", "vm remove NAME"),
     (["vm", "remove", ".."], "vm-remove", "name", None),

@@ -289,6 +289,10 @@ static void test_typed_fields(void **state)
 	assert_string_equal(r.qga, "/run/g1/qga.sock");
 	assert_string_equal(r.qmp, "/q");
 	iovm_api_request_done(&r);
+	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1-in\",\"qmp\":\"/q\",\"incoming\":\"g1\"}}",
+		 &r);
+	assert_string_equal(r.incoming, "g1");
+	iovm_api_request_done(&r);
 	parse_ok("{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g1\",\"qmp\":\"/q\",\"priority\":\"low\","
 		 "\"numa_node\":-1}}", &r);
 	assert_int_equal(r.priority, IOVM_PRIO_LOW);
@@ -467,6 +471,8 @@ static void test_ranges(void **state)
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"\"}}", "vm-add", "'qmp'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"qga\":\"qga.sock\"}}", "vm-add", "'qga'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"qga\":5}}", "vm-add", "'qga'" },
+		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"incoming\":\"a/b\"}}", "vm-add", "'incoming'" },
+		{ "{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g\",\"incoming\":\"g1\"}}", "attach", "'incoming'" },
 		{ "{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g\",\"qga\":\"/q\"}}", "attach", "'qga'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\\u0000x\"}}", "vm-add", "'qmp'" },
 	};

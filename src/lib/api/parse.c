@@ -144,6 +144,9 @@ static int store_value(iovm_api_request *req, iovm_api_arg a, const value *v, io
 	case IOVM_API_ARG_QGA:
 		copy(req->qga, sizeof(req->qga), v->s);
 		return 0;
+	case IOVM_API_ARG_INCOMING:
+		copy(req->incoming, sizeof(req->incoming), v->s);
+		return 0;
 	case IOVM_API_ARG_COUNT:
 		req->count = (unsigned)v->x;
 		return 0;

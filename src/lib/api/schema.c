@@ -57,6 +57,7 @@ static const iovm_api_arg_def arg_defs[_IOVM_API_ARG_MAX] = {
 	[IOVM_API_ARG_TIMEOUT_MS] = INT("timeout_ms", 100, 600000),
 	[IOVM_API_ARG_QGA] = STRING("qga", PATH),
 	[IOVM_API_ARG_LIVE] = ENUM("live", iovm_live_mode_names, _IOVM_LIVE_MAX),
+	[IOVM_API_ARG_INCOMING] = STRING("incoming", NAME),
 };
 
 #define B(a) (1u << IOVM_API_ARG_##a)
@@ -71,7 +72,8 @@ static const struct cmd_def {
 	[IOVM_API_VF_SHOW] = { B(VF), B(VF) },
 	[IOVM_API_VF_SET] = { B(VF) | B(MAC) | B(VLAN) | B(QOS) | B(RATE) | B(SPOOFCHK) | B(TRUST) | B(LINK),
 			      B(VF) },
-	[IOVM_API_VM_ADD] = { B(NAME) | B(QMP) | B(QGA) | B(PRIORITY) | B(NUMA_NODE), B(NAME) | B(QMP) },
+	[IOVM_API_VM_ADD] = { B(NAME) | B(QMP) | B(QGA) | B(PRIORITY) | B(NUMA_NODE) | B(INCOMING),
+			      B(NAME) | B(QMP) },
 	[IOVM_API_VM_REMOVE] = { B(NAME), B(NAME) },
 	/* No qos on attach: the VLAN is given to the device without a priority. */
 	[IOVM_API_ATTACH] = { B(VM) | B(VF) | B(PF) | B(MODE) | B(MAC) | B(VLAN) | B(FAILOVER_PAIR_ID) |
