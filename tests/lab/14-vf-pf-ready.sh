@@ -57,7 +57,7 @@ dmesg -C
 read -r nd mac <<<"$(bind_igbvf 0)"
 [ "$nd" != - ] && dmesg | grep -q "PF still in reset state" \
 	&& ok "PF down: igbvf on $(vf 0) failed its handshake ($nd got $mac; dmesg: $(dmesg | grep -o 'PF still[^.]*' | sort -u | paste -sd,))" \
-	|| fail "PF down: expected igbvf's handshake to fail; netdev $nd $mac; dmesg: $(dmesg | grep igbvf | tail -3)"
+	|| fail "PF down: expected igbvf's handshake to fail; netdev $nd $mac; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 echo "$(vf 0)" > /sys/bus/pci/drivers/igbvf/unbind
 echo 0 > $PF/sriov_numvfs
 
@@ -74,10 +74,10 @@ for c in 1 2 3 4 5; do
 		nd=$(basename "$(ls -d "/sys/bus/pci/devices/$(vf $i)/net/"* 2>/dev/null | head -n 1)")
 		got=$(cat "/sys/class/net/$nd/address" 2>/dev/null)
 		[ "$got" = "$want" ] && ok "cycle $c: vf $i ($nd) adopted its PF-set MAC $want" \
-			|| fail "cycle $c: vf $i ($nd) has MAC '$got', want $want; dmesg: $(dmesg | grep igbvf | tail -3)"
+			|| fail "cycle $c: vf $i ($nd) has MAC '$got', want $want; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" up
 		until_ok 60 carrier "$nd" && ok "cycle $c: vf $i ($nd) has carrier" \
-			|| fail "cycle $c: vf $i ($nd) no carrier within 60 s; dmesg: $(dmesg | grep igbvf | tail -3)"
+			|| fail "cycle $c: vf $i ($nd) no carrier within 60 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" down
 	done
 	n=$(dmesg | grep -c "PF still")
@@ -101,7 +101,7 @@ for c in 1 2 3; do
 		[ "$(drv "$(vf $i)")" = igbvf ] || fail "host cycle $c: vf $i on $(drv "$(vf $i)")"
 		ip link set "$nd" up
 		until_ok 60 carrier "$nd" && ok "host cycle $c: vf $i ($nd) has carrier" \
-			|| fail "host cycle $c: vf $i ($nd) no carrier within 60 s"
+			|| fail "host cycle $c: vf $i ($nd) no carrier within 60 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" down
 	done
 	expect 0 "$T" set-vfs $PFN 0 >/dev/null
