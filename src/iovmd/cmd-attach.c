@@ -286,12 +286,29 @@ static void attach_opts(ops *o, const iovm_api_request *q, const iovm_vf *vf, ch
 	ao->timeout_ms = attach_timeout(o, q);
 }
 
+/* VF vf reserved for VM vm, exclusively: its original settings saved
+ * before anything is touched, the attach intent opened and the assignment
+ * reserved in one journal step (ret_a, ret_saved, ret_id filled). */
+static int reserve_exclusive(ops *o, const char *vm, const iovm_vf *vf, iovm_store_assignment *ret_a,
+			     iovm_store_vf_saved *ret_saved, int64_t *ret_id, iovm_error *err)
+{
+	iovm_store_intent_args args;
+
+	original_settings(o, vf, ret_saved);
+	snprintf(ret_a->vf, sizeof(ret_a->vf), "%s", vf->addr);
+	snprintf(ret_a->vm, sizeof(ret_a->vm), "%s", vm);
+	ret_a->mode = IOVM_MODE_EXCLUSIVE;
+	ret_a->state = IOVM_STORE_RESERVED;
+	iovm_vm_device_id(vf->addr, ret_a->devid, sizeof(ret_a->devid));
+	args = records_vm_args(vm, IOVM_MODE_EXCLUSIVE, ret_a->devid);
+	return journal_attach(o, vf->addr, &args, ret_a, NULL, ret_saved, ret_id, err);
+}
+
 /* The VF on vfio-pci into the VM, exclusively. */
 static json_object *attach_exclusive(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vf *vf,
 				     iovm_error *err)
 {
 	char mac[18] = "";
-	iovm_store_intent_args args;
 	iovm_store_assignment a = {};
 	iovm_store_vf_saved saved = {};
 	iovm_attach_result res = {};
@@ -299,15 +316,7 @@ static json_object *attach_exclusive(ops *o, vmrec *v, const iovm_api_request *q
 	json_object *ret;
 	int64_t id = 0;
 
-	/* The original settings, saved before anything is touched. */
-	original_settings(o, vf, &saved);
-	snprintf(a.vf, sizeof(a.vf), "%s", vf->addr);
-	snprintf(a.vm, sizeof(a.vm), "%s", q->vm);
-	a.mode = IOVM_MODE_EXCLUSIVE;
-	a.state = IOVM_STORE_RESERVED;
-	iovm_vm_device_id(vf->addr, a.devid, sizeof(a.devid));
-	args = records_vm_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
-	if (journal_attach(o, vf->addr, &args, &a, NULL, &saved, &id, err) < 0)
+	if (reserve_exclusive(o, q->vm, vf, &a, &saved, &id, err) < 0)
 		return NULL;
 	log_debug("attach: vm %s: vf %s reserved (intent %lld)", q->vm, vf->addr, (long long)id);
 	o->intent = id;
@@ -366,7 +375,6 @@ int attach_reserve(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vfnet
 	iovm_mode mode = IOVM_MODE_EXCLUSIVE;
 	iovm_store_assignment a = {};
 	iovm_store_vf_saved saved;
-	iovm_store_intent_args args;
 	iovm_vfnet *nl = NULL;
 	iovm_error e2 = {};
 	int64_t id = 0;
@@ -376,14 +384,7 @@ int attach_reserve(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vfnet
 		return err->code ? err->code : -ENOSPC;
 	if (mode != IOVM_MODE_EXCLUSIVE)
 		return iovm_error_set(err, -ENOSPC, "vm %s: no free VF on %s (only a shared one)", q->vm, q->pf);
-	original_settings(o, ret_vf, &saved);
-	snprintf(a.vf, sizeof(a.vf), "%s", ret_vf->addr);
-	snprintf(a.vm, sizeof(a.vm), "%s", q->vm);
-	a.mode = IOVM_MODE_EXCLUSIVE;
-	a.state = IOVM_STORE_RESERVED;
-	iovm_vm_device_id(ret_vf->addr, a.devid, sizeof(a.devid));
-	args = records_vm_args(q->vm, IOVM_MODE_EXCLUSIVE, a.devid);
-	if (journal_attach(o, ret_vf->addr, &args, &a, NULL, &saved, &id, err) < 0)
+	if (reserve_exclusive(o, q->vm, ret_vf, &a, &saved, &id, err) < 0)
 		return err->code;
 	iovmd_crash_point("migrate-in", "reserved");
 	r = iovm_vfnet_open(o->host, &nl, err);
