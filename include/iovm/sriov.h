@@ -106,6 +106,14 @@ int iovm_pf_set_numvfs(iovm_host *h, const char *pf, unsigned n, iovm_vf_driver_
 		       unsigned flags, iovm_error *err);
 
 /*
+ * Waits up to timeout_ms for the PF's netdev to have carrier (igb drops it
+ * while it reopens the PF to create VFs, and the VFs have no link until it
+ * is back). 1 when it has, 0 at the deadline; -ENODEV without a netdev,
+ * -ENETDOWN with one administratively down (nothing to wait for).
+ */
+int iovm_pf_wait_carrier(iovm_host *h, const char *pf, int timeout_ms, iovm_error *err);
+
+/*
  * Binds every VF of the PF that has no driver, except the addresses in skip,
  * to kind's driver (the host kind then turns sriov_drivers_autoprobe back
  * on). For VFs created with IOVM_VF_DRIVER_NONE whose binding waits: a live

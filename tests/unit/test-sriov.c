@@ -294,6 +294,29 @@ static void test_set_numvfs_pf_up(void **state)
 	assert_int_equal(l.calls, 0);
 }
 
+/* The PF's carrier, as a live resize waits for it before nudging guests. */
+static void test_pf_wait_carrier(void **state)
+{
+	ctx *c = *state;
+	iovm_error e = {};
+
+	assert_int_equal(fx_write(&c->fx, "class/net/eth0/carrier", "1\n"), 0);
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "eth0", 0, &e), 1);
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "0000:01:00.0", 1000, &e), 1);
+	/* No carrier: 0 at the deadline, also when it cannot be read yet. */
+	assert_int_equal(fx_write(&c->fx, "class/net/eth0/carrier", "0\n"), 0);
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "eth0", 30, &e), 0);
+	assert_int_equal(fx_write(&c->fx, "class/net/eth0/carrier", ""), 0);
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "eth0", 0, &e), 0);
+	/* Nothing to wait for: a netdev down, or none. */
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "eth1", 1000, &e), -ENETDOWN);
+	assert_string_equal(e.msg, "pf 0000:02:00.0: its netdev eth1 is down: no carrier to wait for");
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "0000:03:00.0", 1000, &e), -ENODEV);
+	assert_string_equal(e.msg, "pf 0000:03:00.0: no netdev: no carrier to wait for");
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "0000:09:00.0", 0, &e), -ENODEV);
+	assert_int_equal(iovm_pf_wait_carrier(c->h, "eth0", -1, &e), -EINVAL);
+}
+
 static void test_numvfs_locked(void **state)
 {
 	ctx *c = *state;
@@ -359,6 +382,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_users, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_set_numvfs_refusals, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_set_numvfs_sequence, fixture_host_setup, fixture_host_teardown),
+		cmocka_unit_test_setup_teardown(test_pf_wait_carrier, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_numvfs_locked, fixture_host_setup, fixture_host_teardown),
 		cmocka_unit_test_setup_teardown(test_driver_override_locked, fixture_host_setup, fixture_host_teardown),
 	};

@@ -19,15 +19,21 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
+#include "iovm/sriov.h"
 #include "lib/host/pci-internal.h"
 #include "lib/host/pfready.h"
 #include "lib/host/sysfs.h"
+#include "shared/clock.h"
 #include "shared/nlerr.h"
 #include "shared/util.h"
+
+/* How often the PF's carrier is looked at while waited for. */
+#define CARRIER_POLL_MS 10
 
 /* -1 without a netdev, else whether it is administratively up. */
 static int pf_netdev_up(const iovm_host *h, const char *addr, char *ifname, size_t n)
@@ -116,4 +122,36 @@ int pf_ready_check(const iovm_host *h, const char *addr, unsigned n, iovm_error 
 	return iovm_error_set(err, -EIO, "pf %s: created %u VFs, but its netdev %s is down: the "
 			      "VFs' drivers get no answer from the PF (\"PF still in reset state\") "
 			      "until it is up", addr, n, ifname);
+}
+
+int iovm_pf_wait_carrier(iovm_host *h, const char *pf, int timeout_ms, iovm_error *err)
+{
+	char addr[IOVM_PCI_ADDR_MAX], ifname[IF_NAMESIZE] = "", p[PATH_MAX];
+	int64_t deadline;
+	int r;
+
+	if (!h || timeout_ms < 0)
+		return iovm_error_set(err, -EINVAL, "pf wait-carrier: invalid argument");
+	r = iovm_pf_resolve(h, pf, addr, sizeof(addr), err);
+	if (r < 0)
+		return r;
+	r = pf_netdev_up(h, addr, ifname, sizeof(ifname));
+	if (r < 0)
+		return iovm_error_set(err, -ENODEV, "pf %s: no netdev: no carrier to wait for", addr);
+	if (r == 0)
+		return iovm_error_set(err, -ENETDOWN, "pf %s: its netdev %s is down: no carrier to wait for",
+				      addr, ifname);
+	if (sysfs_path(h, p, sizeof(p), "class/net/%s/carrier", ifname) < 0)
+		return iovm_error_set(err, -ENAMETOOLONG, "pf %s: netdev path too long", addr);
+	deadline = now_ms() + timeout_ms;
+	for (;;) {
+		unsigned long c;
+
+		/* EINVAL while the netdev is down: no carrier yet. */
+		if (sysfs_read_ulong(p, 10, &c) == 0 && c == 1)
+			return 1;
+		if (now_ms() >= deadline)
+			return 0;
+		usleep(CARRIER_POLL_MS * 1000);
+	}
 }
