@@ -53,3 +53,9 @@ int iovm_vm_live_release(iovm_vm *vm, const char *vf, const iovm_live_place *p, 
  * refused by QEMU leaves the device paused (a later one may succeed). */
 int iovm_vm_live_restore(iovm_vm *vm, const char *vf, const iovm_live_place *p, iovm_live_mode mode,
 			 int timeout_ms, iovm_error *err);
+
+/* Prompts the guest driver of a resumed device to look at it again
+ * (x-vfio-nudge, kind msix): for a link that came up while the driver was
+ * still re-initialising after the resume. -EOPNOTSUPP if this QEMU has no
+ * x-vfio-nudge (the driver then finds out from its own timer). */
+int iovm_vm_live_nudge(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *err);

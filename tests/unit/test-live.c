@@ -198,6 +198,38 @@ static void test_pause_resume(void **state)
 	assert_string_equal(r.f.args[7], "{\"id\":\"" DEVID "\",\"host\":\"" VF "\"}");
 }
 
+/* The nudge after the PF's carrier is back: sent where QEMU has it,
+ * QEMU's refusal passed on, and -EOPNOTSUPP from a QEMU without it. */
+static void test_nudge(void **state)
+{
+	const struct step script[] = {
+		START,
+		{ EXPECT, "query-commands" },
+		{ SEND, "{\"return\": [{\"name\": \"x-vfio-resume\"}, {\"name\": \"x-vfio-nudge\"}], \"id\": $1}\r\n" },
+		{ EXPECT, "x-vfio-nudge" }, { SEND, OK(2) },
+		{ EXPECT, "query-commands" },
+		{ SEND, "{\"return\": [{\"name\": \"x-vfio-nudge\"}], \"id\": $3}\r\n" },
+		{ EXPECT, "x-vfio-nudge" },
+		{ SEND, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"vfio-pci device '" DEVID "': MSI-X "
+			"is not enabled: no vector to nudge the guest with\"}, \"id\": $4}\r\n" },
+		{ EXPECT, "query-commands" }, { SEND, commands(true, 5) },
+		{ WAIT_HUP }, { END },
+	};
+	iovm_error e = {};
+	struct rig r;
+
+	rig_start(&r, script);
+	assert_int_equal(iovm_vm_live_nudge(r.vm, DEVID, 5000, &e), 0);
+	assert_int_equal(iovm_vm_live_nudge(r.vm, DEVID, 5000, &e), -EREMOTEIO);
+	assert_non_null(strstr(e.msg, "vm g1: device " DEVID ": nudge"));
+	assert_non_null(strstr(e.msg, "MSI-X is not enabled"));
+	assert_int_equal(iovm_vm_live_nudge(r.vm, DEVID, 5000, &e), -EOPNOTSUPP);
+	assert_string_equal(e.msg, "vm g1: device " DEVID ": this QEMU has no x-vfio-nudge");
+	assert_int_equal(iovm_vm_live_nudge(NULL, DEVID, 5000, &e), -EINVAL);
+	rig_stop(&r);
+	assert_string_equal(r.f.args[2], "{\"id\":\"" DEVID "\",\"kind\":\"msix\"}");
+}
+
 #define DELETED "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"" DEVID "\", \"path\": " \
 		"\"/machine/peripheral/" DEVID "\"}, \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\r\n"
 
@@ -274,6 +306,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_choose),
 		cmocka_unit_test_teardown(test_pause_resume, teardown_arena),
+		cmocka_unit_test_teardown(test_nudge, teardown_arena),
 		cmocka_unit_test_teardown(test_failover_replug, teardown_arena),
 		cmocka_unit_test_teardown(test_replug_timeout_and_gone, teardown_arena),
 	};

@@ -3,7 +3,7 @@
  * A VF out of a running VM and back around its PF's re-create (live.h,
  * docs/resize.md). The QMP interface of the VFIO pause is QEMU's
  * x-vfio-pause {"id"} and x-vfio-resume {"id", "host"}, with the device's
- * read-only QOM bool x-paused.
+ * read-only QOM bool x-paused, and x-vfio-nudge {"id", "kind"}.
  */
 #include <errno.h>
 #include <poll.h>
@@ -246,5 +246,32 @@ int iovm_vm_live_restore(iovm_vm *vm, const char *vf, const iovm_live_place *p, 
 						 vf, p->devid, p->port[0] ? " into port " : "", p->port);
 	}
 	set_use(vm, vf, p->devid, IOVM_VF_IN_USE);
+	return 0;
+}
+
+int iovm_vm_live_nudge(iovm_vm *vm, const char *devid, int timeout_ms, iovm_error *err)
+{
+	_cleanup_json_ json_object *cmds = NULL;
+	_cleanup_json_ json_object *a = NULL;
+	iovm_qmp *q;
+	int r;
+
+	if (!vm || !devid)
+		return iovm_error_set(err, -EINVAL, "live nudge: invalid argument");
+	if (timeout_ms <= 0)
+		timeout_ms = LIVE_TIMEOUT_MS;
+	q = iovm_vm_get_qmp(vm);
+	r = iovm_qmp_execute(q, "query-commands", NULL, &cmds, timeout_ms, err);
+	if (r < 0)
+		return iovm_error_prefix(err, "vm %s: device %s: nudge", iovm_vm_name(vm), devid);
+	if (!has_command(cmds, "x-vfio-nudge"))
+		return iovm_error_set(err, -EOPNOTSUPP, "vm %s: device %s: this QEMU has no x-vfio-nudge",
+				      iovm_vm_name(vm), devid);
+	a = json_object_new_object();
+	json_object_object_add(a, "id", json_object_new_string(devid));
+	json_object_object_add(a, "kind", json_object_new_string("msix"));
+	r = iovm_qmp_execute(q, "x-vfio-nudge", a, NULL, timeout_ms, err);
+	if (r < 0)
+		return iovm_error_prefix(err, "vm %s: device %s: nudge", iovm_vm_name(vm), devid);
 	return 0;
 }
