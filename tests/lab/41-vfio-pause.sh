@@ -21,7 +21,9 @@
 #     ping must be answered (igbvf requests its MSI-X vectors only then);
 #  4. x-vfio-pause: x-paused is true, a second pause is refused; resuming
 #     onto NIC 1's PF (another device) and onto an unbound VF is refused and
-#     the device stays paused; resuming with no host (the previous VF) works.
+#     the device stays paused; resuming with no host (the previous VF) works;
+#  5. x-vfio-nudge is refused for a paused device and for no device, and on
+#     the running one its msix kind raises igbvf's "other" vector in the guest.
 # Runs the guest on the patched QEMU (`lab/guest start --qemu patched`;
 # scripts/run-tests builds it first); skipped when it is not built.
 set -uo pipefail
@@ -244,6 +246,27 @@ out=$(qmp x-vfio-resume "{\"id\":\"$ID\",\"host\":\"$VF1\"}") && fail "resume on
 out=$(qmp x-vfio-resume "{\"id\":\"$ID\"}") && ok "resume onto $VF0 (no host given: the previous one): $out" ||
 	die "resume onto $VF0: $out"
 [ "$(paused)" = false ] && ok "x-paused is false after the resume" || fail "x-paused after resume: $(paused)"
+
+# --- 5. x-vfio-nudge: refused for a paused device and for no device; on the
+# running one (kind msix) the guest takes an interrupt on igbvf's "other"
+# vector, the one named like the interface (its rx/tx vectors are IF-rx-0,
+# IF-tx-0), on which igbvf looks at its link at once.
+other_irqs() { # -> the guest's count of interrupts on IF's "other" vector
+	$G exec --timeout 60 p1 -- cat /proc/interrupts 2>/dev/null | tr -d '\r' |
+		awk -v n="$IF" '$NF == n { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s; exit }'
+}
+out=$(qmp x-vfio-nudge '{"id":"nosuch"}') && fail "nudge of no device succeeded: $out" || ok "nudge of no device: $out"
+out=$(qmp x-vfio-pause "{\"id\":\"$ID\"}") || die "x-vfio-pause before the nudge: $out"
+out=$(qmp x-vfio-nudge "{\"id\":\"$ID\"}") && fail "nudge of a paused device succeeded: $out" ||
+	{ [[ "$out" == *"is paused"* ]] && ok "nudge of a paused device refused: $out" || fail "nudge while paused: $out"; }
+out=$(qmp x-vfio-resume "{\"id\":\"$ID\",\"nudge\":\"none\"}") || die "resume before the nudge: $out"
+before=$(other_irqs)
+out=$(qmp x-vfio-nudge "{\"id\":\"$ID\",\"kind\":\"msix\"}") && ok "x-vfio-nudge msix: $out" ||
+	fail "x-vfio-nudge msix: $out"
+after=$(other_irqs)
+[ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] &&
+	ok "the guest took the nudge on $IF's other vector ($before -> $after interrupts)" ||
+	fail "no interrupt on $IF's other vector from the nudge ('$before' -> '$after')"
 
 
 for mode in active idle; do
