@@ -206,6 +206,15 @@ one() {
 	read -r -a steps < "$W/steps" || steps=()
 	[ "${#steps[@]}" = 5 ] || { fail "$mode: no step times in iovmd's debug log"; steps=(NaN NaN NaN NaN NaN); }
 	say "$mode round $round: after the command's start: released ${steps[0]} s, VFs removed ${steps[1]} s, re-created ${steps[2]} s, given back ${steps[3]} s, the other VFs bound ${steps[4]} s"
+	# pause: the PF's carrier back and the guest nudged to look at its link
+	tail -n +"$((n0 + 1))" "$LOG" | awk '
+		function at(l) { split(l, f, " "); return f[2] + 0 }
+		/debug: running pf-set-vfs/ && !s { s = at($0) }
+		s && /live resize: pf .* carrier back/ { cb = at($0) }
+		s && /live resize: vm .* nudged/ { nd = at($0) }
+		END { if (s && cb) printf "carrier back %.2f s, guest nudged %s s\n", cb - s, nd ? sprintf("%.2f", nd - s) : "-" }' \
+		> "$W/nudge"
+	[ -s "$W/nudge" ] && say "$mode round $round: $(cat "$W/nudge")"
 	# until a reply after the command, then 5 s more
 	local end=$(( ${t1%.*} + 300 ))
 	while [ "$(date +%s)" -lt "$end" ]; do

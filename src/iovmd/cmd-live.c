@@ -22,6 +22,8 @@
 #include "shared/util.h"
 
 #define OP "set-vfs-live"
+/* How long a live resize waits for its PF's carrier to nudge paused VFs. */
+#define CARRIER_WAIT_MS 10000
 #define NET_KEPT (IOVM_VFNET_MAC | IOVM_VFNET_VLAN | IOVM_VFNET_RATE | IOVM_VFNET_TRUST | IOVM_VFNET_SPOOFCHK)
 
 /* Refusals gathered while planning: "; "-separated, one per VM. */
@@ -403,12 +405,56 @@ static int bind_the_others(ops *o, const char *pf, const char *driver, const iov
 	return r;
 }
 
+/* The paused VFs were resumed before the PF had its link back: their guest
+ * drivers looked at the link then, found none, and the PF's announcement
+ * of it may have reached them while they were still re-initialising.
+ * Once the PF has carrier, each is nudged to look again (at most
+ * CARRIER_WAIT_MS, not longer than the operation's timeout). */
+static void nudge_on_carrier(ops *o, const char *pf, const iovm_store_intent_args *args, int timeout_ms)
+{
+	iovm_error e = {};
+	size_t n_paused = 0;
+	int wait_ms, r;
+
+	for (size_t i = 0; i < args->n_live; i++)
+		n_paused += args->holders[i].mode == IOVM_LIVE_PAUSE;
+	if (!n_paused)
+		return;
+	wait_ms = timeout_ms < CARRIER_WAIT_MS ? timeout_ms : CARRIER_WAIT_MS;
+	r = iovm_pf_wait_carrier(o->host, pf, wait_ms, &e);
+	if (r <= 0) {
+		if (r == 0)
+			log_info("pf %s: no carrier %d ms after the re-create; the guests find their link "
+				 "by themselves", pf, wait_ms);
+		else
+			log_debug("live resize: %s", e.msg);
+		return;
+	}
+	log_debug("live resize: pf %s: carrier back", pf);
+	for (size_t i = 0; i < args->n_live; i++) {
+		const iovm_store_live_holder *h = &args->holders[i];
+		vmrec *v = vms_find(o, h->vm);
+
+		if (h->mode != IOVM_LIVE_PAUSE || !v || !v->vm)
+			continue;
+		e = (iovm_error){};
+		r = iovm_vm_live_nudge(v->vm, h->devid, timeout_ms, &e);
+		if (r == -EOPNOTSUPP)
+			log_debug("live resize: %s", e.msg);
+		else if (r < 0)
+			log_warning(e.code, "%s; the guest finds its link by itself", e.msg);
+		else
+			log_debug("live resize: vm %s: device %s nudged", h->vm, h->devid);
+	}
+}
+
 /* The PF at args->count VFs (through 0), the settings back, the VFs back
  * in their VMs. Returns how many VMs could not take theirs back, or a
  * negative errno if the VFs could not be re-created as they were. Settings
  * that did not apply (the VFs back all the same) go to ret_net_err. */
 static int recreate_and_give_back(ops *o, const char *pf, const char *driver, const iovm_store_intent_args *args,
-				  int64_t id, bool recreate, int timeout_ms, iovm_error *err, iovm_error *ret_net_err)
+				  int64_t id, bool recreate, bool had_carrier, int timeout_ms, iovm_error *err,
+				  iovm_error *ret_net_err)
 {
 	iovm_error net_err = {};
 	unsigned failed;
@@ -438,6 +484,9 @@ static int recreate_and_give_back(ops *o, const char *pf, const char *driver, co
 	iovmd_crash_point(OP, "configured");
 	failed = give_all_back(o, args, args->n_live, !recreate, timeout_ms, err);
 	log_debug("live resize: pf %s: VFs given back (%u failed)", pf, failed);
+	/* Before the others are probed: the guests are waiting. */
+	if (had_carrier)
+		nudge_on_carrier(o, pf, args, timeout_ms);
 	if (bind_the_others(o, pf, driver, args, r < 0 ? NULL : &net_err) < 0 && r >= 0)
 		r = -EIO;
 	if (failed)
@@ -472,6 +521,7 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	json_object *ret, *ev;
 	iovm_pf info;
 	int64_t id = 0;
+	bool had_carrier;
 	int r;
 
 	args = (iovm_store_intent_args){ .count = q->count };
@@ -490,6 +540,8 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	o->intent = id;
 	o->op = OP;
 	iovmd_crash_point(OP, "intent");
+	/* A PF without carrier now will not get it from the re-create. */
+	had_carrier = iovm_pf_wait_carrier(o->host, want->pf, 0, NULL) == 1;
 	if (release_all(o, &args, timeout_ms, err) < 0) {
 		iovm_error r0 = {};
 
@@ -502,7 +554,8 @@ json_object *cmd_set_vfs_live(ops *o, const iovm_api_request *q, const iovm_stor
 	}
 	records_step(o, id, "released");
 	iovmd_crash_point(OP, "released");
-	r = recreate_and_give_back(o, want->pf, want->driver, &args, id, true, timeout_ms, err, &net_err);
+	r = recreate_and_give_back(o, want->pf, want->driver, &args, id, true, had_carrier, timeout_ms, err,
+				   &net_err);
 	if (r != 0) {
 		/* Left open: the journal says which VMs wait for their VF, and
 		 * recovery at the next start tries again. */
@@ -571,7 +624,7 @@ void live_recover(ops *o, const iovm_store_intent *in)
 		if (r < 0)
 			log_error(err.code, "recovery: %s", err.msg);
 	}
-	r = recreate_and_give_back(o, pf, want.driver, &args, in->id, recreate, o->d->cfg.detach_timeout_ms, &err,
+	r = recreate_and_give_back(o, pf, want.driver, &args, in->id, recreate, true, o->d->cfg.detach_timeout_ms, &err,
 				   &net_err);
 	if (net_err.code)
 		log_error(net_err.code, "recovery: pf %s: %s", pf, net_err.msg);

@@ -9,7 +9,8 @@
 #  1. `pf set-vfs eth0 4` (auto): pause chosen; both keep their VF index,
 #     device id and MAC; in each guest the same interface, ifindex and PCI
 #     address, no PCIe hot-plug event in its kernel log; both reach the
-#     server again with the address they had (nothing reconfigured);
+#     server again with the address they had (nothing reconfigured); once
+#     eth0 has carrier again iovmd nudges both (x-vfio-nudge);
 #  2. two new VMs p3 and p4 (stock QEMU) get VFs 2 and 3 and reach the
 #     server through them: traffic on all four VFs; then they detach;
 #  3. `pf set-vfs eth0 2` (auto): the same checks after the shrink;
@@ -111,10 +112,17 @@ for g in "${HOLD[@]}"; do take "$g"; done
 # resize N: a live resize with auto, which must choose the pause, and the
 # checks of what each guest keeps.
 resize() {
-	local n=$1 g st modes i
+	local n=$1 g st modes i n0
 	running "${HOLD[@]}"
+	n0=$(wc -l < "$LOG")
 	out=$(ctl --json pf set-vfs eth0 "$n" 2>"$W/err") && ok "live resize to $n VFs (auto)" ||
 		fail "live resize to $n: $out $(cat "$W/err")"
+	# once eth0 had carrier again, each paused guest was nudged to look at
+	# its link (x-vfio-nudge)
+	for g in "${HOLD[@]}"; do
+		tail -n +"$((n0 + 1))" "$LOG" | grep -q "live resize: vm $g: device $(devid_of "${IDX[$g]}") nudged" &&
+			ok "$g nudged once eth0 had carrier" || fail "$g not nudged (iovmd's log: $(tail -n +"$((n0 + 1))" "$LOG" | grep -E 'carrier|nudge' | tail -n 3))"
+	done
 	modes=$(printf '%s\n' "$out" | jq -r '[.live[]? | "\(.vm)=\(.mode)"] | sort | join(" ")')
 	[ "$modes" = "p1=pause p2=pause" ] && ok "auto chose the pause for both: $modes" || fail "modes chosen: '$modes'"
 	[ "$(numvfs)" = "$n" ] && ok "eth0 has $n VFs" || fail "eth0 has $(numvfs) VFs, want $n"
