@@ -13,7 +13,15 @@ set -uo pipefail
 # shellcheck source=lib/iovmd.sh
 . tests/lab/lib/iovmd.sh
 
-W=$TMPDIR/live-crash
+# The mode, g1's QEMU and the crash points: replug on Debian's QEMU
+# through every step by default; lab 46 runs the pause on the patched QEMU
+# through the steps where g1 is paused.
+MODE=${IOVM_LIVE_CRASH_MODE:-replug}
+QEMU=${IOVM_LIVE_CRASH_QEMU:-stock}
+STEPS=${IOVM_LIVE_CRASH_STEPS:-intent released numvfs configured restored done}
+[ "$QEMU" = stock ] || { [ -n "${IOVM_LAB_QEMU_PATCHED:-}" ] && [ -x "$IOVM_LAB_QEMU_PATCHED" ]; } ||
+	skip "no patched QEMU built (lab/iovm-lab build-qemu)"
+W=$TMPDIR/live-crash-$MODE
 mkdir -p "$W"
 SOCK=$W/iovm.sock
 DB=$W/iovm.db
@@ -38,13 +46,14 @@ wait_dead() {
 }
 cleanup() {
 	stop_d
-	cp "$LOG" /run/iovm-lab/share/38-iovmd.log 2>/dev/null
-	cp /run/iovm-lab/guests/g1/console.log /run/iovm-lab/share/38-g1-console.log 2>/dev/null
+	cp "$LOG" "/run/iovm-lab/share/38-$MODE-iovmd.log" 2>/dev/null
+	cp /run/iovm-lab/guests/g1/console.log "/run/iovm-lab/share/38-$MODE-g1-console.log" 2>/dev/null
 	$G stop g1 >/dev/null 2>&1
 }
 trap cleanup EXIT
 
 numvfs() { cat /sys/class/net/eth0/device/sriov_numvfs; }
+if_state() { local i; i=$(guest_if_by_mac g1 "$MAC") && [ -n "$i" ] && guest_if_state g1 "$i"; }
 VF0=
 DEVID=
 vfmac() { pf_vf_mac eth0 "$1"; }
@@ -64,6 +73,12 @@ consistent() {
 		"\(.vf) \(.state) \(.driver)"' <<<"$vfs")
 	[ -z "$bad" ] || fail "$label: other VFs not free on igbvf (leaked): $bad"
 	in_qemu || fail "$label: g1's QEMU has no $DEVID"
+	if [ "$MODE" = pause ]; then
+		[ "$($G qmp g1 qom-get "{\"path\":\"/machine/peripheral/$DEVID\",\"property\":\"x-paused\"}")" = false ] ||
+			fail "$label: $DEVID is still paused"
+		[ "$(if_state g1)" = "$STATE" ] ||
+			fail "$label: g1's interface state '$(if_state g1)', before '$STATE' (a hot-plug?)"
+	fi
 	[ "$(vfmac 0)" = "$MAC" ] || fail "$label: eth0 vf 0 MAC $(vfmac 0), want $MAC"
 	guest_wait_vfs g1 1 300 || fail "$label: g1 does not see its VF"
 	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "$label: open intents left"
@@ -72,7 +87,7 @@ consistent() {
 
 ip link set eth0 up
 echo 0 > /sys/class/net/eth0/device/sriov_numvfs
-$G start g1 || die "g1 did not start"
+$G start g1 --qemu "$QEMU" || die "g1 did not start"
 start_d || exit 1
 out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || die "set-vfs 2: $out"
 ctl vm add g1 --qmp "$(guest_qmp g1)" >/dev/null || die "vm add g1"
@@ -81,14 +96,16 @@ VF0=$(jq -r .vf <<<"$out")
 [ "$VF0" = "$(basename "$(readlink /sys/class/net/eth0/device/virtfn0)")" ] || die "attach g1 gave '$VF0', not VF 0"
 DEVID=iovm-$(tr : - <<<"$VF0")
 guest_wait_vfs g1 1 300 || die "g1 does not see its VF"
+STATE=
+[ "$MODE" = pause ] && { STATE=$(if_state g1); [ -n "$STATE" ] || die "g1's interface state unknown"; }
 consistent "before the crashes" 2
 stop_d
 
 want=2
-for step in intent released numvfs configured restored done; do
+for step in $STEPS; do
 	want=$((5 - want))
 	start_d "set-vfs-live:$step" || break
-	ctl pf set-vfs eth0 "$want" --live replug --timeout-ms 300000 >/dev/null 2>&1
+	ctl pf set-vfs eth0 "$want" --live "$MODE" --timeout-ms 300000 >/dev/null 2>&1
 	wait_dead "set-vfs-live:$step" || continue
 	ok "iovmd killed itself at set-vfs-live:$step"
 	start_d || break

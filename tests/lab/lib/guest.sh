@@ -32,6 +32,15 @@ guest_if_by_mac() {
 		read a < \$i/address; [ \"\$a\" = $2 ] && echo \${i##*/}; done; true" 2>>"${GUEST_EXEC_ERR:-/dev/null}" | tr -d '\r'
 }
 
+# guest_if_state GUEST IF: "IFINDEX PCI-ADDRESS HOTPLUG-EVENTS" of GUEST's
+# interface IF: what a guest that kept its device keeps (the count of
+# PCIe hot-plug messages in its kernel log must not grow either).
+guest_if_state() {
+	$G exec --timeout 120 "$1" -- sh -c "read i < /sys/class/net/$2/ifindex
+		d=\$(readlink /sys/class/net/$2/device)
+		echo \$i \${d##*/} \$(dmesg | grep -ciE 'pciehp.*(link down|card not present|removed)')" 2>/dev/null | tr -d '\r'
+}
+
 # guest_if_by_dev GUEST PATTERN: the first interface whose PCI
 # "vendor:device" matches the case PATTERN, or "".
 guest_if_by_dev() {
