@@ -19,21 +19,27 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
 #include "iovm/sriov.h"
+#include "iovm/vfconfig.h"
+#include "iovm/vfnet.h"
 #include "lib/host/pci-internal.h"
 #include "lib/host/pfready.h"
 #include "lib/host/sysfs.h"
+#include "lib/host/vfio-internal.h"
 #include "shared/clock.h"
 #include "shared/nlerr.h"
 #include "shared/util.h"
 
 /* How often the PF's carrier is looked at while waited for. */
 #define CARRIER_POLL_MS 10
+/* How many times a VF whose handshake failed is probed again. */
+#define REPROBE_MAX 2
 
 /* -1 without a netdev, else whether it is administratively up. */
 static int pf_netdev_up(const iovm_host *h, const char *addr, char *ifname, size_t n)
@@ -124,10 +130,26 @@ int pf_ready_check(const iovm_host *h, const char *addr, unsigned n, iovm_error 
 			      "until it is up", addr, n, ifname);
 }
 
+/* 1 once the carrier file at path says 1, 0 at the deadline. */
+static int wait_carrier(const char *path, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		unsigned long c;
+
+		/* EINVAL while the netdev is down: no carrier yet. */
+		if (sysfs_read_ulong(path, 10, &c) == 0 && c == 1)
+			return 1;
+		if (now_ms() >= deadline)
+			return 0;
+		usleep(CARRIER_POLL_MS * 1000);
+	}
+}
+
 int iovm_pf_wait_carrier(iovm_host *h, const char *pf, int timeout_ms, iovm_error *err)
 {
 	char addr[IOVM_PCI_ADDR_MAX], ifname[IF_NAMESIZE] = "", p[PATH_MAX];
-	int64_t deadline;
 	int r;
 
 	if (!h || timeout_ms < 0)
@@ -143,15 +165,56 @@ int iovm_pf_wait_carrier(iovm_host *h, const char *pf, int timeout_ms, iovm_erro
 				      addr, ifname);
 	if (sysfs_path(h, p, sizeof(p), "class/net/%s/carrier", ifname) < 0)
 		return iovm_error_set(err, -ENAMETOOLONG, "pf %s: netdev path too long", addr);
-	deadline = now_ms() + timeout_ms;
-	for (;;) {
-		unsigned long c;
+	return wait_carrier(p, timeout_ms);
+}
 
-		/* EINVAL while the netdev is down: no carrier yet. */
-		if (sysfs_read_ulong(p, 10, &c) == 0 && c == 1)
-			return 1;
-		if (now_ms() >= deadline)
-			return 0;
-		usleep(CARRIER_POLL_MS * 1000);
+/* 1 when the VF's host netdev has the MAC set for it through the PF, 0 when
+ * it has another (its driver's handshake failed and igbvf took a random
+ * MAC), -1 when that cannot be told (no netdev, no MAC set through the
+ * PF, no rtnetlink answer). have gets the netdev's MAC. */
+static int vf_handshake_ok(iovm_host *h, const char *vf_addr, char *have, size_t n, char want[18])
+{
+	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
+	static const uint8_t zero[6];
+	iovm_vfnet_config c = {};
+	char p[PATH_MAX];
+	iovm_vf vf;
+
+	if (strcmp(h->sysfs_root, "/sys") != 0)
+		return -1;   /* a fixture tree: its netdevs are not the kernel's */
+	if (iovm_vf_get(h, vf_addr, &vf, NULL) < 0 || !vf.netdev[0] || !vf.pf_netdev[0])
+		return -1;
+	if (iovm_vfnet_open(h, &nl, NULL) < 0 || iovm_vfnet_get(nl, vf.pf_addr, vf.index, &c, NULL) < 0 ||
+	    !memcmp(c.mac, zero, sizeof(zero)))
+		return -1;
+	if (sysfs_path(h, p, sizeof(p), "class/net/%s/address", vf.netdev) < 0 || sysfs_read_str(p, have, n) < 0)
+		return -1;
+	iovm_mac_format(c.mac, want);
+	return strcasecmp(have, want) == 0;
+}
+
+int pf_ready_reprobe(iovm_host *h, const char *vf_addr, iovm_error *err)
+{
+	char have[32] = "", want[18] = "", p[PATH_MAX], one[1][IOVM_PCI_ADDR_MAX];
+	int i, r;
+
+	snprintf(one[0], sizeof(one[0]), "%s", vf_addr);
+	for (i = 0; (r = vf_handshake_ok(h, vf_addr, have, sizeof(have), want)) == 0 && i < REPROBE_MAX; i++) {
+		if (pci_dev_attr(h, vf_addr, "driver/unbind", p, sizeof(p)) < 0)
+			return -ENAMETOOLONG;
+		r = host_write(h, IOVM_TIMEOUT_SYSFS, p, vf_addr);
+		if (r < 0)
+			return iovm_error_set(err, r, "vf %s: its host driver's handshake with the PF failed (MAC %s, "
+					      "not the PF-set %s); unbinding it to probe again: %s", vf_addr, have,
+					      want, strerror(-r));
+		r = vf_bind_many(h, one, 1, NULL, err);
+		if (r < 0)
+			return iovm_error_prefix(err, "vf %s: probing its host driver again after a failed "
+						 "handshake with the PF", vf_addr);
 	}
+	if (r == 0)
+		return iovm_error_set(err, -EIO, "vf %s: its host driver's handshake with the PF failed %d times "
+				      "(its netdev has MAC %s, not the PF-set %s; the PF driver did not answer its "
+				      "mailbox in time)", vf_addr, i + 1, have, want);
+	return i;
 }

@@ -566,6 +566,8 @@ static int bind_unbound(iovm_host *h, const char *addr, unsigned n, iovm_vf_driv
 			k++;
 		if (k > 0 && (k == BIND_BATCH || i + 1 == n)) {
 			r = vf_bind_many(h, batch, k, target, err);
+			for (size_t j = 0; r >= 0 && !target && j < k; j++)
+				r = pf_ready_reprobe(h, batch[j], err);
 			if (r < 0)
 				return iovm_error_prefix(err, "pf %s: created %u VFs, but", addr, n);
 			k = 0;

@@ -21,6 +21,7 @@
 #include "iovm/vfio.h"
 #include "lib/host/modload.h"
 #include "lib/host/pci-internal.h"
+#include "lib/host/pfready.h"
 #include "lib/host/sysfs.h"
 #include "shared/util.h"
 #include "lib/host/vfio-internal.h"
@@ -484,5 +485,8 @@ int iovm_vf_bind(iovm_host *h, const char *vf_addr, const char *driver, iovm_err
 				      driver);
 	if (pci_dev_dir(h, addr[0], p, sizeof(p)) < 0 || !sysfs_exists(p))
 		return iovm_error_set(err, -ENODEV, "vf %s: no such device", addr[0]);
-	return vf_bind_many(h, addr, 1, driver, err);
+	r = vf_bind_many(h, addr, 1, driver, err);
+	if (r >= 0 && !driver)
+		r = pf_ready_reprobe(h, addr[0], err);
+	return r < 0 ? r : 0;
 }
