@@ -46,6 +46,8 @@ int devfwd_ioctl_set_mode(struct devfwd_msg *m, uint16_t mode);
 int devfwd_encode_reply(struct devfwd_msg *ret, const struct devfwd_hdr *req, int32_t result,
 			const void *data, size_t len);
 int devfwd_encode_notify(struct devfwd_msg *ret, uint32_t fh, int32_t revents);
+int devfwd_encode_mmap(struct devfwd_msg *ret, uint32_t id, uint32_t fh, const struct devfwd_mmap_req *rq);
+int devfwd_encode_munmap(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint64_t win_off);
 
 /* Decoders validate every length and count against the payload and the
  * protocol limits; the views point into m->payload. */
@@ -54,6 +56,10 @@ int devfwd_decode_open(const struct devfwd_msg *m, uint32_t *ret_flags, char ret
 int devfwd_decode_rw(const struct devfwd_msg *m, struct devfwd_rw_req *ret, const uint8_t **ret_data);
 int devfwd_decode_poll(const struct devfwd_msg *m, struct devfwd_poll_req *ret);
 int devfwd_decode_cancel(const struct devfwd_msg *m, uint32_t *ret_victim);
+/* Also checks alignment, prot and that the range lies inside a window of
+ * win_size bytes (-ERANGE when not). */
+int devfwd_decode_mmap(const struct devfwd_msg *m, uint64_t win_size, struct devfwd_mmap_req *ret);
+int devfwd_decode_munmap(const struct devfwd_msg *m, uint64_t *ret_win_off);
 
 struct devfwd_ioctl_view {
 	uint32_t cmd;
@@ -116,6 +122,8 @@ void devfwd_policy_free(struct devfwd_policy *p);
 /* The rules for a peer, or NULL when the policy has no section for it. */
 const struct devfwd_rules *devfwd_policy_match(const struct devfwd_policy *p, const struct devfwd_peer *peer);
 const char *devfwd_rules_name(const struct devfwd_rules *r);
+/* The file behind the guest's shared window (policy key window), or NULL. */
+const char *devfwd_rules_window(const struct devfwd_rules *r);
 /* 0 when allowed, -EACCES otherwise. Only clean absolute paths can match. */
 int devfwd_rules_check_path(const struct devfwd_rules *r, const char *path);
 /* 0 when allowed, -ENOTTY otherwise. */
@@ -179,6 +187,39 @@ int devfwd_kernel_add(const char *ctl, const char *line, const char *host_path, 
 
 /* ---- ioctl argument layout (layout.c): devfwd/layout.h ---- */
 
+/* ---- the guest's shared window, backend worker side (window.c) ---- */
+
+#define DEVFWD_WINDOW_MAX_MAPS 32
+
+struct devfwd_wmap {
+	uint32_t fh;
+	uint32_t len;
+	uint32_t prot;  /* DEVFWD_PROT_* */
+	uint64_t win_off;
+	uint8_t *dev;   /* the real device's mapping */
+};
+
+struct devfwd_window {
+	int fd;          /* -1: this guest has no window */
+	uint8_t *base;
+	uint64_t size;
+	struct devfwd_wmap map[DEVFWD_WINDOW_MAX_MAPS];
+	size_t nmap;
+};
+
+/* Maps the window file fd (a regular file, a whole number of pages); fd < 0
+ * gives a window-less w, whose every map is -ENODEV. Does not take fd. */
+int devfwd_window_init(struct devfwd_window *w, int fd);
+void devfwd_window_done(struct devfwd_window *w);
+/* Maps rq->len bytes of device fd at rq->offset and mirrors them at
+ * rq->win_off: -ERANGE outside the window, -EBUSY over another mapping,
+ * -ENXIO for what the file's class never maps, or mmap(2)'s error. */
+int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct devfwd_mmap_req *rq);
+int devfwd_window_unmap(struct devfwd_window *w, uint32_t fh, uint64_t win_off); /* -ENOENT */
+void devfwd_window_release(struct devfwd_window *w, uint32_t fh);             /* every map of fh */
+/* to_device: window -> device for fh's writable maps; else device -> window. */
+void devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device);
+
 /* ---- backend worker (worker.c) ---- */
 
 typedef void (*devfwd_log_fn)(void *userdata, int level, const char *fmt, ...)
@@ -194,6 +235,9 @@ struct devfwd_worker_cfg {
 	 * process. The backend's confined workers ask their parent instead. */
 	int (*open_file)(void *userdata, const char *path, uint32_t flags);
 	void *open_userdata;
+	/* The guest's window file (not taken). Without it MMAP answers -ENODEV. */
+	bool have_window;
+	int window_fd;
 };
 
 /* Serves one stream until the peer disconnects (returns 0) or sends a

@@ -2,7 +2,9 @@
 #pragma once
 
 /*
- * devfwd wire protocol, version 1 (documented in docs/devfwd.md).
+ * devfwd wire protocol, version 2 (documented in docs/devfwd.md). Version 2
+ * added MMAP and MUNMAP; a peer of another version is refused at its first
+ * message (the header's version must match).
  *
  * A stream (UNIX socket, vsock, socketpair) carries messages in both
  * directions. Every message is a fixed 32-byte header followed by hdr.len
@@ -21,7 +23,7 @@
 #endif
 
 #define DEVFWD_PROTO_MAGIC   0x44574644u /* "DFWD" */
-#define DEVFWD_PROTO_VERSION 1
+#define DEVFWD_PROTO_VERSION 2
 
 /* Hard limits, checked by the receiver before it allocates anything. */
 #define DEVFWD_MAX_PAYLOAD   (1u << 20)  /* 1 MiB, bigger than any read/ioctl */
@@ -39,6 +41,8 @@ enum devfwd_op {
 	DEVFWD_OP_POLL        = 7,  /* devfwd_poll_req; reply result = revents */
 	DEVFWD_OP_POLL_NOTIFY = 8,  /* backend -> frontend, id 0: fh became ready */
 	DEVFWD_OP_CANCEL      = 9,  /* cancel a parked request: hdr.fh, payload u32 id */
+	DEVFWD_OP_MMAP        = 10, /* devfwd_mmap_req; reply payload devfwd_mmap_reply */
+	DEVFWD_OP_MUNMAP      = 11, /* devfwd_munmap_req; reply result 0 */
 	DEVFWD_OP_MAX_,
 };
 
@@ -126,3 +130,36 @@ struct devfwd_poll_req {
 };
 
 /* POLL_NOTIFY: hdr.fh names the file, hdr.result = revents. No payload. */
+
+/*
+ * MMAP: map len bytes of the real device file hdr.fh at offset into the
+ * guest's shared window at win_off (both page aligned; the window is the
+ * guest's own, never shared with another guest). The frontend chose win_off
+ * from its free window pages; the backend maps the device, copies its
+ * contents into the window and keeps the two coherent at the points its
+ * class defines (docs/devfwd.md, "mmap"). The reply repeats the range the
+ * backend serves, which the frontend checks against what it asked.
+ */
+#define DEVFWD_MMAP_ALIGN 4096u /* offsets and lengths of MMAP */
+#define DEVFWD_PROT_READ  0x1u
+#define DEVFWD_PROT_WRITE 0x2u
+#define DEVFWD_PROT_MASK  0x3u
+
+struct devfwd_mmap_req {
+	uint64_t offset;   /* in the device file, page aligned */
+	uint64_t win_off;  /* in the window, page aligned */
+	uint32_t len;      /* bytes, page aligned, > 0 */
+	uint32_t prot;     /* DEVFWD_PROT_* */
+};
+
+struct devfwd_mmap_reply {
+	uint64_t win_off;
+	uint32_t len;
+	uint32_t reserved; /* 0 */
+};
+
+/* MUNMAP: the mapping that starts at win_off ends; once answered the
+ * backend no longer touches those window pages. */
+struct devfwd_munmap_req {
+	uint64_t win_off;
+};

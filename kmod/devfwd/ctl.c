@@ -258,10 +258,15 @@ static int __init dfk_init(void)
 		r = PTR_ERR(dfk_class);
 		goto fail_region;
 	}
-	r = misc_register(&ctl_misc);
+	r = dfk_window_init();
 	if (r)
 		goto fail_class;
+	r = misc_register(&ctl_misc);
+	if (r)
+		goto fail_window;
 	return 0;
+fail_window:
+	dfk_window_exit();
 fail_class:
 	class_destroy(dfk_class);
 fail_region:
@@ -280,6 +285,7 @@ static void __exit dfk_exit(void)
 		dev_remove(d);
 	mutex_unlock(&dfk_devs_lock);
 	idr_destroy(&dfk_devs);
+	dfk_window_exit();
 	class_destroy(dfk_class);
 	unregister_chrdev_region(dfk_base, DFK_MINORS);
 }

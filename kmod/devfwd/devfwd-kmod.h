@@ -76,6 +76,22 @@ int dfk_call(struct dfk_stream *s, u16 op, void *p, u32 plen, u32 want, u32 max_
 	     bool interruptible, void **ret_buf, u32 *ret_len);
 void dfk_stream_fail(struct dfk_stream *s, int err, const char *why);
 
+/* window.c: the guest's shared window (ivshmem BAR2) and its pages */
+struct dfk_window;
+int dfk_window_init(void);
+void dfk_window_exit(void);
+/* len bytes (page multiple) of free window pages: a reference on the
+ * window, the range's offset in it and its physical address. -ENODEV when
+ * the guest has no window. */
+int dfk_window_alloc(u64 len, struct dfk_window **ret_w, u64 *ret_off, phys_addr_t *ret_phys);
+/* Drops the reference; reuse: the range is free again (the backend said it
+ * no longer touches it), else it stays taken. */
+void dfk_window_put(struct dfk_window *w, u64 off, u64 len, bool reuse);
+u64 dfk_window_size(const struct dfk_window *w);
+
+/* mmap.c */
+int dfk_mmap(struct file *file, struct vm_area_struct *vma);
+
 /* fops.c */
 extern const struct file_operations dfk_fops;
 /* ctl.c: the target behind a device number, copied under the registry lock */

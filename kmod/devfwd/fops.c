@@ -242,5 +242,6 @@ const struct file_operations dfk_fops = {
 	/* 32-bit callers: layouts differ and are not described (ENOTTY) */
 	.poll = dfk_poll,
 	.fasync = dfk_fasync,
+	.mmap = dfk_mmap,
 	.llseek = no_llseek,
 };

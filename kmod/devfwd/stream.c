@@ -118,7 +118,13 @@ static struct dfk_req *take_reply(struct dfk_stream *s, const struct devfwd_hdr 
 {
 	struct dfk_req *req;
 
-	if (h->magic != DEVFWD_PROTO_MAGIC || h->version != DEVFWD_PROTO_VERSION || h->reserved) {
+	if (h->magic == DEVFWD_PROTO_MAGIC && h->version != DEVFWD_PROTO_VERSION) {
+		dfk_warn(s, "the backend speaks devfwd protocol version %u, this module version %u", h->version,
+			 DEVFWD_PROTO_VERSION);
+		*why = "a backend of another protocol version";
+		return ERR_PTR(-EPROTONOSUPPORT);
+	}
+	if (h->magic != DEVFWD_PROTO_MAGIC || h->reserved) {
 		*why = "bad magic, version or reserved field in a message";
 		return ERR_PTR(-EPROTO);
 	}

@@ -11,6 +11,7 @@
  * guest's rules allow on their request, over one socketpair per worker, and
  * passes the fd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <poll.h>
@@ -78,29 +79,74 @@ static int broker_open(void *userdata, const char *path, uint32_t flags)
 	return devfwd_broker_open(ctx->chan, path, flags);
 }
 
-/* Closes every descriptor but 0-2, a and b: a worker must not hold the
- * listeners or another worker's channel. */
-static void close_all_but(int a, int b)
+/* Closes every descriptor but 0-2 and keep[0..n) (ascending, > 2; -1
+ * entries ignored): a worker must not hold the listeners or another
+ * worker's channel. */
+static void close_all_but(const int *keep, size_t n)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned int next = 3;
 
-	if (lo > 3)
-		close_range(3, (unsigned)lo - 1, 0);
-	if (hi > lo + 1)
-		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-	close_range((unsigned)hi + 1, ~0U, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)next)
+			continue;
+		if ((unsigned)keep[i] > next)
+			close_range(next, (unsigned)keep[i] - 1, 0);
+		next = (unsigned)keep[i] + 1;
+	}
+	close_range(next, ~0U, 0);
 }
 
-static _Noreturn void serve(int fd, int chan, const struct devfwd_rules *rules, const char *name)
+static void sort3(int *v)
+{
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2 - i; j++)
+			if (v[j] > v[j + 1]) {
+				int t = v[j];
+				v[j] = v[j + 1];
+				v[j + 1] = t;
+			}
+}
+
+/* The guest's shared window, opened by the privileged parent for the
+ * worker (which cannot open files): a regular file, never through a
+ * symlink. -1 when the guest has none or it cannot be opened (logged: mmap
+ * is then refused, everything else works). */
+static int open_window(const struct devfwd_rules *rules, const char *name)
+{
+	const char *path = devfwd_rules_window(rules);
+	struct stat st;
+	int fd;
+
+	if (!path)
+		return -1;
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0) {
+		log_error(errno, "%s (%s): shared window %s cannot be opened; mmap will be refused", name,
+			  devfwd_rules_name(rules), path);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_error(0, "%s (%s): shared window %s is not a regular file; mmap will be refused", name,
+			  devfwd_rules_name(rules), path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static _Noreturn void serve(int fd, int chan, int win, const struct devfwd_rules *rules, const char *name)
 {
 	struct worker_ctx ctx = { .chan = chan, .stream = fd, .name = name };
 	struct devfwd_worker_cfg cfg = { .log = log_callback, .peer_name = name, .rules = rules,
-					 .open_file = broker_open, .open_userdata = &ctx };
+					 .open_file = broker_open, .open_userdata = &ctx,
+					 .have_window = win >= 0, .window_fd = win };
+	int keep[3] = { fd, chan, win };
 	struct devfwd_confine_cfg conf = { .uid = worker_uid, .gid = worker_gid, .rules = rules, .broker_fd = chan,
 					   .no_seccomp = no_seccomp, .log = log_callback, .peer_name = name };
 	int r;
 
-	close_all_but(fd, chan);
+	sort3(keep);
+	close_all_but(keep, 3);
 	if (!rules)
 		log_warning(0, "%s: no [guest] section in the policy, every open will be refused", name);
 	if (unconfined) {
@@ -225,13 +271,15 @@ static void spawn(int fd, const struct devfwd_policy *policy, const struct devfw
 {
 	const struct devfwd_rules *rules = devfwd_policy_match(policy, p);
 	char name[64];
-	int sp[2];
+	int sp[2], win;
 	pid_t pid;
 
 	peer_name(p, name, sizeof(name));
+	win = open_window(rules, name);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_error(errno, "%s: socketpair failed; stream refused", name);
 		close(fd);
+		closep(&win);
 		return;
 	}
 	pid = fork();
@@ -240,6 +288,7 @@ static void spawn(int fd, const struct devfwd_policy *policy, const struct devfw
 		close(sp[0]);
 		close(sp[1]);
 		close(fd);
+		closep(&win);
 		return;
 	}
 	if (pid == 0) {
@@ -247,10 +296,11 @@ static void spawn(int fd, const struct devfwd_policy *policy, const struct devfw
 
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		serve(fd, sp[1], rules, name);
+		serve(fd, sp[1], win, rules, name);
 	}
 	close(sp[1]);
 	close(fd);
+	closep(&win);
 	if (add_worker(pid, sp[0], rules, name) < 0) {
 		log_error(ENOMEM, "%s: worker %d cannot be tracked; stream ended", name, (int)pid);
 		kill(pid, SIGKILL);

@@ -30,8 +30,10 @@ int devfwd_hdr_check(const struct devfwd_hdr *h)
 {
 	if (!h)
 		return -EINVAL;
-	if (h->magic != DEVFWD_PROTO_MAGIC || h->version != DEVFWD_PROTO_VERSION)
+	if (h->magic != DEVFWD_PROTO_MAGIC)
 		return -EPROTO;
+	if (h->version != DEVFWD_PROTO_VERSION)
+		return -EPROTONOSUPPORT; /* a peer of another version: refused as such */
 	if (h->op == 0 || h->op >= DEVFWD_OP_MAX_)
 		return -EPROTO;
 	if ((h->flags & ~DEVFWD_F_REPLY) || h->reserved)
@@ -278,6 +280,39 @@ int devfwd_encode_notify(struct devfwd_msg *ret, uint32_t fh, int32_t revents)
 	return 0;
 }
 
+static bool mmap_req_ok(const struct devfwd_mmap_req *rq)
+{
+	return rq->len > 0 && !(rq->len % DEVFWD_MMAP_ALIGN) && !(rq->offset % DEVFWD_MMAP_ALIGN) &&
+	       !(rq->win_off % DEVFWD_MMAP_ALIGN) && rq->prot && !(rq->prot & ~DEVFWD_PROT_MASK);
+}
+
+int devfwd_encode_mmap(struct devfwd_msg *ret, uint32_t id, uint32_t fh, const struct devfwd_mmap_req *rq)
+{
+	int r;
+
+	if (!ret || !rq || id == 0 || fh == 0 || !mmap_req_ok(rq))
+		return -EINVAL;
+	r = msg_new(ret, DEVFWD_OP_MMAP, id, fh, sizeof(*rq));
+	if (r < 0)
+		return r;
+	memcpy(ret->payload, rq, sizeof(*rq));
+	return 0;
+}
+
+int devfwd_encode_munmap(struct devfwd_msg *ret, uint32_t id, uint32_t fh, uint64_t win_off)
+{
+	struct devfwd_munmap_req u = { .win_off = win_off };
+	int r;
+
+	if (!ret || id == 0 || fh == 0 || win_off % DEVFWD_MMAP_ALIGN)
+		return -EINVAL;
+	r = msg_new(ret, DEVFWD_OP_MUNMAP, id, fh, sizeof(u));
+	if (r < 0)
+		return r;
+	memcpy(ret->payload, &u, sizeof(u));
+	return 0;
+}
+
 /* Every decoder starts here: right op, a request, and at least min bytes. */
 static int expect(const struct devfwd_msg *m, uint16_t op, size_t min)
 {
@@ -405,5 +440,40 @@ int devfwd_decode_ioctl(const struct devfwd_msg *m, struct devfwd_ioctl_view *re
 	v.mode = req.mode;
 	v.out_total = out;
 	*ret = v;
+	return 0;
+}
+
+int devfwd_decode_mmap(const struct devfwd_msg *m, uint64_t win_size, struct devfwd_mmap_req *ret)
+{
+	struct devfwd_mmap_req rq;
+	int r = expect(m, DEVFWD_OP_MMAP, sizeof(rq));
+
+	if (r < 0)
+		return r;
+	if (m->hdr.len != sizeof(rq))
+		return -EBADMSG;
+	memcpy(&rq, m->payload, sizeof(rq));
+	if (!mmap_req_ok(&rq) || rq.offset > (uint64_t)INT64_MAX - rq.len)
+		return -EINVAL;
+	/* no overflow: win_off <= win_size is checked before the sum */
+	if (rq.win_off >= win_size || rq.len > win_size - rq.win_off)
+		return -ERANGE;
+	*ret = rq;
+	return 0;
+}
+
+int devfwd_decode_munmap(const struct devfwd_msg *m, uint64_t *ret_win_off)
+{
+	struct devfwd_munmap_req u;
+	int r = expect(m, DEVFWD_OP_MUNMAP, sizeof(u));
+
+	if (r < 0)
+		return r;
+	if (m->hdr.len != sizeof(u))
+		return -EBADMSG;
+	memcpy(&u, m->payload, sizeof(u));
+	if (u.win_off % DEVFWD_MMAP_ALIGN)
+		return -EINVAL;
+	*ret_win_off = u.win_off;
 	return 0;
 }

@@ -80,6 +80,11 @@ static const struct ioctl_desc descs[] = {
 	{ SNDRV_PCM_IOCTL_READI_FRAMES, "SNDRV_PCM_IOCTL_READI_FRAMES", DESC_BUF, IN | OUT,
 	  sizeof(struct snd_xferi), COUNT_FRAMES, OUT, offsetof(struct snd_xferi, buf),
 	  offsetof(struct snd_xferi, frames) },
+	/* ALSA mmap mode: CHANNEL_INFO says _IOR, but the kernel first reads
+	 * the channel number from the argument (without it every channel
+	 * would get channel 0's place in the buffer). */
+	{ SNDRV_PCM_IOCTL_CHANNEL_INFO, "SNDRV_PCM_IOCTL_CHANNEL_INFO", DESC_BUF, IN | OUT,
+	  sizeof(struct snd_pcm_channel_info), COUNT_NONE, 0, 0, 0 },
 };
 
 static const struct ioctl_desc *find(uint32_t cmd)

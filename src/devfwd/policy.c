@@ -8,6 +8,7 @@
  *   allow-ioctl = E:*          # every ioctl of _IOC_TYPE 'E'
  *   allow-ioctl = T:202        # type 'T', number 202, any direction/size
  *   allow-ioctl = 0x80044501   # one exact command
+ *   window = /dev/shm/iovm-window-g1  # the guest's shared window (mmap)
  */
 #include <ctype.h>
 #include <errno.h>
@@ -42,6 +43,7 @@ struct devfwd_rules {
 	struct ioctl_rule ioctl[MAX_IOCTLS];
 	size_t nioctl;
 	uint64_t worker_caps; /* bit per capability the worker keeps */
+	char *window;         /* the file behind the guest's shared window */
 };
 
 /* Capabilities a policy may let a guest's worker keep: those some device
@@ -65,6 +67,7 @@ void devfwd_policy_free(struct devfwd_policy *p)
 	for (size_t i = 0; i < p->nguest; i++) {
 		for (size_t j = 0; j < p->guest[i]->npath; j++)
 			free(p->guest[i]->path[j]);
+		free(p->guest[i]->window);
 		free(p->guest[i]);
 	}
 	free(p);
@@ -230,6 +233,18 @@ static int parse_line(struct devfwd_policy *p, char *line, const char *origin, u
 		cur->nioctl++;
 		return 0;
 	}
+	if (strcmp(key, "window") == 0) {
+		if (devfwd_path_check(val) < 0)
+			return iovm_error_set(err, -EINVAL, "policy %s:%u: window %s: not a clean absolute path",
+					      origin, lineno, val);
+		if (cur->window)
+			return iovm_error_set(err, -EINVAL, "policy %s:%u: a second window for %s", origin, lineno,
+					      cur->name);
+		cur->window = strdup(val);
+		if (!cur->window)
+			return iovm_error_set(err, -ENOMEM, "policy %s:%u: out of memory", origin, lineno);
+		return 0;
+	}
 	if (strcmp(key, "worker-capability") == 0) {
 		for (size_t i = 0; i < ELEMENTSOF(worker_caps); i++)
 			if (strcmp(val, worker_caps[i].name) == 0) {
@@ -317,6 +332,11 @@ const struct devfwd_rules *devfwd_policy_match(const struct devfwd_policy *p, co
 			return r;
 	}
 	return NULL;
+}
+
+const char *devfwd_rules_window(const struct devfwd_rules *r)
+{
+	return r ? r->window : NULL;
 }
 
 const char *devfwd_rules_name(const struct devfwd_rules *r)

@@ -351,7 +351,7 @@ int devfwd_recv(int fd, struct devfwd_msg *ret)
 		return r;
 	r = devfwd_hdr_check(&h);
 	if (r < 0)
-		return -EPROTO;
+		return r == -EPROTONOSUPPORT ? r : -EPROTO;
 	if (h.len) {
 		p = malloc(h.len);
 		if (!p)

@@ -10,6 +10,7 @@
  * guest opened in blocking mode is parked and retried when poll(2) says the
  * file is ready. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -49,6 +50,7 @@ struct worker {
 	struct file files[MAX_FILES + 1]; /* fh 1..MAX_FILES; 0 is "no file" */
 	struct parked parked[MAX_PARKED];
 	size_t nparked;
+	struct devfwd_window win;
 };
 
 #define wlog(w, level, ...)                                                     \
@@ -155,9 +157,56 @@ static int op_release(struct worker *w, const struct devfwd_msg *m)
 			i++;
 		}
 	}
+	devfwd_window_release(&w->win, m->hdr.fh);
 	close(f->fd);
 	*f = (struct file){ .fd = -1 };
 	return reply(w, &m->hdr, 0, NULL, 0);
+}
+
+static int op_mmap(struct worker *w, const struct devfwd_msg *m)
+{
+	struct devfwd_mmap_req rq;
+	struct devfwd_mmap_reply rep = {};
+	struct file *f;
+	int r;
+
+	if (!w->win.base) {
+		wlog(w, LOG_WARNING, "%s (%s): mmap refused: this guest has no shared window", peer(w),
+		     devfwd_rules_name(w->cfg->rules));
+		return m->hdr.len == sizeof(rq) ? reply(w, &m->hdr, -ENODEV, NULL, 0) : -EBADMSG;
+	}
+	r = devfwd_decode_mmap(m, w->win.size, &rq);
+	if (r == -ERANGE || r == -EINVAL) {
+		wlog(w, LOG_WARNING, "%s: mmap refused: range outside the %" PRIu64 "-byte window or unaligned",
+		     peer(w), w->win.size);
+		return reply(w, &m->hdr, r == -ERANGE ? -EINVAL : r, NULL, 0);
+	}
+	if (r < 0)
+		return r;
+	f = lookup(w, m->hdr.fh);
+	if (!f)
+		return reply(w, &m->hdr, -EBADF, NULL, 0);
+	r = devfwd_window_map(&w->win, m->hdr.fh, f->fd, &rq);
+	if (r < 0) {
+		wlog(w, LOG_INFO, "%s: mmap of %s (offset 0x%" PRIx64 ", %u bytes) refused: %s", peer(w), f->path,
+		     rq.offset, rq.len, strerror(-r));
+		return reply(w, &m->hdr, r, NULL, 0);
+	}
+	wlog(w, LOG_INFO, "%s: mapped %s offset 0x%" PRIx64 ", %u bytes at window offset 0x%" PRIx64, peer(w),
+	     f->path, rq.offset, rq.len, rq.win_off);
+	rep.win_off = rq.win_off;
+	rep.len = rq.len;
+	return reply(w, &m->hdr, 0, &rep, sizeof(rep));
+}
+
+static int op_munmap(struct worker *w, const struct devfwd_msg *m)
+{
+	uint64_t off;
+	int r = devfwd_decode_munmap(m, &off);
+
+	if (r < 0)
+		return r;
+	return reply(w, &m->hdr, devfwd_window_unmap(&w->win, m->hdr.fh, off), NULL, 0);
 }
 
 static int op_poll(struct worker *w, const struct devfwd_msg *m)
@@ -233,6 +282,10 @@ static int dispatch(struct worker *w, struct devfwd_msg *m)
 		return op_poll(w, m);
 	case DEVFWD_OP_CANCEL:
 		return op_cancel(w, m);
+	case DEVFWD_OP_MMAP:
+		return op_mmap(w, m);
+	case DEVFWD_OP_MUNMAP:
+		return op_munmap(w, m);
 	case DEVFWD_OP_READ:
 	case DEVFWD_OP_WRITE:
 	case DEVFWD_OP_IOCTL:
@@ -377,10 +430,12 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 	block = v.mode == DEVFWD_IOCTL_BLOCK || (v.mode == DEVFWD_IOCTL_AS_OPENED && !f->nonblock);
 	if (block)
 		set_blocking(f->fd, true);
+	devfwd_window_sync(&w->win, m->hdr.fh, true);
 	rc = ioctl(f->fd, (unsigned long)v.cmd, v.nseg ? (unsigned long)buf[0] : (unsigned long)v.arg);
 	r = rc < 0 ? negative_errno() : (int)rc;
 	if (block)
 		set_blocking(f->fd, false);
+	devfwd_window_sync(&w->win, m->hdr.fh, false);
 	for (uint32_t i = 1; i < v.nseg; i++)
 		memcpy(buf[v.seg[i].parent] + v.seg[i].ptr_off, saved[i], 8);
 	if (r == -EAGAIN && block) {
@@ -525,8 +580,17 @@ int devfwd_worker_run(int fd, const struct devfwd_worker_cfg *cfg)
 	w->cfg = cfg;
 	for (size_t i = 0; i <= MAX_FILES; i++)
 		w->files[i].fd = -1;
+	r = devfwd_window_init(&w->win, cfg->have_window ? cfg->window_fd : -1);
+	if (r < 0) {
+		wlog(w, LOG_ERR, "%s: the guest's shared window cannot be mapped: %s", peer(w), strerror(-r));
+		free(w);
+		return r;
+	}
 	r = loop(w);
-	if (r < 0 && r != -ENOMEM)
+	if (r == -EPROTONOSUPPORT)
+		wlog(w, LOG_ERR, "%s: stream refused: the peer speaks another devfwd protocol version "
+		     "(this backend speaks version %d only)", peer(w), DEVFWD_PROTO_VERSION);
+	else if (r < 0 && r != -ENOMEM)
 		wlog(w, LOG_ERR, "%s: stream closed: %s", peer(w),
 		     r == -EPROTO || r == -EBADMSG ? "malformed message" : strerror(-r));
 	for (size_t i = 0; i < w->nparked; i++)
@@ -534,6 +598,7 @@ int devfwd_worker_run(int fd, const struct devfwd_worker_cfg *cfg)
 	for (size_t i = 1; i <= MAX_FILES; i++)
 		if (w->files[i].fd >= 0)
 			close(w->files[i].fd);
+	devfwd_window_done(&w->win);
 	free(w);
 	return r == -EBADMSG ? -EPROTO : r;
 }

@@ -9,42 +9,18 @@ mmap is not forwarded), and `arecord` on the host's loopback capture side
 records exactly those samples."""
 import os
 import random
-import re
 import struct
 import subprocess
 import sys
 import time
 
-from devfwd_lab import TMP, Backend, Frontend, fail, modprobe, skip, wait_for
+from devfwd_lab import TMP, Backend, Frontend, capture_running, fail, loopback_card, modprobe, skip, wait_for, \
+    wav
 
 PORT = 7072
 FAKE_CARD = 7
 RATE, CHANNELS = 48000, 2
 SECONDS = 1
-
-
-def loopback_card():
-    with open("/proc/asound/cards") as f:
-        for line in f:
-            m = re.match(r"\s*(\d+)\s+\[Loopback", line)
-            if m:
-                return int(m.group(1))
-    fail("snd-aloop loaded but no Loopback card in /proc/asound/cards")
-
-
-def wav(path, pcm):
-    with open(path, "wb") as f:
-        f.write(b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE")
-        f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, CHANNELS, RATE, RATE * CHANNELS * 2, CHANNELS * 2, 16))
-        f.write(b"data" + struct.pack("<I", len(pcm)) + pcm)
-
-
-def capture_running(card):
-    try:
-        with open(f"/proc/asound/card{card}/pcm1c/sub0/status") as f:
-            return "RUNNING" in f.read()
-    except OSError:
-        return False
 
 
 def main():
@@ -70,7 +46,7 @@ def main():
         # overwrote a period of the tail even with native aplay on this kernel;
         # a filler tail keeps the compared pattern clear of it.
         filler = b"".join(struct.pack("<h", rnd.randint(1, 32000)) for _ in range(RATE * CHANNELS // 2))
-        wav(src, samples + filler)
+        wav(src, samples + filler, RATE, CHANNELS)
         rec = subprocess.Popen(["arecord", "-q", "-D", f"hw:{card},1,0", "-t", "raw", "-f", "S16_LE",
                                 "-c", str(CHANNELS), "-r", str(RATE), "-d", str(SECONDS + 4), out],
                                stderr=subprocess.PIPE, text=True)

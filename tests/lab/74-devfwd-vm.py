@@ -13,21 +13,17 @@ import subprocess
 import sys
 import time
 
-from devfwd_lab import BUILD, Backend, fail, make_uinput_keyboard, modprobe, skip, wait_for
+from devfwd_lab import BUILD, LAB_GUEST, Backend, fail, guest_sh, lab_guest, make_uinput_keyboard, modprobe, \
+    skip, wait_for
 
 GUEST, CID, PORT = "devfwd", 42, 7074
-LAB_GUEST = os.path.join(os.getcwd(), "lab/guest")
 
 
-def guest(*args, timeout=300, check=True):
-    r = subprocess.run([LAB_GUEST, *args], capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode:
-        fail(f"lab/guest {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
-    return r
+guest = lab_guest
 
 
 def gexec(cmd, timeout=120, check=True):
-    return guest("exec", "--timeout", str(timeout), GUEST, "--", "sh", "-c", cmd, timeout=timeout + 30, check=check)
+    return guest_sh(GUEST, cmd, timeout=timeout, check=check)
 
 
 def main():

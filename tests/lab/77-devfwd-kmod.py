@@ -26,31 +26,22 @@ and that the guest kernel logged no BUG, Oops or WARNING, and the module
 unloads."""
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import threading
-import time
 
-from devfwd_lab import BUILD, Backend, IOC, IOR, fail, make_uinput_keyboard, modprobe, recv_exact, skip, \
-    wait_for
+from devfwd_lab import Backend, FakeBackend, IOC, IOR, VERSION, fail, guest_sh, kmod_guest, kmod_tools, lab_guest, \
+    make_uinput_keyboard, modprobe, reply_hdr, wait_for
 
 GUEST, CID, PORT, FAKE_PORT = "devfwd-kmod", 43, 7077, 7078
-LAB_GUEST = os.path.join(os.getcwd(), "lab/guest")
-KO = os.path.join(os.getcwd(), "kmod/devfwd/devfwd.ko")
 EIO = os.strerror(5)
 
 
-def guest(*args, timeout=300, check=True):
-    r = subprocess.run([LAB_GUEST, *args], capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode:
-        fail(f"lab/guest {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
-    return r
+guest = lab_guest
 
 
 def gexec(cmd, timeout=120, check=True):
-    return guest("exec", "--timeout", str(timeout), GUEST, "--", "sh", "-c", cmd, timeout=timeout + 30, check=check)
+    return guest_sh(GUEST, cmd, timeout=timeout, check=check)
 
 
 def gfile(path):
@@ -68,7 +59,6 @@ def wait_guest_file(path, text, what, timeout=180):
 
 # ---- a fake backend: a real HELLO and OPEN, then one kind of garbage per stream
 
-MAGIC, VERSION, REPLY = 0x44574644, 1, 1
 HELLO, OPEN, RELEASE, READ, IOCTL, POLL, NOTIFY = 1, 2, 3, 4, 6, 7, 8
 # mode -> what the probe's calls must return (open, ioctl, ioctl2, read)
 MODES = {
@@ -85,82 +75,48 @@ MODES = {
 }
 
 
-def rhdr(op, rid, fh=0, result=0, length=0, magic=MAGIC, flags=REPLY):
-    return struct.pack("<IHHIIiIII", magic, VERSION, op, rid, fh, result, flags, length, 0)
+rhdr = reply_hdr
 
 
-class FakeBackend:
-    def __init__(self, port, modes):
-        self.modes, self.seen, self.errors = list(modes), [], []
-        self.srv = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-        self.srv.bind((socket.VMADDR_CID_ANY, port))
-        self.srv.listen(4)
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        for mode in self.modes:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.seen.append(mode)
-            try:
-                self.serve(conn, mode)
-            except (OSError, ConnectionResetError) as e:
-                self.errors.append(f"{mode}: {e}")
-            finally:
-                conn.close()
-
-    def serve(self, c, mode):
-        c.settimeout(120)
-        while True:
-            try:
-                h = struct.unpack("<IHHIIiIII", recv_exact(c, 32))
-            except (ConnectionResetError, socket.timeout, OSError):
-                return
-            op, rid, length = h[2], h[3], h[7]
-            payload = recv_exact(c, length) if length else b""
-            if op == HELLO:
-                if mode == "bad-hello":
-                    c.sendall(rhdr(HELLO, rid, length=16) + bytes(16))
-                else:
-                    c.sendall(rhdr(HELLO, rid, length=8) + struct.pack("<II", 1, 1 << 20))
-            elif op == OPEN:
-                c.sendall(rhdr(OPEN, rid, result=1))
-                if mode == "stray-notify":
-                    c.sendall(rhdr(NOTIFY, 0, fh=99, result=1, flags=0))
-            elif op == RELEASE:
-                c.sendall(rhdr(RELEASE, rid, fh=1))
-            elif op == IOCTL:
-                if mode == "unknown-id":
-                    c.sendall(rhdr(IOCTL, rid + 1000, fh=1, length=4) + bytes(4))
-                elif mode == "overlong":
-                    c.sendall(rhdr(IOCTL, rid, fh=1, length=4096) + bytes(4096))
-                elif mode == "oversized":
-                    c.sendall(rhdr(IOCTL, rid, fh=1, length=2 << 20))
-                elif mode == "bad-magic":
-                    c.sendall(rhdr(IOCTL, rid, fh=1, length=4, magic=0x41414141) + bytes(4))
-                elif mode == "restart-errno":
-                    c.sendall(rhdr(IOCTL, rid, fh=1, result=-512))
-                elif mode == "wrong-op":
-                    c.sendall(rhdr(READ, rid, fh=1, result=4, length=4) + bytes(4))
-                elif mode == "cut":
-                    c.sendall(rhdr(IOCTL, rid, fh=1, length=4) + bytes(2))
-                    return
-                else:
-                    # an honest answer: zeros, as long as the OUT segments
-                    nseg = struct.unpack_from("<H", payload, 4)[0]
-                    out = sum(ln for ln, _, d, _, _ in (struct.unpack_from("<IIBBH", payload, 16 + 12 * i)
-                                                        for i in range(nseg)) if d & 2)
-                    c.sendall(rhdr(IOCTL, rid, fh=1, length=out) + bytes(out))
-            elif op == READ:
-                c.sendall(rhdr(READ, rid, fh=1, result=200, length=200) + bytes(200))
-            elif op == POLL:
-                c.sendall(rhdr(POLL, rid, fh=1, result=0))
-
-    def close(self):
-        self.srv.close()
+class GarbageBackend(FakeBackend):
+    def answer(self, c, mode, op, rid, payload):
+        if op == HELLO:
+            if mode == "bad-hello":
+                c.sendall(rhdr(HELLO, rid, length=16) + bytes(16))
+            else:
+                c.sendall(rhdr(HELLO, rid, length=8) + struct.pack("<II", VERSION, 1 << 20))
+        elif op == OPEN:
+            c.sendall(rhdr(OPEN, rid, result=1))
+            if mode == "stray-notify":
+                c.sendall(rhdr(NOTIFY, 0, fh=99, result=1, flags=0))
+        elif op == RELEASE:
+            c.sendall(rhdr(RELEASE, rid, fh=1))
+        elif op == IOCTL:
+            if mode == "unknown-id":
+                c.sendall(rhdr(IOCTL, rid + 1000, fh=1, length=4) + bytes(4))
+            elif mode == "overlong":
+                c.sendall(rhdr(IOCTL, rid, fh=1, length=4096) + bytes(4096))
+            elif mode == "oversized":
+                c.sendall(rhdr(IOCTL, rid, fh=1, length=2 << 20))
+            elif mode == "bad-magic":
+                c.sendall(rhdr(IOCTL, rid, fh=1, length=4, magic=0x41414141) + bytes(4))
+            elif mode == "restart-errno":
+                c.sendall(rhdr(IOCTL, rid, fh=1, result=-512))
+            elif mode == "wrong-op":
+                c.sendall(rhdr(READ, rid, fh=1, result=4, length=4) + bytes(4))
+            elif mode == "cut":
+                c.sendall(rhdr(IOCTL, rid, fh=1, length=4) + bytes(2))
+                return False
+            else:
+                # an honest answer: zeros, as long as the OUT segments
+                nseg = struct.unpack_from("<H", payload, 4)[0]
+                out = sum(ln for ln, _, d, _, _ in (struct.unpack_from("<IIBBH", payload, 16 + 12 * i)
+                                                    for i in range(nseg)) if d & 2)
+                c.sendall(rhdr(IOCTL, rid, fh=1, length=out) + bytes(out))
+        elif op == READ:
+            c.sendall(rhdr(READ, rid, fh=1, result=200, length=200) + bytes(200))
+        elif op == POLL:
+            c.sendall(rhdr(POLL, rid, fh=1, result=0))
 
 
 def native_evdev(ev):
@@ -208,36 +164,17 @@ def kill_backend(backend):
 
 
 def main():
-    probe = os.path.join(BUILD, "src/devfwd/devfwd-kmod-probe")
-    frontend = os.path.join(BUILD, "src/devfwd/devfwd-frontend-static")
-    for p in (probe, frontend):
-        if not os.access(p, os.X_OK):
-            skip(f"{p} not built")
-    if not os.access(KO, os.R_OK):
-        skip(f"{KO} not built (scripts/run-tests builds it when the lab kernel's headers are installed)")
-    if not os.access(LAB_GUEST, os.X_OK):
-        skip("lab/guest is missing")
-    vermagic = subprocess.run(["modinfo", "-F", "vermagic", KO], capture_output=True, text=True).stdout.split()
-    if not vermagic or vermagic[0] != os.uname().release:
-        fail(f"{KO} is built for {vermagic[:1]}, the lab's guests run {os.uname().release}")
+    probe, frontend = kmod_tools()
     modprobe("evdev", "uinput", "vhost_vsock", "tun")
     ufd, ev = make_uinput_keyboard(b"devfwd-kmod-kbd", keys=(30, 48))
     backend = Backend(f"[guest cid={CID}]\nallow-path = {ev}\nallow-path = /dev/net/tun\n"
                       "allow-ioctl = E:*\nallow-ioctl = T:*\nworker-capability = net_admin\n",
                       [f"vsock:{PORT}"], name="kmod")
-    fake = FakeBackend(FAKE_PORT, MODES)
+    fake = GarbageBackend(FAKE_PORT, MODES)
     started = False
     try:
-        t0 = time.monotonic()
-        guest("start", GUEST, "--cid", str(CID), timeout=1200)
-        started = True
-        print(f"guest up in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-        for src, dst in ((KO, "/tmp/devfwd.ko"), (probe, "/tmp/probe"), (frontend, "/tmp/devfwd-frontend")):
-            guest("push", GUEST, src, dst, "--mode", "755", timeout=600)
-        r = gexec("modprobe vmw_vsock_virtio_transport 2>/dev/null; insmod /tmp/devfwd.ko && "
-                  "test -c /dev/devfwd-ctl && uname -r", check=False)
-        if r.returncode:
-            fail(f"insmod devfwd.ko in the guest failed: {r.stdout} {r.stderr}")
+        started = True  # stopping a guest that did not start is harmless
+        kmod_guest(GUEST, CID, probe, frontend)
         r = gexec(f"/tmp/devfwd-frontend --kernel --connect vsock:2:{PORT} --connect-timeout 300 "
                   f"--device {ev}=input/kbd0 --device /dev/net/tun=net/dfktun && cat /dev/devfwd-ctl && "
                   "ls -l /dev/input/kbd0 /dev/net/dfktun", check=False, timeout=400)

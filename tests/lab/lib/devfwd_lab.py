@@ -7,6 +7,7 @@ tests/lab/run-inside sets."""
 import fcntl
 import glob
 import os
+import re
 import signal
 import socket
 import struct
@@ -200,9 +201,9 @@ def make_uinput_keyboard(name=b"devfwd-lab-keyboard", keys=(30, 48)):
     return fd, path
 
 
-# A raw protocol client (proto.h, version 1), to send what a real frontend
+# A raw protocol client (proto.h, version 2), to send what a real frontend
 # never would.
-MAGIC, VERSION = 0x44574644, 1
+MAGIC, VERSION = 0x44574644, 2
 OP_HELLO, OP_OPEN, OP_READ, OP_IOCTL = 1, 2, 4, 6
 
 
@@ -225,6 +226,145 @@ def recv_exact(s, n):
             raise ConnectionResetError("stream closed")
         b += c
     return b
+
+
+REPLY = 0x1  # DEVFWD_F_REPLY
+
+
+def reply_hdr(op, rid, fh=0, result=0, length=0, magic=MAGIC, flags=REPLY):
+    return struct.pack("<IHHIIiIII", magic, VERSION, op, rid, fh, result, flags, length, 0)
+
+
+class FakeBackend:
+    """A vsock listener that plays a misbehaving backend: it serves one
+    stream per mode, in order, calling answer(conn, mode, op, id, payload)
+    for each request; answer returns False to end the stream. seen lists
+    the modes served."""
+
+    def __init__(self, port, modes):
+        self.modes, self.seen, self.errors = list(modes), [], []
+        self.srv = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        self.srv.bind((socket.VMADDR_CID_ANY, port))
+        self.srv.listen(4)
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        for mode in self.modes:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.seen.append(mode)
+            try:
+                self.serve(conn, mode)
+            except (OSError, ConnectionResetError) as e:
+                self.errors.append(f"{mode}: {e}")
+            finally:
+                conn.close()
+
+    def serve(self, c, mode):
+        c.settimeout(120)
+        while True:
+            try:
+                h = struct.unpack("<IHHIIiIII", recv_exact(c, 32))
+            except (ConnectionResetError, socket.timeout, OSError):
+                return
+            op, rid, length = h[2], h[3], h[7]
+            payload = recv_exact(c, length) if length else b""
+            if self.answer(c, mode, op, rid, payload) is False:
+                return
+
+    def answer(self, c, mode, op, rid, payload):
+        raise NotImplementedError
+
+    def close(self):
+        self.srv.close()
+
+
+# ---- guests of the emulated host (lab/guest) and ALSA's loopback card
+
+LAB_GUEST = os.path.join(os.getcwd(), "lab/guest")
+
+
+def lab_guest(*args, timeout=300, check=True):
+    """lab/guest ARGS...; a non-zero status fails the scenario when check."""
+    r = subprocess.run([LAB_GUEST, *args], capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode:
+        fail(f"lab/guest {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+    return r
+
+
+def guest_sh(name, cmd, timeout=120, check=True):
+    """A shell command in guest name, through its agent."""
+    return lab_guest("exec", "--timeout", str(timeout), name, "--", "sh", "-c", cmd, timeout=timeout + 30,
+                     check=check)
+
+
+KO = os.path.join(os.getcwd(), "kmod/devfwd/devfwd.ko")
+
+
+def kmod_tools():
+    """What a guest of the kernel frontend needs (skips when not built):
+    the probe, the static frontend; devfwd.ko must be built for the lab's
+    kernel."""
+    probe = os.path.join(BUILD, "src/devfwd/devfwd-kmod-probe")
+    frontend = os.path.join(BUILD, "src/devfwd/devfwd-frontend-static")
+    for p in (probe, frontend):
+        if not os.access(p, os.X_OK):
+            skip(f"{p} not built")
+    if not os.access(KO, os.R_OK):
+        skip(f"{KO} not built (scripts/run-tests builds it when the lab kernel's headers are installed)")
+    if not os.access(LAB_GUEST, os.X_OK):
+        skip("lab/guest is missing")
+    vermagic = subprocess.run(["modinfo", "-F", "vermagic", KO], capture_output=True, text=True).stdout.split()
+    if not vermagic or vermagic[0] != os.uname().release:
+        fail(f"{KO} is built for {vermagic[:1]}, the lab's guests run {os.uname().release}")
+    return probe, frontend
+
+
+def kmod_guest(name, cid, probe, frontend):
+    """Starts guest name with vsock CID cid, pushes devfwd.ko, the probe
+    (/tmp/probe) and the frontend (/tmp/devfwd-frontend) into it and loads
+    the module."""
+    t0 = time.monotonic()
+    lab_guest("start", name, "--cid", str(cid), timeout=1200)
+    print(f"guest up in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    ko = os.path.join(TMP, "devfwd.ko")  # without debug info: a third of the bytes to push
+    subprocess.run(["strip", "--strip-debug", "-o", ko, KO], check=True)
+    for src, dst in ((ko, "/tmp/devfwd.ko"), (probe, "/tmp/probe"), (frontend, "/tmp/devfwd-frontend")):
+        lab_guest("push", name, src, dst, "--mode", "755", timeout=600)
+    r = guest_sh(name, "modprobe vmw_vsock_virtio_transport 2>/dev/null; insmod /tmp/devfwd.ko && "
+                 "test -c /dev/devfwd-ctl", check=False)
+    if r.returncode:
+        fail(f"insmod devfwd.ko in the guest failed: {r.stdout} {r.stderr}")
+
+
+def loopback_card():
+    """The card number of snd-aloop's Loopback card."""
+    with open("/proc/asound/cards") as f:
+        for line in f:
+            m = re.match(r"\s*(\d+)\s+\[Loopback", line)
+            if m:
+                return int(m.group(1))
+    fail("snd-aloop loaded but no Loopback card in /proc/asound/cards")
+
+
+def wav(path, pcm, rate=48000, channels=2):
+    """A 16-bit PCM WAV file of the samples pcm."""
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * channels * 2, channels * 2, 16))
+        f.write(b"data" + struct.pack("<I", len(pcm)) + pcm)
+
+
+def capture_running(card):
+    """True once the loopback's capture side (device 1) is running."""
+    try:
+        with open(f"/proc/asound/card{card}/pcm1c/sub0/status") as f:
+            return "RUNNING" in f.read()
+    except OSError:
+        return False
 
 
 def call(s, op, rid, fh, payload):

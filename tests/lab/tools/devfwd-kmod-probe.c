@@ -11,6 +11,9 @@
  *   devfwd-kmod-probe garbage DEV      open, ioctl, read, poll: print what each returns
  *   devfwd-kmod-probe concurrent DEV   ioctls on a file while a child's read on it waits, then
  *                                      a signal ends that read
+ *   devfwd-kmod-probe mmap DEV LEN     mmap(MAP_SHARED) LEN bytes at offset 0 twice, each
+ *                                      touched and unmapped
+ *   devfwd-kmod-probe fill DEV LEN B   mmap LEN bytes, fill them with byte B, unmap
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -258,6 +262,44 @@ static int concurrent(const char *dev)
 	return 0;
 }
 
+static int map_once(int fd, size_t len, const char *key)
+{
+	volatile unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED) {
+		printf("%s=-1 errno=%s\n", key, strerror(errno));
+		return -1;
+	}
+	p[len - 1] = p[0];
+	printf("%s=0 munmap=%d\n", key, munmap((void *)p, len));
+	return 0;
+}
+
+static int fill(const char *dev, size_t len, int byte)
+{
+	int fd = open_dev(dev, O_RDWR);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED) {
+		printf("fill=-1 errno=%s\n", strerror(errno));
+		return 1;
+	}
+	memset(p, byte, len);
+	printf("fill=0 munmap=%d\n", munmap(p, len));
+	close(fd);
+	return 0;
+}
+
+static int mapping(const char *dev, size_t len)
+{
+	int fd = open_dev(dev, O_RDWR);
+
+	map_once(fd, len, "mmap");
+	map_once(fd, len, "again");
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -275,6 +317,10 @@ int main(int argc, char **argv)
 		return concurrent(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "garbage"))
 		return garbage(argv[2]);
-	fprintf(stderr, "usage: devfwd-kmod-probe evdev|events|sigread|readerr|tun|garbage|concurrent DEV [ARG]\n");
+	if (argc == 5 && !strcmp(argv[1], "fill"))
+		return fill(argv[2], strtoul(argv[3], NULL, 0), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "mmap"))
+		return mapping(argv[2], strtoul(argv[3], NULL, 0));
+	fprintf(stderr, "usage: devfwd-kmod-probe evdev|events|sigread|readerr|tun|garbage|concurrent|mmap|fill DEV [ARG]\n");
 	return 2;
 }

@@ -51,8 +51,8 @@ static void test_hdr_check(void **state)
 	h.magic ^= 1;
 	assert_int_equal(devfwd_hdr_check(&h), -EPROTO);
 	h.magic ^= 1;
-	h.version = 2;
-	assert_int_equal(devfwd_hdr_check(&h), -EPROTO);
+	h.version = 1; /* an older peer: refused by version */
+	assert_int_equal(devfwd_hdr_check(&h), -EPROTONOSUPPORT);
 	h.version = DEVFWD_PROTO_VERSION;
 	h.op = DEVFWD_OP_MAX_;
 	assert_int_equal(devfwd_hdr_check(&h), -EPROTO);
@@ -213,6 +213,48 @@ static void test_poll_cancel(void **state)
 	assert_int_equal(devfwd_encode_cancel(&m, 3, 1, 0), -EINVAL);
 }
 
+static void test_mmap(void **state)
+{
+	struct devfwd_mmap_req rq = { .offset = 0, .win_off = 3 * 4096, .len = 4096,
+				      .prot = DEVFWD_PROT_READ | DEVFWD_PROT_WRITE }, got;
+	struct devfwd_msg m;
+	uint64_t off;
+
+	assert_int_equal(devfwd_encode_mmap(&m, 5, 1, &rq), 0);
+	assert_int_equal(devfwd_hdr_check(&m.hdr), 0);
+	assert_int_equal(m.hdr.op, DEVFWD_OP_MMAP);
+	/* a window of four pages holds the last page, not one more */
+	assert_int_equal(devfwd_decode_mmap(&m, 4 * 4096, &got), 0);
+	assert_memory_equal(&got, &rq, sizeof(rq));
+	assert_int_equal(devfwd_decode_mmap(&m, 3 * 4096, &got), -ERANGE);
+	assert_int_equal(devfwd_decode_mmap(&m, 0, &got), -ERANGE);
+	/* a length that would wrap past the end of the window */
+	rq.len = 0xfffff000u;
+	memcpy(m.payload, &rq, sizeof(rq));
+	assert_int_equal(devfwd_decode_mmap(&m, 4 * 4096, &got), -ERANGE);
+	/* unaligned, no prot, unknown prot bits */
+	rq.len = 4096;
+	rq.win_off = 100;
+	memcpy(m.payload, &rq, sizeof(rq));
+	assert_int_equal(devfwd_decode_mmap(&m, 4 * 4096, &got), -EINVAL);
+	rq.win_off = 0;
+	rq.prot = 0x4;
+	memcpy(m.payload, &rq, sizeof(rq));
+	assert_int_equal(devfwd_decode_mmap(&m, 4 * 4096, &got), -EINVAL);
+	m.hdr.len--;
+	assert_int_equal(devfwd_decode_mmap(&m, 4 * 4096, &got), -EBADMSG);
+	devfwd_msg_done(&m);
+	rq.prot = DEVFWD_PROT_READ;
+	rq.len = 0;
+	assert_int_equal(devfwd_encode_mmap(&m, 5, 1, &rq), -EINVAL);
+
+	assert_int_equal(devfwd_encode_munmap(&m, 6, 1, 8192), 0);
+	assert_int_equal(devfwd_decode_munmap(&m, &off), 0);
+	assert_int_equal(off, 8192);
+	devfwd_msg_done(&m);
+	assert_int_equal(devfwd_encode_munmap(&m, 6, 1, 100), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_segs_check),
 		cmocka_unit_test(test_transport_framing),
 		cmocka_unit_test(test_poll_cancel),
+		cmocka_unit_test(test_mmap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

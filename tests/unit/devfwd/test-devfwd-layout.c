@@ -60,6 +60,12 @@ static void test_described(void **state)
 	assert_true(nested);
 	assert_int_equal(s.len, sizeof(struct snd_xferi));
 	assert_int_equal(s.dir, DEVFWD_SEG_IN | DEVFWD_SEG_OUT);
+	/* CHANNEL_INFO says _IOR, but the kernel reads the channel number. */
+	assert_int_equal(_IOC_DIR(SNDRV_PCM_IOCTL_CHANNEL_INFO), _IOC_READ);
+	assert_int_equal(devfwd_layout_root(SNDRV_PCM_IOCTL_CHANNEL_INFO, &s, &nested), 1);
+	assert_false(nested);
+	assert_int_equal(s.len, sizeof(struct snd_pcm_channel_info));
+	assert_int_equal(s.dir, DEVFWD_SEG_IN | DEVFWD_SEG_OUT);
 }
 
 static void set_frame_bits(struct snd_pcm_hw_params *p, unsigned bits)

@@ -94,6 +94,8 @@ static void test_errors(void **state)
 	expect_error("[guest cid=3]\n[guest cid=3]\n", -EEXIST, "defined twice");
 	expect_error("[guest cid=3]\nnonsense\n", -EINVAL, "expected key = value");
 	expect_error("[guest cid=3]\nworker-capability = sys_admin\n", -EINVAL, "worker-capability sys_admin");
+	expect_error("[guest cid=3]\nwindow = /dev/shm/../w\n", -EINVAL, "window /dev/shm/../w");
+	expect_error("[guest cid=3]\nwindow = /dev/shm/a\nwindow = /dev/shm/b\n", -EINVAL, "a second window");
 }
 
 /* A worker keeps only the capabilities its guest's section names. */
@@ -109,6 +111,21 @@ static void test_worker_caps(void **state)
 	assert_true(devfwd_rules_worker_caps(devfwd_policy_match(p, &cid3)) == UINT64_C(1) << CAP_NET_ADMIN);
 	assert_true(devfwd_rules_worker_caps(devfwd_policy_match(p, &cid4)) == 0);
 	assert_true(devfwd_rules_worker_caps(NULL) == 0);
+	devfwd_policy_free(p);
+}
+
+/* Each guest names its own window; a guest without one has none. */
+static void test_window(void **state)
+{
+	struct devfwd_policy *p = NULL;
+	iovm_error err = {};
+	struct devfwd_peer cid3 = { .kind = DEVFWD_PEER_VSOCK, .cid = 3 };
+	struct devfwd_peer cid4 = { .kind = DEVFWD_PEER_VSOCK, .cid = 4 };
+
+	assert_int_equal(devfwd_policy_parse("[guest cid=3]\nwindow = /dev/shm/w3\n[guest cid=4]\n", "t", &p, &err), 0);
+	assert_string_equal(devfwd_rules_window(devfwd_policy_match(p, &cid3)), "/dev/shm/w3");
+	assert_null(devfwd_rules_window(devfwd_policy_match(p, &cid4)));
+	assert_null(devfwd_rules_window(NULL));
 	devfwd_policy_free(p);
 }
 
@@ -129,6 +146,7 @@ int main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_worker_caps),
+		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_path_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The backend worker's side of the shared window: device ranges mirrored
+ * into window pages, bounds and overlap refusals, and the copies at the
+ * coherence points. A regular file stands in for the device (mmap(2) works
+ * the same on both), another for the guest's window. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "devfwd/devfwd.h"
+
+#define PG 4096
+
+static int tmpfile_of(size_t size, int fill)
+{
+	char path[] = "/tmp/devfwd-window-XXXXXX";
+	int fd = mkstemp(path);
+	char *buf = malloc(size);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	memset(buf, fill, size);
+	assert_int_equal(write(fd, buf, size), (ssize_t)size);
+	free(buf);
+	return fd;
+}
+
+static void test_map_bounds(void **state)
+{
+	int win = tmpfile_of(4 * PG, 0), dev = tmpfile_of(2 * PG, 0x5a);
+	struct devfwd_window w;
+	struct devfwd_mmap_req rq = { .offset = 0, .win_off = PG, .len = 2 * PG,
+				      .prot = DEVFWD_PROT_READ | DEVFWD_PROT_WRITE };
+
+	assert_int_equal(devfwd_window_init(&w, win), 0);
+	assert_int_equal(w.size, 4 * PG);
+	assert_int_equal(devfwd_window_map(&w, 1, dev, &rq), 0);
+	/* the device's contents are in the window at once, nowhere else */
+	assert_int_equal(w.base[PG], 0x5a);
+	assert_int_equal(w.base[3 * PG - 1], 0x5a);
+	assert_int_equal(w.base[PG - 1], 0);
+	assert_int_equal(w.base[3 * PG], 0);
+
+	/* overlapping another mapping of the stream, or past the window */
+	rq.win_off = 2 * PG;
+	assert_int_equal(devfwd_window_map(&w, 2, dev, &rq), -EBUSY);
+	rq.win_off = 3 * PG;
+	assert_int_equal(devfwd_window_map(&w, 2, dev, &rq), -ERANGE);
+	rq.win_off = 4 * PG;
+	assert_int_equal(devfwd_window_map(&w, 2, dev, &rq), -ERANGE);
+	/* the free page before it is fine */
+	rq.win_off = 0;
+	rq.len = PG;
+	assert_int_equal(devfwd_window_map(&w, 2, dev, &rq), 0);
+	assert_int_equal(w.nmap, 2);
+
+	assert_int_equal(devfwd_window_unmap(&w, 1, 0), -ENOENT); /* fh 2's map */
+	assert_int_equal(devfwd_window_unmap(&w, 2, 0), 0);
+	devfwd_window_release(&w, 1);
+	assert_int_equal(w.nmap, 0);
+	devfwd_window_done(&w);
+	close(win);
+	close(dev);
+}
+
+static void test_sync(void **state)
+{
+	int win = tmpfile_of(4 * PG, 0), dev = tmpfile_of(2 * PG, 0x11);
+	struct devfwd_window w;
+	struct devfwd_mmap_req rw = { .offset = 0, .win_off = 0, .len = PG,
+				      .prot = DEVFWD_PROT_READ | DEVFWD_PROT_WRITE };
+	struct devfwd_mmap_req ro = { .offset = PG, .win_off = 2 * PG, .len = PG, .prot = DEVFWD_PROT_READ };
+	unsigned char c;
+
+	assert_int_equal(devfwd_window_init(&w, win), 0);
+	assert_int_equal(devfwd_window_map(&w, 1, dev, &rw), 0);
+	assert_int_equal(devfwd_window_map(&w, 1, dev, &ro), 0);
+	/* the guest writes both; only the writable mapping reaches the device */
+	memset(w.base, 0x22, PG);
+	memset(w.base + 2 * PG, 0x33, PG);
+	devfwd_window_sync(&w, 2, true); /* another file: nothing moves */
+	assert_int_equal(pread(dev, &c, 1, 0), 1);
+	assert_int_equal(c, 0x11);
+	devfwd_window_sync(&w, 1, true);
+	assert_int_equal(pread(dev, &c, 1, 0), 1);
+	assert_int_equal(c, 0x22);
+	assert_int_equal(pread(dev, &c, 1, PG), 1);
+	assert_int_equal(c, 0x11);
+	/* the device changes; after the ioctl the window follows */
+	c = 0x44;
+	assert_int_equal(pwrite(dev, &c, 1, PG + 7), 1);
+	devfwd_window_sync(&w, 1, false);
+	assert_int_equal(w.base[2 * PG + 7], 0x44);
+	assert_int_equal(w.base[2 * PG], 0x11); /* the guest's stray write is undone */
+	devfwd_window_done(&w);
+	close(win);
+	close(dev);
+}
+
+static void test_no_window(void **state)
+{
+	int dev = tmpfile_of(PG, 0), odd = tmpfile_of(PG + 1, 0);
+	struct devfwd_window w;
+	struct devfwd_mmap_req rq = { .len = PG, .prot = DEVFWD_PROT_READ };
+
+	assert_int_equal(devfwd_window_init(&w, -1), 0);
+	assert_int_equal(devfwd_window_map(&w, 1, dev, &rq), -ENODEV);
+	devfwd_window_done(&w);
+	/* a window file that is not a whole number of pages is refused */
+	assert_int_equal(devfwd_window_init(&w, odd), -EINVAL);
+	close(dev);
+	close(odd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_map_bounds),
+		cmocka_unit_test(test_sync),
+		cmocka_unit_test(test_no_window),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
