@@ -521,7 +521,7 @@ static void test_migrate_from_v2_with_data(void **state)
 		 "INSERT INTO assignment VALUES ('0000:01:10.1', 'web2', 'shared', '', 'reserved', 1003);");
 
 	s = open_ok(f->db);
-	assert_int_equal(iovm_store_schema_version(s), 3);
+	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
 	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
 	assert_string_equal(vm.qmp, "/run/db1.qmp");
 	assert_int_equal(vm.priority, IOVM_PRIO_HIGH);
@@ -556,7 +556,7 @@ static void test_migrate_from_v2_with_data(void **state)
 	assert_string_equal(vm.qga, "/run/db1.qga");
 	assert_int_equal(vm.created, 1000);
 	iovm_store_close(s);
-	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), IOVM_STORE_SCHEMA_VERSION);
 }
 
 static void test_failed_migration_2_to_3(void **state)
