@@ -63,6 +63,7 @@ static int load_vms(ops *o, const iovm_store_vm *vms, size_t n)
 			log_error(-ENOMEM, "vm %s: out of memory", vms[i].name);
 			return -ENOMEM;
 		}
+		migrate_load(o, v);
 		if (vms_connect(o, v, &cerr) < 0)
 			log_info("vm %s: not reachable at start: %s", v->info.name, cerr.msg);
 	}
@@ -97,6 +98,8 @@ int ops_init(ops *o, iovmd *d)
 			return r;
 		}
 	}
+	/* Migrations into this host's VMs go on from where their QEMU is. */
+	migrate_recover(o);
 	/* The policy learns the VFs, then who holds what. Recovery may have
 	 * changed the host: everything is read now. */
 	kernel_invalidate(o);
