@@ -16,48 +16,7 @@
 
 #include "iovm/store.h"
 
-typedef struct fixture {
-	char dir[PATH_MAX];
-	char db[PATH_MAX];
-} fixture;
-
-static int setup(void **state)
-{
-	const char *tmp = getenv("TMPDIR");
-	fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "%s/test-incoming-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->db, sizeof(f->db), "%s/iovm.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	char p[PATH_MAX + 8];
-
-	for (const char *const *sfx = (const char *const[]){ "", "-wal", "-shm", NULL }; *sfx; sfx++) {
-		snprintf(p, sizeof(p), "%s%s", f->db, *sfx);
-		unlink(p);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	char *msg = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("raw sql failed: %s: %s", msg, sql);
-	sqlite3_close(db);
-}
+#include "store-fixture.h"
 
 static iovm_store *open_vms(const char *path)
 {
