@@ -98,13 +98,14 @@ int ops_init(ops *o, iovmd *d)
 			return r;
 		}
 	}
-	/* Migrations into this host's VMs go on from where their QEMU is. */
-	migrate_recover(o);
 	/* The policy learns the VFs, then who holds what. Recovery may have
 	 * changed the host: everything is read now. */
 	kernel_invalidate(o);
 	snapshot_publish(o, NULL);
 	views_sync(o, true);
+	/* Migrations into this host's VMs go on from where their QEMU is,
+	 * with the VFs and the policy known: a VF may be reserved. */
+	migrate_recover(o);
 	r = gsample_new(QGA_TIMEOUT_MS, &o->gs);
 	if (r < 0)
 		log_warning(r, "no threads for the guest agents: exclusive VFs on igb will show no throughput");
