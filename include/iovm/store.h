@@ -36,7 +36,7 @@
 #include "iovm/vfconfig.h"
 
 #define IOVM_STORE_DEFAULT_PATH "/var/lib/iovm/iovm.db"
-#define IOVM_STORE_SCHEMA_VERSION 3   /* newest schema this code writes */
+#define IOVM_STORE_SCHEMA_VERSION 4   /* newest schema this code writes */
 
 #define IOVM_STORE_ADDR_MAX IOVM_ADDR_MAX
 #define IOVM_STORE_NAME_MAX IOVM_NAME_MAX
@@ -129,6 +129,36 @@ int iovm_store_vm_get(iovm_store *s, const char *name, iovm_store_vm *ret, iovm_
 int iovm_store_vm_list(iovm_store *s, iovm_store_vm **ret, size_t *ret_n, iovm_error *err);
 /* -EBUSY naming a VF while the VM still has assignments or shares a VF. */
 int iovm_store_vm_delete(iovm_store *s, const char *name, iovm_error *err);
+
+/* ---- incoming links (schema 4) -------------------------------------------------- */
+
+/* A VM registered as the destination of a migration on this host
+ * (docs/migration.md): its source VM, the migration's state as iovmd last
+ * saw it and the source's VFs that follow the guest. One row per VM,
+ * deleted with it. */
+#define IOVM_STORE_INCOMING_VFS_MAX 8
+
+typedef struct iovm_store_incoming_vf {
+	char src_vf[IOVM_STORE_ADDR_MAX];   /* the source's VF */
+	char pf[IOVM_STORE_NAME_MAX];       /* its PF's netdev: the destination's VF comes from it */
+	char port[IOVM_STORE_NAME_MAX];     /* the source device's port */
+	char pair[IOVM_STORE_NAME_MAX];     /* its failover_pair_id */
+	iovm_vfnet_config net;              /* its MAC, VLAN, rate, spoofchk, trust */
+} iovm_store_incoming_vf;
+
+typedef struct iovm_store_incoming {
+	char vm[IOVM_STORE_NAME_MAX];
+	char source[IOVM_STORE_NAME_MAX];
+	char state[IOVM_STORE_NAME_MAX];    /* waiting, active, resumed, done or failed */
+	size_t n_vfs;
+	iovm_store_incoming_vf vfs[IOVM_STORE_INCOMING_VFS_MAX];
+	int64_t updated;                    /* set by the store */
+} iovm_store_incoming;
+
+/* Upsert. -ENOENT the VM is not registered; -EINVAL naming the member. */
+int iovm_store_incoming_put(iovm_store *s, const iovm_store_incoming *in, iovm_error *err);
+/* -ENOENT no link for the VM; -EBADMSG its stored VFs do not read. */
+int iovm_store_incoming_get(iovm_store *s, const char *vm, iovm_store_incoming *ret, iovm_error *err);
 
 /* ---- assignments ------------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "iovmd/crash.h"
 #include "iovmd/ops.h"
 
 json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err)
@@ -32,16 +33,24 @@ json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err)
 			iovm_error_set(err, -EEXIST, "vm %s: already registered", q->vm);
 			return NULL;
 		}
-		if (iovm_store_vm_put(o->store, &rec, err) < 0)
+		/* The VM and its link in one transaction: a restarted iovmd
+		 * knows both or neither. */
+		if (iovm_store_begin(o->store, err) < 0)
 			return NULL;
+		if (iovm_store_vm_put(o->store, &rec, err) < 0 || migrate_save(o, &tmp, err) < 0 ||
+		    iovm_store_commit(o->store, err) < 0) {
+			iovm_store_rollback(o->store);
+			return NULL;
+		}
 		v = vms_add(o, &rec);
 		if (v) {
 			memcpy(v->incoming_from, tmp.incoming_from, sizeof(v->incoming_from));
 			memcpy(v->mig_vfs, tmp.mig_vfs, sizeof(v->mig_vfs));
 			v->n_mig_vfs = tmp.n_mig_vfs;
-			v->mig = tmp.mig;
+			v->mig = v->mig_saved = tmp.mig;
 			log_info("vm %s: incoming from vm %s, %zu VF(s) to follow", q->vm, q->incoming, v->n_mig_vfs);
 		}
+		iovmd_crash_point("migrate-in", "registered");
 	} else {
 		if (iovm_store_vm_put(o->store, &rec, err) < 0)
 			return NULL;

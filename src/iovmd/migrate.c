@@ -94,8 +94,8 @@ static void on_event(iovm_qmp *q, const char *event, json_object *data, json_obj
 
 void migrate_watch(ops *o, vmrec *v)
 {
-	(void)o;
 	iovm_vm_set_event_handler(v->vm, on_event, v);
+	migrate_settle(o, v);
 	if (v->incoming_from[0] && (v->mig == MIG_WAITING || v->mig == MIG_ACTIVE)) {
 		/* MIGRATION events are only sent with the events capability. */
 		_cleanup_json_ json_object *args = json_object_new_object();
@@ -140,11 +140,11 @@ static int plan_vf(ops *o, vmrec *src, const iovm_store_assignment *a, mig_vf *r
 	iovm_vfnet_close(nl);
 	if (r < 0)
 		return iovm_error_prefix(err, "vm %s: vf %s: reading its settings", a->vm, a->vf);
-	*ret = (mig_vf){ .cfg = cfg };
-	snprintf(ret->src_vf, sizeof(ret->src_vf), "%s", a->vf);
-	snprintf(ret->pf, sizeof(ret->pf), "%s", info.pf_netdev);
-	snprintf(ret->pair, sizeof(ret->pair), "%s", p.failover_pair_id);
-	snprintf(ret->port, sizeof(ret->port), "%s", p.port);
+	*ret = (mig_vf){ .f.net = cfg };
+	snprintf(ret->f.src_vf, sizeof(ret->f.src_vf), "%s", a->vf);
+	snprintf(ret->f.pf, sizeof(ret->f.pf), "%s", info.pf_netdev);
+	snprintf(ret->f.pair, sizeof(ret->f.pair), "%s", p.failover_pair_id);
+	snprintf(ret->f.port, sizeof(ret->f.port), "%s", p.port);
 	return 0;
 }
 
@@ -196,21 +196,21 @@ static void reserve_before_switch(ops *o, vmrec *v)
 		iovm_error err = {};
 		iovm_vf vf;
 
-		if (m->intent)
+		if (m->intent || m->done)
 			continue;
 		snprintf(q.vm, sizeof(q.vm), "%s", v->info.name);
-		snprintf(q.pf, sizeof(q.pf), "%s", m->pf);
+		snprintf(q.pf, sizeof(q.pf), "%s", m->f.pf);
 		o->op = "migrate-in";
-		if (attach_reserve(o, v, &q, &m->cfg, m->cfg.present & MIG_SETTINGS, &vf, m->devid, sizeof(m->devid),
+		if (attach_reserve(o, v, &q, &m->f.net, m->f.net.present & MIG_SETTINGS, &vf, m->devid, sizeof(m->devid),
 				   &m->intent, &err) < 0) {
 			log_error(err.code, "vm %s: migrating from vm %s: no VF reserved for vf %s (standby %s): %s",
-				  v->info.name, v->incoming_from, m->src_vf, m->pair, err.msg);
+				  v->info.name, v->incoming_from, m->f.src_vf, m->f.pair, err.msg);
 			m->intent = 0;
 			continue;
 		}
 		snprintf(m->vf, sizeof(m->vf), "%s", vf.addr);
 		log_info("vm %s: vf %s reserved before the switch-over for vf %s of vm %s (standby %s)",
-			 v->info.name, m->vf, m->src_vf, v->incoming_from, m->pair);
+			 v->info.name, m->vf, m->f.src_vf, v->incoming_from, m->f.pair);
 	}
 	o->op = "";
 	views_sync(o, true);
@@ -236,7 +236,7 @@ static void unreserve(ops *o, vmrec *v, mig_vf *m, const char *why)
  * back), then recorded attached. */
 static void plug_after_resume(ops *o, vmrec *v)
 {
-	unsigned plugged = 0;
+	unsigned held = 0;
 
 	for (size_t i = 0; i < v->n_mig_vfs; i++) {
 		mig_vf *m = &v->mig_vfs[i];
@@ -247,8 +247,8 @@ static void plug_after_resume(ops *o, vmrec *v)
 		if (!m->intent)
 			continue;
 		snprintf(p.devid, sizeof(p.devid), "%s", m->devid);
-		snprintf(p.port, sizeof(p.port), "%s", m->port);
-		snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", m->pair);
+		snprintf(p.port, sizeof(p.port), "%s", m->f.port);
+		snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", m->f.pair);
 		o->op = "migrate-in";
 		o->intent = m->intent;
 		records_set_assignment(o, m->vf, IOVM_STORE_ATTACHING, NULL);
@@ -256,9 +256,9 @@ static void plug_after_resume(ops *o, vmrec *v)
 		iovmd_crash_point("migrate-in", "resumed");
 		if (iovm_vm_live_restore(v->vm, m->vf, &p, IOVM_LIVE_FAILOVER, o->d->cfg.attach_timeout_ms, &err) < 0) {
 			log_error(err.code, "vm %s: after its migration from vm %s: vf %s for standby %s: %s",
-				  v->info.name, v->incoming_from, m->vf, m->pair, err.msg);
+				  v->info.name, v->incoming_from, m->vf, m->f.pair, err.msg);
 			ops_emit(o, "MIGRATION_VF_FAILED",
-				 obj_s(obj_s(vm_vf_json(v->info.name, m->src_vf), "reason", err.msg), "from",
+				 obj_s(obj_s(vm_vf_json(v->info.name, m->f.src_vf), "reason", err.msg), "from",
 				       v->incoming_from));
 			unreserve(o, v, m, "not plugged");
 			continue;
@@ -268,31 +268,45 @@ static void plug_after_resume(ops *o, vmrec *v)
 		records_finish(o, m->intent, IOVM_INTENT_DONE);
 		records_commit(o);
 		iovmd_crash_point("migrate-in", "done");
-		ev = obj_s(obj_s(obj_s(vm_vf_json(v->info.name, m->vf), "devid", m->devid), "port", m->port), "mode",
+		ev = obj_s(obj_s(obj_s(vm_vf_json(v->info.name, m->vf), "devid", m->devid), "port", m->f.port), "mode",
 			   "exclusive");
 		ops_emit(o, "VF_ATTACHED", ev);
 		log_info("vm %s: vf %s plugged as %s on %s after RESUME (failover primary of %s, was vf %s of vm %s)",
-			 v->info.name, m->vf, m->devid, m->port, m->pair, m->src_vf, v->incoming_from);
+			 v->info.name, m->vf, m->devid, m->f.port, m->f.pair, m->f.src_vf, v->incoming_from);
 		m->intent = 0;
-		plugged++;
+		m->done = true;
 	}
 	o->op = "";
 	o->intent = 0;
 	views_sync(o, true);
-	log_info("vm %s: migrated from vm %s: %u of %zu VFs plugged after RESUME", v->info.name, v->incoming_from,
-		 plugged, v->n_mig_vfs);
+	for (size_t i = 0; i < v->n_mig_vfs; i++)
+		held += v->mig_vfs[i].done;
+	log_info("vm %s: migrated from vm %s: it holds %u of %zu VFs after RESUME", v->info.name, v->incoming_from,
+		 held, v->n_mig_vfs);
 	ops_emit(o, "VM_MIGRATED", obj_s(json_object_new_object(), "vm", v->info.name));
+}
+
+/* The migration's state in the store, before iovmd acts on it. */
+static void save_state(ops *o, vmrec *v)
+{
+	iovm_error err = {};
+
+	if (v->mig != v->mig_saved && migrate_save(o, v, &err) < 0)
+		log_error(err.code, "vm %s: incoming from vm %s: state %s not saved: %s", v->info.name,
+			  v->incoming_from, mig_state_to_string(v->mig), err.msg);
 }
 
 void migrate_follow(ops *o, vmrec *v)
 {
 	if (!v->incoming_from[0])
 		return;
+	save_state(o, v);
 	if (v->mig == MIG_ACTIVE || v->mig == MIG_RESUMED)
 		reserve_before_switch(o, v);
 	if (v->mig == MIG_RESUMED) {
-		v->mig = MIG_DONE;
 		plug_after_resume(o, v);
+		v->mig = MIG_DONE;
+		save_state(o, v);
 		kernel_invalidate(o);
 		snapshot_publish(o, NULL);
 	} else if (v->mig == MIG_FAILED && v->n_mig_vfs) {
@@ -301,6 +315,7 @@ void migrate_follow(ops *o, vmrec *v)
 		for (size_t i = 0; i < v->n_mig_vfs; i++)
 			unreserve(o, v, &v->mig_vfs[i], "the migration did not complete");
 		v->n_mig_vfs = 0;
+		save_state(o, v);
 		views_sync(o, true);
 		snapshot_publish(o, NULL);
 	}

@@ -63,6 +63,7 @@ static int load_vms(ops *o, const iovm_store_vm *vms, size_t n)
 			log_error(-ENOMEM, "vm %s: out of memory", vms[i].name);
 			return -ENOMEM;
 		}
+		migrate_load(o, v);
 		if (vms_connect(o, v, &cerr) < 0)
 			log_info("vm %s: not reachable at start: %s", v->info.name, cerr.msg);
 	}
@@ -102,6 +103,9 @@ int ops_init(ops *o, iovmd *d)
 	kernel_invalidate(o);
 	snapshot_publish(o, NULL);
 	views_sync(o, true);
+	/* Migrations into this host's VMs go on from where their QEMU is,
+	 * with the VFs and the policy known: a VF may be reserved. */
+	migrate_recover(o);
 	r = gsample_new(QGA_TIMEOUT_MS, &o->gs);
 	if (r < 0)
 		log_warning(r, "no threads for the guest agents: exclusive VFs on igb will show no throughput");

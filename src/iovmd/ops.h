@@ -55,21 +55,19 @@ typedef enum mig_state {
 	_MIG_STATE_MAX,
 } mig_state;
 
-/* A VF of the source that follows the guest: its failover standby, its
- * PF and its settings. */
+/* A VF of the source that follows the guest (its failover standby, its PF
+ * and its settings, as the store keeps them), and what iovmd does for it
+ * on the destination. */
 typedef struct mig_vf {
-	char src_vf[IOVM_STORE_ADDR_MAX];
-	char pf[IOVM_STORE_NAME_MAX];
-	char port[IOVM_VM_ID_MAX];   /* the source device's port: free in the destination */
-	char pair[IOVM_VM_ID_MAX];
-	iovm_vfnet_config cfg;
+	iovm_store_incoming_vf f;
 	/* The destination's VF, once reserved before the switch-over. */
 	char vf[IOVM_STORE_ADDR_MAX];
 	char devid[IOVM_VM_ID_MAX];
 	int64_t intent;              /* its attach intent, 0 = none */
+	bool done;                   /* the destination holds its VF, attached */
 } mig_vf;
 
-#define MIG_VFS_MAX 8
+#define MIG_VFS_MAX IOVM_STORE_INCOMING_VFS_MAX
 
 typedef struct vmrec {
 	struct vmrec *next;
@@ -81,6 +79,7 @@ typedef struct vmrec {
 	bool qga_warned;             /* its last failure is logged */
 	char incoming_from[IOVM_STORE_NAME_MAX]; /* vm-add "incoming": its source VM, "" = none */
 	mig_state mig;
+	mig_state mig_saved;         /* the state the store holds */
 	mig_vf mig_vfs[MIG_VFS_MAX];
 	size_t n_mig_vfs;
 } vmrec;
@@ -218,6 +217,14 @@ mig_state mig_next(mig_state s, const char *event, const char *status);  /* pure
 int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err);
 void migrate_watch(ops *o, vmrec *v);   /* on each (re)connect */
 void migrate_follow(ops *o, vmrec *v);  /* after its events were read */
+/* migrate-link.c: the incoming link in the store, and what a restarted
+ * iovmd makes of it. */
+mig_state mig_state_from_string(const char *s);   /* MIG_NONE if unknown */
+int migrate_save(ops *o, vmrec *v, iovm_error *err);
+void migrate_load(ops *o, vmrec *v);              /* before its first connect */
+void migrate_settle(ops *o, vmrec *v);            /* on each connect: what its QEMU reports */
+void migrate_recover(ops *o);                     /* after recovery */
+mig_state mig_settle(mig_state s, const char *run, const char *status);   /* pure */
 json_object *cmd_vm_remove(ops *o, const iovm_api_request *q, iovm_error *err);
 json_object *cmd_attach(ops *o, const iovm_api_request *q, iovm_error *err);
 int attach_reserve(ops *o, vmrec *v, const iovm_api_request *q, const iovm_vfnet_config *cfg, unsigned mask,

@@ -29,21 +29,6 @@ LOG=$W/iovmd.log
 DPID=
 MAC=02:38:00:00:00:01
 ctl() { "$CTL" --socket "$SOCK" --timeout 900 "$@"; }
-start_d() {
-	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval 1000 \
-		--attach-timeout 180000 --detach-timeout 300000 --log-level debug >> "$LOG" 2>&1 &
-	DPID=$!
-	iovmd_wait "$DPID" "$LOG"
-}
-stop_d() {
-	[ -n "$DPID" ] || return 0
-	kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
-}
-wait_dead() {
-	for _ in $(seq 1 3000); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
-	if kill -0 "$DPID" 2>/dev/null; then fail "iovmd did not reach crash point $1"; stop_d; return 1; fi
-	wait "$DPID" 2>/dev/null; DPID=
-}
 cleanup() {
 	stop_d
 	cp "$LOG" "/run/iovm-lab/share/38-$MODE-iovmd.log" 2>/dev/null

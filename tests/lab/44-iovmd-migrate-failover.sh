@@ -17,6 +17,8 @@
 set -uo pipefail
 # shellcheck source=lib/iovmd.sh
 . tests/lab/lib/iovmd.sh
+# shellcheck source=lib/failover.sh
+. tests/lab/lib/failover.sh
 
 W=$TMPDIR/migrate-failover
 mkdir -p "$W"
@@ -35,24 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# enslaved: g1's VF netdev (8086:10ca) with MAC M has a master, the
-# failover device; prints "NAME IFINDEX" (a VF unplugged and plugged back
-# comes back as a new netdev, with a new ifindex).
-enslaved() {
-	$G exec g1 -- sh -c 'for i in /sys/class/net/*; do
-		[ -e $i/device/device ] || continue; read d < $i/device/device; read a < $i/address
-		read x < $i/ifindex
-		[ "$d" = 0x10ca ] && [ "$a" = '"$MAC"' ] && [ -e $i/master ] && { echo ${i##*/} $x; exit 0; }; done; exit 1' 2>/dev/null
-}
-pair_of() { # QEMU DEVID
-	$G qmp g1 $1 qom-get "{\"path\":\"/machine/peripheral/$2\",\"property\":\"failover_pair_id\"}" | jq -r .
-}
-# standby QEMU-FLAG: the virtio-net standby sb0 (and its netdev) in g1's
-# QEMU ("" the running one, --incoming the one waiting for the migration).
-standby() {
-	$G qmp g1 $1 netdev_add '{"type":"user","id":"sbn0"}' >/dev/null &&
-	$G qmp g1 $1 device_add "{\"driver\":\"virtio-net-pci\",\"netdev\":\"sbn0\",\"id\":\"sb0\",\"mac\":\"$MAC\",\"failover\":true,\"bus\":\"hp4\"}" "${@:2}"
-}
 vf_state() { ctl --json vf show "$1" | jq -r '"\(.vm) \(.state) \(.driver)"'; }
 # held: the VFs iovmd records as assigned, one "VM VF" a line.
 held() { ctl --json vf list | jq -r '.[] | select(.vm != null and .vm != "") | "\(.vm) \(.vf)"' | sort; }

@@ -24,52 +24,7 @@
 #include "iovm/store.h"
 #include "shared/util.h"
 
-typedef struct fixture {
-	char dir[PATH_MAX];
-	char db[PATH_MAX];
-} fixture;
-
-static int setup(void **state)
-{
-	const char *tmp = getenv("TMPDIR");
-	fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "%s/test-store-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->db, sizeof(f->db), "%s/iovm.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	if (type == FTW_DP)
-		chmod(path, 0700);
-	return remove(path);
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	chmod(f->dir, 0700);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-/* Runs SQL on the file directly, as another program (or an older iovm) would. */
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	char *msg = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("raw sql failed: %s: %s", msg, sql);
-	sqlite3_close(db);
-}
+#include "store-fixture.h"
 
 /* Runs SQL on the file directly and returns SQLite's extended result code;
  * msg (if not NULL) gets the error message. */
@@ -521,7 +476,7 @@ static void test_migrate_from_v2_with_data(void **state)
 		 "INSERT INTO assignment VALUES ('0000:01:10.1', 'web2', 'shared', '', 'reserved', 1003);");
 
 	s = open_ok(f->db);
-	assert_int_equal(iovm_store_schema_version(s), 3);
+	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
 	assert_int_equal(iovm_store_vm_get(s, "db1", &vm, &e), 0);
 	assert_string_equal(vm.qmp, "/run/db1.qmp");
 	assert_int_equal(vm.priority, IOVM_PRIO_HIGH);
@@ -556,7 +511,7 @@ static void test_migrate_from_v2_with_data(void **state)
 	assert_string_equal(vm.qga, "/run/db1.qga");
 	assert_int_equal(vm.created, 1000);
 	iovm_store_close(s);
-	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), IOVM_STORE_SCHEMA_VERSION);
 }
 
 static void test_failed_migration_2_to_3(void **state)

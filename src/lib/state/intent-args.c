@@ -19,7 +19,7 @@ static bool kind_has_count(iovm_store_intent_kind kind)
 	return kind == IOVM_INTENT_SET_VFS || kind == IOVM_INTENT_CREATE_VFS;
 }
 
-static int add_str(json_object *o, const char *key, const char *v, size_t max, bool required,
+int store_json_add_str(json_object *o, const char *key, const char *v, size_t max, bool required,
 		   iovm_error *err)
 {
 	json_object *j;
@@ -48,19 +48,19 @@ static int add_holder(json_object *arr, const iovm_store_live_holder *h, iovm_er
 		return iovm_error_set(err, -EINVAL, "member \"live\": vm %s has no live mode", h->vm);
 	if (iovm_vfnet_config_format(&h->net, net, sizeof(net)) < 0)
 		return iovm_error_set(err, -EINVAL, "member \"live\": vm %s: VF settings do not format", h->vm);
-	r = add_str(o, "vm", h->vm, sizeof(h->vm), true, err);
+	r = store_json_add_str(o, "vm", h->vm, sizeof(h->vm), true, err);
 	if (r >= 0)
-		r = add_str(o, "vf", h->vf, sizeof(h->vf), true, err);
+		r = store_json_add_str(o, "vf", h->vf, sizeof(h->vf), true, err);
 	if (r >= 0)
-		r = add_str(o, "mode", mode, IOVM_STORE_NAME_MAX, true, err);
+		r = store_json_add_str(o, "mode", mode, IOVM_STORE_NAME_MAX, true, err);
 	if (r >= 0)
-		r = add_str(o, "devid", h->devid, sizeof(h->devid), true, err);
+		r = store_json_add_str(o, "devid", h->devid, sizeof(h->devid), true, err);
 	if (r >= 0)
-		r = add_str(o, "port", h->port, sizeof(h->port), false, err);
+		r = store_json_add_str(o, "port", h->port, sizeof(h->port), false, err);
 	if (r >= 0)
-		r = add_str(o, "failover_pair_id", h->failover_pair_id, sizeof(h->failover_pair_id), false, err);
+		r = store_json_add_str(o, "failover_pair_id", h->failover_pair_id, sizeof(h->failover_pair_id), false, err);
 	if (r >= 0)
-		r = add_str(o, "net", net, sizeof(net), false, err);
+		r = store_json_add_str(o, "net", net, sizeof(net), false, err);
 	if (r < 0)
 		return r;
 	json_object_object_add(o, "index", json_object_new_int64(h->index));
@@ -84,7 +84,7 @@ static int add_live(json_object *o, const iovm_store_intent_args *a, iovm_error 
 	json_object_object_add(o, "live", live);
 	json_object_object_add(live, "holders", arr);
 	json_object_object_add(live, "from", json_object_new_int64(a->from));
-	r = add_str(live, "mode", iovm_live_mode_to_string(a->live) ?: "", IOVM_STORE_NAME_MAX, true, err);
+	r = store_json_add_str(live, "mode", iovm_live_mode_to_string(a->live) ?: "", IOVM_STORE_NAME_MAX, true, err);
 	for (size_t i = 0; r >= 0 && i < a->n_live; i++)
 		r = add_holder(arr, &a->holders[i], err);
 	return r;
@@ -101,19 +101,19 @@ int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args
 	if (!o)
 		return iovm_error_set(err, -ENOMEM, "out of memory");
 	if (kind_has_vm(kind)) {
-		r = add_str(o, "vm", a->vm, sizeof(a->vm), true, err);
+		r = store_json_add_str(o, "vm", a->vm, sizeof(a->vm), true, err);
 		if (r >= 0 && a->mode != IOVM_MODE_EXCLUSIVE && a->mode != IOVM_MODE_SHARED)
 			return iovm_error_set(err, -EINVAL, "member \"mode\": %s is neither exclusive nor shared",
 					      mode ?: "an unknown mode");
 		if (r >= 0)
-			r = add_str(o, "mode", mode, IOVM_STORE_NAME_MAX, true, err);
+			r = store_json_add_str(o, "mode", mode, IOVM_STORE_NAME_MAX, true, err);
 		if (r >= 0 && a->mode == IOVM_MODE_EXCLUSIVE)
-			r = add_str(o, "devid", a->devid, sizeof(a->devid), false, err);
+			r = store_json_add_str(o, "devid", a->devid, sizeof(a->devid), false, err);
 	} else if (kind_has_count(kind)) {
 		if (a->count > INT32_MAX)
 			return iovm_error_set(err, -EINVAL, "member \"count\": %u is out of range", a->count);
 		json_object_object_add(o, "count", json_object_new_int64(a->count));
-		r = add_str(o, "driver", a->driver, sizeof(a->driver), true, err);
+		r = store_json_add_str(o, "driver", a->driver, sizeof(a->driver), true, err);
 		if (r >= 0 && kind == IOVM_INTENT_SET_VFS)
 			r = add_live(o, a, err);
 	}
@@ -128,8 +128,9 @@ int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args
 	return *ret ? 0 : iovm_error_set(err, -ENOMEM, "out of memory");
 }
 
-/* The whole of text as one JSON object: trailing text is an error too. */
-static int parse_object(const char *text, json_object **ret, iovm_error *err)
+/* The whole of text as one JSON value of the type: trailing text is an
+ * error too. */
+int store_json_parse(const char *text, json_type type, json_object **ret, iovm_error *err)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *o;
@@ -139,10 +140,10 @@ static int parse_object(const char *text, json_object **ret, iovm_error *err)
 		return iovm_error_set(err, -ENOMEM, "out of memory");
 	o = json_tokener_parse_ex(tok, text, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
+	    json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, type)) {
 		json_object_put(o);
 		json_tokener_free(tok);
-		return iovm_error_set(err, -EBADMSG, "not a JSON object");
+		return iovm_error_set(err, -EBADMSG, "not a JSON %s", json_type_to_name(type));
 	}
 	json_tokener_free(tok);
 	*ret = o;
@@ -151,7 +152,7 @@ static int parse_object(const char *text, json_object **ret, iovm_error *err)
 
 /* Member key as a string into buf: -EBADMSG if it is not a string or too
  * long, or if it is absent and required (absent and optional: ""). */
-static int get_str(json_object *o, const char *key, bool required, char *buf, size_t n, iovm_error *err)
+int store_json_get_str(json_object *o, const char *key, bool required, char *buf, size_t n, iovm_error *err)
 {
 	json_object *v;
 	const char *s;
@@ -174,9 +175,9 @@ static int get_vm_args(json_object *o, iovm_store_intent_args *a, iovm_error *er
 	char mode[IOVM_STORE_NAME_MAX];
 	int r;
 
-	r = get_str(o, "vm", true, a->vm, sizeof(a->vm), err);
+	r = store_json_get_str(o, "vm", true, a->vm, sizeof(a->vm), err);
 	if (r >= 0)
-		r = get_str(o, "mode", false, mode, sizeof(mode), err);
+		r = store_json_get_str(o, "mode", false, mode, sizeof(mode), err);
 	if (r < 0)
 		return r;
 	if (!*mode || !strcmp(mode, "exclusive"))   /* rows before "mode" was written: exclusive */
@@ -188,7 +189,7 @@ static int get_vm_args(json_object *o, iovm_store_intent_args *a, iovm_error *er
 	if (a->mode == IOVM_MODE_SHARED)
 		return 0;   /* a share has no device id when it starts */
 	/* Optional: recovery does not need it. */
-	return get_str(o, "devid", false, a->devid, sizeof(a->devid), err);
+	return store_json_get_str(o, "devid", false, a->devid, sizeof(a->devid), err);
 }
 
 static int get_uint(json_object *o, const char *key, unsigned *ret, iovm_error *err)
@@ -210,7 +211,7 @@ static int get_uint(json_object *o, const char *key, unsigned *ret, iovm_error *
 static int get_live_mode(json_object *o, iovm_live_mode *ret, iovm_error *err)
 {
 	char mode[IOVM_STORE_NAME_MAX];
-	int r = get_str(o, "mode", true, mode, sizeof(mode), err);
+	int r = store_json_get_str(o, "mode", true, mode, sizeof(mode), err);
 
 	if (r < 0)
 		return r;
@@ -228,9 +229,9 @@ static int get_holder(json_object *o, iovm_store_live_holder *h, iovm_error *err
 
 	if (!json_object_is_type(o, json_type_object))
 		return iovm_error_set(err, -EBADMSG, "a live holder is not an object");
-	r = get_str(o, "vm", true, h->vm, sizeof(h->vm), err);
+	r = store_json_get_str(o, "vm", true, h->vm, sizeof(h->vm), err);
 	if (r >= 0)
-		r = get_str(o, "vf", true, h->vf, sizeof(h->vf), err);
+		r = store_json_get_str(o, "vf", true, h->vf, sizeof(h->vf), err);
 	if (r >= 0)
 		r = get_uint(o, "index", &h->index, err);
 	if (r >= 0)
@@ -238,13 +239,13 @@ static int get_holder(json_object *o, iovm_store_live_holder *h, iovm_error *err
 	if (r >= 0 && h->mode == IOVM_LIVE_AUTO)
 		r = iovm_error_set(err, -EBADMSG, "live holder %s: mode auto is for requests only", h->vm);
 	if (r >= 0)
-		r = get_str(o, "devid", true, h->devid, sizeof(h->devid), err);
+		r = store_json_get_str(o, "devid", true, h->devid, sizeof(h->devid), err);
 	if (r >= 0)
-		r = get_str(o, "port", false, h->port, sizeof(h->port), err);
+		r = store_json_get_str(o, "port", false, h->port, sizeof(h->port), err);
 	if (r >= 0)
-		r = get_str(o, "failover_pair_id", false, h->failover_pair_id, sizeof(h->failover_pair_id), err);
+		r = store_json_get_str(o, "failover_pair_id", false, h->failover_pair_id, sizeof(h->failover_pair_id), err);
 	if (r >= 0)
-		r = get_str(o, "net", false, net, sizeof(net), err);
+		r = store_json_get_str(o, "net", false, net, sizeof(net), err);
 	if (r >= 0 && (r = iovm_vfnet_config_parse(net, &h->net, NULL)) < 0)
 		r = iovm_error_set(err, -EBADMSG, "live holder %s: member \"net\" does not parse", h->vm);
 	return r;
@@ -288,7 +289,7 @@ static int get_count_args(json_object *o, iovm_store_intent_args *a, iovm_error 
 	if (x < 0 || x > INT32_MAX)
 		return iovm_error_set(err, -EBADMSG, "member \"count\" is out of range");
 	a->count = (unsigned)x;
-	return get_str(o, "driver", true, a->driver, sizeof(a->driver), err);
+	return store_json_get_str(o, "driver", true, a->driver, sizeof(a->driver), err);
 }
 
 int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store_intent_args *ret,
@@ -298,7 +299,7 @@ int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store
 	iovm_store_intent_args a = {};
 	int r;
 
-	r = parse_object(text ? text : "", &o, err);
+	r = store_json_parse(text ? text : "", json_type_object, &o, err);
 	if (r < 0)
 		return r;
 	if (kind_has_vm(kind))

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "iovm/store.h"
 
 struct iovm_store {
@@ -89,3 +91,12 @@ int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args
 		       iovm_error *err);
 int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store_intent_args *ret,
 		       iovm_error *err);
+
+/* intent-args.c, also used by incoming.c: JSON members with the store's
+ * rules. add: -EINVAL "member ... is missing/too long". get: -EBADMSG if
+ * not a string or too long, or absent/empty and required (absent and
+ * optional: ""). parse: the whole text as one value of the type. */
+int store_json_add_str(json_object *o, const char *key, const char *v, size_t max, bool required,
+		       iovm_error *err);
+int store_json_get_str(json_object *o, const char *key, bool required, char *buf, size_t n, iovm_error *err);
+int store_json_parse(const char *text, json_type type, json_object **ret, iovm_error *err);

@@ -126,6 +126,17 @@ static const char *const migrations[] = {
 	"  WHEN NEW.mode = 'exclusive' AND EXISTS (SELECT 1 FROM vf_share WHERE vf = NEW.vf)"
 	"  BEGIN SELECT RAISE(ABORT, 'vf is shared; it cannot be assigned exclusively'); END;"
 	"ALTER TABLE vm ADD COLUMN qga TEXT NOT NULL DEFAULT '';",
+
+	/* 3 -> 4: the link of a VM registered as a migration's destination
+	 * (docs/migration.md): its source, the migration's state and the VFs
+	 * that follow the guest (a JSON array), so that a restarted iovmd
+	 * goes on following it. Gone with its VM. */
+	"CREATE TABLE vm_incoming ("
+	"  vm TEXT PRIMARY KEY NOT NULL REFERENCES vm(name) ON DELETE CASCADE,"
+	"  source TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('waiting', 'active', 'resumed', 'done', 'failed')),"
+	"  vfs TEXT NOT NULL DEFAULT '[]',"
+	"  updated INTEGER NOT NULL);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == IOVM_STORE_SCHEMA_VERSION,

@@ -48,3 +48,24 @@ pf_vf_mac() {
 	ip link show "$1" | awk -v i="$2" '$1 == "vf" && $2 == i {
 		for (k = 3; k < NF; k++) if ($k == "link/ether") print $(k + 1) }'
 }
+
+# For scenarios that kill the daemon at its crash points and start it
+# again, with SOCK, DB and LOG set and ctl defined (DPID: the running one).
+# start_d [OP:STEP]: starts it (with IOVM_CRASH_AT=OP:STEP) and waits until
+# it answers. stop_d: stops it. wait_dead OP:STEP: waits up to 10 minutes
+# for it to kill itself there; fails (and stops it) if it does not.
+start_d() {
+	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval 1000 \
+		--attach-timeout 180000 --detach-timeout 300000 --log-level debug >> "$LOG" 2>&1 &
+	DPID=$!
+	iovmd_wait "$DPID" "$LOG"
+}
+stop_d() {
+	[ -n "$DPID" ] || return 0
+	kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
+}
+wait_dead() {
+	for _ in $(seq 1 3000); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
+	if kill -0 "$DPID" 2>/dev/null; then fail "iovmd did not reach crash point $1"; stop_d; return 1; fi
+	wait "$DPID" 2>/dev/null; DPID=
+}
