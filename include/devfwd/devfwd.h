@@ -213,12 +213,19 @@ int devfwd_window_init(struct devfwd_window *w, int fd);
 void devfwd_window_done(struct devfwd_window *w);
 /* Maps rq->len bytes of device fd at rq->offset and mirrors them at
  * rq->win_off: -ERANGE outside the window, -EBUSY over another mapping,
- * -ENXIO for what the file's class never maps, or mmap(2)'s error. */
+ * -ENXIO for what the file's class never maps, -EFAULT when the device's
+ * memory cannot be read (SIGBUS), or mmap(2)'s error. */
 int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct devfwd_mmap_req *rq);
 int devfwd_window_unmap(struct devfwd_window *w, uint32_t fh, uint64_t win_off); /* -ENOENT */
 void devfwd_window_release(struct devfwd_window *w, uint32_t fh);             /* every map of fh */
-/* to_device: window -> device for fh's writable maps; else device -> window. */
-void devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device);
+/* to_device: window -> device for fh's writable maps; else device -> window.
+ * -EFAULT if a mapping's memory could not be reached (SIGBUS); the others
+ * are copied all the same. */
+int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device);
+/* Installs the SIGBUS handler the window's copies need; without it a
+ * faulting device mapping ends the process. A confined worker cannot (no
+ * rt_sigaction): the backend installs it before confining. */
+int devfwd_window_guard(void);
 
 /* ---- backend worker (worker.c) ---- */
 

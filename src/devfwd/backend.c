@@ -149,6 +149,14 @@ static _Noreturn void serve(int fd, int chan, int win, const struct devfwd_rules
 	close_all_but(keep, 3);
 	if (!rules)
 		log_warning(0, "%s: no [guest] section in the policy, every open will be refused", name);
+	/* Confined, the worker cannot install signal handlers any more. */
+	if (win >= 0) {
+		r = devfwd_window_guard();
+		if (r < 0) {
+			log_error(r, "%s: the window's SIGBUS guard could not be installed; stream refused", name);
+			_exit(1);
+		}
+	}
 	if (unconfined) {
 		/* Test builds only: the worker as it was before confinement, for
 		 * the benchmark's before/after figures. */

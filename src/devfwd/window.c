@@ -6,8 +6,16 @@
  *
  * Coherence is by copy at defined points: MMAP copies device -> window;
  * before an ioctl on a file its writable mappings go window -> device, after
- * it every mapping of the file goes device -> window. */
+ * it every mapping of the file goes device -> window.
+ *
+ * A device mapping can raise SIGBUS where the device has no memory behind
+ * it (a file mapped past its end, a shared /dev/zero mapping at an offset,
+ * a driver that refuses the fault): every copy runs under a SIGBUS guard
+ * and fails with -EFAULT instead of ending the worker. */
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -21,6 +29,41 @@
 /* SNDRV_PCM_MMAP_OFFSET_STATUS: from here on, an ALSA PCM's status and
  * control pages, which change without an ioctl (the hw pointer) */
 #define ALSA_STATUS_OFFSET 0x80000000ULL
+
+/* volatile: the handler reads it; to the compiler memcpy cannot */
+static _Thread_local sigjmp_buf *volatile guard_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (guard_jmp)
+		siglongjmp(*guard_jmp, 1);
+	abort();   /* a SIGBUS outside a guarded copy is a bug */
+}
+
+int devfwd_window_guard(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
+
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL) < 0 ? negative_errno() : 0;
+}
+
+/* memcpy that answers -EFAULT where a page of either side cannot be
+ * faulted in (SIGBUS). */
+static int copy(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		guard_jmp = NULL;
+		return -EFAULT;
+	}
+	guard_jmp = &jb;
+	memcpy(dst, src, len);
+	guard_jmp = NULL;
+	return 0;
+}
 
 int devfwd_window_init(struct devfwd_window *w, int fd)
 {
@@ -98,9 +141,13 @@ int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct
 	dev = mmap(NULL, rq->len, prot | PROT_READ, MAP_SHARED, fd, (off_t)rq->offset);
 	if (dev == MAP_FAILED)
 		return negative_errno();
+	r = copy(w->base + rq->win_off, dev, rq->len);
+	if (r < 0) {
+		munmap(dev, rq->len);
+		return r;
+	}
 	w->map[w->nmap++] = (struct devfwd_wmap){ .fh = fh, .win_off = rq->win_off, .len = rq->len,
 						  .prot = rq->prot, .dev = dev };
-	memcpy(w->base + rq->win_off, dev, rq->len);
 	return 0;
 }
 
@@ -126,16 +173,22 @@ void devfwd_window_release(struct devfwd_window *w, uint32_t fh)
 	}
 }
 
-void devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device)
+int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device)
 {
+	int r = 0;
+
 	for (size_t i = 0; i < w->nmap; i++) {
 		struct devfwd_wmap *m = &w->map[i];
+		int k = 0;
 
 		if (m->fh != fh)
 			continue;
 		if (to_device && (m->prot & DEVFWD_PROT_WRITE))
-			memcpy(m->dev, w->base + m->win_off, m->len);
+			k = copy(m->dev, w->base + m->win_off, m->len);
 		else if (!to_device)
-			memcpy(w->base + m->win_off, m->dev, m->len);
+			k = copy(w->base + m->win_off, m->dev, m->len);
+		if (k < 0 && r == 0)
+			r = k;
 	}
+	return r;
 }

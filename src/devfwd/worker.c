@@ -390,7 +390,7 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 	uint8_t saved[DEVFWD_MAX_SEGS][8];
 	_cleanup_free_ uint8_t *out = NULL;
 	size_t off = 0;
-	bool block;
+	bool block, fault;
 	long rc;
 	int r = devfwd_decode_ioctl(m, &v);
 
@@ -430,12 +430,22 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 	block = v.mode == DEVFWD_IOCTL_BLOCK || (v.mode == DEVFWD_IOCTL_AS_OPENED && !f->nonblock);
 	if (block)
 		set_blocking(f->fd, true);
-	devfwd_window_sync(&w->win, m->hdr.fh, true);
-	rc = ioctl(f->fd, (unsigned long)v.cmd, v.nseg ? (unsigned long)buf[0] : (unsigned long)v.arg);
-	r = rc < 0 ? negative_errno() : (int)rc;
+	/* A mapping whose device memory faults (SIGBUS) fails the ioctl
+	 * before it runs, or after it: the guest would see stale pages. */
+	fault = devfwd_window_sync(&w->win, m->hdr.fh, true) < 0;
+	if (!fault) {
+		rc = ioctl(f->fd, (unsigned long)v.cmd, v.nseg ? (unsigned long)buf[0] : (unsigned long)v.arg);
+		r = rc < 0 ? negative_errno() : (int)rc;
+	}
 	if (block)
 		set_blocking(f->fd, false);
-	devfwd_window_sync(&w->win, m->hdr.fh, false);
+	if (devfwd_window_sync(&w->win, m->hdr.fh, false) < 0)
+		fault = true;
+	if (fault) {
+		r = -EFAULT;
+		wlog(w, LOG_WARNING, "%s: ioctl 0x%08x on %s: a mapping of the file could not be copied (its "
+		     "device memory faults); answered EFAULT", peer(w), v.cmd, f->path);
+	}
 	for (uint32_t i = 1; i < v.nseg; i++)
 		memcpy(buf[v.seg[i].parent] + v.seg[i].ptr_off, saved[i], 8);
 	if (r == -EAGAIN && block) {

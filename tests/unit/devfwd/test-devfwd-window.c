@@ -83,10 +83,10 @@ static void test_sync(void **state)
 	/* the guest writes both; only the writable mapping reaches the device */
 	memset(w.base, 0x22, PG);
 	memset(w.base + 2 * PG, 0x33, PG);
-	devfwd_window_sync(&w, 2, true); /* another file: nothing moves */
+	assert_int_equal(devfwd_window_sync(&w, 2, true), 0); /* another file: nothing moves */
 	assert_int_equal(pread(dev, &c, 1, 0), 1);
 	assert_int_equal(c, 0x11);
-	devfwd_window_sync(&w, 1, true);
+	assert_int_equal(devfwd_window_sync(&w, 1, true), 0);
 	assert_int_equal(pread(dev, &c, 1, 0), 1);
 	assert_int_equal(c, 0x22);
 	assert_int_equal(pread(dev, &c, 1, PG), 1);
@@ -94,9 +94,40 @@ static void test_sync(void **state)
 	/* the device changes; after the ioctl the window follows */
 	c = 0x44;
 	assert_int_equal(pwrite(dev, &c, 1, PG + 7), 1);
-	devfwd_window_sync(&w, 1, false);
+	assert_int_equal(devfwd_window_sync(&w, 1, false), 0);
 	assert_int_equal(w.base[2 * PG + 7], 0x44);
 	assert_int_equal(w.base[2 * PG], 0x11); /* the guest's stray write is undone */
+	devfwd_window_done(&w);
+	close(win);
+	close(dev);
+}
+
+/* Device memory that faults (SIGBUS: a file mapped past its end) fails the
+ * copy with -EFAULT instead of ending the worker: at MMAP, nothing is
+ * mapped; at a coherence point, the mapping whose device shrank. */
+static void test_device_faults(void **state)
+{
+	int win = tmpfile_of(4 * PG, 0), dev = tmpfile_of(2 * PG, 0x11);
+	struct devfwd_window w;
+	struct devfwd_mmap_req past = { .offset = 4 * PG, .win_off = 0, .len = PG, .prot = DEVFWD_PROT_READ };
+	struct devfwd_mmap_req ok = { .offset = PG, .win_off = PG, .len = PG,
+				      .prot = DEVFWD_PROT_READ | DEVFWD_PROT_WRITE };
+
+	assert_int_equal(devfwd_window_guard(), 0);
+	assert_int_equal(devfwd_window_init(&w, win), 0);
+	assert_int_equal(devfwd_window_map(&w, 1, dev, &past), -EFAULT);
+	assert_int_equal(w.nmap, 0);
+	assert_int_equal(devfwd_window_map(&w, 1, dev, &ok), 0);
+	assert_int_equal(w.base[PG], 0x11);
+	/* the device loses the page behind the mapping */
+	assert_int_equal(ftruncate(dev, PG), 0);
+	assert_int_equal(devfwd_window_sync(&w, 1, true), -EFAULT);
+	assert_int_equal(devfwd_window_sync(&w, 1, false), -EFAULT);
+	/* the worker goes on: a map of what the device still has works */
+	past.offset = 0;
+	past.win_off = 2 * PG;
+	assert_int_equal(devfwd_window_map(&w, 2, dev, &past), 0);
+	assert_int_equal(w.base[2 * PG], 0x11);
 	devfwd_window_done(&w);
 	close(win);
 	close(dev);
@@ -122,6 +153,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_bounds),
 		cmocka_unit_test(test_sync),
+		cmocka_unit_test(test_device_faults),
 		cmocka_unit_test(test_no_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
