@@ -39,12 +39,12 @@ until_ok() {
 }
 carrier() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
 # up_carrier ND: brings ND up and waits for carrier, 15 s at a time, with a
-# down/up in between (at most 4): igbvf's open redoes the reset handshake,
+# down/up in between (at most 6): igbvf's open redoes the reset handshake,
 # whose 1-s budgets an emulated host under load overruns, and igbvf then
 # stays without carrier (tests/lab/lib/vf-traffic.sh, _vft_link).
 up_carrier() {
 	local try
-	for try in 1 2 3 4; do
+	for try in 1 2 3 4 5 6; do
 		ip link set "$1" up
 		until_ok 15 carrier "$1" && return 0
 		echo "  $1: no carrier after 15 s (attempt $try); bouncing it"
@@ -91,7 +91,7 @@ for c in 1 2 3 4 5; do
 		[ "$got" = "$want" ] && ok "cycle $c: vf $i ($nd) adopted its PF-set MAC $want" \
 			|| fail "cycle $c: vf $i ($nd) has MAC '$got', want $want; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		up_carrier "$nd" && ok "cycle $c: vf $i ($nd) has carrier" \
-			|| fail "cycle $c: vf $i ($nd) no carrier within 60 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
+			|| fail "cycle $c: vf $i ($nd) no carrier in 6 tries of 15 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" down
 	done
 	# A probe whose handshake failed is re-probed by iovm (the VF's MAC
@@ -115,7 +115,7 @@ for c in 1 2 3; do
 		nd=$(basename "$(ls -d "/sys/bus/pci/devices/$(vf $i)/net/"* 2>/dev/null | head -n 1)")
 		[ "$(drv "$(vf $i)")" = igbvf ] || fail "host cycle $c: vf $i on $(drv "$(vf $i)")"
 		up_carrier "$nd" && ok "host cycle $c: vf $i ($nd) has carrier" \
-			|| fail "host cycle $c: vf $i ($nd) no carrier within 60 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
+			|| fail "host cycle $c: vf $i ($nd) no carrier in 6 tries of 15 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" down
 	done
 	expect 0 "$T" set-vfs $PFN 0 >/dev/null
