@@ -24,23 +24,8 @@ LOG=$W/iovmd.log
 DPID=
 ctl() { "$CTL" --socket "$SOCK" --timeout 180 "$@"; }
 
-# start_d [CRASH_AT]: starts iovmd, waits until it answers
-start_d() {
-	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval 500 \
-		--attach-timeout 60000 --detach-timeout 120000 --log-level debug >> "$LOG" 2>&1 &
-	DPID=$!
-	iovmd_wait "$DPID" "$LOG"
-}
-stop_d() {
-	[ -n "$DPID" ] || return 0
-	kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
-}
-# wait_dead: the daemon killed itself at its crash point
-wait_dead() {
-	for _ in $(seq 1 900); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
-	if kill -0 "$DPID" 2>/dev/null; then fail "iovmd did not reach crash point $1"; stop_d; return 1; fi
-	wait "$DPID" 2>/dev/null; DPID=
-}
+# The library's start_d/stop_d/wait_dead, with this scenario's intervals.
+IOVMD_REFRESH_MS=500 IOVMD_ATTACH_MS=60000 IOVMD_DETACH_MS=120000 IOVMD_CRASH_WAIT_S=180
 cleanup() {
 	stop_d
 	for g in g1 g2; do

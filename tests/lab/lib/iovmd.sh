@@ -52,11 +52,14 @@ pf_vf_mac() {
 # For scenarios that kill the daemon at its crash points and start it
 # again, with SOCK, DB and LOG set and ctl defined (DPID: the running one).
 # start_d [OP:STEP]: starts it (with IOVM_CRASH_AT=OP:STEP) and waits until
-# it answers. stop_d: stops it. wait_dead OP:STEP: waits up to 10 minutes
-# for it to kill itself there; fails (and stops it) if it does not.
+# it answers. stop_d: stops it. wait_dead OP:STEP: waits up to
+# IOVMD_CRASH_WAIT_S (default 600) for it to kill itself there; fails (and
+# stops it) if it does not. IOVMD_REFRESH_MS, IOVMD_ATTACH_MS and
+# IOVMD_DETACH_MS set its intervals (defaults 1000, 180000, 300000).
 start_d() {
-	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval 1000 \
-		--attach-timeout 180000 --detach-timeout 300000 --log-level debug >> "$LOG" 2>&1 &
+	IOVM_CRASH_AT=${1:-} "$D" --socket "$SOCK" --state "$DB" --refresh-interval "${IOVMD_REFRESH_MS:-1000}" \
+		--attach-timeout "${IOVMD_ATTACH_MS:-180000}" --detach-timeout "${IOVMD_DETACH_MS:-300000}" \
+		--log-level debug >> "$LOG" 2>&1 &
 	DPID=$!
 	iovmd_wait "$DPID" "$LOG"
 }
@@ -65,7 +68,7 @@ stop_d() {
 	kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=
 }
 wait_dead() {
-	for _ in $(seq 1 3000); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
+	for _ in $(seq 1 $(( ${IOVMD_CRASH_WAIT_S:-600} * 5 ))); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
 	if kill -0 "$DPID" 2>/dev/null; then fail "iovmd did not reach crash point $1"; stop_d; return 1; fi
 	wait "$DPID" 2>/dev/null; DPID=
 }
