@@ -136,7 +136,7 @@ SERVERS=()
 serve() {
 	ip netns exec srv iperf3 -s -1 -p "$1" -J > "$2" 2>&1 & SERVERS+=($!)
 	for _ in $(seq 100); do
-		ip netns exec srv ss -ltn "sport = :$1" | grep -q LISTEN && return 0
+		grep -q LISTEN < <(ip netns exec srv ss -ltn "sport = :$1") && return 0
 		sleep 0.1
 	done
 	die "iperf3 server on port $1 did not start"

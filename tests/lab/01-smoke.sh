@@ -76,7 +76,7 @@ step "ping $A -> $B works"
 ip netns exec vfb iperf3 -s -1 -D -B 192.0.2.2
 sleep_until_listening() {
 	for _ in $(seq 1 50); do
-		ip netns exec vfb ss -ltn | grep -q ':5201' && return 0
+		grep -q ':5201' < <(ip netns exec vfb ss -ltn) && return 0
 		sleep 0.1
 	done
 	return 1

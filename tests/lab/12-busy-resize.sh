@@ -30,7 +30,7 @@ GROUP=$("$T" group-path "$VF")
 "$QEMU" -machine q35 -accel tcg -m 64 -nodefaults -display none -S \
 	-device "vfio-pci,host=$VF,id=hostdev0" > "$TMPDIR/qemu.log" 2>&1 &
 QPID=$!
-holds() { ls -l /proc/$QPID/fd 2>/dev/null | grep -q " $GROUP\$"; }
+holds() { grep -q " $GROUP\$" < <(ls -l /proc/$QPID/fd 2>/dev/null); }
 if ! wait_for 120 holds; then
 	cat "$TMPDIR/qemu.log" >&2
 	kill $QPID 2>/dev/null

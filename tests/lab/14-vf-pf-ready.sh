@@ -70,7 +70,7 @@ echo 0 > $PF/sriov_drivers_autoprobe
 echo 0 > $PF/sriov_numvfs; echo 2 > $PF/sriov_numvfs || die "cannot create VFs"
 dmesg -C
 read -r nd mac <<<"$(bind_igbvf 0)"
-[ "$nd" != - ] && dmesg | grep -q "PF still in reset state" \
+[ "$nd" != - ] && grep -q "PF still in reset state" < <(dmesg) \
 	&& ok "PF down: igbvf on $(vf 0) failed its handshake ($nd got $mac; dmesg: $(dmesg | grep -o 'PF still[^.]*' | sort -u | paste -sd,))" \
 	|| fail "PF down: expected igbvf's handshake to fail; netdev $nd $mac; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 echo "$(vf 0)" > /sys/bus/pci/drivers/igbvf/unbind

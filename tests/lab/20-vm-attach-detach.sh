@@ -57,7 +57,7 @@ out=$(iv attach --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF0" --timeout-ms 20000 2
 echo "$out (in $(el "$s") s)"
 [[ "$out" == *"devid=iovm-${VF0//:/-}"* ]] || fail "attach: unexpected device id: $out"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 not on vfio-pci after attach: $(drv "$VF0")"
-iv pool | grep -q "vf=$VF0 use=in-use vm=g1 .*orig_driver=igbvf" || fail "pool after attach: $(iv pool)"
+grep -q "vf=$VF0 use=in-use vm=g1 .*orig_driver=igbvf" < <(iv pool) || fail "pool after attach: $(iv pool)"
 s=$(t); guest_wait_vfs g1 1 300 && ok "g1 sees the VF ($(el "$s") s after attach)" || fail "g1 does not see VF0"
 
 # --- 2. attach VF1 to g2; g1 undisturbed
@@ -73,7 +73,7 @@ s=$(t)
 out=$(iv detach --qmp "$(guest_qmp g2)" --vm g2 --vf "$VF1" --timeout-ms 120000 2>&1) && \
 	ok "detach VF1 from g2 in $(el "$s") s" || fail "detach VF1 from g2: $out"
 [ "$(drv "$VF1")" = igbvf ] && ok "VF1 back on igbvf" || fail "VF1 driver after detach: $(drv "$VF1")"
-iv pool | grep -q "vf=$VF1" && fail "VF1 still in the pool: $(iv pool)"
+grep -q "vf=$VF1" < <(iv pool) && fail "VF1 still in the pool: $(iv pool)"
 guest_wait_vfs g2 0 300 && ok "g2 no longer sees a VF" || fail "g2 still sees VF1"
 [ "$(guest_vfs g1)" = 1 ] || fail "g1 lost its VF during g2's detach"
 
@@ -81,7 +81,7 @@ guest_wait_vfs g2 0 300 && ok "g2 no longer sees a VF" || fail "g2 still sees VF
 $G qmp g1 stop >/dev/null || fail "pause g1"
 out=$(iv detach --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF0" --timeout-ms 5000 2>&1); rc=$?
 [ $rc = 110 ] && [[ "$out" == *"did not release"* ]] && ok "paused g1: $out" || fail "detach from paused g1: rc=$rc $out"
-iv pool | grep -q "vf=$VF0 use=release-pending vm=g1" && ok "VF0 release-pending" || fail "pool: $(iv pool)"
+grep -q "vf=$VF0 use=release-pending vm=g1" < <(iv pool) && ok "VF0 release-pending" || fail "pool: $(iv pool)"
 [ "$(drv "$VF0")" = vfio-pci ] || fail "VF0 left vfio-pci while g1 may hold it"
 out=$(iv attach --qmp "$(guest_qmp g2)" --vm g2 --vf "$VF0" 2>&1); rc=$?
 [ $rc = 16 ] && ok "release-pending VF0 refused to g2: $out" || fail "attach of a release-pending VF: rc=$rc $out"
@@ -93,7 +93,7 @@ $G qmp g1 cont >/dev/null || fail "resume g1"
 s=$(t)
 out=$(iv detach --qmp "$(guest_qmp g1)" --vm g1 --vf "$VF0" --timeout-ms 120000 2>&1) && \
 	ok "retried detach after resume freed VF0 in $(el "$s") s" || fail "retried detach: $out"
-iv pool | grep -q "vf=$VF0" && fail "VF0 not freed after g1 resumed: $(iv pool)"
+grep -q "vf=$VF0" < <(iv pool) && fail "VF0 not freed after g1 resumed: $(iv pool)"
 [ "$(drv "$VF0")" = igbvf ] && ok "VF0 back on igbvf" || fail "VF0 driver after late release: $(drv "$VF0")"
 guest_wait_vfs g1 0 300 && ok "g1 no longer sees a VF" || fail "g1 still sees VF0"
 
@@ -109,7 +109,7 @@ wait "$wpid"; rc=$?
 cat "$TMPDIR/watch2"
 [ $rc = 0 ] && grep -q "reclaimed=1" "$TMPDIR/watch2" && ok "watch reclaimed VF0 after QEMU died" \
 	|| fail "watch after kill: rc=$rc"
-iv pool | grep -q "vf=$VF0" && fail "VF0 still in the pool after reclaim: $(iv pool)"
+grep -q "vf=$VF0" < <(iv pool) && fail "VF0 still in the pool after reclaim: $(iv pool)"
 [ "$(drv "$VF0")" = igbvf ] && ok "VF0 back on igbvf after reclaim" || fail "VF0 driver after reclaim: $(drv "$VF0")"
 
 [ $fails = 0 ] && echo "all ok" || echo "$fails failures" >&2

@@ -37,7 +37,7 @@ during=$(ip link show eth0 | grep "vf 1 ")
 echo "during: $during"
 [[ "$during" == *"link/ether $MAC"* ]] && ok "VF MAC set through the PF" || fail "VF MAC not set: $during"
 [[ "$during" == *"vlan 23"* ]] && ok "VF VLAN set through the PF" || fail "VF VLAN not set: $during"
-"$VM" --pool "$POOL" pool | grep -q "vf=$VF use=in-use" || fail "pool: $("$VM" --pool "$POOL" pool)"
+grep -q "vf=$VF use=in-use" < <("$VM" --pool "$POOL" pool) || fail "pool: $("$VM" --pool "$POOL" pool)"
 # The guest's igbvf reads the MAC from the PF when it probes the VF.
 seen= m=
 deadline=$(( $(date +%s) + 180 ))

@@ -124,8 +124,8 @@ n=$(macvtaps | wc -l)
 n=$(ip -d link show type macvtap | grep -c "macvtap mode bridge")
 [ "$n" = 2 ] || fail "macvtaps not in bridge mode ($n of 2): $(ip -d link show type macvtap)"
 for m in $(macvtaps); do
-	ip -o link show dev "$m" | grep -q "@$VFDEV" || fail "$m is not on $VFDEV"
-	ip -o link show dev "$m" | grep -q "alias iovm-shared g[12] $VF" || fail "$m: no iovm alias: $(ip -o link show dev "$m")"
+	grep -q "@$VFDEV" < <(ip -o link show dev "$m") || fail "$m is not on $VFDEV"
+	grep -q "alias iovm-shared g[12] $VF" < <(ip -o link show dev "$m") || fail "$m: no iovm alias: $(ip -o link show dev "$m")"
 done
 out=$("$VM" shared-list --qmp "$(guest_qmp g1)" --vm g1 2>&1)
 [[ "$out" == *"vf=$VF vm=g1 devid=iovm-sh-"* ]] && ok "shared-list: $out" || fail "shared-list g1: $out"

@@ -74,7 +74,7 @@ out=$(ctl vf set eth0/1 --mac 02:00:00:00:01:01 --vlan 100 --trust on 2>&1) || f
 v=$(ctl --json vf show eth0/1)
 [ "$(jq -r '.config.mac, .config.vlan, .config.trust' <<<"$v" | tr '\n' ' ')" = "02:00:00:00:01:01 100 true " ] \
 	&& ok "vf set read back: $(jq -c .config <<<"$v")" || fail "vf show after set: $v"
-ip link show eth0 | grep -q "vf 1 .*02:00:00:00:01:01.*vlan 100" && ok "iproute2 agrees" || fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
+grep -q "vf 1 .*02:00:00:00:01:01.*vlan 100" < <(ip link show eth0) && ok "iproute2 agrees" || fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
 out=$(ctl vf set eth0/1 --vlan 5000 2>&1); rc=$?
 [ $rc != 0 ] && [[ "$out" == *vlan* ]] && ok "bad VLAN refused ($rc): $out" || fail "vlan 5000: rc=$rc $out"
 ctl vm add g1 --qmp "$(guest_qmp g1)" || fail "vm add g1"

@@ -91,7 +91,7 @@ else
 	v=$(ctl --json vf show eth1/1)
 	[ "$(jq -r '.config.mac, .config.vlan' <<<"$v" | tr '\n' ' ')" = "02:32:00:00:01:01 32 " ] &&
 		ok "eth1/1 MAC and VLAN re-applied" || fail "eth1/1 after reboot: $(jq -c .config <<<"$v")"
-	ip link show eth1 | grep -q "vf 1 .*02:32:00:00:01:01.*vlan 32" || fail "iproute2 disagrees: $(ip link show eth1 | grep 'vf 1')"
+	grep -q "vf 1 .*02:32:00:00:01:01.*vlan 32" < <(ip link show eth1) || fail "iproute2 disagrees: $(ip link show eth1 | grep 'vf 1')"
 	[ "$(ctl --json vm list | jq -r '.[].name')" = later ] && ok "the VM registry survived" || fail "vm list: $(ctl --json vm list)"
 	grep "recovery:" "$P/iovmd-boot2.log"
 	[ "$(ctl --json status | jq .open_intents)" = 0 ] || fail "open intents after recovery"

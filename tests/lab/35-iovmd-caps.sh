@@ -153,7 +153,7 @@ out=$(ctl pf set-vfs eth0 2 --driver vfio-pci 2>&1) && ok "pf set-vfs eth0 2 --d
 VF0=$(ctl --json vf show eth0/0 | jq -r .vf)
 [ "$(drv "$VF0")" = vfio-pci ] && ok "$VF0 on vfio-pci" || fail "$VF0 on $(drv "$VF0")"
 out=$(ctl vf set eth0/1 --mac 02:00:00:00:35:01 --vlan 35 2>&1) || fail "vf set: $out"
-ip link show eth0 | grep -q "vf 1 .*02:00:00:00:35:01.*vlan 35" && ok "vf set: iproute2 agrees" \
+grep -q "vf 1 .*02:00:00:00:35:01.*vlan 35" < <(ip link show eth0) && ok "vf set: iproute2 agrees" \
 	|| fail "iproute2: $(ip link show eth0 | grep 'vf 1')"
 ctl vm add g1 --qmp "$(guest_qmp g1)" || fail "vm add g1"
 out=$(ctl --json attach g1 --vf eth0/0 2>"$W/err") && ok "attach g1 eth0/0: $(jq -c . <<<"$out")" \
@@ -201,7 +201,7 @@ needs_CAP_NET_ADMIN() { # VF settings go to the PF over rtnetlink
 	[ $rc != 0 ] && [[ "$out" == *"Operation not permitted"* || "$out" == *EPERM* ]] \
 		&& ok "without CAP_NET_ADMIN, vf set fails ($rc): $out" \
 		|| fail "without CAP_NET_ADMIN, vf set: rc=$rc $out"
-	ip link show eth0 | grep -q "vf 0 .*02:00:00:00:35:02" && fail "the MAC was set anyway"
+	grep -q "vf 0 .*02:00:00:00:35:02" < <(ip link show eth0) && fail "the MAC was set anyway"
 }
 needs_CAP_CHOWN() { # the socket goes to its group
 	local st out rc

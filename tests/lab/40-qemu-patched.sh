@@ -50,7 +50,7 @@ pkg=$(echo "$ver" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pac
 # 3. the lab's devices are there (a reduced build has only what it lists)
 types=$(lab/guest qmp "$N" qom-list-types) || die "qom-list-types on guest $N failed"
 for t in vfio-pci pcie-root-port virtio-net-pci virtio-blk-pci virtio-serial-pci vhost-vsock-pci ivshmem-plain ivshmem-doorbell; do
-	echo "$types" | grep -q "\"name\": \"$t\"" && ok "device $t" || fail "the patched QEMU has no device $t"
+	grep -q "\"name\": \"$t\"" <<< "$types" && ok "device $t" || fail "the patched QEMU has no device $t"
 done
 MAC=52:54:00:40:00:01
 expect 0 lab/guest qmp "$N" device_add "{\"driver\":\"virtio-net-pci\",\"id\":\"nic40\",\"bus\":\"hp1\",\"mac\":\"$MAC\"}" \
@@ -68,7 +68,7 @@ if [ ${#added[@]} -eq 0 ]; then
 else
 	cmds=$(lab/guest qmp "$N" query-commands) || die "query-commands on guest $N failed"
 	for c in "${added[@]}"; do
-		echo "$cmds" | grep -q "\"name\": \"$c\"" && ok "QMP command $c" \
+		grep -q "\"name\": \"$c\"" <<< "$cmds" && ok "QMP command $c" \
 			|| fail "query-commands of the patched QEMU has no $c"
 	done
 fi

@@ -79,7 +79,7 @@ echo "VF0=$VF0 ($(drv "$VF0")) VF1=$VF1 ($(drv "$VF1"))"
 # --- 1. the guest and its VF
 s=$(t); $G start p1 --qemu patched || die "guest did not start on $PATCHED"
 echo "guest up in $(el "$s") s ($($PATCHED --version | head -n 1))"
-qmp query-commands | grep -q '"x-vfio-pause"' && ok "query-commands lists x-vfio-pause" ||
+grep -q '"x-vfio-pause"' < <(qmp query-commands) && ok "query-commands lists x-vfio-pause" ||
 	die "this QEMU has no x-vfio-pause"
 out=$(qmp device_add "{\"driver\":\"vfio-pci\",\"host\":\"$VF0\",\"id\":\"$ID\",\"bus\":\"hp1\"}") ||
 	die "device_add: $out"
@@ -162,7 +162,7 @@ cycle() { # MODE NUDGE RUN
 	[ "$now" = "$BASE" ] && ok "$tag: same interface $IF, ifindex and PCI address ($now)" ||
 		fail "$tag: guest interface changed: $now, was $BASE"
 	echo "$st" | tail -n +2 | sed "s/^/  $tag guest dmesg: /"
-	echo "$st" | tail -n +2 | grep -Eiq 'pciehp|card not present|removed|slot\(' &&
+	grep -Eiq 'pciehp|card not present|removed|slot\(' < <(echo "$st" | tail -n +2) &&
 		fail "$tag: the guest logged a hot-plug event" || ok "$tag: no hot-plug message in the guest"
 }
 for nudge in $NUDGES; do

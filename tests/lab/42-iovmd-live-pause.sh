@@ -82,7 +82,7 @@ SRVDEV=$(_vft_up "$PF1" 0 srv "$SRV_IP/24") || die "server VF setup"
 # until a step needs them; iovmd; VF 0 to p1 and VF 1 to p2
 for g in "${HOLD[@]}"; do
 	$G start "$g" --qemu patched --timeout 900 || die "$g did not start on the patched QEMU"
-	$G qmp "$g" query-commands | grep -q '"x-vfio-pause"' || die "$g's QEMU has no x-vfio-pause"
+	grep -q '"x-vfio-pause"' < <($G qmp "$g" query-commands) || die "$g's QEMU has no x-vfio-pause"
 	$G qmp "$g" stop >/dev/null || die "$g: QMP stop"
 done
 guests_start_paused p3 p4 || die "starting p3 and p4 ($(free -m | sed -n 2p))"
@@ -120,7 +120,7 @@ resize() {
 	# once eth0 had carrier again, each paused guest was nudged to look at
 	# its link (x-vfio-nudge)
 	for g in "${HOLD[@]}"; do
-		tail -n +"$((n0 + 1))" "$LOG" | grep -q "live resize: vm $g: device $(devid_of "${IDX[$g]}") nudged" &&
+		grep -q "live resize: vm $g: device $(devid_of "${IDX[$g]}") nudged" < <(tail -n +"$((n0 + 1))" "$LOG") &&
 			ok "$g nudged once eth0 had carrier" || fail "$g not nudged (iovmd's log: $(tail -n +"$((n0 + 1))" "$LOG" | grep -E 'carrier|nudge' | tail -n 3))"
 	done
 	modes=$(printf '%s\n' "$out" | jq -r '[.live[]? | "\(.vm)=\(.mode)"] | sort | join(" ")')

@@ -62,7 +62,7 @@ _vft_wait() {
 }
 
 _vft_carrier() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
-_vft_ns_lower_up() { ip -n "$1" -o link show dev "$2" 2>/dev/null | grep -q 'LOWER_UP'; }
+_vft_ns_lower_up() { grep -q 'LOWER_UP' < <(ip -n "$1" -o link show dev "$2" 2>/dev/null); }
 _vft_has_netdev() { compgen -G "/sys/bus/pci/devices/$1/net/*" >/dev/null; }
 
 # The VF's PCI address: /sys/.../PF/virtfnN
@@ -129,7 +129,7 @@ _vft_one() {
 		echo "$vf" > /sys/bus/pci/drivers/igbvf/unbind
 		_vft_wait "$t" "$vf to unbind" test ! -e "/sys/bus/pci/devices/$vf/driver" || return 1
 	done
-	ip netns list | grep -qw "^$ns" || ip netns add "$ns" || return 1
+	grep -qw "^$ns" < <(ip netns list) || ip netns add "$ns" || return 1
 	ip -n "$ns" link set dev lo up
 	ip link set dev "$nd" netns "$ns" || { _vft_err "moving $nd into netns $ns failed"; return 1; }
 	case $ip in */*) ;; *) ip=$ip/24 ;; esac
