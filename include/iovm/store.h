@@ -36,7 +36,7 @@
 #include "iovm/vfconfig.h"
 
 #define IOVM_STORE_DEFAULT_PATH "/var/lib/iovm/iovm.db"
-#define IOVM_STORE_SCHEMA_VERSION 4   /* newest schema this code writes */
+#define IOVM_STORE_SCHEMA_VERSION 5   /* newest schema this code writes */
 
 #define IOVM_STORE_ADDR_MAX IOVM_ADDR_MAX
 #define IOVM_STORE_NAME_MAX IOVM_NAME_MAX
@@ -159,6 +159,32 @@ typedef struct iovm_store_incoming {
 int iovm_store_incoming_put(iovm_store *s, const iovm_store_incoming *in, iovm_error *err);
 /* -ENOENT no link for the VM; -EBADMSG its stored VFs do not read. */
 int iovm_store_incoming_get(iovm_store *s, const char *vm, iovm_store_incoming *ret, iovm_error *err);
+
+/* ---- outgoing links (schema 5) -------------------------------------------------- */
+
+/* A VM whose VFs iovmd took out before its migration (vm-migrate-prepare,
+ * the explicit failover variant, docs/migration.md): the state
+ * ("unplugging" while it takes them out, "prepared" once they are out and
+ * their MACs cleared) and, per VF, what a destination needs and what
+ * giving it back needs (src_vf, PF, port, failover pair, settings before;
+ * the device id stays in the VF's assignment). One row per VM, deleted
+ * with it. */
+typedef struct iovm_store_outgoing {
+	char vm[IOVM_STORE_NAME_MAX];
+	char state[IOVM_STORE_NAME_MAX];    /* unplugging or prepared */
+	size_t n_vfs;
+	iovm_store_incoming_vf vfs[IOVM_STORE_INCOMING_VFS_MAX];
+	int64_t updated;                    /* set by the store */
+} iovm_store_outgoing;
+
+/* Upsert. -ENOENT the VM is not registered; -EINVAL naming the member. */
+int iovm_store_outgoing_put(iovm_store *s, const iovm_store_outgoing *out, iovm_error *err);
+/* -ENOENT no link for the VM; -EBADMSG its stored VFs do not read. */
+int iovm_store_outgoing_get(iovm_store *s, const char *vm, iovm_store_outgoing *ret, iovm_error *err);
+/* The VMs with an outgoing link, in name order (*ret freed by the caller). */
+int iovm_store_outgoing_list(iovm_store *s, iovm_store_outgoing **ret, size_t *ret_n, iovm_error *err);
+/* No link is no error. */
+int iovm_store_outgoing_delete(iovm_store *s, const char *vm, iovm_error *err);
 
 /* ---- assignments ------------------------------------------------------------- */
 

@@ -92,7 +92,7 @@ int intent_args_encode(iovm_store_intent_kind kind, const iovm_store_intent_args
 int intent_args_decode(iovm_store_intent_kind kind, const char *text, iovm_store_intent_args *ret,
 		       iovm_error *err);
 
-/* intent-args.c, also used by incoming.c: JSON members with the store's
+/* intent-args.c, also used by links.c: JSON members with the store's
  * rules. add: -EINVAL "member ... is missing/too long". get: -EBADMSG if
  * not a string or too long, or absent/empty and required (absent and
  * optional: ""). parse: the whole text as one value of the type. */

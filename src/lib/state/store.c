@@ -137,6 +137,16 @@ static const char *const migrations[] = {
 	"  state TEXT NOT NULL CHECK (state IN ('waiting', 'active', 'resumed', 'done', 'failed')),"
 	"  vfs TEXT NOT NULL DEFAULT '[]',"
 	"  updated INTEGER NOT NULL);",
+
+	/* 4 -> 5: the outgoing link of a VM whose VFs iovmd took out before
+	 * its migration (the explicit failover variant, docs/migration.md):
+	 * what a destination and a give-back need, after the VFs left the
+	 * guest and lost their MACs. Gone with its VM. */
+	"CREATE TABLE vm_outgoing ("
+	"  vm TEXT PRIMARY KEY NOT NULL REFERENCES vm(name) ON DELETE CASCADE,"
+	"  state TEXT NOT NULL CHECK (state IN ('unplugging', 'prepared')),"
+	"  vfs TEXT NOT NULL DEFAULT '[]',"
+	"  updated INTEGER NOT NULL);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == IOVM_STORE_SCHEMA_VERSION,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The incoming link of a migration's destination in the state store
- * (src/lib/state/incoming.c, schema 4): round trip, upsert, refusals,
- * deletion with its VM, unreadable rows, and the step from version 3. */
+/* The links of a migration in the state store (src/lib/state/links.c):
+ * the incoming link of a destination (schema 4) and the outgoing link of a
+ * source whose VFs were taken out (schema 5): round trip, upsert,
+ * refusals, deletion with its VM, unreadable rows, and the steps from
+ * versions 3 and 4. */
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -163,15 +165,102 @@ static void test_from_version_3(void **state)
 	iovm_error e = {};
 
 	iovm_store_close(s);
-	raw_exec(f->db, "DROP TABLE vm_incoming; PRAGMA user_version = 3;");
+	raw_exec(f->db, "DROP TABLE vm_outgoing; DROP TABLE vm_incoming; PRAGMA user_version = 3;");
 	assert_int_equal(iovm_store_open(f->db, &s, &e), 0);
-	assert_int_equal(iovm_store_schema_version(s), 4);
+	assert_int_equal(iovm_store_schema_version(s), IOVM_STORE_SCHEMA_VERSION);
 	assert_int_equal(iovm_store_vm_get(s, "g1-in", &vm, &e), 0);
 	assert_string_equal(vm.qmp, "/run/g1-in.qmp");
 	assert_int_equal(iovm_store_incoming_get(s, "g1-in", &got, &e), -ENOENT);
 	assert_int_equal(iovm_store_incoming_put(s, &in, &e), 0);
 	assert_int_equal(iovm_store_incoming_get(s, "g1-in", &got, &e), 0);
 	assert_int_equal(got.n_vfs, 2);
+	iovm_store_close(s);
+}
+
+/* g1 with its two primaries taken out before its migration. */
+static iovm_store_outgoing out_of_g1(void)
+{
+	iovm_store_incoming in = link_of_g1();
+	iovm_store_outgoing out = { .vm = "g1", .state = "prepared", .n_vfs = in.n_vfs };
+
+	memcpy(out.vfs, in.vfs, sizeof(out.vfs));
+	return out;
+}
+
+static void test_outgoing(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_vms(f->db);
+	iovm_store_outgoing out = out_of_g1(), got, *all = NULL;
+	iovm_error e = {};
+	size_t n = 99;
+
+	assert_int_equal(iovm_store_outgoing_get(s, "g1", &got, &e), -ENOENT);
+	assert_int_equal(iovm_store_outgoing_list(s, &all, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(all);
+	snprintf(out.state, sizeof(out.state), "unplugging");
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), 0);
+	snprintf(out.state, sizeof(out.state), "prepared");
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), 0);
+	assert_int_equal(iovm_store_outgoing_get(s, "g1", &got, &e), 0);
+	assert_string_equal(got.state, "prepared");
+	assert_int_equal(got.n_vfs, 2);
+	assert_string_equal(got.vfs[0].src_vf, "0000:01:10.0");
+	assert_string_equal(got.vfs[0].port, "rp1");
+	assert_string_equal(got.vfs[1].pair, "sb1");
+	assert_int_equal(got.vfs[0].net.vlan, 12);
+	assert_memory_equal(got.vfs[0].net.mac, out.vfs[0].net.mac, 6);
+	assert_int_equal(iovm_store_outgoing_list(s, &all, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(all[0].vm, "g1");
+	assert_int_equal(all[0].n_vfs, 2);
+	free(all);
+	/* Refused: an unknown state, an unknown VM, too many VFs. */
+	snprintf(out.state, sizeof(out.state), "gone");
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "unknown state"));
+	out = out_of_g1();
+	snprintf(out.vm, sizeof(out.vm), "nobody");
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), -ENOENT);
+	out = out_of_g1();
+	out.n_vfs = IOVM_STORE_INCOMING_VFS_MAX + 1;
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), -EINVAL);
+	/* Deleted on its own (twice: no link is no error), and with its VM. */
+	assert_int_equal(iovm_store_outgoing_delete(s, "g1", &e), 0);
+	assert_int_equal(iovm_store_outgoing_delete(s, "g1", &e), 0);
+	assert_int_equal(iovm_store_outgoing_get(s, "g1", &got, &e), -ENOENT);
+	out = out_of_g1();
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), 0);
+	assert_int_equal(iovm_store_vm_delete(s, "g1", &e), 0);
+	assert_int_equal(iovm_store_outgoing_get(s, "g1", &got, &e), -ENOENT);
+	/* An unreadable row is named. */
+	snprintf(out.vm, sizeof(out.vm), "g1-in");
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), 0);
+	raw_exec(f->db, "UPDATE vm_outgoing SET vfs = '[{\"src_vf\":\"0000:01:10.0\"}]'");
+	assert_int_equal(iovm_store_outgoing_get(s, "g1-in", &got, &e), -EBADMSG);
+	assert_non_null(strstr(e.msg, "vm g1-in"));
+	assert_int_equal(iovm_store_outgoing_list(s, &all, &n, &e), -EBADMSG);
+	iovm_store_close(s);
+}
+
+/* A version-4 database takes step 5: its incoming links stay. */
+static void test_from_version_4(void **state)
+{
+	fixture *f = *state;
+	iovm_store *s = open_vms(f->db);
+	iovm_store_incoming in = link_of_g1(), got;
+	iovm_store_outgoing out = out_of_g1();
+	iovm_error e = {};
+
+	assert_int_equal(iovm_store_incoming_put(s, &in, &e), 0);
+	iovm_store_close(s);
+	raw_exec(f->db, "DROP TABLE vm_outgoing; PRAGMA user_version = 4;");
+	assert_int_equal(iovm_store_open(f->db, &s, &e), 0);
+	assert_int_equal(iovm_store_schema_version(s), 5);
+	assert_int_equal(iovm_store_incoming_get(s, "g1-in", &got, &e), 0);
+	assert_int_equal(got.n_vfs, 2);
+	assert_int_equal(iovm_store_outgoing_put(s, &out, &e), 0);
 	iovm_store_close(s);
 }
 
@@ -183,6 +272,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gone_with_its_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_from_version_3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outgoing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_from_version_4, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The incoming link of a VM registered as a migration's destination
- * (table vm_incoming, schema 4): its source, the migration's state and the
- * source's VFs that follow the guest, stored as a JSON array. */
+/* The links of a migration: the incoming link of a VM registered as a
+ * migration's destination (table vm_incoming, schema 4: its source, the
+ * migration's state and the source's VFs that follow the guest) and the
+ * outgoing link of a VM whose VFs iovmd took out before its migration
+ * (table vm_outgoing, schema 5). Both keep their VFs as a JSON array. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +16,12 @@
 #define NET_TEXT_MAX 256
 
 static const char *const states[] = { "waiting", "active", "resumed", "done", "failed" };
+static const char *const out_states[] = { "unplugging", "prepared" };
 
-static bool valid_state(const char *state)
+static bool valid_state(const char *state, const char *const *names, size_t n)
 {
-	for (size_t i = 0; i < ELEMENTSOF(states); i++)
-		if (!strcmp(state, states[i]))
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(state, names[i]))
 			return true;
 	return false;
 }
@@ -48,7 +51,7 @@ static int add_vf(json_object *arr, const iovm_store_incoming_vf *f, iovm_error 
 	return 0;
 }
 
-static int encode_vfs(const iovm_store_incoming *in, char **ret, iovm_error *err)
+static int encode_vfs(const iovm_store_incoming_vf *vfs, size_t n, char **ret, iovm_error *err)
 {
 	_cleanup_json_ json_object *arr = json_object_new_array();
 	const char *text;
@@ -56,11 +59,10 @@ static int encode_vfs(const iovm_store_incoming *in, char **ret, iovm_error *err
 
 	if (!arr)
 		return iovm_error_set(err, -ENOMEM, "out of memory");
-	if (in->n_vfs > IOVM_STORE_INCOMING_VFS_MAX)
-		return iovm_error_set(err, -EINVAL, "%zu VFs to follow, at most %d", in->n_vfs,
-				      IOVM_STORE_INCOMING_VFS_MAX);
-	for (size_t i = 0; r >= 0 && i < in->n_vfs; i++)
-		r = add_vf(arr, &in->vfs[i], err);
+	if (n > IOVM_STORE_INCOMING_VFS_MAX)
+		return iovm_error_set(err, -EINVAL, "%zu VFs to follow, at most %d", n, IOVM_STORE_INCOMING_VFS_MAX);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = add_vf(arr, &vfs[i], err);
 	if (r < 0)
 		return r;
 	text = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -89,7 +91,7 @@ static int get_vf(json_object *o, iovm_store_incoming_vf *f, iovm_error *err)
 	return r;
 }
 
-static int decode_vfs(const char *text, iovm_store_incoming *in, iovm_error *err)
+static int decode_vfs(const char *text, iovm_store_incoming_vf *vfs, size_t *ret_n, iovm_error *err)
 {
 	_cleanup_json_ json_object *arr = NULL;
 	size_t n;
@@ -102,9 +104,9 @@ static int decode_vfs(const char *text, iovm_store_incoming *in, iovm_error *err
 	if (n > IOVM_STORE_INCOMING_VFS_MAX)
 		return iovm_error_set(err, -EBADMSG, "%zu VFs to follow, at most %d", n, IOVM_STORE_INCOMING_VFS_MAX);
 	for (size_t i = 0; r >= 0 && i < n; i++)
-		r = get_vf(json_object_array_get_idx(arr, i), &in->vfs[i], err);
+		r = get_vf(json_object_array_get_idx(arr, i), &vfs[i], err);
 	if (r >= 0)
-		in->n_vfs = n;
+		*ret_n = n;
 	return r;
 }
 
@@ -118,10 +120,10 @@ int iovm_store_incoming_put(iovm_store *s, const iovm_store_incoming *in, iovm_e
 		return iovm_error_set(err, -EINVAL, "incoming link: invalid arguments");
 	if (!store_valid_str(in->source, sizeof(in->source)))
 		return iovm_error_set(err, -EINVAL, "vm %s: incoming link: source VM missing or too long", in->vm);
-	if (!valid_state(in->state))
+	if (!valid_state(in->state, states, ELEMENTSOF(states)))
 		return iovm_error_set(err, -EINVAL, "vm %s: incoming link: unknown state \"%.*s\"", in->vm,
 				      (int)sizeof(in->state), in->state);
-	r = encode_vfs(in, &vfs, err);
+	r = encode_vfs(in->vfs, in->n_vfs, &vfs, err);
 	if (r < 0)
 		return iovm_error_prefix(err, "vm %s: incoming link", in->vm);
 	r = store_prepare(s, "INSERT INTO vm_incoming (vm, source, state, vfs, updated) VALUES (?, ?, ?, ?, ?) "
@@ -175,9 +177,125 @@ int iovm_store_incoming_get(iovm_store *s, const char *vm, iovm_store_incoming *
 	r = store_get_one(s, st, incoming_row_fill, row, sizeof(*row), err, "incoming link of vm", vm);
 	if (r < 0)
 		return r;
-	r = decode_vfs(row->vfs, &row->in, err);
+	r = decode_vfs(row->vfs, row->in.vfs, &row->in.n_vfs, err);
 	if (r < 0)
 		return iovm_error_prefix(err, "vm %s: stored incoming link unreadable", vm);
 	*ret = row->in;
 	return 0;
+}
+
+int iovm_store_outgoing_put(iovm_store *s, const iovm_store_outgoing *out, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *vfs = NULL;
+	int r;
+
+	if (!s || !out || !store_valid_str(out->vm, sizeof(out->vm)))
+		return iovm_error_set(err, -EINVAL, "outgoing link: invalid arguments");
+	if (!valid_state(out->state, out_states, ELEMENTSOF(out_states)))
+		return iovm_error_set(err, -EINVAL, "vm %s: outgoing link: unknown state \"%.*s\"", out->vm,
+				      (int)sizeof(out->state), out->state);
+	r = encode_vfs(out->vfs, out->n_vfs, &vfs, err);
+	if (r < 0)
+		return iovm_error_prefix(err, "vm %s: outgoing link", out->vm);
+	r = store_prepare(s, "INSERT INTO vm_outgoing (vm, state, vfs, updated) VALUES (?, ?, ?, ?) "
+			     "ON CONFLICT (vm) DO UPDATE SET state = excluded.state, vfs = excluded.vfs, "
+			     "updated = excluded.updated", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, out->vm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, out->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, vfs, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_now());
+	r = store_step_done(s, st, err, "saving its outgoing link");
+	if (r == -ENOENT)
+		return iovm_error_set(err, -ENOENT, "vm %s: not registered; cannot save its outgoing link", out->vm);
+	return r < 0 ? iovm_error_prefix(err, "vm %s", out->vm) : 0;
+}
+
+typedef struct outgoing_row {
+	iovm_store_outgoing out;
+	char vfs[IOVM_STORE_ARGS_MAX];
+} outgoing_row;
+
+static void outgoing_row_fill(sqlite3_stmt *st, void *elem)
+{
+	outgoing_row *row = elem;
+
+	store_column_text(st, 0, row->out.vm, sizeof(row->out.vm));
+	store_column_text(st, 1, row->out.state, sizeof(row->out.state));
+	store_column_text(st, 2, row->vfs, sizeof(row->vfs));
+	row->out.updated = sqlite3_column_int64(st, 3);
+}
+
+#define OUTGOING_SELECT "SELECT vm, state, vfs, updated FROM vm_outgoing"
+
+int iovm_store_outgoing_get(iovm_store *s, const char *vm, iovm_store_outgoing *ret, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ outgoing_row *row = NULL;
+	int r;
+
+	if (!s || !ret || !store_valid_str(vm, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "outgoing link: invalid arguments");
+	row = calloc(1, sizeof(*row));
+	if (!row)
+		return iovm_error_set(err, -ENOMEM, "out of memory");
+	r = store_prepare(s, OUTGOING_SELECT " WHERE vm = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+	r = store_get_one(s, st, outgoing_row_fill, row, sizeof(*row), err, "outgoing link of vm", vm);
+	if (r < 0)
+		return r;
+	r = decode_vfs(row->vfs, row->out.vfs, &row->out.n_vfs, err);
+	if (r < 0)
+		return iovm_error_prefix(err, "vm %s: stored outgoing link unreadable", vm);
+	*ret = row->out;
+	return 0;
+}
+
+int iovm_store_outgoing_list(iovm_store *s, iovm_store_outgoing **ret, size_t *ret_n, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ outgoing_row *rows = NULL;
+	_cleanup_free_ iovm_store_outgoing *outs = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!s || !ret || !ret_n)
+		return iovm_error_set(err, -EINVAL, "outgoing links: invalid arguments");
+	r = store_prepare(s, OUTGOING_SELECT " ORDER BY vm", &st, err);
+	if (r < 0)
+		return r;
+	r = store_list(s, st, sizeof(*rows), outgoing_row_fill, (void **)&rows, &n, err, "outgoing links");
+	if (r < 0)
+		return r;
+	outs = calloc(n ? n : 1, sizeof(*outs));
+	if (!outs)
+		return iovm_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		outs[i] = rows[i].out;
+		r = decode_vfs(rows[i].vfs, outs[i].vfs, &outs[i].n_vfs, err);
+		if (r < 0)
+			return iovm_error_prefix(err, "vm %s: stored outgoing link unreadable", outs[i].vm);
+	}
+	*ret = TAKE_PTR(outs);
+	*ret_n = n;
+	return 0;
+}
+
+int iovm_store_outgoing_delete(iovm_store *s, const char *vm, iovm_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!s || !store_valid_str(vm, IOVM_STORE_NAME_MAX))
+		return iovm_error_set(err, -EINVAL, "outgoing link: invalid arguments");
+	r = store_prepare(s, "DELETE FROM vm_outgoing WHERE vm = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+	r = store_step_done(s, st, err, "deleting its outgoing link");
+	return r < 0 ? iovm_error_prefix(err, "vm %s", vm) : 0;
 }
