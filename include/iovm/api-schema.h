@@ -42,6 +42,8 @@ typedef enum iovm_api_cmd {
 	IOVM_API_VM_REMOVE,        /* name */
 	IOVM_API_ATTACH,           /* vm, [vf | pf], [mode], [mac], [vlan], [failover_pair_id], [timeout_ms] */
 	IOVM_API_DETACH,           /* vm, [vf], [timeout_ms] */
+	IOVM_API_MIGRATE_PREPARE,  /* vm, [timeout_ms]: its VFs out before its migration */
+	IOVM_API_MIGRATE_ABORT,    /* vm, [timeout_ms]: the VFs prepare took out given back */
 	_IOVM_API_CMD_MAX,
 } iovm_api_cmd;
 

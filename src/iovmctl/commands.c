@@ -282,6 +282,7 @@ static const param attach_params[] = {
 };
 
 static const param detach_params[] = { POS(VM, "VM name"), OPT("vf", VF), OPT("timeout-ms", TIMEOUT_MS) };
+static const param migrate_params[] = { POS(VM, "VM name"), OPT("timeout-ms", TIMEOUT_MS) };
 
 #define COMMAND(n, u, a, pr) \
 	{ .name = n, .usage = u, .api = IOVM_API_##a, .print = pr, .run = run_command }
@@ -304,6 +305,8 @@ const command commands[] = {
 		  VM_ADD, vm_add_params, print_show),
 	COMMAND("vm list", "", VM_LIST, print_vm_list),
 	COMMAND_P("vm remove", "NAME", VM_REMOVE, vm_params, print_nothing),
+	COMMAND_P("vm migrate-prepare", "VM [--timeout-ms MS]", MIGRATE_PREPARE, migrate_params, print_migrate),
+	COMMAND_P("vm migrate-abort", "VM [--timeout-ms MS]", MIGRATE_ABORT, migrate_params, print_migrate),
 	COMMAND_P("attach", "VM [--vf VF | --pf PF] [--mode auto|exclusive|shared] [--mac MAC] [--vlan ID] "
 		  "[--failover-pair-id ID] [--timeout-ms MS]", ATTACH, attach_params, print_attach),
 	COMMAND_P("detach", "VM [--vf VF] [--timeout-ms MS]", DETACH, detach_params, print_detach),

@@ -249,6 +249,24 @@ void print_detach(json_object *ret)
 	printf("detached %s from %s\n", js_str(ret, "vf"), js_str(ret, "vm"));
 }
 
+/* migrate-prepare, migrate-abort: the VM's state, then a line per VF. */
+void print_migrate(json_object *ret)
+{
+	json_object *vfs = NULL;
+	size_t n;
+
+	json_object_object_get_ex(ret, "vfs", &vfs);
+	n = is_array(vfs) ? json_object_array_length(vfs) : 0;
+	printf("vm %s: %s, %zu VF%s\n", js_str(ret, "vm"), js_str(ret, "state"), n, n == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(vfs, i);
+
+		printf("  vf %s of %s, device %s, standby %s%s%s: %s\n", js_str(v, "vf"), js_str(v, "pf"),
+		       js_str(v, "devid"), js_str(v, "failover_pair_id"), *js_str(v, "port") ? " on " : "",
+		       js_str(v, "port"), js_str(v, "net"));
+	}
+}
+
 
 static int by_throughput(const void *x, const void *y)
 {

@@ -18,6 +18,7 @@ void print_vf_list(json_object *ret);
 void print_vm_list(json_object *ret);
 void print_attach(json_object *ret);
 void print_detach(json_object *ret);
+void print_migrate(json_object *ret);
 void print_nothing(json_object *ret);
 
 /* "top": a vf-list return, busiest VF first; one refresh of the screen

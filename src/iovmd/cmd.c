@@ -21,6 +21,8 @@ static const struct command {
 	[IOVM_API_VM_REMOVE]  = { .run = cmd_vm_remove, .vms_only = true },
 	[IOVM_API_ATTACH]     = { .run = cmd_attach },
 	[IOVM_API_DETACH]     = { .run = cmd_detach },
+	[IOVM_API_MIGRATE_PREPARE] = { .run = cmd_migrate_prepare, .op = "migrate-out" },
+	[IOVM_API_MIGRATE_ABORT]   = { .run = cmd_migrate_abort },
 };
 
 static const struct command *command_of(iovm_api_cmd cmd)

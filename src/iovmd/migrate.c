@@ -83,6 +83,8 @@ static void on_event(iovm_qmp *q, const char *event, json_object *data, json_obj
 		status = json_object_get_string(st);
 	log_info("vm %s: %s%s%s%s", v->info.name, event, status ? " " : "", status ? status : "",
 		 data && strcmp(event, "MIGRATION") ? json_object_to_json_string(data) : "");
+	if (v->out_prepared && migrate_out_ended(event, status))
+		v->out_giveback = true;
 	if (!v->incoming_from[0])
 		return;
 	next = mig_next(v->mig, event, status);
@@ -92,28 +94,32 @@ static void on_event(iovm_qmp *q, const char *event, json_object *data, json_obj
 	v->mig = next;
 }
 
+/* MIGRATION events are only sent with the events capability. */
+void migrate_events_on(ops *o, vmrec *v)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+	json_object *caps = json_object_new_array(), *cap = json_object_new_object();
+	iovm_error err = {};
+
+	(void)o;
+	json_object_object_add(cap, "capability", json_object_new_string("events"));
+	json_object_object_add(cap, "state", json_object_new_boolean(true));
+	json_object_array_add(caps, cap);
+	json_object_object_add(args, "capabilities", caps);
+	if (iovm_qmp_execute(iovm_vm_get_qmp(v->vm), "migrate-set-capabilities", args, NULL, CONNECT_TIMEOUT_MS,
+			     &err) < 0)
+		log_warning(err.code, "vm %s: cannot turn on migration events: %s", v->info.name, err.msg);
+}
+
 void migrate_watch(ops *o, vmrec *v)
 {
 	iovm_vm_set_event_handler(v->vm, on_event, v);
 	migrate_settle(o, v);
-	if (v->incoming_from[0] && (v->mig == MIG_WAITING || v->mig == MIG_ACTIVE)) {
-		/* MIGRATION events are only sent with the events capability. */
-		_cleanup_json_ json_object *args = json_object_new_object();
-		json_object *caps = json_object_new_array(), *cap = json_object_new_object();
-		iovm_error err = {};
-
-		json_object_object_add(cap, "capability", json_object_new_string("events"));
-		json_object_object_add(cap, "state", json_object_new_boolean(true));
-		json_object_array_add(caps, cap);
-		json_object_object_add(args, "capabilities", caps);
-		if (iovm_qmp_execute(iovm_vm_get_qmp(v->vm), "migrate-set-capabilities", args, NULL,
-				     CONNECT_TIMEOUT_MS, &err) < 0)
-			log_warning(err.code, "vm %s: cannot turn on migration events: %s", v->info.name, err.msg);
-	}
+	if ((v->incoming_from[0] && (v->mig == MIG_WAITING || v->mig == MIG_ACTIVE)) || v->out_prepared)
+		migrate_events_on(o, v);
 }
 
-/* One VF of the source that follows the guest: a failover primary. */
-static int plan_vf(ops *o, vmrec *src, const iovm_store_assignment *a, mig_vf *ret, iovm_error *err)
+int migrate_plan_vf(ops *o, vmrec *src, const iovm_store_assignment *a, mig_vf *ret, iovm_error *err)
 {
 	iovm_live_place p = {};
 	iovm_vfnet_config cfg = {};
@@ -152,6 +158,7 @@ int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err)
 {
 	_cleanup_free_ iovm_store_assignment *as = NULL;
 	vmrec *src = vms_find(o, src_name);
+	iovm_store_outgoing out;
 	size_t n = 0;
 	int r;
 
@@ -163,17 +170,27 @@ int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err)
 	r = vms_connect(o, src, err);
 	if (r < 0)
 		return iovm_error_prefix(err, "vm %s: incoming from vm %s", dst->info.name, src_name);
+	dst->n_mig_vfs = 0;
+	/* VFs taken out by migrate-prepare: what follows is in the source's
+	 * outgoing link (their devices and MACs are gone). */
+	if (iovm_store_outgoing_get(o->store, src_name, &out, NULL) == 0 && !strcmp(out.state, "prepared")) {
+		for (size_t i = 0; i < out.n_vfs; i++)
+			dst->mig_vfs[i] = (mig_vf){ .f = out.vfs[i] };
+		dst->n_mig_vfs = out.n_vfs;
+		snprintf(dst->incoming_from, sizeof(dst->incoming_from), "%s", src_name);
+		dst->mig = MIG_WAITING;
+		return 0;
+	}
 	r = iovm_store_assignment_list(o->store, src_name, &as, &n, err);
 	if (r < 0)
 		return r;
-	dst->n_mig_vfs = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (as[i].mode != IOVM_MODE_EXCLUSIVE || as[i].state != IOVM_STORE_ATTACHED)
 			continue;
 		if (dst->n_mig_vfs >= ELEMENTSOF(dst->mig_vfs))
 			return iovm_error_set(err, -E2BIG, "vm %s: more than %zu VFs to follow", src_name,
 					      ELEMENTSOF(dst->mig_vfs));
-		r = plan_vf(o, src, &as[i], &dst->mig_vfs[dst->n_mig_vfs], err);
+		r = migrate_plan_vf(o, src, &as[i], &dst->mig_vfs[dst->n_mig_vfs], err);
 		if (r < 0)
 			return iovm_error_prefix(err, "vm %s: incoming", dst->info.name);
 		dst->n_mig_vfs++;
@@ -182,8 +199,6 @@ int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err)
 	dst->mig = MIG_WAITING;
 	return 0;
 }
-
-#define MIG_SETTINGS (IOVM_VFNET_MAC | IOVM_VFNET_VLAN | IOVM_VFNET_RATE | IOVM_VFNET_SPOOFCHK | IOVM_VFNET_TRUST)
 
 /* Before the switch-over: for each followed VF, a VF of the same PF
  * reserved for the destination, with the source's settings, on vfio-pci. */
@@ -298,6 +313,7 @@ static void save_state(ops *o, vmrec *v)
 
 void migrate_follow(ops *o, vmrec *v)
 {
+	migrate_out_follow(o, v);
 	if (!v->incoming_from[0])
 		return;
 	save_state(o, v);

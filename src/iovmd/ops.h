@@ -68,6 +68,8 @@ typedef struct mig_vf {
 } mig_vf;
 
 #define MIG_VFS_MAX IOVM_STORE_INCOMING_VFS_MAX
+/* The settings a VF that follows a migration keeps. */
+#define MIG_SETTINGS (IOVM_VFNET_MAC | IOVM_VFNET_VLAN | IOVM_VFNET_RATE | IOVM_VFNET_SPOOFCHK | IOVM_VFNET_TRUST)
 
 typedef struct vmrec {
 	struct vmrec *next;
@@ -82,6 +84,8 @@ typedef struct vmrec {
 	mig_state mig_saved;         /* the state the store holds */
 	mig_vf mig_vfs[MIG_VFS_MAX];
 	size_t n_mig_vfs;
+	bool out_prepared;           /* its VFs are out for its migration (migrate-out.c) */
+	bool out_giveback;           /* its QEMU said the migration failed: give them back */
 } vmrec;
 
 typedef struct kview kview;
@@ -215,8 +219,21 @@ json_object *cmd_vm_add(ops *o, const iovm_api_request *q, iovm_error *err);
 const char *mig_state_to_string(mig_state s);
 mig_state mig_next(mig_state s, const char *event, const char *status);  /* pure */
 int migrate_plan(ops *o, vmrec *dst, const char *src_name, iovm_error *err);
+/* One VF of src that would follow it: a failover primary, its port, pair,
+ * PF and settings as QEMU and the PF show them. */
+int migrate_plan_vf(ops *o, vmrec *src, const iovm_store_assignment *a, mig_vf *ret, iovm_error *err);
+void migrate_events_on(ops *o, vmrec *v);  /* QEMU's MIGRATION events */
 void migrate_watch(ops *o, vmrec *v);   /* on each (re)connect */
 void migrate_follow(ops *o, vmrec *v);  /* after its events were read */
+/* migrate-out.c: the source's VFs out before its migration (the explicit
+ * failover variant), and back if it does not complete. */
+json_object *cmd_migrate_prepare(ops *o, const iovm_api_request *q, iovm_error *err);
+json_object *cmd_migrate_abort(ops *o, const iovm_api_request *q, iovm_error *err);
+bool migrate_out_ended(const char *event, const char *status);   /* pure */
+void migrate_out_follow(ops *o, vmrec *v);     /* after its events were read */
+void migrate_out_recover(ops *o);              /* start-up, before the holders */
+bool migrate_out_holds(ops *o, const char *vm, const char *vf);
+void migrate_out_lost(ops *o, vmrec *v);       /* its QEMU is gone: the VFs are reclaimed */
 /* migrate-link.c: the incoming link in the store, and what a restarted
  * iovmd makes of it. */
 mig_state mig_state_from_string(const char *s);   /* MIG_NONE if unknown */

@@ -53,8 +53,13 @@ static void recover_assignment(ops *o, const iovm_store_assignment *a)
 {
 	vmrec *v = vms_find(o, a->vm);
 	iovm_error err = {};
-	int in = a->devid[0] ? device_in_vm(o, v, a->devid) : 0;
+	int in;
 
+	if (migrate_out_holds(o, a->vm, a->vf)) {
+		log_info("recovery: vf %s stays out of vm %s for its migration", a->vf, a->vm);
+		return;
+	}
+	in = a->devid[0] ? device_in_vm(o, v, a->devid) : 0;
 	if (in == 1 && a->state == IOVM_STORE_DETACHING) {
 		finish_detach(o, v, a);
 		return;
@@ -246,6 +251,9 @@ int recover(ops *o, iovm_error *err)
 	for (size_t i = 0; r >= 0 && i < ni; i++)
 		if (is_live(&open[i]))
 			live_recover(o, &open[i]);
+	/* So are the VFs that migrate-prepare took out. */
+	if (r >= 0)
+		migrate_out_recover(o);
 	if (r >= 0)
 		r = recover_holders(o, err);
 	if (r >= 0)

@@ -178,6 +178,7 @@ void vms_lost(ops *o, vmrec *v, const char *why)
 	json_object *data;
 
 	log_warning(0, "vm %s: %s; reclaiming its VFs", v->info.name, why);
+	migrate_out_lost(o, v);
 	iovm_vm_reclaim(v->vm, LET_GO_MS, NULL);
 	vms_sync(o, v, reclaimed);
 	reclaim_shares(o, v->info.name, reclaimed);

@@ -45,7 +45,8 @@ VM_KEYS = {"name", "qmp", "priority", "numa_node", "connected", "vfs"}
 STATUS_KEYS = {"version", "api", "uptime_s", "pfs", "vfs", "vfs_free", "vms", "assignments",
                "clients", "open_intents", "state"}
 COMMANDS = ["query-commands", "status", "pf-list", "pf-show", "pf-set-vfs", "vf-list",
-            "vf-show", "vf-set", "vm-add", "vm-list", "vm-remove", "attach", "detach"]
+            "vf-show", "vf-set", "vm-add", "vm-list", "vm-remove", "attach", "detach",
+            "migrate-prepare", "migrate-abort"]
 # The fixture (make-sysfs.sh): eth0 = 0000:01:00.0 with 3 VFs, eth1 = 0000:02:00.0 with none.
 ETH0 = "0000:01:00.0"
 ETH1 = "0000:02:00.0"
@@ -577,6 +578,22 @@ def vm_add_duplicate_and_remove_unknown(d):
     check(c.ret("vm-remove", {"name": "g1"}) == {}, "vm-remove")
     expect_error(c.request("vm-remove", {"name": "g1"}), "NotFound", "ENOENT")
     check(c.ret("vm-list") == [], "vm-list after vm-remove")
+
+
+@case
+def migrate_prepare_and_abort_refused(d):
+    c = d.client()
+    expect_error(c.request("migrate-prepare", {"vm": "nope"}), "NotFound", "ENOENT")
+    expect_error(c.request("migrate-abort", {"vm": "nope"}), "NotFound", "ENOENT")
+    c.ret("vm-add", {"name": "g1", "qmp": os.path.join(d.tmp, "absent.sock")})
+    r = c.request("migrate-abort", {"vm": "g1"})
+    expect_error(r, "NotFound", "ENOENT")
+    check("no VFs out" in r["error"]["desc"], "migrate-abort without a prepare: %r" % r)
+    # A QEMU that cannot be reached: refused before anything is written.
+    r = c.request("migrate-prepare", {"vm": "g1", "timeout_ms": 1000})
+    check("error" in r and "vm g1" in r["error"]["desc"], "migrate-prepare, QEMU unreachable: %r" % r)
+    expect_error(c.request("migrate-abort", {"vm": "g1"}), "NotFound", "ENOENT")
+    check(c.ret("vm-remove", {"name": "g1"}) == {}, "vm-remove after the refusals")
 
 
 @case

@@ -152,6 +152,8 @@ static const struct {
 		    "\"vlan\":10,\"failover_pair_id\":\"net0\",\"timeout_ms\":5000}", { "vm", NULL } },
 	{ "attach", "{\"vm\":\"g1\",\"pf\":\"eth0\",\"mode\":\"shared\"}", { "vm", NULL } },
 	{ "detach", "{\"vm\":\"g1\",\"vf\":\"0000:01:10.2\",\"timeout_ms\":100}", { "vm", NULL } },
+	{ "migrate-prepare", "{\"vm\":\"g1\",\"timeout_ms\":5000}", { "vm", NULL } },
+	{ "migrate-abort", "{\"vm\":\"g1\"}", { "vm", NULL } },
 };
 
 #define N_VALID (sizeof(valid) / sizeof(valid[0]))
@@ -463,6 +465,8 @@ static void test_ranges(void **state)
 		{ "{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"timeout_ms\":99}}", "attach", "'timeout_ms'" },
 		{ "{\"execute\":\"detach\",\"arguments\":{\"vm\":\"g1\",\"timeout_ms\":600001}}", "detach", "'timeout_ms'" },
 		{ "{\"execute\":\"detach\",\"arguments\":{\"vm\":\"g1\",\"timeout_ms\":0}}", "detach", "'timeout_ms'" },
+		{ "{\"execute\":\"migrate-prepare\",\"arguments\":{\"vm\":\"g/1\"}}", "migrate-prepare", "'vm'" },
+		{ "{\"execute\":\"migrate-abort\",\"arguments\":{\"vm\":\"g1\",\"vf\":\"0000:01:10.2\"}}", "migrate-abort", "'vf'" },
 		{ "{\"execute\":\"attach\",\"arguments\":{\"vm\":\"g1\",\"mode\":\"both\"}}", "attach", "'mode'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"numa_node\":5000}}", "vm-add", "'numa_node'" },
 		{ "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"g\",\"qmp\":\"/q\",\"numa_node\":-2}}", "vm-add", "'numa_node'" },
@@ -822,10 +826,12 @@ static void test_command_names(void **state)
 	assert_true(iovm_api_cmd_is_mutating(IOVM_API_VM_REMOVE));
 	assert_true(iovm_api_cmd_is_mutating(IOVM_API_ATTACH));
 	assert_true(iovm_api_cmd_is_mutating(IOVM_API_DETACH));
+	assert_true(iovm_api_cmd_is_mutating(IOVM_API_MIGRATE_PREPARE));
+	assert_true(iovm_api_cmd_is_mutating(IOVM_API_MIGRATE_ABORT));
 	assert_false(iovm_api_cmd_is_mutating(IOVM_API_STATUS));
 	assert_false(iovm_api_cmd_is_mutating(IOVM_API_VF_LIST));
 	assert_false(iovm_api_cmd_is_mutating(IOVM_API_QUERY_COMMANDS));
-	assert_int_equal(mutating, 6);
+	assert_int_equal(mutating, 8);
 }
 
 /* ---- the schema and its checks (what iovmctl links) -------------------------------- */

@@ -24,6 +24,8 @@ static const char *const cmd_names[_IOVM_API_CMD_MAX] = {
 	[IOVM_API_VM_REMOVE] = "vm-remove",
 	[IOVM_API_ATTACH] = "attach",
 	[IOVM_API_DETACH] = "detach",
+	[IOVM_API_MIGRATE_PREPARE] = "migrate-prepare",
+	[IOVM_API_MIGRATE_ABORT] = "migrate-abort",
 };
 
 const char *const iovm_api_driver_names[_IOVM_API_DRIVER_MAX] = {
@@ -79,6 +81,8 @@ static const struct cmd_def {
 	[IOVM_API_ATTACH] = { B(VM) | B(VF) | B(PF) | B(MODE) | B(MAC) | B(VLAN) | B(FAILOVER_PAIR_ID) |
 			      B(TIMEOUT_MS), B(VM) },
 	[IOVM_API_DETACH] = { B(VM) | B(VF) | B(TIMEOUT_MS), B(VM) },
+	[IOVM_API_MIGRATE_PREPARE] = { B(VM) | B(TIMEOUT_MS), B(VM) },
+	[IOVM_API_MIGRATE_ABORT] = { B(VM) | B(TIMEOUT_MS), B(VM) },
 };
 
 const char *iovm_api_cmd_to_string(iovm_api_cmd c)
@@ -103,6 +107,8 @@ bool iovm_api_cmd_is_mutating(iovm_api_cmd c)
 	case IOVM_API_VM_REMOVE:
 	case IOVM_API_ATTACH:
 	case IOVM_API_DETACH:
+	case IOVM_API_MIGRATE_PREPARE:
+	case IOVM_API_MIGRATE_ABORT:
 		return true;
 	default:
 		return false;

@@ -224,7 +224,7 @@ int iovm_vm_live_restore(iovm_vm *vm, const char *vf, const iovm_live_place *p, 
 		if (r >= 0)
 			r = iovm_vfio_group_check(h, vf, err);
 		if (r < 0)
-			return iovm_error_prefix(err, "vm %s: vf %s: after the re-create", iovm_vm_name(vm), vf);
+			return iovm_error_prefix(err, "vm %s: vf %s: before plugging it back", iovm_vm_name(vm), vf);
 	}
 	if (mode == IOVM_LIVE_PAUSE) {
 		r = pause_cmd(vm, "x-vfio-resume", p->devid, vf, timeout_ms, err);
