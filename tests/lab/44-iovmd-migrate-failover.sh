@@ -1,15 +1,19 @@
 #!/bin/bash
-# lab-seconds: 230 (224 s on the 2-core lab machine with other lab boots running, 2026-12-07)
+# lab-seconds: 330 (224 s on the 2-core lab machine with other lab boots running, 2026-12-07, before the explicit rounds)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Lab: live migration of a guest that holds a VF, stock failover path, on one
-# emulated host (docs/migration.md). Guest g1 gets a virtio-net standby
+# emulated host (docs/migration.md), QEMU's automatic variant and iovmd's
+# explicit one. Guest g1 gets a virtio-net standby
 # (failover=on, MAC M) and, through iovmd, VF 0 of eth0 as its failover
 # primary. A second QEMU for g1 waits for the migration (`lab/guest start
 # g1 --incoming`, the standby added to it too), registered with iovmd as
 # g1-in, incoming from g1. First a migration cancelled once under way,
 # after the guest let go of the primary: the VF must stay g1's, plugged back
 # by QEMU and enslaved to its failover master again, and nothing else held.
-# Then a completed one: the guest answers on the new QEMU, the source's VF
+# Then the explicit variant: `vm migrate-prepare g1` takes the VF out of the
+# guest and clears its MAC, `vm migrate-abort` gives it back, and so does a
+# migration that fails after a prepare. Then a completed migration after a
+# prepare: the guest answers on the new QEMU, the source's VF
 # is free again (host driver, no VM), and g1-in holds another VF with the
 # same MAC and failover pair, reserved before the switch-over, plugged after
 # RESUME, enslaved to the guest's net_failover master again; no VF is held
@@ -88,8 +92,43 @@ st=$(ctl --json vm list | jq -r '.[] | select(.name == "g1-in") | .migration')
 [ "$st" = failed ] && ok "iovmd saw g1-in's migration fail" || fail "g1-in's migration state: '$st'"
 ctl vm remove g1-in >/dev/null || fail "vm remove g1-in"
 
-# --- a completed migration: iovmd plugs a VF with g1's MAC into the
-# destination after RESUME; the source's VF is freed once its QEMU is gone.
+# --- the explicit variant: iovmd takes the primary out before the
+# migration and clears its MAC; migrate-abort, or a migration that fails,
+# gives it back.
+vf_mac() { ctl --json vf show "$1" | jq -r '[.. | .mac? // empty][0] // "none"'; }
+gone() { ! enslaved >/dev/null; }
+back() { [ "$(vf_state "$VF0")" = "g1 attached vfio-pci" ] && enslaved; }
+prepare() {
+	out=$(ctl --json vm migrate-prepare g1 --timeout-ms 120000 2>&1) || { fail "migrate-prepare g1: $out"; return 1; }
+	[ "$(jq -r '"\(.state) \(.vfs | length) \(.vfs[0].vf) \(.vfs[0].failover_pair_id)"' <<<"$out")" = "prepared 1 $VF0 sb0" ] &&
+		ok "migrate-prepare g1: $VF0 out, standby sb0" || fail "migrate-prepare g1: $out"
+	guest_wait 120 gone && ok "g1's guest no longer has its VF netdev" || fail "g1's VF netdev is still there"
+	[ "$(vf_state "$VF0")" = "g1 attaching vfio-pci" ] && ok "$VF0 stays g1's, out of its QEMU" ||
+		fail "$VF0 after migrate-prepare: $(vf_state "$VF0")"
+	m=$(vf_mac "$VF0")
+	[ "$m" = 00:00:00:00:00:00 ] || [ "$m" = none ] && ok "$VF0's MAC is cleared ($m)" || fail "$VF0's MAC after migrate-prepare: $m"
+	r=$(ctl --json vm migrate-prepare g1 2>&1) && fail "a second migrate-prepare was taken: $r" ||
+		ok "a second migrate-prepare is refused: $r"
+}
+prepare
+out=$(ctl --json vm migrate-abort g1 2>&1) && [ "$(jq -r .state <<<"$out")" = given-back ] &&
+	ok "migrate-abort g1: given back" || fail "migrate-abort g1: $out"
+[ "$(vf_mac "$VF0")" = "$MAC" ] && ok "$VF0 has its MAC $MAC again" || fail "$VF0's MAC after the abort: $(vf_mac "$VF0")"
+after=$(guest_wait 300 back) && ok "after migrate-abort, g1's VF netdev ($after) is enslaved again" ||
+	fail "after migrate-abort: $(vf_state "$VF0"), no enslaved VF netdev"
+prepare
+# A migration to nowhere fails at once; g1's QEMU reports it and iovmd
+# gives the VF back by itself.
+$G qmp g1 migrate '{"uri":"unix:/run/iovm-lab/nobody-listens.sock"}' >/dev/null 2>&1
+guest_wait 300 back >/dev/null && ok "a failed migration after migrate-prepare gave $VF0 back to g1" ||
+	fail "after a failed migration: $(vf_state "$VF0"); $(grep -E 'did not complete|given back' "$LOG" | tail -2)"
+grep -q "vm g1: MIGRATION failed" "$LOG" && ok "iovmd saw g1's MIGRATION failed" || fail "no MIGRATION failed from g1"
+
+# --- a completed migration, explicit variant: the primary out first, then
+# iovmd plugs a VF with g1's MAC (from the outgoing link: the source VF's
+# MAC is cleared) into the destination after RESUME; the source's VF is
+# freed once its QEMU is gone.
+prepare
 $G start g1 --incoming -v || die "g1's incoming QEMU did not start"
 standby --incoming >/dev/null || die "standby on the incoming QEMU"
 out=$(ctl --json vm add g1-in --qmp "$IN_QMP" --incoming g1 2>&1) || die "vm add g1-in --incoming g1: $out"
