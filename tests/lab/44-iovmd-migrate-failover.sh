@@ -27,6 +27,7 @@ set -uo pipefail
 W=$TMPDIR/migrate-failover
 mkdir -p "$W"
 SOCK=$W/iovm.sock
+DB=$W/iovm.db
 LOG=$W/iovmd.log
 DPID=
 MAC=02:44:00:00:00:01
@@ -48,10 +49,7 @@ held() { ctl --json vf list | jq -r '.[] | select(.vm != null and .vm != "") | "
 ip link set eth0 up
 echo 0 > /sys/class/net/eth0/device/sriov_numvfs
 $G start g1 || die "g1 did not start"
-"$D" --socket "$SOCK" --state "$W/iovm.db" --refresh-interval 1000 --attach-timeout 180000 \
-	--detach-timeout 300000 --log-level debug > "$LOG" 2>&1 &
-DPID=$!
-iovmd_wait "$DPID" "$LOG" || exit 1
+start_d || exit 1
 out=$(ctl pf set-vfs eth0 2 --driver host 2>&1) || die "set-vfs 2: $out"
 ctl vm add g1 --qmp "$(guest_qmp g1)" >/dev/null || die "vm add g1"
 
@@ -123,6 +121,31 @@ $G qmp g1 migrate '{"uri":"unix:/run/iovm-lab/nobody-listens.sock"}' >/dev/null 
 guest_wait 300 back >/dev/null && ok "a failed migration after migrate-prepare gave $VF0 back to g1" ||
 	fail "after a failed migration: $(vf_state "$VF0"); $(grep -E 'did not complete|given back' "$LOG" | tail -2)"
 grep -q "vm g1: MIGRATION failed" "$LOG" && ok "iovmd saw g1's MIGRATION failed" || fail "no MIGRATION failed from g1"
+
+# --- iovmd killed during migrate-prepare: after the unplug (the link says
+# "unplugging") the restarted daemon gives the VF back; after the MAC is
+# cleared ("prepared") it keeps the VF out until migrate-abort.
+for step in unplugged prepared; do
+	stop_d
+	start_d "migrate-out:$step" || exit 1
+	ctl vm migrate-prepare g1 --timeout-ms 120000 >/dev/null 2>&1
+	wait_dead "migrate-out:$step" || die "no crash at migrate-out:$step"
+	start_d || die "iovmd did not restart after migrate-out:$step"
+	if [ "$step" = unplugged ]; then
+		guest_wait 300 back >/dev/null && ok "killed at migrate-out:unplugged: the restarted iovmd gave $VF0 back to g1" ||
+			fail "after a crash at migrate-out:unplugged: $(vf_state "$VF0")"
+		[ "$(vf_mac "$VF0")" = "$MAC" ] && ok "$VF0 kept its MAC $MAC" || fail "$VF0's MAC: $(vf_mac "$VF0")"
+	else
+		[ "$(vf_state "$VF0")" = "g1 attaching vfio-pci" ] && gone &&
+			ok "killed at migrate-out:prepared: $VF0 stays out of g1 after the restart" ||
+			fail "after a crash at migrate-out:prepared: $(vf_state "$VF0")"
+		m=$(vf_mac "$VF0")
+		[ "$m" = 00:00:00:00:00:00 ] || [ "$m" = none ] && ok "$VF0's MAC stays cleared" || fail "$VF0's MAC: $m"
+		out=$(ctl --json vm migrate-abort g1 2>&1) && guest_wait 300 back >/dev/null &&
+			ok "migrate-abort after the restart gave $VF0 back" || fail "migrate-abort after the restart: $out"
+	fi
+done
+[ "$(ctl --json status | jq .open_intents)" = 0 ] && ok "no open intent after the crashes" || fail "open intents left"
 
 # --- a completed migration, explicit variant: the primary out first, then
 # iovmd plugs a VF with g1's MAC (from the outgoing link: the source VF's
