@@ -187,6 +187,9 @@ void ops_tick(ops *o)
 				vms_sync(o, v, NULL);
 				o->stale = true;
 			}
+			/* A failed migration's event read while a command
+			 * waited on this QEMU. */
+			migrate_out_follow(o, v);
 			continue;
 		}
 		if (now >= v->next_try_ms && vms_connect(o, v, NULL) == 0) {
