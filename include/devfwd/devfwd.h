@@ -213,6 +213,7 @@ struct devfwd_window {
 	uint64_t size;
 	struct devfwd_wmap map[DEVFWD_WINDOW_MAX_MAPS];
 	size_t nmap;
+	bool generic_only; /* every mapping under the generic rule (test builds: lab 79's comparison) */
 };
 
 /* Maps the window file fd (a regular file, a whole number of pages); fd < 0
@@ -260,6 +261,8 @@ struct devfwd_worker_cfg {
 	/* The guest's window file (not taken). Without it MMAP answers -ENODEV. */
 	bool have_window;
 	int window_fd;
+	/* Test builds: V4L2 mappings too under the generic coherence rule. */
+	bool generic_coherence;
 };
 
 /* Serves one stream until the peer disconnects (returns 0) or sends a

@@ -145,6 +145,8 @@ int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct
 	r = class_of(fd, rq->offset, &cls);
 	if (r < 0)
 		return r;
+	if (w->generic_only)
+		cls = DEVFWD_WCLASS_GENERIC;
 	if (rq->prot & DEVFWD_PROT_READ)
 		prot |= PROT_READ;
 	if (rq->prot & DEVFWD_PROT_WRITE)

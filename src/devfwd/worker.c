@@ -600,6 +600,7 @@ int devfwd_worker_run(int fd, const struct devfwd_worker_cfg *cfg)
 		free(w);
 		return r;
 	}
+	w->win.generic_only = cfg->generic_coherence;
 	r = loop(w);
 	if (r == -EPROTONOSUPPORT)
 		wlog(w, LOG_ERR, "%s: stream refused: the peer speaks another devfwd protocol version "
