@@ -69,6 +69,9 @@ struct ioctl_desc {
 
 #define IN DEVFWD_SEG_IN
 #define OUT DEVFWD_SEG_OUT
+/* a root buffer in and out whose content is checked before it is sent */
+#define V4L2_ROOT(cmd, type, check) { cmd, #cmd, DESC_BUF, IN | OUT, sizeof(type), COUNT_NONE, 0, 0, 0, check }
+#define REFUSED(cmd) { cmd, #cmd, DESC_REFUSED, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE }
 
 static const struct ioctl_desc descs[] = {
 	/* input: evdev takes these as values even though they say _IOW(int). */
@@ -112,30 +115,21 @@ static const struct ioctl_desc descs[] = {
 	 * Coherence: DQBUF of a capture buffer copies that buffer device ->
 	 * window, QBUF of an output buffer window -> device, nothing else
 	 * (devfwd_layout_v4l2_handover). */
-	{ VIDIOC_REQBUFS, "VIDIOC_REQBUFS", DESC_BUF, IN | OUT, sizeof(struct v4l2_requestbuffers), COUNT_NONE, 0,
-	  0, 0, CHECK_V4L2_REQBUFS },
-	{ VIDIOC_CREATE_BUFS, "VIDIOC_CREATE_BUFS", DESC_BUF, IN | OUT, sizeof(struct v4l2_create_buffers),
-	  COUNT_NONE, 0, 0, 0, CHECK_V4L2_CREATE },
-	{ VIDIOC_QUERYBUF, "VIDIOC_QUERYBUF", DESC_BUF, IN | OUT, sizeof(struct v4l2_buffer), COUNT_NONE, 0, 0, 0,
-	  CHECK_V4L2_BUF_TYPE },
-	{ VIDIOC_QBUF, "VIDIOC_QBUF", DESC_BUF, IN | OUT, sizeof(struct v4l2_buffer), COUNT_NONE, 0, 0, 0,
-	  CHECK_V4L2_BUF },
-	{ VIDIOC_DQBUF, "VIDIOC_DQBUF", DESC_BUF, IN | OUT, sizeof(struct v4l2_buffer), COUNT_NONE, 0, 0, 0,
-	  CHECK_V4L2_BUF },
-	{ VIDIOC_PREPARE_BUF, "VIDIOC_PREPARE_BUF", DESC_BUF, IN | OUT, sizeof(struct v4l2_buffer), COUNT_NONE, 0, 0,
-	  0, CHECK_V4L2_BUF },
-	{ VIDIOC_G_FMT, "VIDIOC_G_FMT", DESC_BUF, IN | OUT, sizeof(struct v4l2_format), COUNT_NONE, 0, 0, 0,
-	  CHECK_V4L2_FMT },
-	{ VIDIOC_S_FMT, "VIDIOC_S_FMT", DESC_BUF, IN | OUT, sizeof(struct v4l2_format), COUNT_NONE, 0, 0, 0,
-	  CHECK_V4L2_FMT },
-	{ VIDIOC_TRY_FMT, "VIDIOC_TRY_FMT", DESC_BUF, IN | OUT, sizeof(struct v4l2_format), COUNT_NONE, 0, 0, 0,
-	  CHECK_V4L2_FMT },
+	V4L2_ROOT(VIDIOC_REQBUFS, struct v4l2_requestbuffers, CHECK_V4L2_REQBUFS),
+	V4L2_ROOT(VIDIOC_CREATE_BUFS, struct v4l2_create_buffers, CHECK_V4L2_CREATE),
+	V4L2_ROOT(VIDIOC_QUERYBUF, struct v4l2_buffer, CHECK_V4L2_BUF_TYPE),
+	V4L2_ROOT(VIDIOC_QBUF, struct v4l2_buffer, CHECK_V4L2_BUF),
+	V4L2_ROOT(VIDIOC_DQBUF, struct v4l2_buffer, CHECK_V4L2_BUF),
+	V4L2_ROOT(VIDIOC_PREPARE_BUF, struct v4l2_buffer, CHECK_V4L2_BUF),
+	V4L2_ROOT(VIDIOC_G_FMT, struct v4l2_format, CHECK_V4L2_FMT),
+	V4L2_ROOT(VIDIOC_S_FMT, struct v4l2_format, CHECK_V4L2_FMT),
+	V4L2_ROOT(VIDIOC_TRY_FMT, struct v4l2_format, CHECK_V4L2_FMT),
 	/* A DMABUF file descriptor of the worker's; arrays of controls whose
 	 * elements may point further (use VIDIOC_G_CTRL/S_CTRL). */
-	{ VIDIOC_EXPBUF, "VIDIOC_EXPBUF", DESC_REFUSED, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
-	{ VIDIOC_G_EXT_CTRLS, "VIDIOC_G_EXT_CTRLS", DESC_REFUSED, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
-	{ VIDIOC_S_EXT_CTRLS, "VIDIOC_S_EXT_CTRLS", DESC_REFUSED, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
-	{ VIDIOC_TRY_EXT_CTRLS, "VIDIOC_TRY_EXT_CTRLS", DESC_REFUSED, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	REFUSED(VIDIOC_EXPBUF),
+	REFUSED(VIDIOC_G_EXT_CTRLS),
+	REFUSED(VIDIOC_S_EXT_CTRLS),
+	REFUSED(VIDIOC_TRY_EXT_CTRLS),
 };
 
 static const struct ioctl_desc *find(uint32_t cmd)
