@@ -7,8 +7,8 @@ of it (guest CID 45) and the guest's shared window hot-added over QMP as in
 lab 78. One client (tests/lab/tools/devfwd-v4l2-capture.c, static) captures
 on both sides with the same setup: input 0 (a webcam), YUYV 320x180, vivid's
 OSD text off and no movement (its defaults), so every frame of the pattern
-is the same, 4 MMAP buffers, and every dequeued buffer overwritten by the
-client before it is queued again.
+is the same, 4 MMAP buffers. In the guest the client overwrites every
+buffer it dequeued before it queues it again (on the host it keeps them).
 
 - The host's own capture: N frames from /dev/videoN, all identical.
 - Before the window exists, REQBUFS works through the module and mmap of a
@@ -70,7 +70,8 @@ def fields(out):
 def host_capture(client, dev):
     """The host's own capture: returns (frame bytes, fps line, output)."""
     raw = os.path.join(TMP, "devfwd-camera-host.raw")
-    r = subprocess.run([client, "stream", dev, str(FRAMES), raw], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([client, "stream", "--keep", dev, str(FRAMES), raw], capture_output=True, text=True,
+                       timeout=300)
     if r.returncode:
         fail(f"the host's own capture from {dev} failed: {r.stdout} {r.stderr}")
     f = fields(r.stdout)

@@ -7,13 +7,13 @@
  *   devfwd-v4l2-capture nomap DEV          REQBUFS 2 MMAP, QUERYBUF 0, mmap it (no window: ENODEV)
  *   devfwd-v4l2-capture refuse DEV         what devfwd refuses: USERPTR, DMABUF, multi-planar,
  *                                          overlay, EXPBUF; prints each errno
- *   devfwd-v4l2-capture stream DEV N OUT [REF]
+ *   devfwd-v4l2-capture stream [--keep] DEV N OUT [REF]
  *       input 0, vivid's OSD text off, YUYV 320x180, 1/60 s per frame,
  *       4 MMAP buffers, N frames dequeued, written one after another to OUT
- *       and, with REF (one frame), compared with it byte for byte. Each
- *       frame's mapping is overwritten after it was read and before it is
- *       queued again, as a consumer reusing its buffer may: the next frame
- *       in that buffer must be the driver's, not those bytes.
+ *       and, with REF (one frame), compared with it byte for byte. Unless
+ *       --keep, each frame's mapping is overwritten after it was read and
+ *       before it is queued again, as a consumer reusing its buffer may:
+ *       the next frame in that buffer must be the driver's, not those bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -211,7 +211,7 @@ static uint8_t *read_ref(const char *path, size_t size)
 	return ref;
 }
 
-static int stream(const char *dev, int nframes, const char *out, const char *refpath)
+static int stream(const char *dev, int nframes, const char *out, const char *refpath, int keep)
 {
 	int fd = open_dev(dev), n, same = 0, type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
 	struct v4l2_format fmt;
@@ -276,7 +276,8 @@ static int stream(const char *dev, int nframes, const char *out, const char *ref
 		}
 		printf("\n");
 		/* what a consumer may leave in a buffer it hands back */
-		memset(buf[b.index].p, 0xa5, buf[b.index].len);
+		if (!keep)
+			memset(buf[b.index].p, 0xa5, buf[b.index].len);
 		if (xioctl(fd, VIDIOC_QBUF, &b) < 0)
 			die("VIDIOC_QBUF");
 	}
@@ -302,8 +303,14 @@ int main(int argc, char **argv)
 		return nomap(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "refuse"))
 		return refuse(argv[2]);
-	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "stream") && atoi(argv[3]) > 0)
-		return stream(argv[2], atoi(argv[3]), argv[4], argc == 6 ? argv[5] : NULL);
-	fprintf(stderr, "usage: %s nomap DEV | refuse DEV | stream DEV N OUT [REF]\n", argv[0]);
+	if (argc > 2 && !strcmp(argv[1], "stream")) {
+		int keep = !strcmp(argv[2], "--keep");
+
+		argc -= keep;
+		argv += keep;
+		if ((argc == 5 || argc == 6) && atoi(argv[3]) > 0)
+			return stream(argv[2], atoi(argv[3]), argv[4], argc == 6 ? argv[5] : NULL, keep);
+	}
+	fprintf(stderr, "usage: %s nomap DEV | refuse DEV | stream [--keep] DEV N OUT [REF]\n", argv[0]);
 	return 2;
 }
