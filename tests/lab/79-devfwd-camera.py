@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# lab-seconds: 540 (typical on a CI machine; scripts/run-tests starts the longest first)
+# lab-seconds: 200 (typical on a CI machine; scripts/run-tests starts the longest first)
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A camera through devfwd.ko across a real VM boundary: the kernel's vivid
 test driver on the emulated host, devfwd-backend there, devfwd.ko in a guest
