@@ -191,11 +191,19 @@ int devfwd_kernel_add(const char *ctl, const char *line, const char *host_path, 
 
 #define DEVFWD_WINDOW_MAX_MAPS 32
 
+/* Coherence rule of a mapping, from the device's class (docs/devfwd.md, "mmap") */
+enum devfwd_wclass {
+	DEVFWD_WCLASS_GENERIC, /* whole mappings copied around every ioctl */
+	DEVFWD_WCLASS_V4L2,    /* one buffer at DQBUF (capture) or QBUF (output) */
+};
+
 struct devfwd_wmap {
 	uint32_t fh;
 	uint32_t len;
 	uint32_t prot;  /* DEVFWD_PROT_* */
 	uint64_t win_off;
+	uint64_t offset; /* in the device file */
+	enum devfwd_wclass cls;
 	uint8_t *dev;   /* the real device's mapping */
 };
 
@@ -205,6 +213,7 @@ struct devfwd_window {
 	uint64_t size;
 	struct devfwd_wmap map[DEVFWD_WINDOW_MAX_MAPS];
 	size_t nmap;
+	bool generic_only; /* every mapping under the generic rule (test builds: lab 79's comparison) */
 };
 
 /* Maps the window file fd (a regular file, a whole number of pages); fd < 0
@@ -222,6 +231,13 @@ void devfwd_window_release(struct devfwd_window *w, uint32_t fh);             /*
  * -EFAULT if a mapping's memory could not be reached (SIGBUS); the others
  * are copied all the same. */
 int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device);
+/* The copies at an ioctl of fh, by each mapping's class: before it (after
+ * false) or after it (after true, result its return value); arg/len its
+ * root buffer (NULL/0 for a scalar). Generic mappings: devfwd_window_sync;
+ * V4L2 mappings: only the buffer devfwd_layout_v4l2_handover names.
+ * -EFAULT as devfwd_window_sync. */
+int devfwd_window_ioctl(struct devfwd_window *w, uint32_t fh, uint32_t cmd, const uint8_t *arg, size_t len,
+			bool after, int result);
 /* Installs the SIGBUS handler the window's copies need; without it a
  * faulting device mapping ends the process. A confined worker cannot (no
  * rt_sigaction): the backend installs it before confining. */
@@ -245,6 +261,8 @@ struct devfwd_worker_cfg {
 	/* The guest's window file (not taken). Without it MMAP answers -ENODEV. */
 	bool have_window;
 	int window_fd;
+	/* Test builds: V4L2 mappings too under the generic coherence rule. */
+	bool generic_coherence;
 };
 
 /* Serves one stream until the peer disconnects (returns 0) or sends a

@@ -37,5 +37,17 @@ int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const
 void devfwd_layout_scrub(uint32_t cmd, uint8_t *root, size_t root_len);
 /* Updates st after a successful ioctl whose segment 0 now holds out. */
 void devfwd_layout_update(uint32_t cmd, struct devfwd_file_state *st, const uint8_t *out, size_t len);
+/* Why a described ioctl's root buffer is not forwarded (V4L2: USERPTR,
+ * DMABUF, multi-planar, overlay, requests), or NULL when it may be. Both
+ * sides refuse such a request with -EINVAL (devfwd_layout_nested does). */
+const char *devfwd_layout_refusal(uint32_t cmd, const uint8_t *root, size_t root_len);
+/* V4L2's coherence points for MMAP streaming buffers: returns 1 with the
+ * buffer's mmap offset and length when the struct v4l2_buffer arg of cmd
+ * hands a buffer over at this point (after: after a successful ioctl,
+ * else before it): after VIDIOC_DQBUF of a capture buffer (copy device ->
+ * window), before VIDIOC_QBUF of an output buffer (window -> device).
+ * 0 when nothing is to be copied. */
+int devfwd_layout_v4l2_handover(uint32_t cmd, const uint8_t *arg, size_t len, bool after, uint64_t *ret_offset,
+				uint32_t *ret_len);
 /* Name of a described ioctl, NULL for the _IOC default. */
 const char *devfwd_layout_name(uint32_t cmd);

@@ -49,7 +49,7 @@ static struct worker_slot *workers;
 static size_t nworkers, aworkers;
 static uid_t worker_uid = NOBODY;
 static gid_t worker_gid = NOBODY;
-static bool no_seccomp, unconfined;
+static bool no_seccomp, unconfined, generic_coherence;
 #ifdef DEVFWD_TEST_HOOKS
 static bool hooks;
 #endif
@@ -139,7 +139,8 @@ static _Noreturn void serve(int fd, int chan, int win, const struct devfwd_rules
 	struct worker_ctx ctx = { .chan = chan, .stream = fd, .name = name };
 	struct devfwd_worker_cfg cfg = { .log = log_callback, .peer_name = name, .rules = rules,
 					 .open_file = broker_open, .open_userdata = &ctx,
-					 .have_window = win >= 0, .window_fd = win };
+					 .have_window = win >= 0, .window_fd = win,
+					 .generic_coherence = generic_coherence };
 	int keep[3] = { fd, chan, win };
 	struct devfwd_confine_cfg conf = { .uid = worker_uid, .gid = worker_gid, .rules = rules, .broker_fd = chan,
 					   .no_seccomp = no_seccomp, .log = log_callback, .peer_name = name };
@@ -371,8 +372,10 @@ static int usage(FILE *f, int code)
 
 /* Test builds only: IOVM_DEVFWD_TEST_HOOKS=1 arms the subverted-worker hook;
  * with it, IOVM_DEVFWD_TEST_NO_SECCOMP=1 leaves the filter out (to show what
- * the other steps hold on their own) and IOVM_DEVFWD_TEST_UNCONFINED=1 leaves
- * workers unconfined, opening files themselves (the benchmark's "before"). */
+ * the other steps hold on their own), IOVM_DEVFWD_TEST_UNCONFINED=1 leaves
+ * workers unconfined, opening files themselves (the benchmark's "before"),
+ * and IOVM_DEVFWD_TEST_GENERIC_COHERENCE=1 keeps V4L2 mappings under the
+ * generic coherence rule (lab 79 shows what that does to captured frames). */
 static bool env_is_1(const char *name)
 {
 	const char *v = getenv(name);
@@ -388,9 +391,11 @@ static void test_hooks(void)
 	hooks = want;
 	no_seccomp = hooks && env_is_1("IOVM_DEVFWD_TEST_NO_SECCOMP");
 	unconfined = hooks && env_is_1("IOVM_DEVFWD_TEST_UNCONFINED");
+	generic_coherence = hooks && env_is_1("IOVM_DEVFWD_TEST_GENERIC_COHERENCE");
 	if (hooks)
-		log_warning(0, "test hooks enabled%s%s", no_seccomp ? "; workers run WITHOUT a seccomp filter" : "",
-			    unconfined ? "; workers run UNCONFINED, as root" : "");
+		log_warning(0, "test hooks enabled%s%s%s", no_seccomp ? "; workers run WITHOUT a seccomp filter" : "",
+			    unconfined ? "; workers run UNCONFINED, as root" : "",
+			    generic_coherence ? "; V4L2 mappings under the GENERIC coherence rule" : "");
 #else
 	if (want)
 		log_warning(0, "IOVM_DEVFWD_TEST_HOOKS: test hooks are not compiled in (meson -Dtest-hooks=true)");

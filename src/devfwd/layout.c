@@ -24,18 +24,32 @@
 #include <linux/if_tun.h>
 #include <linux/input.h>
 #include <linux/ioctl.h>
+#include <linux/videodev2.h>
 #include <sound/asound.h>
 
 #include "devfwd/layout.h"
 
 enum desc_kind {
-	DESC_VALUE, /* argument is a scalar, never dereferenced */
-	DESC_BUF,   /* argument points to size bytes moved in direction dir */
+	DESC_VALUE,   /* argument is a scalar, never dereferenced */
+	DESC_BUF,     /* argument points to size bytes moved in direction dir */
+	DESC_REFUSED, /* not forwarded at all: -ENOTTY, as from a driver without it */
 };
 
 enum count_src {
 	COUNT_NONE,
 	COUNT_FRAMES, /* count field x per-file frame size (ALSA) */
+};
+
+/* Content a described root buffer must have to be forwarded (checked on
+ * both sides: the guest's caller gets EINVAL, as V4L2 answers a memory
+ * type or buffer type a queue does not support). */
+enum check_kind {
+	CHECK_NONE,
+	CHECK_V4L2_BUF,      /* struct v4l2_buffer: MMAP, single-planar, no request fd */
+	CHECK_V4L2_BUF_TYPE, /* struct v4l2_buffer of QUERYBUF: single-planar (memory is OUT) */
+	CHECK_V4L2_REQBUFS,  /* struct v4l2_requestbuffers: MMAP, single-planar */
+	CHECK_V4L2_CREATE,   /* struct v4l2_create_buffers: MMAP, its format's type */
+	CHECK_V4L2_FMT,      /* struct v4l2_format: no overlay (clip list pointers), single-planar */
 };
 
 struct ioctl_desc {
@@ -50,41 +64,72 @@ struct ioctl_desc {
 	uint8_t ndir;
 	uint32_t ptr_off;
 	uint32_t count_off;
+	enum check_kind check;
 };
 
 #define IN DEVFWD_SEG_IN
 #define OUT DEVFWD_SEG_OUT
+/* a root buffer in and out whose content is checked before it is sent */
+#define V4L2_ROOT(cmd, type, check) { cmd, #cmd, DESC_BUF, IN | OUT, sizeof(type), COUNT_NONE, 0, 0, 0, check }
+#define REFUSED(cmd) { cmd, #cmd, DESC_REFUSED, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE }
 
 static const struct ioctl_desc descs[] = {
 	/* input: evdev takes these as values even though they say _IOW(int). */
-	{ EVIOCGRAB, "EVIOCGRAB", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ EVIOCREVOKE, "EVIOCREVOKE", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
+	{ EVIOCGRAB, "EVIOCGRAB", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ EVIOCREVOKE, "EVIOCREVOKE", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
 
 	/* tun: the interface ioctls move a struct ifreq; the others are values. */
-	{ TUNSETIFF, "TUNSETIFF", DESC_BUF, IN | OUT, sizeof(struct ifreq), COUNT_NONE, 0, 0, 0 },
-	{ TUNGETIFF, "TUNGETIFF", DESC_BUF, OUT, sizeof(struct ifreq), COUNT_NONE, 0, 0, 0 },
-	{ TUNSETQUEUE, "TUNSETQUEUE", DESC_BUF, IN, sizeof(struct ifreq), COUNT_NONE, 0, 0, 0 },
-	{ TUNSETPERSIST, "TUNSETPERSIST", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ TUNSETOWNER, "TUNSETOWNER", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ TUNSETGROUP, "TUNSETGROUP", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ TUNSETLINK, "TUNSETLINK", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ TUNSETOFFLOAD, "TUNSETOFFLOAD", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ TUNSETDEBUG, "TUNSETDEBUG", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
-	{ TUNSETNOCSUM, "TUNSETNOCSUM", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0 },
+	{ TUNSETIFF, "TUNSETIFF", DESC_BUF, IN | OUT, sizeof(struct ifreq), COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNGETIFF, "TUNGETIFF", DESC_BUF, OUT, sizeof(struct ifreq), COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETQUEUE, "TUNSETQUEUE", DESC_BUF, IN, sizeof(struct ifreq), COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETPERSIST, "TUNSETPERSIST", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETOWNER, "TUNSETOWNER", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETGROUP, "TUNSETGROUP", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETLINK, "TUNSETLINK", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETOFFLOAD, "TUNSETOFFLOAD", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETDEBUG, "TUNSETDEBUG", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
+	{ TUNSETNOCSUM, "TUNSETNOCSUM", DESC_VALUE, 0, 0, COUNT_NONE, 0, 0, 0, CHECK_NONE },
 
 	/* ALSA PCM read/write mode: struct snd_xferi points at the samples; the
 	 * kernel writes back xferi.result, so the root is in and out. */
 	{ SNDRV_PCM_IOCTL_WRITEI_FRAMES, "SNDRV_PCM_IOCTL_WRITEI_FRAMES", DESC_BUF, IN | OUT,
 	  sizeof(struct snd_xferi), COUNT_FRAMES, IN, offsetof(struct snd_xferi, buf),
-	  offsetof(struct snd_xferi, frames) },
+	  offsetof(struct snd_xferi, frames), CHECK_NONE },
 	{ SNDRV_PCM_IOCTL_READI_FRAMES, "SNDRV_PCM_IOCTL_READI_FRAMES", DESC_BUF, IN | OUT,
 	  sizeof(struct snd_xferi), COUNT_FRAMES, OUT, offsetof(struct snd_xferi, buf),
-	  offsetof(struct snd_xferi, frames) },
+	  offsetof(struct snd_xferi, frames), CHECK_NONE },
 	/* ALSA mmap mode: CHANNEL_INFO says _IOR, but the kernel first reads
 	 * the channel number from the argument (without it every channel
 	 * would get channel 0's place in the buffer). */
 	{ SNDRV_PCM_IOCTL_CHANNEL_INFO, "SNDRV_PCM_IOCTL_CHANNEL_INFO", DESC_BUF, IN | OUT,
-	  sizeof(struct snd_pcm_channel_info), COUNT_NONE, 0, 0, 0 },
+	  sizeof(struct snd_pcm_channel_info), COUNT_NONE, 0, 0, 0, CHECK_NONE },
+
+	/* V4L2 streaming with MMAP buffers (docs/devfwd.md, "mmap"). The _IOC
+	 * encoding is right for every ioctl a capture client makes (QUERYCAP,
+	 * ENUM_FMT, G/S_PARM, ENUMINPUT, G/S_INPUT, QUERYCTRL, G/S_CTRL,
+	 * STREAMON/OFF); these are described for what their content may be.
+	 * A single-planar MMAP buffer's m.offset is an offset, nothing to
+	 * follow; USERPTR (a guest address), DMABUF and a request (file
+	 * descriptors), multi-planar buffers (m.planes, a pointer) and overlay
+	 * formats (clip list and bitmap pointers) are refused with EINVAL.
+	 * Coherence: DQBUF of a capture buffer copies that buffer device ->
+	 * window, QBUF of an output buffer window -> device, nothing else
+	 * (devfwd_layout_v4l2_handover). */
+	V4L2_ROOT(VIDIOC_REQBUFS, struct v4l2_requestbuffers, CHECK_V4L2_REQBUFS),
+	V4L2_ROOT(VIDIOC_CREATE_BUFS, struct v4l2_create_buffers, CHECK_V4L2_CREATE),
+	V4L2_ROOT(VIDIOC_QUERYBUF, struct v4l2_buffer, CHECK_V4L2_BUF_TYPE),
+	V4L2_ROOT(VIDIOC_QBUF, struct v4l2_buffer, CHECK_V4L2_BUF),
+	V4L2_ROOT(VIDIOC_DQBUF, struct v4l2_buffer, CHECK_V4L2_BUF),
+	V4L2_ROOT(VIDIOC_PREPARE_BUF, struct v4l2_buffer, CHECK_V4L2_BUF),
+	V4L2_ROOT(VIDIOC_G_FMT, struct v4l2_format, CHECK_V4L2_FMT),
+	V4L2_ROOT(VIDIOC_S_FMT, struct v4l2_format, CHECK_V4L2_FMT),
+	V4L2_ROOT(VIDIOC_TRY_FMT, struct v4l2_format, CHECK_V4L2_FMT),
+	/* A DMABUF file descriptor of the worker's; arrays of controls whose
+	 * elements may point further (use VIDIOC_G_CTRL/S_CTRL). */
+	REFUSED(VIDIOC_EXPBUF),
+	REFUSED(VIDIOC_G_EXT_CTRLS),
+	REFUSED(VIDIOC_S_EXT_CTRLS),
+	REFUSED(VIDIOC_TRY_EXT_CTRLS),
 };
 
 static const struct ioctl_desc *find(uint32_t cmd)
@@ -111,7 +156,10 @@ int devfwd_layout_root(uint32_t cmd, struct devfwd_ioctl_seg *ret_seg, bool *ret
 	if (!ret_seg || !ret_nested)
 		return -EINVAL;
 	if (d) {
-		*ret_nested = d->count_src != COUNT_NONE;
+		if (d->kind == DESC_REFUSED)
+			return -ENOTTY;
+		/* a checked root is read before it is sent, like a nested one */
+		*ret_nested = d->count_src != COUNT_NONE || d->check != CHECK_NONE;
 		if (d->kind == DESC_VALUE)
 			return 0;
 		*ret_seg = (struct devfwd_ioctl_seg){ .len = d->size, .dir = d->dir, .parent = DEVFWD_SEG_ROOT };
@@ -130,6 +178,79 @@ int devfwd_layout_root(uint32_t cmd, struct devfwd_ioctl_seg *ret_seg, bool *ret
 	return 1;
 }
 
+static uint32_t u32_at(const uint8_t *p, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, p + off, sizeof(v));
+	return v;
+}
+
+/* Buffer types whose format or buffer carries pointers devfwd does not
+ * follow: multi-planar (m.planes, pix_mp is harmless but its buffers are
+ * not) and overlay (struct v4l2_window's clips and bitmap). */
+static bool v4l2_type_refused(uint32_t type)
+{
+	return type == V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE || type == V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE ||
+	       type == V4L2_BUF_TYPE_VIDEO_OVERLAY || type == V4L2_BUF_TYPE_VIDEO_OUTPUT_OVERLAY;
+}
+
+const char *devfwd_layout_refusal(uint32_t cmd, const uint8_t *root, size_t root_len)
+{
+	const struct ioctl_desc *d = find(cmd);
+	const char *planar = "V4L2 multi-planar and overlay buffer types are not forwarded (single-planar only)";
+	const char *memory = "V4L2 USERPTR and DMABUF buffers are not forwarded (MMAP only)";
+
+	if (!d || d->check == CHECK_NONE)
+		return NULL;
+	if (!root || root_len != d->size)
+		return "the argument's size does not match the command";
+	switch (d->check) {
+	case CHECK_V4L2_BUF:
+		if (u32_at(root, offsetof(struct v4l2_buffer, flags)) & V4L2_BUF_FLAG_REQUEST_FD)
+			return "V4L2 requests (a file descriptor) are not forwarded";
+		if (u32_at(root, offsetof(struct v4l2_buffer, memory)) != V4L2_MEMORY_MMAP)
+			return memory;
+		return v4l2_type_refused(u32_at(root, offsetof(struct v4l2_buffer, type))) ? planar : NULL;
+	case CHECK_V4L2_BUF_TYPE:
+		return v4l2_type_refused(u32_at(root, offsetof(struct v4l2_buffer, type))) ? planar : NULL;
+	case CHECK_V4L2_REQBUFS:
+		if (u32_at(root, offsetof(struct v4l2_requestbuffers, memory)) != V4L2_MEMORY_MMAP)
+			return memory;
+		return v4l2_type_refused(u32_at(root, offsetof(struct v4l2_requestbuffers, type))) ? planar : NULL;
+	case CHECK_V4L2_CREATE:
+		if (u32_at(root, offsetof(struct v4l2_create_buffers, memory)) != V4L2_MEMORY_MMAP)
+			return memory;
+		return v4l2_type_refused(u32_at(root, offsetof(struct v4l2_create_buffers, format.type))) ? planar : NULL;
+	case CHECK_V4L2_FMT:
+		return v4l2_type_refused(u32_at(root, offsetof(struct v4l2_format, type))) ? planar : NULL;
+	case CHECK_NONE:
+		break;
+	}
+	return NULL;
+}
+
+int devfwd_layout_v4l2_handover(uint32_t cmd, const uint8_t *arg, size_t len, bool after, uint64_t *ret_offset,
+				uint32_t *ret_len)
+{
+	uint32_t type;
+
+	if ((cmd != VIDIOC_QBUF && cmd != VIDIOC_DQBUF) || !arg || len != sizeof(struct v4l2_buffer))
+		return 0;
+	if (u32_at(arg, offsetof(struct v4l2_buffer, memory)) != V4L2_MEMORY_MMAP)
+		return 0;
+	type = u32_at(arg, offsetof(struct v4l2_buffer, type));
+	if (v4l2_type_refused(type))
+		return 0;
+	/* a captured frame is the device's after DQBUF; an output frame the
+	 * application's before QBUF; the other two points move nothing */
+	if (V4L2_TYPE_IS_OUTPUT(type) ? (cmd != VIDIOC_QBUF || after) : (cmd != VIDIOC_DQBUF || !after))
+		return 0;
+	*ret_offset = u32_at(arg, offsetof(struct v4l2_buffer, m.offset));
+	*ret_len = u32_at(arg, offsetof(struct v4l2_buffer, length));
+	return 1;
+}
+
 int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const uint8_t *root, size_t root_len,
 			 struct devfwd_ioctl_seg *seg, uint64_t *ret_ptr)
 {
@@ -137,6 +258,8 @@ int devfwd_layout_nested(uint32_t cmd, const struct devfwd_file_state *st, const
 	uint64_t count, ptr, len;
 
 	if (!st || !root || !seg || !ret_ptr)
+		return -EINVAL;
+	if (devfwd_layout_refusal(cmd, root, root_len))
 		return -EINVAL;
 	if (!d || d->count_src == COUNT_NONE)
 		return 1;

@@ -6,7 +6,11 @@
  *
  * Coherence is by copy at defined points: MMAP copies device -> window;
  * before an ioctl on a file its writable mappings go window -> device, after
- * it every mapping of the file goes device -> window.
+ * it every mapping of the file goes device -> window. V4L2 devices have
+ * their own rule (a buffer belongs to the driver between QBUF and DQBUF, so
+ * a copy into it while queued would overwrite a frame being captured):
+ * only the buffer an ioctl hands over is copied, as the shared layout table
+ * says (devfwd_layout_v4l2_handover).
  *
  * A device mapping can raise SIGBUS where the device has no memory behind
  * it (a file mapped past its end, a shared /dev/zero mapping at an offset,
@@ -26,6 +30,7 @@
 #include "shared/util.h"
 
 #define ALSA_MAJOR 116
+#define V4L2_MAJOR 81 /* VIDEO_MAJOR: /dev/video*, /dev/v4l-* */
 /* SNDRV_PCM_MMAP_OFFSET_STATUS: from here on, an ALSA PCM's status and
  * control pages, which change without an ioctl (the hw pointer) */
 #define ALSA_STATUS_OFFSET 0x80000000ULL
@@ -101,23 +106,30 @@ void devfwd_window_done(struct devfwd_window *w)
 	w->base = NULL;
 }
 
-/* Per-class rules on what may be mapped at all (docs/devfwd.md). */
-static int class_refuses(int fd, uint64_t offset)
+/* Per-class rules on what may be mapped at all, and how it is kept
+ * coherent (docs/devfwd.md). */
+static int class_of(int fd, uint64_t offset, enum devfwd_wclass *ret_cls)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return negative_errno();
+	*ret_cls = DEVFWD_WCLASS_GENERIC;
+	if (!S_ISCHR(st.st_mode))
+		return 0;
 	/* An ALSA PCM's status/control pages would be stale copies in the
 	 * guest; refused, alsa-lib falls back to SYNC_PTR, whose ioctls are
 	 * the coherence points. */
-	if (S_ISCHR(st.st_mode) && major(st.st_rdev) == ALSA_MAJOR && offset >= ALSA_STATUS_OFFSET)
+	if (major(st.st_rdev) == ALSA_MAJOR && offset >= ALSA_STATUS_OFFSET)
 		return -ENXIO;
+	if (major(st.st_rdev) == V4L2_MAJOR)
+		*ret_cls = DEVFWD_WCLASS_V4L2;
 	return 0;
 }
 
 int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct devfwd_mmap_req *rq)
 {
+	enum devfwd_wclass cls;
 	int prot = 0, r;
 	void *dev;
 
@@ -130,9 +142,11 @@ int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct
 			return -EBUSY;
 	if (w->nmap >= DEVFWD_WINDOW_MAX_MAPS)
 		return -ENOMEM;
-	r = class_refuses(fd, rq->offset);
+	r = class_of(fd, rq->offset, &cls);
 	if (r < 0)
 		return r;
+	if (w->generic_only)
+		cls = DEVFWD_WCLASS_GENERIC;
 	if (rq->prot & DEVFWD_PROT_READ)
 		prot |= PROT_READ;
 	if (rq->prot & DEVFWD_PROT_WRITE)
@@ -147,7 +161,7 @@ int devfwd_window_map(struct devfwd_window *w, uint32_t fh, int fd, const struct
 		return r;
 	}
 	w->map[w->nmap++] = (struct devfwd_wmap){ .fh = fh, .win_off = rq->win_off, .len = rq->len,
-						  .prot = rq->prot, .dev = dev };
+						  .prot = rq->prot, .offset = rq->offset, .cls = cls, .dev = dev };
 	return 0;
 }
 
@@ -173,7 +187,7 @@ void devfwd_window_release(struct devfwd_window *w, uint32_t fh)
 	}
 }
 
-int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device)
+static int sync_class(struct devfwd_window *w, uint32_t fh, enum devfwd_wclass cls, bool to_device)
 {
 	int r = 0;
 
@@ -181,7 +195,7 @@ int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device)
 		struct devfwd_wmap *m = &w->map[i];
 		int k = 0;
 
-		if (m->fh != fh)
+		if (m->fh != fh || m->cls != cls)
 			continue;
 		if (to_device && (m->prot & DEVFWD_PROT_WRITE))
 			k = copy(m->dev, w->base + m->win_off, m->len);
@@ -191,4 +205,42 @@ int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device)
 			r = k;
 	}
 	return r;
+}
+
+int devfwd_window_sync(struct devfwd_window *w, uint32_t fh, bool to_device)
+{
+	return sync_class(w, fh, DEVFWD_WCLASS_GENERIC, to_device);
+}
+
+/* The part of fh's V4L2 mappings that holds the buffer at device offset
+ * off, len bytes long, copied in the direction given. A buffer the guest
+ * has not mapped has nothing to copy. */
+static int sync_v4l2_buffer(struct devfwd_window *w, uint32_t fh, uint64_t off, uint32_t len, bool to_device)
+{
+	for (size_t i = 0; i < w->nmap; i++) {
+		struct devfwd_wmap *m = &w->map[i];
+		uint64_t at;
+		size_t n;
+
+		if (m->fh != fh || m->cls != DEVFWD_WCLASS_V4L2 || off < m->offset || off >= m->offset + m->len)
+			continue;
+		at = off - m->offset;
+		n = len < m->len - at ? len : m->len - at;
+		if (to_device)
+			return (m->prot & DEVFWD_PROT_WRITE) ? copy(m->dev + at, w->base + m->win_off + at, n) : 0;
+		return copy(w->base + m->win_off + at, m->dev + at, n);
+	}
+	return 0;
+}
+
+int devfwd_window_ioctl(struct devfwd_window *w, uint32_t fh, uint32_t cmd, const uint8_t *arg, size_t len,
+			bool after, int result)
+{
+	uint64_t off;
+	uint32_t blen;
+	int r = sync_class(w, fh, DEVFWD_WCLASS_GENERIC, !after), k = 0;
+
+	if ((!after || result >= 0) && devfwd_layout_v4l2_handover(cmd, arg, len, after, &off, &blen) > 0)
+		k = sync_v4l2_buffer(w, fh, off, blen, !after);
+	return r < 0 ? r : k;
 }

@@ -404,8 +404,10 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 		return reply(w, &m->hdr, -ENOTTY, NULL, 0);
 	}
 	if (layout_matches(&v, &f->st) < 0) {
-		wlog(w, LOG_WARNING, "%s: ioctl 0x%08x on %s refused: argument layout does not match the command",
-		     peer(w), v.cmd, f->path);
+		const char *why = v.nseg ? devfwd_layout_refusal(v.cmd, v.in[0], v.seg[0].len) : NULL;
+
+		wlog(w, LOG_WARNING, "%s: ioctl 0x%08x on %s refused: %s", peer(w), v.cmd, f->path,
+		     why ? why : "argument layout does not match the command");
 		return reply(w, &m->hdr, -EINVAL, NULL, 0);
 	}
 	for (uint32_t i = 0; i < v.nseg; i++) {
@@ -432,14 +434,16 @@ static int do_ioctl(struct worker *w, const struct devfwd_msg *m, struct file *f
 		set_blocking(f->fd, true);
 	/* A mapping whose device memory faults (SIGBUS) fails the ioctl
 	 * before it runs, or after it: the guest would see stale pages. */
-	fault = devfwd_window_sync(&w->win, m->hdr.fh, true) < 0;
+	fault = devfwd_window_ioctl(&w->win, m->hdr.fh, v.cmd, v.nseg ? buf[0] : NULL, v.nseg ? v.seg[0].len : 0,
+				    false, 0) < 0;
 	if (!fault) {
 		rc = ioctl(f->fd, (unsigned long)v.cmd, v.nseg ? (unsigned long)buf[0] : (unsigned long)v.arg);
 		r = rc < 0 ? negative_errno() : (int)rc;
 	}
 	if (block)
 		set_blocking(f->fd, false);
-	if (devfwd_window_sync(&w->win, m->hdr.fh, false) < 0)
+	if (devfwd_window_ioctl(&w->win, m->hdr.fh, v.cmd, v.nseg ? buf[0] : NULL, v.nseg ? v.seg[0].len : 0, true,
+				fault ? -EFAULT : r) < 0)
 		fault = true;
 	if (fault) {
 		r = -EFAULT;
@@ -596,6 +600,7 @@ int devfwd_worker_run(int fd, const struct devfwd_worker_cfg *cfg)
 		free(w);
 		return r;
 	}
+	w->win.generic_only = cfg->generic_coherence;
 	r = loop(w);
 	if (r == -EPROTONOSUPPORT)
 		wlog(w, LOG_ERR, "%s: stream refused: the peer speaks another devfwd protocol version "

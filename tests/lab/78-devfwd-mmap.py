@@ -25,8 +25,8 @@ import struct
 import subprocess
 import sys
 
-from devfwd_lab import TMP, VERSION, Backend, FakeBackend, capture_running, fail, guest_sh, kmod_guest, kmod_tools, \
-    lab_guest, loopback_card, modprobe, reply_hdr, skip, wait_for, wav
+from devfwd_lab import TMP, VERSION, Backend, FakeBackend, add_window, capture_running, fail, guest_dmesg_clean, \
+    guest_sh, kmod_guest, kmod_tools, lab_guest, loopback_card, modprobe, reply_hdr, skip, wait_for, wav
 
 GUEST, CID, PORT, FAKE_PORT = "devfwd-mmap", 44, 7078, 7079
 WINDOW = f"/run/devfwd-window-{GUEST}"
@@ -75,16 +75,6 @@ class WrongRangeBackend(FakeBackend):
             c.sendall(reply_hdr(op, rid, fh=1, result=-22))
 
 
-def guest_dmesg_clean():
-    """The guest's kernel log, failing the scenario on an oops or warning."""
-    dmesg = gexec("dmesg").stdout
-    bad = [l for l in dmesg.splitlines() if any(w in l for w in ("BUG", "Oops", "WARNING", "Call Trace",
-                                                                 "general protection"))]
-    if bad:
-        fail("the guest kernel logged:\n" + "\n".join(bad))
-    return dmesg
-
-
 def push_alsa():
     """aplay, the libraries it needs and alsa-lib's configuration."""
     gexec("mkdir -p /tmp/alib /usr/share/alsa")
@@ -131,11 +121,7 @@ def main():
         print("no window: mmap refused with ENODEV", file=sys.stderr)
 
         # 2. the window, hot-added to the running guest.
-        guest("qmp", GUEST, "object-add", f'{{"qom-type":"memory-backend-file","id":"dfwin","mem-path":"{WINDOW}",'
-              f'"size":{WINDOW_SIZE},"share":true}}')
-        guest("qmp", GUEST, "device_add", '{"driver":"ivshmem-plain","memdev":"dfwin","id":"dfwin0","bus":"hp1"}')
-        wait_for(lambda: "shared window of 1024 KiB" in gexec("dmesg | grep devfwd", check=False).stdout,
-                 "the guest's devfwd.ko to bind the hot-added ivshmem device", timeout=300, interval=3)
+        add_window(GUEST, WINDOW, WINDOW_SIZE)
         print("window: ivshmem-plain hot-added, bound by devfwd.ko", file=sys.stderr)
 
         # 3. what a guest process writes into a mapping lands in the host's window file
@@ -157,7 +143,7 @@ def main():
                 fail(f"fake backend '{mode}': the guest got {r!r}")
         print(f"malicious MMAP replies ({', '.join(MODES)}): mmap failed with EIO; asked {fake.asked}",
               file=sys.stderr)
-        dmesg = guest_dmesg_clean()
+        dmesg = guest_dmesg_clean(GUEST)
         if "another window range" not in dmesg or "does not fit its request" not in dmesg:
             fail(f"the guest's kernel log does not name the causes:\n{dmesg[-3000:]}")
         print("guest kernel: the causes logged, no BUG, Oops or WARNING", file=sys.stderr)
@@ -217,7 +203,7 @@ def main():
             fail("aplay -M moved samples with WRITEI_FRAMES, not through the mapping")
         print(f"aplay -M: {len(samples)} bytes captured identically; {mapped[0].split(': ', 1)[-1]}", file=sys.stderr)
 
-        dmesg = guest_dmesg_clean()
+        dmesg = guest_dmesg_clean(GUEST)
         print("\n".join(l for l in dmesg.splitlines() if "devfwd" in l)[-3000:], file=sys.stderr)
     finally:
         if rec and rec.poll() is None:

@@ -340,6 +340,28 @@ def kmod_guest(name, cid, probe, frontend):
         fail(f"insmod devfwd.ko in the guest failed: {r.stdout} {r.stderr}")
 
 
+def guest_dmesg_clean(name):
+    """Guest name's kernel log, failing the scenario on an oops or warning."""
+    dmesg = guest_sh(name, "dmesg").stdout
+    bad = [l for l in dmesg.splitlines() if any(w in l for w in ("BUG", "Oops", "WARNING", "Call Trace",
+                                                                 "general protection"))]
+    if bad:
+        fail("the guest kernel logged:\n" + "\n".join(bad))
+    return dmesg
+
+
+def add_window(name, path, size):
+    """Hot-adds guest name's shared window over QMP (a memory-backend-file
+    on path, share=on, and an ivshmem-plain on it on root port hp1) and
+    waits for its devfwd.ko to bind it (docs/devfwd.md, "mmap")."""
+    lab_guest("qmp", name, "object-add", f'{{"qom-type":"memory-backend-file","id":"dfwin","mem-path":"{path}",'
+              f'"size":{size},"share":true}}')
+    lab_guest("qmp", name, "device_add", '{"driver":"ivshmem-plain","memdev":"dfwin","id":"dfwin0","bus":"hp1"}')
+    wait_for(lambda: f"shared window of {size // 1024} KiB" in guest_sh(name, "dmesg | grep devfwd",
+                                                                          check=False).stdout,
+             "the guest's devfwd.ko to bind the hot-added ivshmem device", timeout=300, interval=3)
+
+
 def loopback_card():
     """The card number of snd-aloop's Loopback card."""
     with open("/proc/asound/cards") as f:

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ioctl argument layout: _IOC default, per-class descriptions, nested ALSA
- * buffers and the per-file frame size learnt from HW_PARAMS. */
+ * buffers and the per-file frame size learnt from HW_PARAMS, V4L2's MMAP
+ * streaming (what is refused, and its coherence points). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/input.h>
+#include <linux/videodev2.h>
 #include <sound/asound.h>
 
 #include "devfwd/devfwd.h"
@@ -131,12 +133,121 @@ static void test_alsa_nested(void **state)
 	assert_int_equal(st.frame_bytes, 0);
 }
 
+/* V4L2: what a capture client needs follows the _IOC encoding; buffers and
+ * formats are read before they are sent, and refused unless they are
+ * single-planar MMAP buffers (m.offset is an offset, no pointer). */
+static void test_v4l2(void **state)
+{
+	struct devfwd_ioctl_seg seg[DEVFWD_MAX_SEGS] = {};
+	uint64_t ptr[DEVFWD_MAX_SEGS] = {};
+	struct devfwd_file_state st = {};
+	struct v4l2_buffer b = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP };
+	struct v4l2_requestbuffers rb = { .count = 4, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP };
+	struct v4l2_create_buffers cb = { .count = 1, .memory = V4L2_MEMORY_MMAP,
+					  .format.type = V4L2_BUF_TYPE_VIDEO_CAPTURE };
+	struct v4l2_format f = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE };
+	const uint32_t plain[][3] = { /* cmd, dir, len: the _IOC default */
+		{ VIDIOC_QUERYCAP, DEVFWD_SEG_OUT, sizeof(struct v4l2_capability) },
+		{ VIDIOC_ENUM_FMT, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(struct v4l2_fmtdesc) },
+		{ VIDIOC_G_PARM, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(struct v4l2_streamparm) },
+		{ VIDIOC_S_PARM, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(struct v4l2_streamparm) },
+		{ VIDIOC_ENUMINPUT, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(struct v4l2_input) },
+		{ VIDIOC_G_INPUT, DEVFWD_SEG_OUT, sizeof(int) },
+		{ VIDIOC_S_INPUT, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(int) },
+		{ VIDIOC_QUERYCTRL, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(struct v4l2_queryctrl) },
+		{ VIDIOC_S_CTRL, DEVFWD_SEG_IN | DEVFWD_SEG_OUT, sizeof(struct v4l2_control) },
+		{ VIDIOC_STREAMON, DEVFWD_SEG_IN, sizeof(int) },
+		{ VIDIOC_STREAMOFF, DEVFWD_SEG_IN, sizeof(int) },
+	};
+	const uint32_t checked[] = { VIDIOC_REQBUFS, VIDIOC_CREATE_BUFS, VIDIOC_QUERYBUF, VIDIOC_QBUF, VIDIOC_DQBUF,
+				     VIDIOC_PREPARE_BUF, VIDIOC_G_FMT, VIDIOC_S_FMT, VIDIOC_TRY_FMT };
+	uint64_t off;
+	uint32_t len;
+	bool nested;
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		assert_int_equal(devfwd_layout_root(plain[i][0], &seg[0], &nested), 1);
+		assert_int_equal(seg[0].dir, plain[i][1]);
+		assert_int_equal(seg[0].len, plain[i][2]);
+		assert_false(nested);
+	}
+	for (size_t i = 0; i < sizeof(checked) / sizeof(checked[0]); i++) {
+		assert_int_equal(devfwd_layout_root(checked[i], &seg[0], &nested), 1);
+		assert_int_equal(seg[0].dir, DEVFWD_SEG_IN | DEVFWD_SEG_OUT);
+		assert_int_equal(seg[0].len, _IOC_SIZE(checked[i]));
+		assert_true(nested); /* read before it is sent, to be checked */
+		assert_non_null(devfwd_layout_name(checked[i]));
+	}
+	/* fds of the worker's, and control arrays whose elements point further */
+	assert_int_equal(devfwd_layout_root(VIDIOC_EXPBUF, &seg[0], &nested), -ENOTTY);
+	assert_int_equal(devfwd_layout_root(VIDIOC_S_EXT_CTRLS, &seg[0], &nested), -ENOTTY);
+	assert_int_equal(devfwd_layout_root(VIDIOC_G_EXT_CTRLS, &seg[0], &nested), -ENOTTY);
+
+	/* single-planar MMAP: one segment, nothing nested */
+	assert_int_equal(devfwd_layout_root(VIDIOC_QBUF, &seg[0], &nested), 1);
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), 1);
+	assert_null(devfwd_layout_refusal(VIDIOC_QBUF, (uint8_t *)&b, sizeof(b)));
+	assert_int_equal(devfwd_layout_nested(VIDIOC_REQBUFS, &st, (uint8_t *)&rb, sizeof(rb), seg, ptr), 1);
+	assert_int_equal(devfwd_layout_nested(VIDIOC_CREATE_BUFS, &st, (uint8_t *)&cb, sizeof(cb), seg, ptr), 1);
+	assert_int_equal(devfwd_layout_nested(VIDIOC_S_FMT, &st, (uint8_t *)&f, sizeof(f), seg, ptr), 1);
+	/* USERPTR (a guest address) and DMABUF (an fd): EINVAL, on QBUF, DQBUF, REQBUFS, CREATE_BUFS */
+	b.memory = V4L2_MEMORY_USERPTR;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), -EINVAL);
+	assert_string_equal(devfwd_layout_refusal(VIDIOC_QBUF, (uint8_t *)&b, sizeof(b)),
+			    "V4L2 USERPTR and DMABUF buffers are not forwarded (MMAP only)");
+	b.memory = V4L2_MEMORY_DMABUF;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_DQBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), -EINVAL);
+	/* QUERYBUF's memory is filled in by the kernel: only the type counts */
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QUERYBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), 1);
+	rb.memory = V4L2_MEMORY_USERPTR;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_REQBUFS, &st, (uint8_t *)&rb, sizeof(rb), seg, ptr), -EINVAL);
+	cb.memory = V4L2_MEMORY_DMABUF;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_CREATE_BUFS, &st, (uint8_t *)&cb, sizeof(cb), seg, ptr), -EINVAL);
+	/* multi-planar (m.planes is a pointer) and overlay formats (clip pointers) */
+	b.memory = V4L2_MEMORY_MMAP;
+	b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), -EINVAL);
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QUERYBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), -EINVAL);
+	rb.memory = V4L2_MEMORY_MMAP;
+	rb.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_REQBUFS, &st, (uint8_t *)&rb, sizeof(rb), seg, ptr), -EINVAL);
+	f.type = V4L2_BUF_TYPE_VIDEO_OVERLAY;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_S_FMT, &st, (uint8_t *)&f, sizeof(f), seg, ptr), -EINVAL);
+	f.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_TRY_FMT, &st, (uint8_t *)&f, sizeof(f), seg, ptr), -EINVAL);
+	/* a request's file descriptor */
+	b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+	b.flags = V4L2_BUF_FLAG_REQUEST_FD;
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QBUF, &st, (uint8_t *)&b, sizeof(b), seg, ptr), -EINVAL);
+	b.flags = 0;
+	/* a root of the wrong size */
+	assert_int_equal(devfwd_layout_nested(VIDIOC_QBUF, &st, (uint8_t *)&b, 16, seg, ptr), -EINVAL);
+
+	/* coherence points: a capture buffer after DQBUF, an output buffer before QBUF */
+	b.m.offset = 0x3000;
+	b.length = 115200;
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_DQBUF, (uint8_t *)&b, sizeof(b), true, &off, &len), 1);
+	assert_int_equal(off, 0x3000);
+	assert_int_equal(len, 115200);
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_DQBUF, (uint8_t *)&b, sizeof(b), false, &off, &len), 0);
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_QBUF, (uint8_t *)&b, sizeof(b), false, &off, &len), 0);
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_QBUF, (uint8_t *)&b, sizeof(b), true, &off, &len), 0);
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_QUERYBUF, (uint8_t *)&b, sizeof(b), true, &off, &len), 0);
+	b.type = V4L2_BUF_TYPE_VIDEO_OUTPUT;
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_QBUF, (uint8_t *)&b, sizeof(b), false, &off, &len), 1);
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_DQBUF, (uint8_t *)&b, sizeof(b), true, &off, &len), 0);
+	b.memory = V4L2_MEMORY_USERPTR;
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_QBUF, (uint8_t *)&b, sizeof(b), false, &off, &len), 0);
+	assert_int_equal(devfwd_layout_v4l2_handover(VIDIOC_QBUF, (uint8_t *)&b, 8, false, &off, &len), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ioc_default),
 		cmocka_unit_test(test_described),
 		cmocka_unit_test(test_alsa_nested),
+		cmocka_unit_test(test_v4l2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

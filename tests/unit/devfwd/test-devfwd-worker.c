@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <linux/videodev2.h>
 
 #include "devfwd/devfwd.h"
 
@@ -67,7 +68,7 @@ static int setup(void **state)
 	assert_int_equal(mkfifo(path, 0600), 0);
 	snprintf(policy, sizeof(policy),
 		 "[guest uid=%u]\nallow-path = /dev/zero\nallow-path = /dev/null\nallow-path = /dev/ptmx\n"
-		 "allow-path = %s/allowed/*\nallow-ioctl = T:0x30\n",
+		 "allow-path = %s/allowed/*\nallow-ioctl = T:0x30\nallow-ioctl = V:8\n",
 		 (unsigned)getuid(), f->dir);
 	assert_int_equal(devfwd_policy_parse(policy, "fixture", &p, &err), 0);
 
@@ -238,6 +239,22 @@ static void test_ioctl(void **state)
 	assert_int_equal(r.hdr.result, -EINVAL);
 	devfwd_msg_done(&r);
 	logged(f, "argument layout does not match");
+
+	/* A V4L2 USERPTR buffer (a guest address) is refused whatever the
+	 * device, before the host kernel could read it, and the log says why. */
+	{
+		struct v4l2_requestbuffers rb = { .count = 2, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
+						  .memory = V4L2_MEMORY_USERPTR };
+		struct devfwd_ioctl_seg rs = { .len = sizeof(rb), .dir = DEVFWD_SEG_IN | DEVFWD_SEG_OUT,
+					       .parent = DEVFWD_SEG_ROOT };
+		const void *in[1] = { &rb };
+
+		assert_int_equal(devfwd_encode_ioctl(&m, ++f->next, (uint32_t)fh, VIDIOC_REQBUFS, 0, &rs, 1, in), 0);
+		xfer(f, &m, &r);
+		assert_int_equal(r.hdr.result, -EINVAL);
+		devfwd_msg_done(&r);
+		logged(f, "refused: V4L2 USERPTR and DMABUF buffers are not forwarded (MMAP only)");
+	}
 
 	/* TIOCSPTLCK is not in the policy. */
 	assert_int_equal(devfwd_encode_ioctl(&m, ++f->next, (uint32_t)fh, TIOCSPTLCK, 0, NULL, 0, NULL), 0);
