@@ -50,21 +50,6 @@ static json_object *reply(const char *vm, const char *state, json_object *vfs)
 	return j;
 }
 
-/* Sets the fields of mask on the VF through its PF. */
-static int set_net(ops *o, const char *vf, const iovm_vfnet_config *cfg, unsigned mask, iovm_error *err)
-{
-	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
-	iovm_vf info;
-	int r;
-
-	r = iovm_vf_get(o->host, vf, &info, err);
-	if (r >= 0)
-		r = iovm_vfnet_open(o->host, &nl, err);
-	if (r >= 0)
-		r = iovm_vfnet_set(nl, info.pf_addr, info.index, cfg, mask, err);
-	return r;
-}
-
 /* One VF back into its guest: the settings it had, then device_add with
  * the same id, port and failover pair (unless the device is still there:
  * a prepare killed before its unplug). A VF that cannot go back is given
@@ -84,7 +69,7 @@ static int give_vf_back(ops *o, vmrec *v, const iovm_store_incoming_vf *f, int t
 	snprintf(p.devid, sizeof(p.devid), "%s", a.devid);
 	snprintf(p.port, sizeof(p.port), "%s", f->port);
 	snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", f->pair);
-	r = set_net(o, f->src_vf, &f->net, f->net.present & MIG_SETTINGS, err);
+	r = records_vf_net_set(o, f->src_vf, &f->net, f->net.present & MIG_SETTINGS, err);
 	if (r < 0)
 		iovm_error_prefix(err, "restoring its settings");
 	if (r >= 0)
@@ -224,7 +209,7 @@ json_object *cmd_migrate_prepare(ops *o, const iovm_api_request *q, iovm_error *
 	if (r >= 0) {
 		iovmd_crash_point("migrate-out", "unplugged");
 		for (i = 0; r >= 0 && i < out.n_vfs; i++)
-			if ((r = set_net(o, out.vfs[i].src_vf, &no_mac, IOVM_VFNET_MAC, err)) < 0)
+			if ((r = records_vf_net_set(o, out.vfs[i].src_vf, &no_mac, IOVM_VFNET_MAC, err)) < 0)
 				iovm_error_prefix(err, "vm %s: vf %s: clearing its MAC", v->info.name,
 						  out.vfs[i].src_vf);
 	}

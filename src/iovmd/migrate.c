@@ -216,8 +216,12 @@ static void reserve_before_switch(ops *o, vmrec *v)
 		snprintf(q.vm, sizeof(q.vm), "%s", v->info.name);
 		snprintf(q.pf, sizeof(q.pf), "%s", m->f.pf);
 		o->op = "migrate-in";
-		if (attach_reserve(o, v, &q, &m->f.net, m->f.net.present & MIG_SETTINGS, &vf, m->devid, sizeof(m->devid),
-				   &m->intent, &err) < 0) {
+		/* All but the MAC: a VF with the guest's MAC takes the
+		 * guest's frames from the NIC at once, from the standby's path
+		 * too, and drops them until the guest's driver runs it; the MAC
+		 * goes on at the plug, after RESUME. */
+		if (attach_reserve(o, v, &q, &m->f.net, m->f.net.present & MIG_SETTINGS & ~IOVM_VFNET_MAC, &vf, m->devid,
+				   sizeof(m->devid), &m->intent, &err) < 0) {
 			log_error(err.code, "vm %s: migrating from vm %s: no VF reserved for vf %s (standby %s): %s",
 				  v->info.name, v->incoming_from, m->f.src_vf, m->f.pair, err.msg);
 			m->intent = 0;
@@ -269,7 +273,9 @@ static void plug_after_resume(ops *o, vmrec *v)
 		records_set_assignment(o, m->vf, IOVM_STORE_ATTACHING, NULL);
 		records_step(o, m->intent, "resumed");
 		iovmd_crash_point("migrate-in", "resumed");
-		if (iovm_vm_live_restore(v->vm, m->vf, &p, IOVM_LIVE_FAILOVER, o->d->cfg.attach_timeout_ms, &err) < 0) {
+		if ((m->f.net.present & IOVM_VFNET_MAC &&
+		     records_vf_net_set(o, m->vf, &m->f.net, IOVM_VFNET_MAC, &err) < 0) ||
+		    iovm_vm_live_restore(v->vm, m->vf, &p, IOVM_LIVE_FAILOVER, o->d->cfg.attach_timeout_ms, &err) < 0) {
 			log_error(err.code, "vm %s: after its migration from vm %s: vf %s for standby %s: %s",
 				  v->info.name, v->incoming_from, m->vf, m->f.pair, err.msg);
 			ops_emit(o, "MIGRATION_VF_FAILED",

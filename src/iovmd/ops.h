@@ -181,6 +181,8 @@ void records_set_share(ops *o, const char *vf, const char *vm, iovm_store_assign
 void records_release(ops *o, const char *vf);
 void records_release_share(ops *o, const char *vf, const char *vm);
 int records_restore_vf(ops *o, const char *vf, iovm_error *err);
+/* Sets the fields of mask on a VF through its PF (rtnetlink). */
+int records_vf_net_set(ops *o, const char *vf, const iovm_vfnet_config *cfg, unsigned mask, iovm_error *err);
 
 /* snapshot.c: m is a message allocated beforehand (or NULL). */
 void snapshot_publish(ops *o, iovmd_msg *m);

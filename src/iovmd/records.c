@@ -196,3 +196,17 @@ int records_restore_vf(ops *o, const char *vfaddr, iovm_error *err)
 	records_release(o, vfaddr);
 	return 0;
 }
+
+int records_vf_net_set(ops *o, const char *vf, const iovm_vfnet_config *cfg, unsigned mask, iovm_error *err)
+{
+	_cleanup_(iovm_vfnet_closep) iovm_vfnet *nl = NULL;
+	iovm_vf info;
+	int r;
+
+	r = iovm_vf_get(o->host, vf, &info, err);
+	if (r >= 0)
+		r = iovm_vfnet_open(o->host, &nl, err);
+	if (r >= 0)
+		r = iovm_vfnet_set(nl, info.pf_addr, info.index, cfg, mask, err);
+	return r;
+}
