@@ -38,19 +38,37 @@ until_ok() {
 	until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
 }
 carrier() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
-# up_carrier ND: brings ND up and waits for carrier, 15 s at a time, with a
-# down/up in between (at most 6): igbvf's open redoes the reset handshake,
-# whose 1-s budgets an emulated host under load overruns, and igbvf then
-# stays without carrier (tests/lab/lib/vf-traffic.sh, _vft_link).
+# pf_still VF: how many failed reset handshakes igbvf logged for VF.
+pf_still() { dmesg | grep -c "igbvf $1: PF still"; }
+# up_carrier ND VF: brings ND (VF's netdev) up and waits for carrier, at most
+# 180 s. igbvf has carrier after a reset handshake with the PF (done by the
+# down before the up, or by igbvf's reset task every 10 s) whose 1-s budgets
+# an emulated host under load overruns; igbvf then stays without carrier
+# until its next reset. So ND is bounced after 15 s without carrier, or at
+# once when igbvf logged a failed handshake for VF since the last bounce
+# (tests/lab/lib/vf-traffic.sh, _vft_link).
 up_carrier() {
-	local try
-	for try in 1 2 3 4 5 6; do
-		ip link set "$1" up
-		until_ok 15 carrier "$1" && return 0
-		echo "  $1: no carrier after 15 s (attempt $try); bouncing it"
-		ip link set "$1" down
+	local nd=$1 v=$2 end=$(( $(date +%s) + 180 )) try=0 seen next now
+	seen=$(pf_still "$v")
+	while :; do
+		try=$((try + 1))
+		ip link set "$nd" up
+		next=$(( $(date +%s) + 15 ))
+		until carrier "$nd"; do
+			now=$(date +%s)
+			[ "$now" -lt "$end" ] || { echo "  $nd: no carrier after $try attempts in 180 s"; return 1; }
+			if [ "$now" -ge "$next" ]; then
+				echo "  $nd: no carrier after 15 s (attempt $try); bouncing it"; break
+			fi
+			if [ "$(pf_still "$v")" -gt "$seen" ]; then
+				echo "  $nd: igbvf's handshake failed (attempt $try); bouncing it"; break
+			fi
+			sleep 0.2
+		done
+		carrier "$nd" && return 0
+		seen=$(pf_still "$v")
+		ip link set "$nd" down
 	done
-	return 1
 }
 has_netdev() { compgen -G "/sys/bus/pci/devices/$1/net/*" >/dev/null; }
 # bind_igbvf IDX: binds VF IDX to igbvf by hand; prints "NETDEV MAC".
@@ -90,8 +108,8 @@ for c in 1 2 3 4 5; do
 		got=$(cat "/sys/class/net/$nd/address" 2>/dev/null)
 		[ "$got" = "$want" ] && ok "cycle $c: vf $i ($nd) adopted its PF-set MAC $want" \
 			|| fail "cycle $c: vf $i ($nd) has MAC '$got', want $want; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
-		up_carrier "$nd" && ok "cycle $c: vf $i ($nd) has carrier" \
-			|| fail "cycle $c: vf $i ($nd) no carrier in 6 tries of 15 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
+		up_carrier "$nd" "$(vf $i)" && ok "cycle $c: vf $i ($nd) has carrier" \
+			|| fail "cycle $c: vf $i ($nd) no carrier within 180 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" down
 	done
 	# A probe whose handshake failed is re-probed by iovm (the VF's MAC
@@ -114,8 +132,8 @@ for c in 1 2 3; do
 	for i in 0 1; do
 		nd=$(basename "$(ls -d "/sys/bus/pci/devices/$(vf $i)/net/"* 2>/dev/null | head -n 1)")
 		[ "$(drv "$(vf $i)")" = igbvf ] || fail "host cycle $c: vf $i on $(drv "$(vf $i)")"
-		up_carrier "$nd" && ok "host cycle $c: vf $i ($nd) has carrier" \
-			|| fail "host cycle $c: vf $i ($nd) no carrier in 6 tries of 15 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
+		up_carrier "$nd" "$(vf $i)" && ok "host cycle $c: vf $i ($nd) has carrier" \
+			|| fail "host cycle $c: vf $i ($nd) no carrier within 180 s; dmesg: $(dmesg | grep -E "igb(vf)? " | tail -6)"
 		ip link set "$nd" down
 	done
 	expect 0 "$T" set-vfs $PFN 0 >/dev/null

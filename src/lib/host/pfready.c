@@ -38,8 +38,11 @@
 
 /* How often the PF's carrier is looked at while waited for. */
 #define CARRIER_POLL_MS 10
-/* How many times a VF whose handshake failed is probed again. */
-#define REPROBE_MAX 2
+/* How many times a VF whose handshake failed is probed again, and the pause
+ * before the first retry (it grows by as much for each next one): a PF
+ * driver that answered its mailbox too late once is often still busy. */
+#define REPROBE_MAX 4
+#define REPROBE_PAUSE_MS 200
 
 /* -1 without a netdev, else whether it is administratively up. */
 static int pf_netdev_up(const iovm_host *h, const char *addr, char *ifname, size_t n)
@@ -200,6 +203,7 @@ int pf_ready_reprobe(iovm_host *h, const char *vf_addr, iovm_error *err)
 
 	snprintf(one[0], sizeof(one[0]), "%s", vf_addr);
 	for (i = 0; (r = vf_handshake_ok(h, vf_addr, have, sizeof(have), want)) == 0 && i < REPROBE_MAX; i++) {
+		usleep((i + 1) * REPROBE_PAUSE_MS * 1000);
 		if (pci_dev_attr(h, vf_addr, "driver/unbind", p, sizeof(p)) < 0)
 			return -ENAMETOOLONG;
 		r = host_write(h, IOVM_TIMEOUT_SYSFS, p, vf_addr);
