@@ -10,9 +10,29 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "iovm/live.h"
 #include "iovmd/ops.h"
 #include "shared/json-util.h"
 #include "shared/util.h"
+
+int migrate_plug_primary(ops *o, vmrec *v, const char *vf, const char *devid, const iovm_store_incoming_vf *f,
+			 unsigned mask, bool keep_present, int timeout_ms, iovm_error *err)
+{
+	iovm_live_place now = {}, p = {};
+	int r;
+
+	if (mask && records_vf_net_set(o, vf, &f->net, mask, err) < 0)
+		return iovm_error_prefix(err, "restoring its settings");
+	if (keep_present) {
+		r = iovm_vm_live_probe(v->vm, devid, CONNECT_TIMEOUT_MS, &now, err);
+		if (r < 0 || now.present)
+			return r;
+	}
+	snprintf(p.devid, sizeof(p.devid), "%s", devid);
+	snprintf(p.port, sizeof(p.port), "%s", f->port);
+	snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", f->pair);
+	return iovm_vm_live_restore(v->vm, vf, &p, IOVM_LIVE_FAILOVER, timeout_ms, err);
+}
 
 mig_state mig_state_from_string(const char *s)
 {

@@ -58,7 +58,6 @@ static int give_vf_back(ops *o, vmrec *v, const iovm_store_incoming_vf *f, int t
 			iovm_error *err)
 {
 	iovm_store_assignment a;
-	iovm_live_place now = {}, p = {};
 	iovm_error e2 = {};
 	int r;
 
@@ -66,16 +65,7 @@ static int give_vf_back(ops *o, vmrec *v, const iovm_store_incoming_vf *f, int t
 		log_warning(0, "vm %s: vf %s is no longer the VM's: not given back", v->info.name, f->src_vf);
 		return 0;
 	}
-	snprintf(p.devid, sizeof(p.devid), "%s", a.devid);
-	snprintf(p.port, sizeof(p.port), "%s", f->port);
-	snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", f->pair);
-	r = records_vf_net_set(o, f->src_vf, &f->net, f->net.present & MIG_SETTINGS, err);
-	if (r < 0)
-		iovm_error_prefix(err, "restoring its settings");
-	if (r >= 0)
-		r = iovm_vm_live_probe(v->vm, a.devid, CONNECT_TIMEOUT_MS, &now, err);
-	if (r >= 0 && !now.present)
-		r = iovm_vm_live_restore(v->vm, f->src_vf, &p, IOVM_LIVE_FAILOVER, timeout_ms, err);
+	r = migrate_plug_primary(o, v, f->src_vf, a.devid, f, f->net.present & MIG_SETTINGS, true, timeout_ms, err);
 	if (r < 0) {
 		iovm_error_prefix(err, "vm %s: vf %s: giving it back to the guest", v->info.name, f->src_vf);
 		log_error(err->code, "%s; the VF goes back to the host", err->msg);

@@ -259,23 +259,18 @@ static void plug_after_resume(ops *o, vmrec *v)
 
 	for (size_t i = 0; i < v->n_mig_vfs; i++) {
 		mig_vf *m = &v->mig_vfs[i];
-		iovm_live_place p = {};
 		iovm_error err = {};
 		json_object *ev;
 
 		if (!m->intent)
 			continue;
-		snprintf(p.devid, sizeof(p.devid), "%s", m->devid);
-		snprintf(p.port, sizeof(p.port), "%s", m->f.port);
-		snprintf(p.failover_pair_id, sizeof(p.failover_pair_id), "%s", m->f.pair);
 		o->op = "migrate-in";
 		o->intent = m->intent;
 		records_set_assignment(o, m->vf, IOVM_STORE_ATTACHING, NULL);
 		records_step(o, m->intent, "resumed");
 		iovmd_crash_point("migrate-in", "resumed");
-		if ((m->f.net.present & IOVM_VFNET_MAC &&
-		     records_vf_net_set(o, m->vf, &m->f.net, IOVM_VFNET_MAC, &err) < 0) ||
-		    iovm_vm_live_restore(v->vm, m->vf, &p, IOVM_LIVE_FAILOVER, o->d->cfg.attach_timeout_ms, &err) < 0) {
+		if (migrate_plug_primary(o, v, m->vf, m->devid, &m->f, m->f.net.present & IOVM_VFNET_MAC, false,
+					 o->d->cfg.attach_timeout_ms, &err) < 0) {
 			log_error(err.code, "vm %s: after its migration from vm %s: vf %s for standby %s: %s",
 				  v->info.name, v->incoming_from, m->vf, m->f.pair, err.msg);
 			ops_emit(o, "MIGRATION_VF_FAILED",

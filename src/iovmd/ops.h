@@ -239,6 +239,11 @@ void migrate_out_lost(ops *o, vmrec *v);       /* its QEMU is gone: the VFs are 
 /* migrate-link.c: the incoming link in the store, and what a restarted
  * iovmd makes of it. */
 mig_state mig_state_from_string(const char *s);   /* MIG_NONE if unknown */
+/* VF plugged into v as a failover primary: the settings of f->net in mask
+ * first, then device_add as devid on f's port, paired with f's standby;
+ * with keep_present, a device devid still in the guest is left as it is. */
+int migrate_plug_primary(ops *o, vmrec *v, const char *vf, const char *devid, const iovm_store_incoming_vf *f,
+			 unsigned mask, bool keep_present, int timeout_ms, iovm_error *err);
 int migrate_save(ops *o, vmrec *v, iovm_error *err);
 void migrate_load(ops *o, vmrec *v);              /* before its first connect */
 void migrate_settle(ops *o, vmrec *v);            /* on each connect: what its QEMU reports */
