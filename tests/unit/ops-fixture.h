@@ -116,34 +116,6 @@ static inline json_object *last_snapshot(iovmd_msg *m)
 	return snap;
 }
 
-static inline json_object *member(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	assert_non_null(o);
-	if (!json_object_object_get_ex(o, key, &v))
-		fail_msg("no member %s in %s", key, json_object_to_json_string(o));
-	return v;
-}
-
-static inline const char *member_str(json_object *o, const char *key)
-{
-	return json_object_get_string(member(o, key));
-}
-
-/* The element of array whose key is value. */
-static inline json_object *array_find(json_object *arr, const char *key, const char *value)
-{
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *e = json_object_array_get_idx(arr, i);
-
-		if (!strcmp(member_str(e, key), value))
-			return e;
-	}
-	fail_msg("no %s %s in %s", key, value, json_object_to_json_string(arr));
-	return NULL;
-}
-
 /*
  * Runs one request line as a job of CLIENT and returns the reply, parsed.
  * Checks the order every job keeps: one reply, to CLIENT, marked as
@@ -213,33 +185,5 @@ static inline void start_holding(ctx *c, const iovm_store_assignment *a, const i
 	c->d.cfg.recover = false;
 	start(c);
 	msgs_free(iovmd_queue_pop_all(&c->d.msgs));
-}
-
-/* The booted fixture, with a vfio-pci device devid behind port hp1 when
- * devid is not NULL, as a QMP reply to the Nth command. */
-static inline char *query_pci_reply(const char *devid, int nth)
-{
-	char path[512];
-	json_object *pci, *devs, *children, *br, *dev;
-	char *s;
-
-	snprintf(path, sizeof(path), "%s/qmp/query-pci-booted.json", FIXTURES_DIR);
-	pci = json_object_from_file(path);
-	assert_non_null(pci);
-	if (devid) {
-		devs = member(json_object_array_get_idx(pci, 0), "devices");
-		br = member(array_find(devs, "qdev_id", "hp1"), "pci_bridge");
-		children = member(br, "devices");
-		dev = json_object_new_object();
-		json_object_object_add(dev, "bus", json_object_new_int(1));
-		json_object_object_add(dev, "slot", json_object_new_int(0));
-		json_object_object_add(dev, "function", json_object_new_int(0));
-		json_object_object_add(dev, "qdev_id", json_object_new_string(devid));
-		json_object_array_add(children, dev);
-	}
-	assert_true(asprintf(&s, "{\"return\": %s, \"id\": $%d}\r\n",
-			     json_object_to_json_string_ext(pci, JSON_C_TO_STRING_PLAIN), nth) > 0);
-	json_object_put(pci);
-	return s;
 }
 

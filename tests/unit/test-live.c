@@ -42,34 +42,7 @@ static int teardown_arena(void **state)
 /* query-pci of the booted fixture, with devid behind port hp1 if set. */
 static const char *query_pci(const char *devid, int n)
 {
-	char path[512], *s;
-	json_object *pci, *devs, *br, *children, *dev;
-
-	snprintf(path, sizeof(path), "%s/qmp/query-pci-booted.json", FIXTURES_DIR);
-	pci = json_object_from_file(path);
-	assert_non_null(pci);
-	if (devid) {
-		json_object_object_get_ex(json_object_array_get_idx(pci, 0), "devices", &devs);
-		for (size_t i = 0; i < json_object_array_length(devs); i++) {
-			json_object *q;
-
-			dev = json_object_array_get_idx(devs, i);
-			if (!json_object_object_get_ex(dev, "qdev_id", &q) || strcmp(json_object_get_string(q), "hp1"))
-				continue;
-			json_object_object_get_ex(dev, "pci_bridge", &br);
-			json_object_object_get_ex(br, "devices", &children);
-			dev = json_object_new_object();
-			json_object_object_add(dev, "bus", json_object_new_int(1));
-			json_object_object_add(dev, "slot", json_object_new_int(0));
-			json_object_object_add(dev, "function", json_object_new_int(0));
-			json_object_object_add(dev, "qdev_id", json_object_new_string(devid));
-			json_object_array_add(children, dev);
-		}
-	}
-	assert_true(asprintf(&s, "{\"return\": %s, \"id\": $%d}\r\n",
-			     json_object_to_json_string_ext(pci, JSON_C_TO_STRING_PLAIN), n) > 0);
-	json_object_put(pci);
-	return keep(s);
+	return keep(query_pci_reply(devid, n));
 }
 
 static const char *commands(bool pause, int n)
