@@ -247,28 +247,35 @@ static inline json_object *array_find(json_object *arr, const char *key, const c
 }
 
 #ifdef FIXTURES_DIR
-/* The booted fixture, with a vfio-pci device devid behind port hp1 when
- * devid is not NULL, as a QMP reply to the Nth command. */
-static inline char *query_pci_reply(const char *devid, int nth)
+/* The booted fixture's query-pci, with a vfio-pci device devid behind
+ * port when devid is not NULL. */
+static inline json_object *query_pci_with(const char *port, const char *devid)
 {
 	char path[512];
-	json_object *pci, *devs, *children, *br, *dev;
-	char *s;
+	json_object *pci, *devs, *br, *dev;
 
 	snprintf(path, sizeof(path), "%s/qmp/query-pci-booted.json", FIXTURES_DIR);
 	pci = json_object_from_file(path);
 	assert_non_null(pci);
 	if (devid) {
 		devs = member(json_object_array_get_idx(pci, 0), "devices");
-		br = member(array_find(devs, "qdev_id", "hp1"), "pci_bridge");
-		children = member(br, "devices");
+		br = member(array_find(devs, "qdev_id", port), "pci_bridge");
 		dev = json_object_new_object();
 		json_object_object_add(dev, "bus", json_object_new_int(1));
 		json_object_object_add(dev, "slot", json_object_new_int(0));
 		json_object_object_add(dev, "function", json_object_new_int(0));
 		json_object_object_add(dev, "qdev_id", json_object_new_string(devid));
-		json_object_array_add(children, dev);
+		json_object_array_add(member(br, "devices"), dev);
 	}
+	return pci;
+}
+
+/* That (devid behind port hp1) as a QMP reply to the Nth command. */
+static inline char *query_pci_reply(const char *devid, int nth)
+{
+	json_object *pci = query_pci_with("hp1", devid);
+	char *s;
+
 	assert_true(asprintf(&s, "{\"return\": %s, \"id\": $%d}\r\n",
 			     json_object_to_json_string_ext(pci, JSON_C_TO_STRING_PLAIN), nth) > 0);
 	json_object_put(pci);

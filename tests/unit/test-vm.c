@@ -37,28 +37,7 @@ static json_object *fixture(const char *name)
 /* The booted fixture with a vfio-pci device devid behind port. */
 static json_object *with_device(const char *port, const char *devid)
 {
-	json_object *pci = fixture("query-pci-booted.json");
-	json_object *devs, *dev, *qid, *br, *children;
-	size_t n;
-
-	json_object_object_get_ex(json_object_array_get_idx(pci, 0), "devices", &devs);
-	n = json_object_array_length(devs);
-	for (size_t i = 0; i < n; i++) {
-		dev = json_object_array_get_idx(devs, i);
-		if (!json_object_object_get_ex(dev, "qdev_id", &qid) || strcmp(json_object_get_string(qid), port))
-			continue;
-		assert_true(json_object_object_get_ex(dev, "pci_bridge", &br));
-		assert_true(json_object_object_get_ex(br, "devices", &children));
-		dev = json_object_new_object();
-		json_object_object_add(dev, "bus", json_object_new_int(1));
-		json_object_object_add(dev, "slot", json_object_new_int(0));
-		json_object_object_add(dev, "function", json_object_new_int(0));
-		json_object_object_add(dev, "qdev_id", json_object_new_string(devid));
-		json_object_array_add(children, dev);
-		return pci;
-	}
-	fail_msg("no port %s", port);
-	return NULL;
+	return query_pci_with(port, devid);
 }
 
 /* "{"return": JSON, "id": $N}\r\n", owned by a small arena freed per test. */
