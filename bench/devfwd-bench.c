@@ -23,9 +23,9 @@
  *                     --connect ADDR [--floor CUSE-NULL] [--kernel READ IOCTL]
  *                     [--backend-evdev PATH] [--mmap NATIVE FORWARDED] [--seconds S]
  *        devfwd-bench --confine-cost CONFINED-ADDR UNCONFINED-ADDR EVDEV [--seconds S]
- * --mmap: mmap, copy out and munmap 64 KiB and 1 MiB of NATIVE and of
+ * --mmap: mmap, copy out and munmap 64 and 512 KiB of NATIVE and of
  * FORWARDED (a device of the kernel frontend in a guest with a shared
- * window: the data moves through the window).
+ * window of at least 1 MiB: the data moves through the window).
  * NATIVE of --ioctl may be "-" (no evdev where the benchmark runs, e.g. in a
  * guest); --backend-evdev then names the evdev node on the backend's side
  * for the protocol-only ioctl (default: NATIVE of --ioctl). The protocol
@@ -381,9 +381,9 @@ struct figures {
 	double nat[NSIZES], fwd[NSIZES], floor[NSIZES], kern[NSIZES], proto[NSIZES];
 	double kern_per_call[NSIZES];
 	double io_nat, io_fwd, io_floor, io_kern, io_proto, rtt, copy;
-	double mm_nat[2], mm_fwd[2]; /* --mmap, 64 KiB and 1 MiB */
+	double mm_nat[2], mm_fwd[2]; /* --mmap, 64 and 512 KiB */
 };
-static const size_t mmap_sizes[2] = { 65536, 1048576 };
+static const size_t mmap_sizes[2] = { 65536, 524288 };
 
 static double mib(double bytes_per_s)
 {
