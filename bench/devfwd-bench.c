@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* devfwd benchmark: native vs forwarded on the same device, in one run.
- *   - read throughput of a device (/dev/zero) at 4, 16 and 64 KiB,
+ *   - read throughput of a device (/dev/zero) at 4, 16, 64 KiB and 1 MiB,
  *   - small-ioctl round trip (EVIOCGVERSION on an evdev node),
  *   - the raw transport round trip (a HELLO through the backend's worker),
  *   - the same reads through the protocol alone (client library -> backend
@@ -8,6 +8,11 @@
  *     the transport's part and the CUSE frontend's part,
  *   - with --floor, the same reads and ioctl on cuse-null, a CUSE device
  *     that forwards nothing: the floor of any CUSE frontend.
+ *   - with --kernel, the same reads and ioctl on the devices forwarded by
+ *     devfwd.ko, the kernel frontend (one stream per open file, no CUSE),
+ *     and the ratios the kernel frontend's goals are stated in: its 64 KiB
+ *     read against the CUSE frontend's and native, its ioctl against the
+ *     transport round trip.
  * Prints each figure and its ratio to native; it asserts nothing,
  * since only ratios measured in the same run mean anything (the lab is TCG).
  * With --confine-cost, it measures instead what worker confinement costs:
@@ -15,15 +20,25 @@
  * worker's fork and confinement) and an ioctl round trip through the
  * protocol, on a backend with confined workers and one without.
  * usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED
- *                     --connect ADDR [--floor CUSE-NULL] [--seconds S]
- *        devfwd-bench --confine-cost CONFINED-ADDR UNCONFINED-ADDR EVDEV [--seconds S] */
+ *                     --connect ADDR [--floor CUSE-NULL] [--kernel READ IOCTL]
+ *                     [--backend-evdev PATH] [--mmap NATIVE FORWARDED] [--seconds S]
+ *        devfwd-bench --confine-cost CONFINED-ADDR UNCONFINED-ADDR EVDEV [--seconds S]
+ * --mmap: mmap, copy out and munmap 64 and 512 KiB of NATIVE and of
+ * FORWARDED (a device of the kernel frontend in a guest with a shared
+ * window of at least 1 MiB: the data moves through the window).
+ * NATIVE of --ioctl may be "-" (no evdev where the benchmark runs, e.g. in a
+ * guest); --backend-evdev then names the evdev node on the backend's side
+ * for the protocol-only ioctl (default: NATIVE of --ioctl). The protocol
+ * reads read NATIVE of --read on the backend's side. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/input.h>
@@ -42,16 +57,20 @@ static double now(void)
  * (0 for a round trip), or exits with a message if it failed. */
 typedef size_t (*bench_op)(void *ctx);
 
-/* Runs op in batches of 16 for about `seconds`; returns the elapsed
- * seconds and, in *ret_ops and *ret_bytes, how many ran and what they moved. */
+/* Runs op in batches of 16 for about `seconds` (one at a time when the
+ * first took over 10 ms: 16 of a nested guest's slow reads would overrun
+ * the time many times; a fast operation keeps its batch, so the clock is
+ * not read once per operation); returns the elapsed seconds and, in
+ * *ret_ops and *ret_bytes, how many ran and what they moved. */
 static double run_for(bench_op op, void *ctx, long *ret_ops, size_t *ret_bytes)
 {
 	double t0 = now(), t;
-	size_t bytes = 0;
-	long n = 0;
+	size_t bytes = op(ctx);
+	long n = 1;
+	int batch = now() - t0 > 10e-3 ? 1 : 16;
 
 	do {
-		for (int i = 0; i < 16; i++, n++)
+		for (int i = 0; i < batch; i++, n++)
 			bytes += op(ctx);
 		t = now() - t0;
 	} while (t < seconds);
@@ -102,7 +121,8 @@ static size_t op_read(void *ctx)
 static size_t op_proto_read(void *ctx)
 {
 	struct rd *r = ctx;
-	ssize_t n = devfwd_client_read(r->c, r->fh, r->buf, r->bs);
+	/* one request carries at most DEVFWD_MAX_IO (1 MiB less a header's room) */
+	ssize_t n = devfwd_client_read(r->c, r->fh, r->buf, r->bs < DEVFWD_MAX_IO ? r->bs : DEVFWD_MAX_IO);
 
 	if (n <= 0) {
 		fprintf(stderr, "devfwd-bench: protocol read of %s: %s\n", r->path, n < 0 ? strerror((int)-n) : "EOF");
@@ -120,6 +140,26 @@ static size_t op_memcpy(void *ctx)
 	r->src[r->bs - 1]++; /* a different copy each time */
 	memcpy(r->buf, r->src, r->bs);
 	copied = r->buf[r->bs - 1];
+	return r->bs;
+}
+
+/* mmap bs bytes of the file at offset 0, copy them out (the application
+ * consumes the data, as a read(2) would put it in its buffer), munmap. */
+static size_t op_mmap(void *ctx)
+{
+	struct rd *r = ctx;
+	void *p = mmap(NULL, r->bs, PROT_READ, MAP_SHARED, r->fd, 0);
+
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "devfwd-bench: mmap of %zu bytes of %s: %m\n", r->bs, r->path);
+		exit(1);
+	}
+	memcpy(r->buf, p, r->bs);
+	copied = r->buf[r->bs - 1];
+	if (munmap(p, r->bs) < 0) {
+		fprintf(stderr, "devfwd-bench: munmap of %s: %m\n", r->path);
+		exit(1);
+	}
 	return r->bs;
 }
 
@@ -146,14 +186,19 @@ static size_t op_ping(void *ctx)
 	return 0;
 }
 
-static void open_or_exit(struct rd *r, const char *path)
+static void open_flags_or_exit(struct rd *r, const char *path, int flags)
 {
 	r->path = path;
-	r->fd = open(path, O_RDONLY);
+	r->fd = open(path, flags);
 	if (r->fd < 0) {
 		fprintf(stderr, "devfwd-bench: open %s: %m\n", path);
 		exit(1);
 	}
+}
+
+static void open_or_exit(struct rd *r, const char *path)
+{
+	open_flags_or_exit(r, path, O_RDONLY);
 }
 
 static char *buf_or_exit(size_t bs)
@@ -167,14 +212,41 @@ static char *buf_or_exit(size_t bs)
 	return b;
 }
 
-/* Bytes per second reading path in chunks of bs for about `seconds`. */
+/* Bytes per second reading path in chunks of bs for about `seconds`; in
+ * *ret_per_call (if not NULL) the bytes one read(2) returned on average (a
+ * frontend may return less than asked: devfwd.ko at most 128 KiB). */
+static double read_rate_calls(const char *path, size_t bs, double *ret_per_call)
+{
+	struct rd r = { .bs = bs, .buf = buf_or_exit(bs) };
+	size_t bytes;
+	long n;
+	double t;
+
+	open_or_exit(&r, path);
+	t = run_for(op_read, &r, &n, &bytes);
+	close(r.fd);
+	free(r.buf);
+	if (ret_per_call)
+		*ret_per_call = (double)bytes / (double)n;
+	return (double)bytes / t;
+}
+
 static double read_rate(const char *path, size_t bs)
+{
+	return read_rate_calls(path, bs, NULL);
+}
+
+/* Bytes per second moved by mmap, copy and munmap of bs bytes of path.
+ * Opened read-write although mapped read-only: for a read-only file the
+ * kernel clears VM_SHARED of a MAP_SHARED mapping, and devfwd.ko refuses a
+ * mapping without it (EINVAL, as for MAP_PRIVATE). */
+static double mmap_rate(const char *path, size_t bs)
 {
 	struct rd r = { .bs = bs, .buf = buf_or_exit(bs) };
 	double rate;
 
-	open_or_exit(&r, path);
-	rate = bytes_per_second(op_read, &r);
+	open_flags_or_exit(&r, path, O_RDWR);
+	rate = bytes_per_second(op_mmap, &r);
 	close(r.fd);
 	free(r.buf);
 	return rate;
@@ -308,6 +380,70 @@ static int confine_cost(const char *confined, const char *unconfined, const char
 	return 0;
 }
 
+/* What one run measured, per read size and for the ioctl; 0 where a
+ * column was not asked for. */
+enum { NSIZES = 4 };
+static const size_t sizes[NSIZES] = { 4096, 16384, 65536, 1048576 };
+
+struct figures {
+	double nat[NSIZES], fwd[NSIZES], floor[NSIZES], kern[NSIZES], proto[NSIZES];
+	double kern_per_call[NSIZES];
+	double io_nat, io_fwd, io_floor, io_kern, io_proto, rtt, copy;
+	double mm_nat[2], mm_fwd[2]; /* --mmap, 64 and 512 KiB */
+};
+static const size_t mmap_sizes[2] = { 65536, 524288 };
+
+static double mib(double bytes_per_s)
+{
+	return bytes_per_s / 1048576;
+}
+
+static double us_per_read(size_t bs, double rate)
+{
+	return rate > 0 ? 1e6 * (double)bs / rate : 0;
+}
+
+static void print_figures(const struct figures *f, bool floor_dev, bool kern)
+{
+	printf("%-22s %10s %10s %10s %10s %10s\n", "read, MiB/s (us/read)", "native", "CUSE floor", "CUSE fwd",
+	       "kernel fwd", "protocol");
+	for (size_t i = 0; i < NSIZES; i++) {
+		char label[32];
+
+		snprintf(label, sizeof(label), "%zu KiB", sizes[i] / 1024);
+		printf("%-22s %10.1f %10.1f %10.1f %10.1f %10.1f\n", label, mib(f->nat[i]), mib(f->floor[i]),
+		       mib(f->fwd[i]), mib(f->kern[i]), mib(f->proto[i]));
+		printf("%-22s %10.1f %10.1f %10.1f %10.1f %10.1f\n", "  us per read(2)", us_per_read(sizes[i], f->nat[i]),
+		       us_per_read(sizes[i], f->floor[i]), us_per_read(sizes[i], f->fwd[i]),
+		       kern ? 1e6 * f->kern_per_call[i] / f->kern[i] : 0, us_per_read(sizes[i], f->proto[i]));
+	}
+	printf("%-22s %10.1f %10.1f %10.1f %10.1f %10.1f\n", "EVIOCGVERSION, us", f->io_nat, f->io_floor, f->io_fwd,
+	       f->io_kern, f->io_proto);
+	printf("transport round trip (HELLO through the worker): %.1f us\n", f->rtt);
+	printf("memcpy 64 KiB: %.1f MiB/s (one user-space copy, for scale)\n", mib(f->copy));
+	if (kern)
+		printf("kernel fwd 1024 KiB: %.0f bytes per read(2) on average (the module forwards at most "
+		       "128 KiB per call)\n", f->kern_per_call[NSIZES - 1]);
+	puts("ratios:");
+	printf("  CUSE fwd / native, 64 KiB read           %8.1f%%\n", 100 * f->fwd[2] / f->nat[2]);
+	if (floor_dev)
+		printf("  CUSE floor / native, 64 KiB read         %8.1f%%\n", 100 * f->floor[2] / f->nat[2]);
+	printf("  CUSE fwd ioctl / transport               %8.2fx  (target <= 3x)\n", f->io_fwd / f->rtt);
+	if (floor_dev)
+		printf("  (CUSE fwd - floor) ioctl / transport     %8.2fx\n", (f->io_fwd - f->io_floor) / f->rtt);
+	if (!kern)
+		return;
+	printf("  kernel / CUSE fwd, 64 KiB read           %8.2fx  (goal >= 5x)\n", f->kern[2] / f->fwd[2]);
+	printf("  kernel / CUSE fwd, 1 MiB read            %8.2fx\n", f->kern[3] / f->fwd[3]);
+	printf("  kernel / native, 64 KiB read             %8.1f%%  (goal >= 50%% for data moved through the "
+	       "window; read(2) moves it through the socket)\n", 100 * f->kern[2] / f->nat[2]);
+	printf("  kernel / native, 1 MiB read              %8.1f%%\n", 100 * f->kern[3] / f->nat[3]);
+	printf("  kernel / protocol, 64 KiB read           %8.1f%%\n", 100 * f->kern[2] / f->proto[2]);
+	printf("  kernel ioctl / transport                 %8.2fx  (goal <= 1.5x)\n", f->io_kern / f->rtt);
+	printf("  kernel ioctl / protocol ioctl            %8.2fx\n", f->io_kern / f->io_proto);
+	printf("  kernel ioctl / CUSE fwd ioctl            %8.2fx\n", f->io_kern / f->io_fwd);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -316,17 +452,19 @@ int main(int argc, char **argv)
 		{ "connect", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "floor", required_argument, NULL, 'f' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "backend-evdev", required_argument, NULL, 'e' },
+		{ "mmap", required_argument, NULL, 'm' },
 		{ "confine-cost", required_argument, NULL, 'C' },
 		{}
 	};
 	const char *rn = NULL, *rf = NULL, *in = NULL, *inf = NULL, *addr = NULL, *floor_dev = NULL;
+	const char *kr = NULL, *ki = NULL, *proto_ioctl_dev = NULL, *mn = NULL, *mf = NULL;
 	const char *cc[3] = {};
-	static const size_t sizes[] = { 4096, 16384, 65536 };
-	enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
-	double fwd[NSIZES], nat[NSIZES];
+	struct figures f = {};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:i:c:s:f:C:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:c:s:f:k:e:m:C:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'C':
 			cc[0] = optarg;
@@ -340,6 +478,17 @@ int main(int argc, char **argv)
 		case 'i':
 			in = optarg;
 			inf = optind < argc ? argv[optind++] : NULL;
+			break;
+		case 'k':
+			kr = optarg;
+			ki = optind < argc ? argv[optind++] : NULL;
+			break;
+		case 'e':
+			proto_ioctl_dev = optarg;
+			break;
+		case 'm':
+			mn = optarg;
+			mf = optind < argc ? argv[optind++] : NULL;
 			break;
 		case 'c':
 			addr = optarg;
@@ -356,45 +505,45 @@ int main(int argc, char **argv)
 	}
 	if (cc[0] && cc[1] && cc[2] && seconds > 0)
 		return confine_cost(cc[0], cc[1], cc[2]);
-	if (!rn || !rf || !in || !inf || !addr || seconds <= 0) {
+	if (!rn || !rf || !in || !inf || !addr || (kr && !ki) || (mn && !mf) || (strcmp(in, "-") == 0 && !proto_ioctl_dev) ||
+	    seconds <= 0) {
 		fputs("usage: devfwd-bench --read NATIVE FORWARDED --ioctl NATIVE FORWARDED --connect ADDR "
-		      "[--floor CUSE-NULL] [--seconds S]\n"
+		      "[--floor CUSE-NULL] [--kernel READ IOCTL] [--backend-evdev PATH]\n"
+		      "                    [--mmap NATIVE FORWARDED] [--seconds S]\n"
 		      "       devfwd-bench --confine-cost CONFINED-ADDR UNCONFINED-ADDR EVDEV [--seconds S]\n", stderr);
 		return 2;
 	}
-	printf("%-28s %14s %14s %8s\n", "measure", "native", "forwarded", "ratio");
+	/* Every column of a row one after the other, so a drift of the
+	 * (emulated) machine's load spreads over all of them alike. */
 	for (size_t i = 0; i < NSIZES; i++) {
-		nat[i] = read_rate(rn, sizes[i]);
-		fwd[i] = read_rate(rf, sizes[i]);
-		printf("read %-3zu KiB (MiB/s)        %14.1f %14.1f %7.1f%%\n", sizes[i] / 1024, nat[i] / 1048576,
-		       fwd[i] / 1048576, 100 * fwd[i] / nat[i]);
+		f.nat[i] = read_rate(rn, sizes[i]);
+		if (floor_dev)
+			f.floor[i] = read_rate(floor_dev, sizes[i]);
+		f.fwd[i] = read_rate(rf, sizes[i]);
+		if (kr)
+			f.kern[i] = read_rate_calls(kr, sizes[i], &f.kern_per_call[i]);
+		/* The same reads without CUSE or module: transport and worker. */
+		f.proto[i] = proto_read_rate(addr, rn, sizes[i]);
 	}
-	/* The same reads without CUSE: what the transport and worker cost. */
-	for (size_t i = 0; i < NSIZES; i++) {
-		double p = proto_read_rate(addr, rn, sizes[i]);
-
-		printf("protocol read %-3zu KiB (MiB/s) %13s %14.1f   (us/read: protocol %.0f, forwarded %.0f)\n",
-		       sizes[i] / 1024, "", p / 1048576, 1e6 * (double)sizes[i] / p, 1e6 * (double)sizes[i] / fwd[i]);
-	}
-	/* A CUSE device that forwards nothing: what CUSE alone costs. */
-	for (size_t i = 0; floor_dev && i < NSIZES; i++) {
-		double z = read_rate(floor_dev, sizes[i]);
-
-		printf("CUSE floor read %-3zu KiB (MiB/s) %10s %14.1f %7.1f%%  (us/read %.0f)\n", sizes[i] / 1024, "",
-		       z / 1048576, 100 * z / nat[i], 1e6 * (double)sizes[i] / z);
-	}
-	printf("memcpy 64  KiB (MiB/s)       %14.1f   (one user-space copy, for scale)\n",
-	       memcpy_rate(65536) / 1048576);
-	double in_us = ioctl_rtt(in), f_us = ioctl_rtt(inf), t_us = transport_rtt(addr);
-
-	printf("EVIOCGVERSION (us)           %14.1f %14.1f %7.1fx\n", in_us, f_us, f_us / in_us);
-	printf("transport round trip (us)    %14s %14.1f\n", "-", t_us);
-	printf("forwarded ioctl / transport  %14s %14s %7.2fx  (target <= 3x)\n", "", "", f_us / t_us);
-	if (floor_dev) {
-		double z_us = ioctl_rtt(floor_dev);
-
-		printf("CUSE floor EVIOCGVERSION (us) %13s %14.1f   (forwarded minus floor %.1f us, %.2fx transport)\n",
-		       "", z_us, f_us - z_us, (f_us - z_us) / t_us);
+	f.copy = memcpy_rate(65536);
+	/* "-": no native device here (a guest without evdev): the host's
+	 * figure is the native one. */
+	if (strcmp(in, "-") != 0)
+		f.io_nat = ioctl_rtt(in);
+	if (floor_dev)
+		f.io_floor = ioctl_rtt(floor_dev);
+	f.io_fwd = ioctl_rtt(inf);
+	if (ki)
+		f.io_kern = ioctl_rtt(ki);
+	f.io_proto = proto_ioctl_rtt(addr, proto_ioctl_dev ? proto_ioctl_dev : in);
+	f.rtt = transport_rtt(addr);
+	print_figures(&f, floor_dev, kr);
+	fflush(stdout);
+	for (size_t i = 0; mn && i < 2; i++) {
+		f.mm_nat[i] = mmap_rate(mn, mmap_sizes[i]);
+		f.mm_fwd[i] = mmap_rate(mf, mmap_sizes[i]);
+		printf("mmap+copy+munmap %3zu KiB: native %.1f MiB/s, through the window %.1f MiB/s, %.1f%%\n",
+		       mmap_sizes[i] / 1024, mib(f.mm_nat[i]), mib(f.mm_fwd[i]), 100 * f.mm_fwd[i] / f.mm_nat[i]);
 	}
 	return 0;
 }

@@ -20,13 +20,12 @@ ivshmem-plain) that the backend maps too (policy key `window`).
   mmap fail with EIO, and the guest kernel logs the cause, no oops."""
 import os
 import random
-import re
 import struct
 import subprocess
 import sys
 
 from devfwd_lab import TMP, VERSION, Backend, FakeBackend, add_window, capture_running, fail, guest_dmesg_clean, \
-    guest_sh, kmod_guest, kmod_tools, lab_guest, loopback_card, modprobe, reply_hdr, skip, wait_for, wav
+    guest_sh, kmod_guest, kmod_tools, lab_guest, loopback_card, modprobe, push_alsa, reply_hdr, skip, wait_for, wav
 
 GUEST, CID, PORT, FAKE_PORT = "devfwd-mmap", 44, 7078, 7079
 WINDOW = f"/run/devfwd-window-{GUEST}"
@@ -75,20 +74,6 @@ class WrongRangeBackend(FakeBackend):
             c.sendall(reply_hdr(op, rid, fh=1, result=-22))
 
 
-def push_alsa():
-    """aplay, the libraries it needs and alsa-lib's configuration."""
-    gexec("mkdir -p /tmp/alib /usr/share/alsa")
-    guest("push", GUEST, "/usr/bin/aplay", "/tmp/aplay", "--mode", "755", timeout=600)
-    libs = subprocess.run(["ldd", "/usr/bin/aplay"], capture_output=True, text=True, check=True).stdout
-    paths = re.findall(r"=> (/\S+)", libs)
-    # the guest's agent brought its C library along; push only what is missing
-    have = gexec(" ".join(f"test -e {p} && echo {p};" for p in paths), check=False).stdout.split()
-    for path in paths:
-        if path not in have:
-            guest("push", GUEST, path, f"/tmp/alib/{os.path.basename(path)}", "--mode", "644", timeout=600)
-    guest("push", GUEST, "/usr/share/alsa/alsa.conf", "/usr/share/alsa/alsa.conf", "--mode", "644")
-
-
 def main():
     probe, frontend = kmod_tools()
     for tool in ("aplay", "arecord"):
@@ -106,7 +91,7 @@ def main():
     try:
         started = True  # stopping a guest that did not start is harmless
         kmod_guest(GUEST, CID, probe, frontend)
-        push_alsa()
+        push_alsa(GUEST)
         r = gexec(f"/tmp/devfwd-frontend --kernel --connect vsock:2:{PORT} --connect-timeout 300 "
                   f"--device {ctl}=snd/controlC{FAKE_CARD} --device {pcm}=snd/pcmC{FAKE_CARD}D0p --device /dev/zero=zerofwd && "
                   f"echo 'add 2 {FAKE_PORT} /dev/snd/pcmC0D0p fake0' > /dev/devfwd-ctl && cat /dev/devfwd-ctl",

@@ -362,6 +362,22 @@ def add_window(name, path, size):
              "the guest's devfwd.ko to bind the hot-added ivshmem device", timeout=300, interval=3)
 
 
+def push_alsa(name):
+    """aplay into guest name (/tmp/aplay), the libraries it needs that the
+    guest lacks (/tmp/alib, for LD_LIBRARY_PATH) and alsa-lib's
+    configuration."""
+    guest_sh(name, "mkdir -p /tmp/alib /usr/share/alsa")
+    lab_guest("push", name, "/usr/bin/aplay", "/tmp/aplay", "--mode", "755", timeout=600)
+    libs = subprocess.run(["ldd", "/usr/bin/aplay"], capture_output=True, text=True, check=True).stdout
+    paths = re.findall(r"=> (/\S+)", libs)
+    # the guest's agent brought its C library along; push only what is missing
+    have = guest_sh(name, " ".join(f"test -e {p} && echo {p};" for p in paths), check=False).stdout.split()
+    for path in paths:
+        if path not in have:
+            lab_guest("push", name, path, f"/tmp/alib/{os.path.basename(path)}", "--mode", "644", timeout=600)
+    lab_guest("push", name, "/usr/share/alsa/alsa.conf", "/usr/share/alsa/alsa.conf", "--mode", "644")
+
+
 def loopback_card():
     """The card number of snd-aloop's Loopback card."""
     with open("/proc/asound/cards") as f:
