@@ -237,9 +237,9 @@ static double read_rate(const char *path, size_t bs)
 }
 
 /* Bytes per second moved by mmap, copy and munmap of bs bytes of path.
- * Opened read-write although mapped read-only: for a read-only file the
- * kernel clears VM_SHARED of a MAP_SHARED mapping, and devfwd.ko refuses a
- * mapping without it (EINVAL, as for MAP_PRIVATE). */
+ * Opened read-write although mapped read-only, as when its figures in
+ * docs/devfwd.md were taken (devfwd.ko then refused a shared mapping of a
+ * file opened read-only). */
 static double mmap_rate(const char *path, size_t bs)
 {
 	struct rd r = { .bs = bs, .buf = buf_or_exit(bs) };

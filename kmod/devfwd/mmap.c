@@ -81,7 +81,9 @@ int dfk_mmap(struct file *file, struct vm_area_struct *vma)
 	phys_addr_t phys;
 	int r;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	/* MAP_SHARED is VM_MAYSHARE: the kernel clears VM_SHARED itself when
+	 * the file was opened read-only, and such a mapping is shared too. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL; /* a private copy of device memory means nothing */
 	if (len > U32_MAX || vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT))
 		return -EINVAL;

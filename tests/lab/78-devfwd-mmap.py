@@ -20,6 +20,7 @@ ivshmem-plain) that the backend maps too (policy key `window`).
   mmap fail with EIO, and the guest kernel logs the cause, no oops."""
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -32,7 +33,7 @@ WINDOW = f"/run/devfwd-window-{GUEST}"
 WINDOW_SIZE = 1 << 20
 FAKE_CARD = 7
 RATE, CHANNELS, SECONDS = 48000, 2, 1
-EIO, ENODEV = os.strerror(5), os.strerror(19)
+EIO, ENODEV, EINVAL = os.strerror(5), os.strerror(19), os.strerror(22)
 
 
 guest = lab_guest
@@ -117,6 +118,13 @@ def main():
             fail(f"a guest mapping's bytes did not reach the window file: probe {out!r}, "
                  f"{win.count(171)} bytes 0xab in the window")
         print("fill: 8 KiB written through a guest mapping are in the host's window file", file=sys.stderr)
+
+        # 3b. a file opened read-only maps MAP_SHARED (the kernel clears
+        # VM_SHARED for it, not VM_MAYSHARE); MAP_PRIVATE stays refused.
+        out = gexec("/tmp/probe romap /dev/zerofwd 8192").stdout
+        if not re.search(r"romap=0 first=\d+ munmap=0", out) or f"private=-1 errno={EINVAL}" not in out:
+            fail(f"mmap of a file opened read-only: {out!r}")
+        print("read-only file: MAP_SHARED maps, MAP_PRIVATE refused with EINVAL", file=sys.stderr)
 
         # 4. a fake backend's MMAP replies naming another range: EIO.
         out = gexec("for i in 1 2 3; do /tmp/probe mmap /dev/fake0 8192; echo ---; done", timeout=300).stdout

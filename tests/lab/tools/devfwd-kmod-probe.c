@@ -14,6 +14,9 @@
  *   devfwd-kmod-probe mmap DEV LEN     mmap(MAP_SHARED) LEN bytes at offset 0 twice, each
  *                                      touched and unmapped
  *   devfwd-kmod-probe fill DEV LEN B   mmap LEN bytes, fill them with byte B, unmap
+ *   devfwd-kmod-probe romap DEV LEN    on a file opened read-only: mmap(MAP_SHARED,
+ *                                      PROT_READ) LEN bytes, read one, unmap; then
+ *                                      mmap(MAP_PRIVATE), which must fail
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -290,6 +293,28 @@ static int fill(const char *dev, size_t len, int byte)
 	return 0;
 }
 
+static int romap(const char *dev, size_t len)
+{
+	int fd = open_dev(dev, O_RDONLY);
+	volatile unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	void *q;
+
+	if (p == MAP_FAILED) {
+		printf("romap=-1 errno=%s\n", strerror(errno));
+	} else {
+		int first = p[0];
+
+		printf("romap=0 first=%d munmap=%d\n", first, munmap((void *)p, len));
+	}
+	q = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (q == MAP_FAILED)
+		printf("private=-1 errno=%s\n", strerror(errno));
+	else
+		printf("private=0 munmap=%d\n", munmap(q, len));
+	close(fd);
+	return 0;
+}
+
 static int mapping(const char *dev, size_t len)
 {
 	int fd = open_dev(dev, O_RDWR);
@@ -319,8 +344,10 @@ int main(int argc, char **argv)
 		return garbage(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "fill"))
 		return fill(argv[2], strtoul(argv[3], NULL, 0), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "romap"))
+		return romap(argv[2], strtoul(argv[3], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "mmap"))
 		return mapping(argv[2], strtoul(argv[3], NULL, 0));
-	fprintf(stderr, "usage: devfwd-kmod-probe evdev|events|sigread|readerr|tun|garbage|concurrent|mmap|fill DEV [ARG]\n");
+	fprintf(stderr, "usage: devfwd-kmod-probe evdev|events|sigread|readerr|tun|garbage|concurrent|mmap|romap|fill DEV [ARG]\n");
 	return 2;
 }
